@@ -1,0 +1,89 @@
+# forget: build, test, bench.
+#   make            bin/forget
+#   make test       the whole suite (ends with "N passed, N failed"); SAN=1 for ASan+UBSan
+#   make bench      throughput against the machine's own sgemm peak (and PyTorch when installed)
+#   make fuzz       libFuzzer targets, FUZZ_SECONDS each (clang)
+
+CC      ?= gcc
+SAN     ?= 0
+BUILD   := build/$(if $(filter 1,$(SAN)),san,rel)
+BIN     := bin
+PKGS    := libcjson libpcre2-8 icu-uc libpng zlib
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -Isrc -Itests -MMD -MP
+ifeq ($(SAN),1)
+  CFLAGS_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDFLAGS_SAN := -fsanitize=address,undefined
+  BIN := bin/san
+else
+  CFLAGS_OPT := -O2 -g
+endif
+CFLAGS  += $(CFLAGS_BASE) $(CFLAGS_OPT)
+LDLIBS  += -ldnnl -ljpeg -lm $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDFLAGS += -fopenmp $(LDFLAGS_SAN)
+
+LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
+LIB_ASM  := $(shell find src -name '*.S' | sort)
+CLI_SRC  := $(shell find src/cli -name '*.c' | sort)
+TEST_SRC := $(shell find tests -name '*.c' | sort)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LIB_ASM:%.S=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+DEPS_OK  := build/.deps-ok
+
+.PHONY: all test bench fuzz clean deps
+all: $(BIN)/forget
+
+deps: $(DEPS_OK)
+$(DEPS_OK): scripts/ensure-deps.sh
+	@bash scripts/ensure-deps.sh
+	@mkdir -p build && touch $@
+
+$(BUILD)/%.o: %.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# The BPE merges file is embedded with .incbin; rebuild when it changes.
+$(BUILD)/src/io/embedded_data.o: src/io/embedded_data.S data/bpe_simple_vocab_16e6.txt.gz | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) -c $< -o $@ -Wa,-I. -I.
+
+$(BUILD)/libforget.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/forget: $(CLI_OBJ) $(BUILD)/libforget.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BIN)/forget-tests: $(TEST_OBJ) $(BUILD)/libforget.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# Tests run from the repository root; the reference vectors live in ../shared/clip-ref.
+test: $(BIN)/forget-tests $(BIN)/forget
+	FORGET_BIN=$(BIN)/forget ./$(BIN)/forget-tests $(TESTS)
+
+bench: $(BIN)/forget
+	./$(BIN)/forget bench clip --batch 16
+	@if python3 -c 'import torch' 2>/dev/null; then python3 bench/torch_clip.py --batch 16; \
+	 else echo "PyTorch not installed (Debian python3-torch): no PyTorch comparison"; fi
+
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS := safetensors tokenizer image
+FUZZ_SRC := $(filter-out src/io/embedded_data.S,$(LIB_SRC))
+fuzz: $(DEPS_OK)
+	@bash scripts/ensure-deps.sh --fuzz
+	@mkdir -p build/fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  clang -std=c11 -D_GNU_SOURCE -O1 -g -fopenmp -Isrc -fsanitize=fuzzer,address,undefined \
+	    fuzz/fuzz_$$t.c $(LIB_SRC) src/io/embedded_data.S -Wa,-I. -o build/fuzz/fuzz_$$t $(LDLIBS) || exit 1; \
+	  mkdir -p build/fuzz/corpus_$$t; \
+	  ./build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build/fuzz/corpus_$$t fuzz/seeds/$$t 2>&1 | tail -n 3 || exit 1; \
+	done
+
+clean:
+	rm -rf build bin
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

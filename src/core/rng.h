@@ -1,0 +1,23 @@
+/* Deterministic random numbers: xoshiro256** seeded through splitmix64. Every
+ * random choice in forget takes an Rng the caller owns, so --seed reproduces runs. */
+#ifndef FORGET_RNG_H
+#define FORGET_RNG_H
+
+#include <stdint.h>
+
+typedef struct {
+    uint64_t s[4];
+} Rng;
+
+void rng_seed(Rng *r, uint64_t seed);
+uint64_t rng_u64(Rng *r);
+/* Uniform in [0, 1). */
+float rng_uniform(Rng *r);
+/* Standard normal (Box-Muller). */
+float rng_normal(Rng *r);
+/* Uniform integer in [0, n). */
+uint32_t rng_below(Rng *r, uint32_t n);
+void rng_fill_normal(Rng *r, float *x, long n, float mean, float std);
+void rng_fill_uniform(Rng *r, float *x, long n, float lo, float hi);
+
+#endif
