@@ -1,0 +1,81 @@
+/* CLIP (OpenAI clip/model.py): a ViT image tower and a causal text transformer,
+ * each pre-LN residual blocks, pooled and projected into one embedding space.
+ *
+ * All parameters live in one float32 buffer the model owns; named pointers
+ * point into it (llm.c style), so an optimiser sees one flat vector. Linear
+ * weights are (out, in). The two output projections are kept as (embed, width),
+ * i.e. Hugging Face orientation; OpenAI files store them transposed and the
+ * loader/saver converts. */
+#ifndef FORGET_CLIP_H
+#define FORGET_CLIP_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/ops.h"
+#include "io/safetensors.h"
+
+typedef enum { ACT_QUICKGELU = 0, ACT_GELU = 1 } ClipAct;
+typedef enum { LAYOUT_OPENAI = 0, LAYOUT_HF = 1 } ClipLayout;
+
+typedef struct {
+    int embed_dim;
+    int has_vision, image_res, patch, v_width, v_layers, v_heads;
+    int has_text, context, vocab, t_width, t_layers, t_heads;
+    ClipAct act;
+} ClipConfig;
+
+typedef struct {
+    float *ln1_w, *ln1_b, *qkv_w, *qkv_b, *out_w, *out_b;
+    float *ln2_w, *ln2_b, *fc_w, *fc_b, *proj_w, *proj_b;
+} ClipBlock;
+
+typedef struct {
+    ClipConfig cfg;
+    float *params;
+    long n_params;
+    /* vision */
+    float *conv1_w, *class_emb, *v_pos, *ln_pre_w, *ln_pre_b, *ln_post_w, *ln_post_b, *v_proj;
+    ClipBlock *v_blocks;
+    /* text */
+    float *tok_emb; /* NULL while the table is read row by row from the mapped file */
+    float *t_pos, *ln_final_w, *ln_final_b, *t_proj;
+    ClipBlock *t_blocks;
+    float *logit_scale;
+    /* lazily widened token table (inference): the mapping stays open */
+    SafeTensors *src;
+    const StTensor *tok_src;
+    ClipLayout layout;
+    char src_dtypes[64]; /* e.g. "F32+F16" for info */
+} ClipModel;
+
+typedef struct {
+    int act_override;      /* -1: from metadata ("act"), else ClipAct */
+    int load_token_table;  /* 1: widen the whole token table into params (training) */
+} ClipLoadOpts;
+
+int clip_load(ClipModel *m, const char *path, const ClipLoadOpts *opts, Err *e);
+/* Builds a model with the given config and seeded random weights (CLIP's own init scales). */
+void clip_init_random(ClipModel *m, const ClipConfig *cfg, uint64_t seed);
+void clip_free(ClipModel *m);
+int clip_save(const ClipModel *m, const char *path, ClipLayout layout, StDtype dtype, Err *e);
+/* The named ViT-B/32 configuration and friends: "vit-b-32", "vit-b-16", "tiny". */
+int clip_config_named(ClipConfig *cfg, const char *name);
+long clip_param_count(const ClipConfig *cfg, int vision, int text);
+
+/* Optional view into the forward pass, for tests and debugging: called with each
+ * named intermediate (rows of `cols` floats, sequences described by pk). */
+typedef struct {
+    void (*fn)(void *user, const char *name, const float *x, int rows, int cols, const Packing *pk);
+    void *user;
+} ClipTrace;
+
+/* pixels [B, 3, R, R] normalised; out [B, embed_dim] (not normalised). */
+int clip_encode_image(const ClipModel *m, const float *pixels, int B, float *out, const ClipTrace *tr, Err *e);
+/* ids [N, context] as clip.tokenize returns them; out [N, embed_dim] (not normalised).
+ * Positions after each text's EOT (its largest id) are never computed. */
+int clip_encode_text(const ClipModel *m, const int32_t *ids, int N, float *out, const ClipTrace *tr, Err *e);
+/* logits_per_image [B, N] = exp(logit_scale) * norm(img) @ norm(txt)^T */
+void clip_logits(const ClipModel *m, const float *img, int B, const float *txt, int N, float *logits);
+
+#endif

@@ -1,0 +1,51 @@
+#include "models/transformer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+
+static const float LN_EPS = 1e-5f;
+
+void block_acts_alloc(BlockActs *a, int T, int W, long att_size) {
+    memset(a, 0, sizeof *a);
+    a->ln1 = xalloc_floats((size_t)T * W);
+    a->ln1_mean = xalloc_floats((size_t)T);
+    a->ln1_rstd = xalloc_floats((size_t)T);
+    a->qkv = xalloc_floats((size_t)T * 3 * W);
+    a->att = xalloc_floats((size_t)att_size);
+    a->attn = xalloc_floats((size_t)T * W);
+    a->x_mid = xalloc_floats((size_t)T * W);
+    a->ln2 = xalloc_floats((size_t)T * W);
+    a->ln2_mean = xalloc_floats((size_t)T);
+    a->ln2_rstd = xalloc_floats((size_t)T);
+    a->fc = xalloc_floats((size_t)T * 4 * W);
+    a->act = xalloc_floats((size_t)T * 4 * W);
+    a->tmp = xalloc_floats((size_t)T * W);
+}
+
+void block_acts_free(BlockActs *a) {
+    float *bufs[] = {a->x_in, a->ln1, a->ln1_mean, a->ln1_rstd, a->qkv, a->att, a->attn,
+                     a->x_mid, a->ln2, a->ln2_mean, a->ln2_rstd, a->fc, a->act, a->tmp};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+    memset(a, 0, sizeof *a);
+}
+
+void block_forward(const ClipBlock *b, BlockActs *a, float *x, int T, int W, int H, ClipAct act,
+                   const Packing *pk, int causal) {
+    const long n = (long)T * W;
+    if (a->x_in) memcpy(a->x_in, x, (size_t)n * sizeof(float));
+    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, b->ln1_w, b->ln1_b, T, W, LN_EPS);
+    linear_forward(a->qkv, a->ln1, b->qkv_w, b->qkv_b, T, W, 3 * W);
+    attention_forward(a->attn, a->att, a->qkv, pk, W, H, causal);
+    linear_forward(a->tmp, a->attn, b->out_w, b->out_b, T, W, W);
+    add_forward(a->x_mid, x, a->tmp, n);
+    layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->x_mid, b->ln2_w, b->ln2_b, T, W, LN_EPS);
+    linear_forward(a->fc, a->ln2, b->fc_w, b->fc_b, T, W, 4 * W);
+    if (act == ACT_GELU)
+        gelu_forward(a->act, a->fc, n * 4);
+    else
+        quickgelu_forward(a->act, a->fc, n * 4);
+    linear_forward(a->tmp, a->act, b->proj_w, b->proj_b, T, 4 * W, W);
+    add_forward(x, a->x_mid, a->tmp, n);
+}

@@ -1,0 +1,33 @@
+/* The pre-LN residual block shared by both CLIP towers:
+ *   x = x + out_proj(attention(in_proj(ln_1(x))))
+ *   x = x + c_proj(act(c_fc(ln_2(x))))
+ * on packed sequences. BlockActs holds every activation the backward needs; for
+ * inference one BlockActs is reused by all layers. */
+#ifndef FORGET_TRANSFORMER_H
+#define FORGET_TRANSFORMER_H
+
+#include "core/ops.h"
+#include "models/clip.h"
+
+typedef struct {
+    float *x_in;             /* [T, W] block input (kept only when training) */
+    float *ln1, *ln1_mean, *ln1_rstd;
+    float *qkv;              /* [T, 3W] */
+    float *att;              /* attention weights, packing_att_offsets size */
+    float *attn;             /* [T, W] attention output before out_proj */
+    float *x_mid;            /* [T, W] residual after the attention half */
+    float *ln2, *ln2_mean, *ln2_rstd;
+    float *fc;               /* [T, 4W] pre-activation */
+    float *act;              /* [T, 4W] */
+    float *tmp;              /* [T, W] projection output before the residual add */
+} BlockActs;
+
+/* Allocates every buffer for T rows of width W (att_size floats of attention weights). */
+void block_acts_alloc(BlockActs *a, int T, int W, long att_size);
+void block_acts_free(BlockActs *a);
+
+/* x [T, W] is updated in place (x_in is filled when a->x_in is set). */
+void block_forward(const ClipBlock *b, BlockActs *a, float *x, int T, int W, int H, ClipAct act,
+                   const Packing *pk, int causal);
+
+#endif
