@@ -555,3 +555,22 @@ void clip_logits(const ClipModel *m, const float *img, int B, const float *txt, 
     free(a);
     free(b);
 }
+
+/* ------------------------------------------------------------------ costs */
+
+static double block_flops(int T, int W, double att_pairs) {
+    /* qkv, out_proj, c_fc, c_proj; then QK^T and PV over the attended pairs */
+    return 2.0 * T * W * (3.0 * W + W + 4.0 * W + 4.0 * W) + 4.0 * att_pairs * W;
+}
+
+double clip_image_flops(const ClipConfig *c) {
+    const int G = c->image_res / c->patch, S = G * G + 1;
+    double f = 2.0 * G * G * (3.0 * c->patch * c->patch) * c->v_width;
+    f += c->v_layers * block_flops(S, c->v_width, (double)S * S);
+    return f + 2.0 * c->v_width * c->embed_dim;
+}
+
+double clip_text_flops(const ClipConfig *c, int tokens) {
+    double pairs = (double)tokens * (tokens + 1) / 2; /* causal: position i attends to i+1 keys */
+    return c->t_layers * block_flops(tokens, c->t_width, pairs) + 2.0 * c->t_width * c->embed_dim;
+}

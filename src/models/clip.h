@@ -78,4 +78,9 @@ int clip_encode_text(const ClipModel *m, const int32_t *ids, int N, float *out, 
 /* logits_per_image [B, N] = exp(logit_scale) * norm(img) @ norm(txt)^T */
 void clip_logits(const ClipModel *m, const float *img, int B, const float *txt, int N, float *logits);
 
+/* Floating-point operations (multiply + add = 2) of one image / one text of
+ * `tokens` positions, counting the work this implementation does. */
+double clip_image_flops(const ClipConfig *c);
+double clip_text_flops(const ClipConfig *c, int tokens);
+
 #endif

@@ -1,0 +1,86 @@
+#include "cli/cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/threads.h"
+
+int cli_error(const char *cmd, int code, const char *fmt, ...) {
+    fprintf(stderr, "forget %s: ", cmd);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        cli_error(cmd, EXIT_USAGE, "option %s needs a value (see forget help %s)", argv[*i], cmd);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) {
+        cli_error(cmd, EXIT_USAGE, "%s expects an integer in %ld..%ld, got \"%s\"", opt, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_common(const Command *c, int argc, char **argv, int *i, int *done, int *bad) {
+    const char *a = argv[*i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        fputs(c->help, stdout);
+        *done = 1;
+        return 1;
+    }
+    if (strcmp(a, "--threads") == 0) {
+        const char *v = cli_value(c->name, argc, argv, i);
+        long n;
+        if (!v || cli_int(c->name, "--threads", v, 0, 4096, &n) != 0) {
+            *bad = 1;
+            return 1;
+        }
+        threads_set((int)n);
+        return 1;
+    }
+    return 0;
+}
+
+int cli_load_model(const char *cmd, const char *path, ClipModel *m, int act_override) {
+    Err e = {{0}};
+    ClipLoadOpts o = {.act_override = act_override, .load_token_table = 0};
+    if (clip_load(m, path, &o, &e) != 0) return cli_error(cmd, EXIT_WORK, "%s", e.msg);
+    return 0;
+}
+
+char **cli_split(const char *s, char sep, int *n) {
+    size_t len = strlen(s);
+    int parts = 1;
+    for (const char *p = s; *p; p++) parts += *p == sep;
+    char **out = malloc(sizeof(char *) * (size_t)(parts + 1) + len + 1);
+    char *buf = (char *)(out + parts + 1);
+    memcpy(buf, s, len + 1);
+    int k = 0;
+    for (char *tok = buf;;) {
+        char *next = strchr(tok, sep);
+        if (next) *next = 0;
+        while (*tok == ' ') tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && end[-1] == ' ') *--end = 0;
+        out[k++] = tok;
+        if (!next) break;
+        tok = next + 1;
+    }
+    out[k] = NULL;
+    *n = k;
+    return out;
+}

@@ -1,0 +1,36 @@
+/* Shared pieces of the `forget` subcommands: the command table, option parsing
+ * with clear errors, and loaders that every command uses the same way. */
+#ifndef FORGET_CLI_H
+#define FORGET_CLI_H
+
+#include <stdio.h>
+
+#include "models/clip.h"
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    const char *help; /* full usage text */
+    int (*run)(int argc, char **argv);
+} Command;
+
+const Command *cli_find(const char *name);
+void cli_list(FILE *f);
+
+/* Exit codes: 0 ok, 1 the work failed (bad file, ...), 2 bad command line. */
+enum { EXIT_WORK = 1, EXIT_USAGE = 2 };
+
+/* Prints "forget CMD: message" to stderr and returns code. */
+int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The value after option argv[*i]; NULL (and an error printed) when missing. */
+const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+/* Integer option value within [lo, hi]; -1 with an error printed when not. */
+int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+/* Handles --help/-h and --threads N; returns 1 if argv[*i] was one of them (help printed: *done=1). */
+int cli_common(const Command *c, int argc, char **argv, int *i, int *done, int *bad);
+/* Loads a model, printing the error; 0 on success. */
+int cli_load_model(const char *cmd, const char *path, ClipModel *m, int act_override);
+/* Splits "a,b,c" into a NULL-terminated malloc'd array of trimmed strings (one block; free once). */
+char **cli_split(const char *s, char sep, int *n);
+
+#endif

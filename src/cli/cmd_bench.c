@@ -1,0 +1,189 @@
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/gemm.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "io/tokenizer.h"
+
+static int run(int argc, char **argv);
+
+const Command cmd_bench = {
+    "bench", "throughput against the machine's own sgemm peak",
+    "usage: forget bench clip [--config vit-b-32|vit-b-16|tiny] [--batch 16] [--iters 5] [--json] [--threads N]\n"
+    "\n"
+    "Builds a CLIP of the named shape with seeded random weights in memory and\n"
+    "measures, in one run: the machine's sgemm GFLOP/s (2048^3 through the same GEMM\n"
+    "backend), image encoding (images/s), text encoding of 77-token prompts and of\n"
+    "short prompts (\"a photo of a {class}.\"), the GFLOP/s each achieves and its\n"
+    "ratio to the sgemm peak. Times are medians over --iters runs after one warm-up.\n",
+    run};
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double sgemm_peak(int iters) {
+    const int n = 2048;
+    float *a = xalloc_floats((size_t)n * n), *b = xalloc_floats((size_t)n * n), *c = xalloc_floats((size_t)n * n);
+    Rng r;
+    rng_seed(&r, 1);
+    rng_fill_uniform(&r, a, (long)n * n, -1, 1);
+    rng_fill_uniform(&r, b, (long)n * n, -1, 1);
+    sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
+    double *t = malloc(sizeof(double) * (size_t)iters);
+    for (int i = 0; i < iters; i++) {
+        double t0 = now_seconds();
+        sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
+        t[i] = now_seconds() - t0;
+    }
+    double med = median(t, iters);
+    free(a), free(b), free(c), free(t);
+    return 2.0 * n * n * n / med / 1e9;
+}
+
+typedef struct {
+    double per_s, gflops, seconds;
+} Rate;
+
+static Rate time_images(const ClipModel *m, int B, int iters) {
+    const int R = m->cfg.image_res;
+    float *px = xalloc_floats((size_t)B * 3 * R * R), *out = xalloc_floats((size_t)B * m->cfg.embed_dim);
+    Rng r;
+    rng_seed(&r, 2);
+    rng_fill_normal(&r, px, (long)B * 3 * R * R, 0, 1);
+    Err e;
+    clip_encode_image(m, px, B, out, NULL, &e);
+    double *t = malloc(sizeof(double) * (size_t)iters);
+    for (int i = 0; i < iters; i++) {
+        double t0 = now_seconds();
+        clip_encode_image(m, px, B, out, NULL, &e);
+        t[i] = now_seconds() - t0;
+    }
+    double med = median(t, iters);
+    free(px), free(out), free(t);
+    return (Rate){B / med, B * clip_image_flops(&m->cfg) / med / 1e9, med};
+}
+
+static Rate time_texts(const ClipModel *m, const int32_t *ids, int N, int iters, double flops) {
+    float *out = xalloc_floats((size_t)N * m->cfg.embed_dim);
+    Err e;
+    clip_encode_text(m, ids, N, out, NULL, &e);
+    double *t = malloc(sizeof(double) * (size_t)iters);
+    for (int i = 0; i < iters; i++) {
+        double t0 = now_seconds();
+        clip_encode_text(m, ids, N, out, NULL, &e);
+        t[i] = now_seconds() - t0;
+    }
+    double med = median(t, iters);
+    free(out), free(t);
+    return (Rate){N / med, flops / med / 1e9, med};
+}
+
+static int run(int argc, char **argv) {
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(cmd_bench.help, stdout);
+        return 0;
+    }
+    if (argc < 2 || strcmp(argv[1], "clip") != 0)
+        return cli_error("bench", EXIT_USAGE, "what to benchmark? (forget bench clip; forget help bench)");
+    const char *config = "vit-b-32";
+    long batch = 16, iters = 5;
+    int json = 0, done = 0, bad = 0;
+    for (int i = 2; i < argc; i++) {
+        if (cli_common(&cmd_bench, argc, argv, &i, &done, &bad)) {
+            if (done) return 0;
+            if (bad) return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--config") == 0) {
+            if (!(config = cli_value("bench", argc, argv, &i))) return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--batch") == 0) {
+            const char *v = cli_value("bench", argc, argv, &i);
+            if (!v || cli_int("bench", "--batch", v, 1, 4096, &batch)) return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--iters") == 0) {
+            const char *v = cli_value("bench", argc, argv, &i);
+            if (!v || cli_int("bench", "--iters", v, 1, 1000, &iters)) return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else {
+            return cli_error("bench", EXIT_USAGE, "unknown argument %s (forget help bench)", argv[i]);
+        }
+    }
+    ClipConfig cfg;
+    if (clip_config_named(&cfg, config) != 0)
+        return cli_error("bench", EXIT_USAGE, "unknown --config \"%s\" (vit-b-32, vit-b-16, tiny)", config);
+    if (!json) fprintf(stderr, "building %s with random weights...\n", config);
+    ClipModel m;
+    clip_init_random(&m, &cfg, 42);
+    double peak = sgemm_peak((int)iters);
+    if (!json) fprintf(stderr, "sgemm peak %.1f GFLOP/s; timing images...\n", peak);
+    Rate img = time_images(&m, (int)batch, (int)iters);
+
+    /* 77-token prompts: 75 random BPE ids between SOT and EOT */
+    const int N = (int)batch, ctx = cfg.context;
+    int32_t *ids = calloc((size_t)N * ctx, sizeof(int32_t));
+    Rng r;
+    rng_seed(&r, 3);
+    for (int n = 0; n < N; n++) {
+        ids[(size_t)n * ctx] = CLIP_SOT;
+        for (int k = 1; k < ctx - 1; k++) ids[(size_t)n * ctx + k] = 1000 + (int32_t)rng_below(&r, 40000);
+        ids[(size_t)n * ctx + ctx - 1] = CLIP_EOT;
+    }
+    Rate long_t = time_texts(&m, ids, N, (int)iters, N * clip_text_flops(&cfg, ctx));
+
+    static const char *classes[] = {"t-shirt", "trouser", "pullover", "dress", "coat",
+                                    "sandal", "shirt", "sneaker", "bag", "ankle boot"};
+    Tokenizer t;
+    Err e = {{0}};
+    if (tokenizer_init(&t, &e) != 0) return cli_error("bench", EXIT_WORK, "%s", e.msg);
+    double short_flops = 0;
+    int short_tokens = 0;
+    for (int n = 0; n < N; n++) {
+        char text[64];
+        snprintf(text, sizeof text, "a photo of a %s.", classes[n % 10]);
+        int len = tokenizer_tokenize(&t, text, ctx, ids + (size_t)n * ctx, &e);
+        short_flops += clip_text_flops(&cfg, len);
+        short_tokens += len;
+    }
+    tokenizer_free(&t);
+    Rate short_t = time_texts(&m, ids, N, (int)iters, short_flops);
+    free(ids);
+
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "config", config);
+        cJSON_AddNumberToObject(o, "threads", threads_get());
+        cJSON_AddNumberToObject(o, "batch", (double)batch);
+        cJSON_AddNumberToObject(o, "sgemm_gflops", peak);
+        cJSON_AddNumberToObject(o, "images_per_s", img.per_s);
+        cJSON_AddNumberToObject(o, "image_gflops", img.gflops);
+        cJSON_AddNumberToObject(o, "image_peak_ratio", img.gflops / peak);
+        cJSON_AddNumberToObject(o, "texts77_per_s", long_t.per_s);
+        cJSON_AddNumberToObject(o, "text77_gflops", long_t.gflops);
+        cJSON_AddNumberToObject(o, "short_texts_per_s", short_t.per_s);
+        cJSON_AddNumberToObject(o, "short_text_mean_tokens", (double)short_tokens / N);
+        cJSON_AddNumberToObject(o, "short_text_gflops", short_t.gflops);
+        char *s = cJSON_PrintUnformatted(o);
+        puts(s);
+        free(s);
+        cJSON_Delete(o);
+    } else {
+        printf("forget bench clip: %s, batch %ld, %d threads, medians of %ld runs\n", config, batch, threads_get(), iters);
+        printf("  sgemm (2048^3)          %8.1f GFLOP/s   (machine peak, this run)\n", peak);
+        printf("  images                  %8.1f /s        %6.1f GFLOP/s  %5.1f%% of sgemm peak  (%.2f GFLOP/image)\n",
+               img.per_s, img.gflops, 100 * img.gflops / peak, clip_image_flops(&cfg) / 1e9);
+        printf("  texts, 77 tokens        %8.1f /s        %6.1f GFLOP/s  %5.1f%% of sgemm peak\n", long_t.per_s,
+               long_t.gflops, 100 * long_t.gflops / peak);
+        printf("  texts, short (%.1f tok)  %8.1f /s        %6.1f GFLOP/s  %5.1f%% of sgemm peak\n",
+               (double)short_tokens / N, short_t.per_s, short_t.gflops, 100 * short_t.gflops / peak);
+    }
+    clip_free(&m);
+    return 0;
+}

@@ -1,0 +1,120 @@
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/ops.h"
+#include "models/clip_encode.h"
+
+static int run(int argc, char **argv);
+
+const Command cmd_classify = {
+    "classify", "zero-shot classification of images",
+    "usage: forget classify --model FILE --image PATH... --labels \"a,b,c\"\n"
+    "                       [--template \"a photo of a {}.\"] [--top K] [--json]\n"
+    "\n"
+    "Scores each image against one prompt per label (the template with {} replaced\n"
+    "by the label) and prints the top K labels with their probabilities\n"
+    "(softmax of exp(logit_scale) x cosine similarity, as CLIP does).\n"
+    "With --json: one object per image per line: {\"image\", \"top\": [{\"label\", \"prob\"}...]}.\n",
+    run};
+
+static char *fill_template(const char *tpl, const char *label) {
+    const char *at = strstr(tpl, "{}");
+    size_t n = strlen(tpl) + strlen(label) + 1;
+    char *s = malloc(n);
+    if (!at) snprintf(s, n, "%s", tpl);
+    else snprintf(s, n, "%.*s%s%s", (int)(at - tpl), tpl, label, at + 2);
+    return s;
+}
+
+static int run(int argc, char **argv) {
+    const char *model = NULL, *labels = NULL, *tpl = "a photo of a {}.";
+    const char **images = NULL;
+    int n_img = 0, json = 0, done = 0, bad = 0;
+    long top = 5;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_common(&cmd_classify, argc, argv, &i, &done, &bad)) {
+            if (done) return 0;
+            if (bad) return EXIT_USAGE;
+        } else if (strcmp(a, "--model") == 0) {
+            if (!(model = cli_value("classify", argc, argv, &i))) return EXIT_USAGE;
+        } else if (strcmp(a, "--labels") == 0) {
+            if (!(labels = cli_value("classify", argc, argv, &i))) return EXIT_USAGE;
+        } else if (strcmp(a, "--template") == 0) {
+            if (!(tpl = cli_value("classify", argc, argv, &i))) return EXIT_USAGE;
+        } else if (strcmp(a, "--top") == 0) {
+            const char *v = cli_value("classify", argc, argv, &i);
+            if (!v || cli_int("classify", "--top", v, 1, 1000000, &top)) return EXIT_USAGE;
+        } else if (strcmp(a, "--json") == 0) {
+            json = 1;
+        } else if (strcmp(a, "--image") == 0) {
+            images = (const char **)(argv + i + 1);
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) i++, n_img++;
+        } else {
+            return cli_error("classify", EXIT_USAGE, "unknown argument %s (forget help classify)", a);
+        }
+    }
+    if (!model || !labels || n_img == 0)
+        return cli_error("classify", EXIT_USAGE, "--model, --labels and at least one --image are required");
+    int n_lab;
+    char **lab = cli_split(labels, ',', &n_lab);
+    for (int k = 0; k < n_lab; k++)
+        if (!*lab[k]) {
+            free(lab);
+            return cli_error("classify", EXIT_USAGE, "--labels: label %d is empty in \"%s\"", k + 1, labels);
+        }
+    if (top > n_lab) top = n_lab;
+    ClipModel m;
+    if (cli_load_model("classify", model, &m, -1)) {
+        free(lab);
+        return EXIT_WORK;
+    }
+    const int E = m.cfg.embed_dim;
+    char **prompts = malloc(sizeof(char *) * (size_t)n_lab);
+    for (int k = 0; k < n_lab; k++) prompts[k] = fill_template(tpl, lab[k]);
+    float *tf = malloc(sizeof(float) * (size_t)n_lab * E), *imf = malloc(sizeof(float) * (size_t)n_img * E);
+    float *logits = malloc(sizeof(float) * (size_t)n_img * n_lab), *prob = malloc(sizeof(float) * (size_t)n_lab);
+    Tokenizer t;
+    Err e = {{0}};
+    int rc = 0;
+    if (tokenizer_init(&t, &e) != 0 || clip_encode_texts(&m, &t, (const char *const *)prompts, n_lab, tf, &e) != 0 ||
+        clip_encode_image_files(&m, images, n_img, imf, &e) != 0) {
+        rc = cli_error("classify", EXIT_WORK, "%s", e.msg);
+    } else {
+        clip_logits(&m, imf, n_img, tf, n_lab, logits);
+        for (int i = 0; i < n_img; i++) {
+            softmax_forward(prob, logits + (size_t)i * n_lab, 1, n_lab);
+            cJSON *row = cJSON_CreateObject();
+            cJSON_AddStringToObject(row, "image", images[i]);
+            cJSON *arr = cJSON_AddArrayToObject(row, "top");
+            if (!json) printf("%s\n", images[i]);
+            for (int r = 0; r < top; r++) {
+                int best = -1;
+                for (int k = 0; k < n_lab; k++)
+                    if (prob[k] >= 0 && (best < 0 || prob[k] > prob[best])) best = k;
+                if (json) {
+                    cJSON *o = cJSON_CreateObject();
+                    cJSON_AddStringToObject(o, "label", lab[best]);
+                    cJSON_AddNumberToObject(o, "prob", prob[best]);
+                    cJSON_AddItemToArray(arr, o);
+                } else {
+                    printf("  %6.2f%%  %s\n", 100.0 * prob[best], lab[best]);
+                }
+                prob[best] = -1;
+            }
+            if (json) {
+                char *s = cJSON_PrintUnformatted(row);
+                puts(s);
+                free(s);
+            }
+            cJSON_Delete(row);
+        }
+    }
+    tokenizer_free(&t);
+    for (int k = 0; k < n_lab; k++) free(prompts[k]);
+    free(prompts), free(tf), free(imf), free(logits), free(prob), free(lab);
+    clip_free(&m);
+    return rc;
+}

@@ -1,0 +1,85 @@
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static int run(int argc, char **argv);
+
+const Command cmd_info = {
+    "info", "architecture, parameter count, dtype and layout of a checkpoint",
+    "usage: forget info --model FILE [--json]\n"
+    "\n"
+    "Loads a CLIP safetensors checkpoint (OpenAI/open_clip or Hugging Face key layout)\n"
+    "and prints what was inferred from its tensor shapes and __metadata__.\n",
+    run};
+
+static int run(int argc, char **argv) {
+    const char *model = NULL;
+    int json = 0, done = 0, bad = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_common(&cmd_info, argc, argv, &i, &done, &bad)) {
+            if (done) return 0;
+            if (bad) return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--model") == 0) {
+            if (!(model = cli_value("info", argc, argv, &i))) return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else {
+            return cli_error("info", EXIT_USAGE, "unknown argument %s (forget help info)", argv[i]);
+        }
+    }
+    if (!model) return cli_error("info", EXIT_USAGE, "--model FILE is required");
+    ClipModel m;
+    if (cli_load_model("info", model, &m, -1)) return EXIT_WORK;
+    const ClipConfig *c = &m.cfg;
+    long pv = clip_param_count(c, 1, 0), pt = clip_param_count(c, 0, 1);
+    const char *layout = m.layout == LAYOUT_OPENAI ? "openai" : "hf";
+    const char *act = c->act == ACT_GELU ? "gelu" : "quickgelu";
+    if (json) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "model", model);
+        cJSON_AddStringToObject(r, "layout", layout);
+        cJSON_AddStringToObject(r, "dtype", m.src_dtypes);
+        cJSON_AddStringToObject(r, "activation", act);
+        cJSON_AddNumberToObject(r, "embed_dim", c->embed_dim);
+        cJSON_AddNumberToObject(r, "params", (double)(pv + pt));
+        if (c->has_vision) {
+            cJSON *v = cJSON_AddObjectToObject(r, "vision");
+            cJSON_AddNumberToObject(v, "image_resolution", c->image_res);
+            cJSON_AddNumberToObject(v, "patch_size", c->patch);
+            cJSON_AddNumberToObject(v, "width", c->v_width);
+            cJSON_AddNumberToObject(v, "layers", c->v_layers);
+            cJSON_AddNumberToObject(v, "heads", c->v_heads);
+            cJSON_AddNumberToObject(v, "params", (double)pv);
+        }
+        if (c->has_text) {
+            cJSON *t = cJSON_AddObjectToObject(r, "text");
+            cJSON_AddNumberToObject(t, "context_length", c->context);
+            cJSON_AddNumberToObject(t, "vocab_size", c->vocab);
+            cJSON_AddNumberToObject(t, "width", c->t_width);
+            cJSON_AddNumberToObject(t, "layers", c->t_layers);
+            cJSON_AddNumberToObject(t, "heads", c->t_heads);
+            cJSON_AddNumberToObject(t, "params", (double)pt);
+        }
+        char *s = cJSON_PrintUnformatted(r);
+        puts(s);
+        free(s);
+        cJSON_Delete(r);
+    } else {
+        printf("model       %s\nlayout      %s\ndtype       %s\nactivation  %s\nembed_dim   %d\nparameters  %.2fM\n",
+               model, layout, m.src_dtypes, act, c->embed_dim, (pv + pt) / 1e6);
+        if (c->has_vision)
+            printf("vision      %dx%d input, patch %d, width %d, %d layers, %d heads, %.2fM params\n", c->image_res,
+                   c->image_res, c->patch, c->v_width, c->v_layers, c->v_heads, pv / 1e6);
+        else
+            printf("vision      none\n");
+        if (c->has_text)
+            printf("text        context %d, vocab %d, width %d, %d layers, %d heads, %.2fM params\n", c->context,
+                   c->vocab, c->t_width, c->t_layers, c->t_heads, pt / 1e6);
+        else
+            printf("text        none\n");
+    }
+    clip_free(&m);
+    return 0;
+}

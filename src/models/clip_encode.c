@@ -1,0 +1,43 @@
+#include "models/clip_encode.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/image.h"
+#include "io/preprocess.h"
+
+int clip_encode_texts(const ClipModel *m, const Tokenizer *t, const char *const *texts, int n, float *out, Err *e) {
+    const int ctx = m->cfg.context, E = m->cfg.embed_dim;
+    if (!m->cfg.has_text) return err_set(e, "this model has no text tower");
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)ctx * CLIP_ENCODE_BATCH);
+    int rc = 0;
+    for (int b0 = 0; b0 < n && rc == 0; b0 += CLIP_ENCODE_BATCH) {
+        int nb = n - b0 < CLIP_ENCODE_BATCH ? n - b0 : CLIP_ENCODE_BATCH;
+        for (int i = 0; i < nb && rc == 0; i++)
+            if (tokenizer_tokenize(t, texts[b0 + i], ctx, ids + (size_t)i * ctx, e) < 0)
+                rc = err_prefix(e, "text %d: ", b0 + i);
+        if (rc == 0) rc = clip_encode_text(m, ids, nb, out + (size_t)b0 * E, NULL, e);
+    }
+    free(ids);
+    return rc;
+}
+
+int clip_encode_image_files(const ClipModel *m, const char *const *paths, int n, float *out, Err *e) {
+    if (!m->cfg.has_vision) return err_set(e, "this model has no image tower");
+    const int R = m->cfg.image_res, E = m->cfg.embed_dim;
+    const size_t per = (size_t)3 * R * R;
+    float *px = malloc(sizeof(float) * per * CLIP_ENCODE_BATCH);
+    int rc = 0;
+    for (int b0 = 0; b0 < n && rc == 0; b0 += CLIP_ENCODE_BATCH) {
+        int nb = n - b0 < CLIP_ENCODE_BATCH ? n - b0 : CLIP_ENCODE_BATCH;
+        for (int i = 0; i < nb && rc == 0; i++) {
+            Image8 im;
+            if ((rc = image_load(&im, paths[b0 + i], e)) != 0) break;
+            clip_preprocess(&im, R, px + per * i);
+            image_free(&im);
+        }
+        if (rc == 0) rc = clip_encode_image(m, px, nb, out + (size_t)b0 * E, NULL, e);
+    }
+    free(px);
+    return rc;
+}

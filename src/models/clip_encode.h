@@ -1,0 +1,16 @@
+/* Texts and image files straight to CLIP features: tokenising with the model's
+ * context length, decoding + the CLIP transform at the model's resolution, and
+ * batching so memory stays bounded whatever the count. */
+#ifndef FORGET_CLIP_ENCODE_H
+#define FORGET_CLIP_ENCODE_H
+
+#include "io/tokenizer.h"
+#include "models/clip.h"
+
+enum { CLIP_ENCODE_BATCH = 32 };
+
+/* out [n, embed_dim], unnormalised. */
+int clip_encode_texts(const ClipModel *m, const Tokenizer *t, const char *const *texts, int n, float *out, Err *e);
+int clip_encode_image_files(const ClipModel *m, const char *const *paths, int n, float *out, Err *e);
+
+#endif
