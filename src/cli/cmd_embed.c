@@ -46,6 +46,7 @@ static int read_pixels(const char *path, const char *shape, int R, float **px, i
     fclose(f);
     if (got != want) {
         free(*px);
+        *px = NULL;
         return cli_error("embed", EXIT_WORK, "%s: holds %zu floats, --shape %s needs exactly %zu", path, got, shape, want);
     }
     *count = n;

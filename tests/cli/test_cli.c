@@ -1,0 +1,151 @@
+/* The forget binary end to end: each command's output, exit codes and errors. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "test.h"
+
+static const char *bin(void) {
+    const char *b = getenv("FORGET_BIN");
+    return b && *b ? b : "bin/forget";
+}
+
+/* Runs `forget ARGS` through the shell; returns the exit code, output in *out (malloc'd). */
+static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int run(char **out, const char *fmt, ...) {
+    char args[4096], cmd[4200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin(), args);
+    FILE *p = popen(cmd, "r");
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = malloc(cap);
+    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    int st = pclose(p);
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(cli_help_for_every_command) {
+    static const char *cmds[] = {"tokenize", "embed", "preprocess", "classify", "info", "convert", "init", "bench"};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        char *o;
+        CHECK_INT(run(&o, "help %s", cmds[i]), 0);
+        CHECK_MSG(strstr(o, "usage: forget") != NULL, "help %s: %s", cmds[i], o);
+        free(o);
+        CHECK_INT(run(&o, "%s --help", cmds[i]), 0);
+        CHECK(strstr(o, "usage: forget") != NULL);
+        free(o);
+    }
+    char *o;
+    CHECK_INT(run(&o, "frobnicate"), 2);
+    CHECK(strstr(o, "no command \"frobnicate\""));
+    free(o);
+    CHECK_INT(run(NULL, "embed --bogus"), 2);
+}
+
+TEST(cli_tokenize_matches_reference_lines) {
+    char *o;
+    CHECK_INT(run(&o, "tokenize 'a photo of a cat.' 'A Dog'\"'\"'s life!!! 123 &amp; more'"), 0);
+    CHECK_MSG(strcmp(o, "49406 320 1125 539 320 2368 269 49407\n49406 320 1929 568 970 995 272 273 274 261 750 49407\n") == 0,
+              "got: %s", o);
+    free(o);
+    char path[512];
+    snprintf(path, sizeof path, "%s/t.jsonl", scratch_dir());
+    FILE *f = fopen(path, "w");
+    fputs("\"a diagram\"\n\"\"\n", f);
+    fclose(f);
+    CHECK_INT(run(&o, "tokenize --json --jsonl %s", path), 0);
+    CHECK_MSG(strcmp(o, "[49406,320,22697,49407]\n[49406,49407]\n") == 0, "got: %s", o);
+    free(o);
+    f = fopen(path, "w");
+    fputs("\"ok\"\nnot json\n", f);
+    fclose(f);
+    CHECK_INT(run(&o, "tokenize --jsonl %s", path), 1);
+    CHECK_MSG(strstr(o, ":2: expected one JSON string") != NULL, "got: %s", o);
+    free(o);
+    CHECK_INT(run(&o, "tokenize --context 1 x"), 2);
+    free(o);
+}
+
+TEST(cli_embed_classify_info_convert_on_tiny_model) {
+    char model[1024], *o;
+    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
+    CHECK_INT(run(&o, "info --model %s --json", model), 0);
+    CHECK_MSG(strstr(o, "\"layout\":\"openai\"") && strstr(o, "\"heads\":2"), "got: %s", o);
+    free(o);
+
+    /* embed --pixels with the reference images gives the reference features */
+    char out[512], px[1024];
+    snprintf(out, sizeof out, "%s/f.f32", scratch_dir());
+    snprintf(px, sizeof px, "%s/tiny/images.f32", ref_dir());
+    CHECK_INT(run(&o, "embed --model %s --pixels %s --shape 4,3,32,32 --out %s", model, px, out), 0);
+    free(o);
+    size_t n;
+    float *got = read_whole(out, &n), *want = read_ref("tiny/image_features.f32", NULL);
+    CHECK_INT(n, 4 * 32 * 4);
+    if (got && want && n == 4 * 32 * 4) CHECK_CLOSE(got, want, 4 * 32, 1e-4, 1e-4);
+    free(got);
+    free(want);
+    CHECK_INT(run(&o, "embed --model %s --pixels %s --shape 5,3,32,32", model, px), 1);
+    CHECK(strstr(o, "holds 12288 floats"));
+    free(o);
+
+    /* text features of the first reference text */
+    CHECK_INT(run(&o, "embed --model %s --text 'a photo of a cat.' --json", model), 0);
+    CHECK(strstr(o, "\"kind\":\"text\"") && strstr(o, "\"dim\":32"));
+    free(o);
+
+    /* classify real PNGs */
+    CHECK_INT(run(&o, "classify --model %s --image %s/preprocess/rgb_50x37.png %s/preprocess/gray_181x257.png "
+                      "--labels 'cat, dog,bird' --top 2 --json",
+                  model, ref_dir(), ref_dir()),
+              0);
+    CHECK_MSG(strstr(o, "\"top\":[{\"label\":") && strstr(o, "gray_181x257.png"), "got: %s", o);
+    free(o);
+    CHECK_INT(run(&o, "classify --model %s --image /nonexistent.png --labels a,b", model), 1);
+    CHECK(strstr(o, "/nonexistent.png"));
+    free(o);
+
+    /* convert to HF + f16 and back: info reports the layout, features stay close */
+    char hf[512];
+    snprintf(hf, sizeof hf, "%s/hf.safetensors", scratch_dir());
+    CHECK_INT(run(&o, "convert --model %s --out %s --layout hf --dtype f16", model, hf), 0);
+    free(o);
+    CHECK_INT(run(&o, "info --model %s", hf), 0);
+    CHECK(strstr(o, "layout      hf") && strstr(o, "F16"));
+    free(o);
+    CHECK_INT(run(&o, "convert --model %s --out %s --layout weird", model, hf), 2);
+    free(o);
+    CHECK_INT(run(&o, "info --model %s/tokenizer.tsv", ref_dir()), 1);
+    CHECK(strstr(o, "tokenizer.tsv"));
+    free(o);
+}
+
+TEST(cli_preprocess_writes_reference_tensor) {
+    char out[512], *o;
+    snprintf(out, sizeof out, "%s/p.f32", scratch_dir());
+    CHECK_INT(run(&o, "preprocess --size 224 --image %s/preprocess/rgba_97x160.png --out %s", ref_dir(), out), 0);
+    free(o);
+    size_t n;
+    float *got = read_whole(out, &n), *want = read_ref("preprocess/rgba_97x160.f32", NULL);
+    CHECK_INT(n, 3 * 224 * 224 * 4);
+    if (got && want && n == 3 * 224 * 224 * 4) CHECK_CLOSE(got, want, 3 * 224 * 224, 1e-4, 0);
+    free(got);
+    free(want);
+}
+
+TEST(cli_bench_tiny_json) {
+    char *o;
+    CHECK_INT(run(&o, "bench clip --config tiny --batch 4 --iters 1 --json"), 0);
+    CHECK_MSG(strstr(o, "\"images_per_s\":") && strstr(o, "\"sgemm_gflops\":"), "got: %s", o);
+    free(o);
+}
