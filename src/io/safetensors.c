@@ -136,35 +136,37 @@ static int parse_metadata(SafeTensors *st, const cJSON *meta, Err *e) {
 
 int st_parse(SafeTensors *st, const uint8_t *buf, size_t len, const char *name, Err *e) {
     memset(st, 0, sizeof *st);
-    st->path = xstrdup(name ? name : "<memory>");
-    st->map = (uint8_t *)buf;
-    st->size = len;
-    if (len < 8) return err_set(e, "%s: file is %zu bytes, shorter than the 8-byte header length", st->path, len);
+    const char *path = name ? name : "<memory>";
+    if (len < 8) return err_set(e, "%s: file is %zu bytes, shorter than the 8-byte header length", path, len);
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = (n << 8) | buf[i];
     if (n > ST_MAX_HEADER)
-        return err_set(e, "%s: header length %llu at byte 0 exceeds the %d-byte limit", st->path, (unsigned long long)n,
+        return err_set(e, "%s: header length %llu at byte 0 exceeds the %d-byte limit", path, (unsigned long long)n,
                        ST_MAX_HEADER);
     if (n > len - 8)
-        return err_set(e, "%s: header length %llu at byte 0 is past the end of the %zu-byte file", st->path,
+        return err_set(e, "%s: header length %llu at byte 0 is past the end of the %zu-byte file", path,
                        (unsigned long long)n, len);
-    if (n < 2 || buf[8] != '{') return err_set(e, "%s: byte 8: header must start with '{'", st->path);
+    if (n < 2 || buf[8] != '{') return err_set(e, "%s: byte 8: header must start with '{'", path);
+    st->path = xstrdup(path);
+    st->map = (uint8_t *)buf;
+    st->size = len;
     st->data_start = 8 + (size_t)n;
     const uint64_t data_len = len - st->data_start;
 
     const char *hdr = (const char *)buf + 8, *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)n, &end, 0);
+    int rc = 0;
     if (!root) {
         size_t at = end && end >= hdr ? (size_t)(end - hdr) : 0;
-        return err_set(e, "%s: byte %zu: header is not valid JSON", st->path, 8 + at);
+        rc = err_set(e, "%s: byte %zu: header is not valid JSON", st->path, 8 + at);
+        goto done;
     }
     for (const char *p = end; p < hdr + n; p++)
         if (*p != ' ') {
-            cJSON_Delete(root);
-            return err_set(e, "%s: byte %zu: unexpected data after the header JSON (only space padding allowed)",
-                           st->path, (size_t)(8 + (p - hdr)));
+            rc = err_set(e, "%s: byte %zu: unexpected data after the header JSON (only space padding allowed)",
+                         st->path, (size_t)(8 + (p - hdr)));
+            goto done;
         }
-    int rc = 0;
     if (!cJSON_IsObject(root)) {
         rc = err_set(e, "%s: byte 8: header is not a JSON object", st->path);
         goto done;
@@ -217,7 +219,11 @@ prefixed:
     if (rc) err_prefix(e, "%s: ", st->path);
 done:
     cJSON_Delete(root);
-    if (rc) free_parsed(st);
+    if (rc) {
+        free_parsed(st);
+        free(st->path);
+        memset(st, 0, sizeof *st);
+    }
     return rc;
 }
 
@@ -243,8 +249,6 @@ int st_open(SafeTensors *st, const char *path, Err *e) {
     static const uint8_t empty[1] = {0};
     if (st_parse(st, map ? map : empty, size, path, e) != 0) {
         if (map) munmap(map, size);
-        free(st->path);
-        memset(st, 0, sizeof *st);
         return -1;
     }
     st->owns_map = map != NULL;
