@@ -66,9 +66,7 @@ test: $(BIN)/forget-tests $(BIN)/forget
 	FORGET_BIN=$(BIN)/forget ./$(BIN)/forget-tests $(TESTS)
 
 bench: $(BIN)/forget
-	./$(BIN)/forget bench clip --batch 16
-	@if python3 -c 'import torch' 2>/dev/null; then python3 bench/torch_clip.py --batch 16; \
-	 else echo "PyTorch not installed (Debian python3-torch): no PyTorch comparison"; fi
+	@bash bench/run.sh $(BIN)/forget
 
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := safetensors tokenizer image
