@@ -32,7 +32,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 DEPS_OK  := build/.deps-ok
 
-.PHONY: all test bench fuzz clean deps
+.PHONY: all test unit bench fuzz clean deps
 all: $(BIN)/forget
 
 deps: $(DEPS_OK)
@@ -62,24 +62,25 @@ $(BIN)/forget-tests: $(TEST_OBJ) $(BUILD)/libforget.a
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 # Tests run from the repository root; the reference vectors live in ../shared/clip-ref.
+# `make test` runs everything (release, sanitizers, fuzz smoke); `make test SAN=1` only the sanitizer suite;
+# `make unit` only the release suite (the quick loop while developing).
+ifeq ($(SAN),1)
 test: $(BIN)/forget-tests $(BIN)/forget
+	FORGET_BIN=$(BIN)/forget ./$(BIN)/forget-tests $(TESTS)
+else
+test: $(DEPS_OK)
+	@bash scripts/test-all.sh
+endif
+
+unit: $(BIN)/forget-tests $(BIN)/forget
 	FORGET_BIN=$(BIN)/forget ./$(BIN)/forget-tests $(TESTS)
 
 bench: $(BIN)/forget
 	@bash bench/run.sh $(BIN)/forget
 
-FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := safetensors tokenizer image
-FUZZ_SRC := $(filter-out src/io/embedded_data.S,$(LIB_SRC))
+FUZZ_SECONDS ?= 60
 fuzz: $(DEPS_OK)
-	@bash scripts/ensure-deps.sh --fuzz
-	@mkdir -p build/fuzz
-	@for t in $(FUZZ_TARGETS); do \
-	  clang -std=c11 -D_GNU_SOURCE -O1 -g -fopenmp -Isrc -fsanitize=fuzzer,address,undefined \
-	    fuzz/fuzz_$$t.c $(LIB_SRC) src/io/embedded_data.S -Wa,-I. -o build/fuzz/fuzz_$$t $(LDLIBS) || exit 1; \
-	  mkdir -p build/fuzz/corpus_$$t; \
-	  ./build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build/fuzz/corpus_$$t fuzz/seeds/$$t 2>&1 | tail -n 3 || exit 1; \
-	done
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
 clean:
 	rm -rf build bin

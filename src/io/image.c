@@ -17,10 +17,10 @@ void image_free(Image8 *im) {
     memset(im, 0, sizeof *im);
 }
 
-static int check_size(long w, long h, const char *name, Err *e) {
-    if (w <= 0 || h <= 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || w * h > IMAGE_MAX_PIXELS)
-        return err_set(e, "%s: image size %ldx%ld is outside 1..%d per side and %d pixels", name, w, h, IMAGE_MAX_SIDE,
-                       IMAGE_MAX_PIXELS);
+static int check_size(long w, long h, long max_pixels, const char *name, Err *e) {
+    if (w <= 0 || h <= 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || w * h > max_pixels)
+        return err_set(e, "%s: image size %ldx%ld is outside 1..%d per side and %ld pixels", name, w, h, IMAGE_MAX_SIDE,
+                       max_pixels);
     return 0;
 }
 
@@ -51,7 +51,7 @@ static void png_on_warning(png_structp p, png_const_charp msg) {
     (void)msg; /* warnings (bad CRC in ancillary chunks, ...) do not stop decoding */
 }
 
-int image_decode_png(Image8 *im, const uint8_t *buf, size_t n, const char *name, Err *e) {
+static int decode_png(Image8 *im, const uint8_t *buf, size_t n, const char *name, long max_pixels, Err *e) {
     memset(im, 0, sizeof *im);
     if (n < 8 || png_sig_cmp(buf, 0, 8) != 0) return err_set(e, "%s: byte 0: not a PNG signature", name);
     PngCtx ctx = {.buf = buf, .n = n};
@@ -70,7 +70,7 @@ int image_decode_png(Image8 *im, const uint8_t *buf, size_t n, const char *name,
     png_set_user_limits(p, IMAGE_MAX_SIDE, IMAGE_MAX_SIDE);
     png_read_info(p, info);
     png_uint_32 w = png_get_image_width(p, info), h = png_get_image_height(p, info);
-    if (check_size((long)w, (long)h, name, e) != 0) {
+    if (check_size((long)w, (long)h, max_pixels, name, e) != 0) {
         png_destroy_read_struct(&p, &info, NULL);
         return -1;
     }
@@ -139,7 +139,7 @@ static void jpeg_quiet(j_common_ptr cinfo, int level) {
     (void)level; /* corrupt-data warnings: libjpeg recovers, as Pillow lets it */
 }
 
-int image_decode_jpeg(Image8 *im, const uint8_t *buf, size_t n, const char *name, Err *e) {
+static int decode_jpeg(Image8 *im, const uint8_t *buf, size_t n, const char *name, long max_pixels, Err *e) {
     memset(im, 0, sizeof *im);
     if (n < 3 || buf[0] != 0xFF || buf[1] != 0xD8) return err_set(e, "%s: byte 0: not a JPEG (no SOI marker)", name);
     struct jpeg_decompress_struct cinfo;
@@ -161,7 +161,7 @@ int image_decode_jpeg(Image8 *im, const uint8_t *buf, size_t n, const char *name
         return err_set(e, "%s: CMYK JPEG is not supported; convert it to RGB first", name);
     }
     cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
-    if (check_size((long)cinfo.image_width, (long)cinfo.image_height, name, e) != 0) {
+    if (check_size((long)cinfo.image_width, (long)cinfo.image_height, max_pixels, name, e) != 0) {
         jpeg_destroy_decompress(&cinfo);
         return -1;
     }
@@ -180,6 +180,21 @@ int image_decode_jpeg(Image8 *im, const uint8_t *buf, size_t n, const char *name
 }
 
 /* ----------------------------------------------------------------- generic */
+
+int image_decode_png(Image8 *im, const uint8_t *buf, size_t n, const char *name, Err *e) {
+    return decode_png(im, buf, n, name, IMAGE_MAX_PIXELS, e);
+}
+
+int image_decode_jpeg(Image8 *im, const uint8_t *buf, size_t n, const char *name, Err *e) {
+    return decode_jpeg(im, buf, n, name, IMAGE_MAX_PIXELS, e);
+}
+
+int image_decode_max(Image8 *im, const uint8_t *buf, size_t n, const char *name, long max_pixels, Err *e) {
+    if (n >= 8 && png_sig_cmp(buf, 0, 8) == 0) return decode_png(im, buf, n, name, max_pixels, e);
+    if (n >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF) return decode_jpeg(im, buf, n, name, max_pixels, e);
+    memset(im, 0, sizeof *im);
+    return err_set(e, "%s: byte 0: neither a PNG nor a JPEG signature", name);
+}
 
 int image_decode(Image8 *im, const uint8_t *buf, size_t n, const char *name, Err *e) {
     if (n >= 8 && png_sig_cmp(buf, 0, 8) == 0) return image_decode_png(im, buf, n, name, e);

@@ -18,6 +18,8 @@ typedef struct {
 /* Decodes by content (PNG or JPEG signature), not by file name. */
 int image_load(Image8 *im, const char *path, Err *e);
 int image_decode(Image8 *im, const uint8_t *buf, size_t n, const char *name, Err *e);
+/* Same, refusing images of more than max_pixels (the fuzzer keeps allocations small with it). */
+int image_decode_max(Image8 *im, const uint8_t *buf, size_t n, const char *name, long max_pixels, Err *e);
 int image_decode_png(Image8 *im, const uint8_t *buf, size_t n, const char *name, Err *e);
 int image_decode_jpeg(Image8 *im, const uint8_t *buf, size_t n, const char *name, Err *e);
 void image_free(Image8 *im);
