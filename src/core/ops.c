@@ -119,6 +119,9 @@ HOT static void axpy(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+/* Per (sequence, head): S = Q K^T / sqrt(hd) and O = P V as two small GEMMs
+ * reading Q, K, V in place (row stride 3C) and writing O in place (stride C).
+ * Inside the parallel loop each GEMM runs on its own thread. */
 void attention_forward(float *out, float *att, const float *qkv, const Packing *pk, int C, int H, int causal) {
     const int hd = C / H, C3 = 3 * C;
     const float scale = 1.0f / sqrtf((float)hd);
@@ -128,27 +131,20 @@ void attention_forward(float *out, float *att, const float *qkv, const Packing *
             const int L = pk->len[s];
             const float *base = qkv + (size_t)pk->start[s] * C3;
             float *P = att + pk->att_off[s] + (long)h * L * L;
+            sgemm(false, true, L, L, hd, scale, base + h * hd, C3, base + C + h * hd, C3, 0.0f, P, L);
             for (int i = 0; i < L; i++) {
-                const float *q = base + (size_t)i * C3 + h * hd;
                 float *p = P + (size_t)i * L;
                 const int jn = causal ? i + 1 : L;
                 float mx = -INFINITY;
-                for (int j = 0; j < jn; j++) {
-                    p[j] = dot(q, base + (size_t)j * C3 + C + h * hd, hd) * scale;
-                    if (p[j] > mx) mx = p[j];
-                }
+                for (int j = 0; j < jn; j++) mx = p[j] > mx ? p[j] : mx;
                 float sum = 0.0f;
-                for (int j = 0; j < jn; j++) {
-                    p[j] = expf(p[j] - mx);
-                    sum += p[j];
-                }
+                for (int j = 0; j < jn; j++) sum += (p[j] = expf(p[j] - mx));
                 const float inv = 1.0f / sum;
                 for (int j = 0; j < jn; j++) p[j] *= inv;
                 for (int j = jn; j < L; j++) p[j] = 0.0f;
-                float *o = out + (size_t)(pk->start[s] + i) * C + h * hd;
-                memset(o, 0, (size_t)hd * sizeof(float));
-                for (int j = 0; j < jn; j++) axpy(o, p[j], base + (size_t)j * C3 + 2 * C + h * hd, hd);
             }
+            sgemm(false, false, L, hd, L, 1.0f, P, L, base + 2 * C + h * hd, C3, 0.0f,
+                  out + (size_t)pk->start[s] * C + h * hd, C);
         }
 }
 
