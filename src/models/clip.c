@@ -9,9 +9,9 @@
 #include "core/half.h"
 #include "core/rng.h"
 #include "models/clip_params.h"
+#include "models/clip_train.h"
 #include "models/transformer.h"
 
-static const float LN_EPS = 1e-5f;
 
 /* ------------------------------------------------------------ parameters */
 
@@ -90,6 +90,15 @@ int clip_config_named(ClipConfig *c, const char *name) {
         return 0;
     }
     return -1;
+}
+
+void clip_init_zeros(ClipModel *g, const ClipConfig *cfg) {
+    memset(g, 0, sizeof *g);
+    g->cfg = *cfg;
+    ParamList pl;
+    layout_params(g, 0, &pl);
+    free(pl.specs);
+    memset(g->params, 0, sizeof(float) * (size_t)g->n_params);
 }
 
 void clip_init_random(ClipModel *m, const ClipConfig *cfg, uint64_t seed) {
@@ -404,156 +413,6 @@ int clip_save(const ClipModel *m, const char *path, ClipLayout layout, StDtype d
     free(view.v_blocks);
     free(view.t_blocks);
     return rc;
-}
-
-/* ------------------------------------------------------------------ forward */
-
-static void trace(const ClipTrace *tr, const char *name, const float *x, int rows, int cols, const Packing *pk) {
-    if (tr && tr->fn) tr->fn(tr->user, name, x, rows, cols, pk);
-}
-
-int clip_encode_image(const ClipModel *m, const float *pixels, int B, float *out, const ClipTrace *tr, Err *e) {
-    const ClipConfig *c = &m->cfg;
-    if (!c->has_vision) return err_set(e, "this model has no image tower");
-    if (B <= 0) return 0;
-    const int W = c->v_width, G = c->image_res / c->patch, P = G * G, S = P + 1, T = B * S;
-    ConvShape cs = {.B = B, .Cin = 3, .H = c->image_res, .W = c->image_res, .Cout = W, .k = c->patch,
-                    .stride = c->patch, .pad = 0};
-    float *cols = xalloc_floats((size_t)conv2d_cols_size(&cs));
-    float *patches = xalloc_floats((size_t)B * P * W);
-    conv2d_forward(patches, cols, pixels, m->conv1_w, NULL, &cs);
-    free(cols);
-    trace(tr, "visual.patch_embed", patches, B * P, W, NULL);
-
-    float *x = xalloc_floats((size_t)T * W);
-#pragma omp parallel for
-    for (int b = 0; b < B; b++)
-        for (int s = 0; s < S; s++) {
-            float *row = x + ((size_t)b * S + s) * W;
-            const float *src = s == 0 ? m->class_emb : patches + ((size_t)b * P + s - 1) * W;
-            for (int k = 0; k < W; k++) row[k] = src[k] + m->v_pos[(size_t)s * W + k];
-        }
-    free(patches);
-    int *start = xmalloc(sizeof(int) * (size_t)B), *len = xmalloc(sizeof(int) * (size_t)B);
-    long *off = xmalloc(sizeof(long) * (size_t)B);
-    for (int b = 0; b < B; b++) start[b] = b * S, len[b] = S;
-    long att = packing_att_offsets(off, len, B, c->v_heads);
-    Packing pk = {B, start, len, off};
-    trace(tr, "visual.ln_pre_input", x, T, W, &pk);
-    layernorm_forward(x, NULL, NULL, x, m->ln_pre_w, m->ln_pre_b, T, W, LN_EPS);
-    trace(tr, "visual.ln_pre", x, T, W, &pk);
-
-    BlockActs a;
-    block_acts_alloc(&a, T, W, att);
-    for (int l = 0; l < c->v_layers; l++) {
-        block_forward(&m->v_blocks[l], &a, x, T, W, c->v_heads, c->act, &pk, 0);
-        char nm[32];
-        snprintf(nm, sizeof nm, "visual.block%d", l);
-        trace(tr, nm, x, T, W, &pk);
-    }
-    block_acts_free(&a);
-    float *cls = xalloc_floats((size_t)B * W);
-    for (int b = 0; b < B; b++)
-        layernorm_forward(cls + (size_t)b * W, NULL, NULL, x + (size_t)b * S * W, m->ln_post_w, m->ln_post_b, 1, W,
-                          LN_EPS);
-    trace(tr, "visual.ln_post_cls", cls, B, W, NULL);
-    linear_forward(out, cls, m->v_proj, NULL, B, W, c->embed_dim);
-    free(cls);
-    free(x);
-    free(start);
-    free(len);
-    free(off);
-    return 0;
-}
-
-static void token_row(const ClipModel *m, int32_t id, float *dst) {
-    const int W = m->cfg.t_width;
-    if (m->tok_emb) {
-        memcpy(dst, m->tok_emb + (size_t)id * W, (size_t)W * sizeof(float));
-        return;
-    }
-    const StTensor *t = m->tok_src;
-    const uint8_t *p = t->data + (size_t)id * W * st_dtype_size(t->dtype);
-    if (t->dtype == ST_F32) {
-        memcpy(dst, p, (size_t)W * sizeof(float));
-    } else {
-        for (int k = 0; k < W; k++) {
-            uint16_t h = (uint16_t)(p[2 * k] | p[2 * k + 1] << 8);
-            dst[k] = t->dtype == ST_F16 ? half_to_float(h) : bf16_to_float(h);
-        }
-    }
-}
-
-int clip_encode_text(const ClipModel *m, const int32_t *ids, int N, float *out, const ClipTrace *tr, Err *e) {
-    const ClipConfig *c = &m->cfg;
-    if (!c->has_text) return err_set(e, "this model has no text tower");
-    if (N <= 0) return 0;
-    const int W = c->t_width, ctx = c->context;
-    int *start = xmalloc(sizeof(int) * (size_t)N), *len = xmalloc(sizeof(int) * (size_t)N);
-    long *off = xmalloc(sizeof(long) * (size_t)N);
-    int T = 0;
-    for (int n = 0; n < N; n++) {
-        const int32_t *row = ids + (size_t)n * ctx;
-        int pool = 0; /* argmax: the first occurrence of the largest id (EOT) */
-        for (int k = 0; k < ctx; k++) {
-            if (row[k] < 0 || row[k] >= c->vocab) {
-                free(start), free(len), free(off);
-                return err_set(e, "text %d, position %d: token id %d is outside the vocabulary [0, %d)", n, k, row[k],
-                               c->vocab);
-            }
-            if (row[k] > row[pool]) pool = k;
-        }
-        start[n] = T;
-        len[n] = pool + 1;
-        T += pool + 1;
-    }
-    long att = packing_att_offsets(off, len, N, c->t_heads);
-    Packing pk = {N, start, len, off};
-    float *x = xalloc_floats((size_t)T * W);
-#pragma omp parallel for schedule(dynamic)
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < len[n]; k++) {
-            float *r = x + (size_t)(start[n] + k) * W;
-            token_row(m, ids[(size_t)n * ctx + k], r);
-            for (int j = 0; j < W; j++) r[j] += m->t_pos[(size_t)k * W + j];
-        }
-    trace(tr, "text.embed", x, T, W, &pk);
-    BlockActs a;
-    block_acts_alloc(&a, T, W, att);
-    for (int l = 0; l < c->t_layers; l++) {
-        block_forward(&m->t_blocks[l], &a, x, T, W, c->t_heads, c->act, &pk, 1);
-        char nm[32];
-        snprintf(nm, sizeof nm, "text.block%d", l);
-        trace(tr, nm, x, T, W, &pk);
-    }
-    block_acts_free(&a);
-    if (tr && tr->fn) { /* ln_final is per row: computing it on all rows only serves the trace */
-        float *all = xalloc_floats((size_t)T * W);
-        layernorm_forward(all, NULL, NULL, x, m->ln_final_w, m->ln_final_b, T, W, LN_EPS);
-        trace(tr, "text.ln_final", all, T, W, &pk);
-        free(all);
-    }
-    float *pooled = xalloc_floats((size_t)N * W);
-    for (int n = 0; n < N; n++)
-        layernorm_forward(pooled + (size_t)n * W, NULL, NULL, x + (size_t)(start[n] + len[n] - 1) * W, m->ln_final_w,
-                          m->ln_final_b, 1, W, LN_EPS);
-    linear_forward(out, pooled, m->t_proj, NULL, N, W, c->embed_dim);
-    free(pooled);
-    free(x);
-    free(start);
-    free(len);
-    free(off);
-    return 0;
-}
-
-void clip_logits(const ClipModel *m, const float *img, int B, const float *txt, int N, float *logits) {
-    const int E = m->cfg.embed_dim;
-    float *a = xalloc_floats((size_t)B * E), *b = xalloc_floats((size_t)N * E);
-    l2norm_forward(a, NULL, img, B, E);
-    l2norm_forward(b, NULL, txt, N, E);
-    sgemm(false, true, B, N, E, expf(m->logit_scale[0]), a, E, b, E, 0.0f, logits, N);
-    free(a);
-    free(b);
 }
 
 /* ------------------------------------------------------------------ costs */

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/err.h"
+
 static ParamSpec *add(ParamList *pl, float **slot, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
     ParamSpec *p = &pl->specs[pl->n++];
     memset(p, 0, sizeof *p);
@@ -120,4 +122,16 @@ int clip_param_list(ParamList *pl, ClipModel *m) {
 
 int clip_param_capacity(const ClipConfig *c) {
     return 16 + 12 * ((c->has_vision ? c->v_layers : 0) + (c->has_text ? c->t_layers : 0));
+}
+
+ParamSpec *clip_param_table(ClipModel *m, int *n) {
+    ParamList pl = {xcalloc((size_t)clip_param_capacity(&m->cfg), sizeof(ParamSpec)), 0};
+    clip_param_list(&pl, m);
+    *n = pl.n;
+    return pl.specs;
+}
+
+int clip_param_decays(const ParamSpec *s) {
+    return s->ndim >= 2 && !s->is_token_table && strcmp(s->openai, "positional_embedding") != 0 &&
+           strcmp(s->openai, "visual.positional_embedding") != 0;
 }

@@ -27,4 +27,9 @@ int clip_param_capacity(const ClipConfig *c);
  * must already be allocated. Returns the count. */
 int clip_param_list(ParamList *pl, ClipModel *m);
 
+/* The table for an existing model (slots point at m's named pointers); free() the result. */
+ParamSpec *clip_param_table(ClipModel *m, int *n);
+/* OpenAI's rule as the reference applies it: decay 2-D+ weights except the embeddings. */
+int clip_param_decays(const ParamSpec *s);
+
 #endif

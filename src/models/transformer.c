@@ -7,8 +7,9 @@
 
 static const float LN_EPS = 1e-5f;
 
-void block_acts_alloc(BlockActs *a, int T, int W, long att_size) {
+void block_acts_alloc(BlockActs *a, int T, int W, long att_size, int keep_input) {
     memset(a, 0, sizeof *a);
+    if (keep_input) a->x_in = xalloc_floats((size_t)T * W);
     a->ln1 = xalloc_floats((size_t)T * W);
     a->ln1_mean = xalloc_floats((size_t)T);
     a->ln1_rstd = xalloc_floats((size_t)T);
@@ -48,4 +49,31 @@ void block_forward(const ClipBlock *b, BlockActs *a, float *x, int T, int W, int
         quickgelu_forward(a->act, a->fc, n * 4);
     linear_forward(a->tmp, a->act, b->proj_w, b->proj_b, T, 4 * W, W);
     add_forward(x, a->x_mid, a->tmp, n);
+}
+
+void block_backward(const ClipBlock *b, ClipBlock *gb, const BlockActs *a, float *dx, int T, int W, int H,
+                    ClipAct act, const Packing *pk, int causal) {
+    const long n = (long)T * W;
+    float *d4 = xcalloc((size_t)n * 4, sizeof(float)), *d4b = xcalloc((size_t)n * 4, sizeof(float));
+    float *dw = xcalloc((size_t)n, sizeof(float));
+    /* MLP half: x_out = x_mid + c_proj(act(c_fc(ln_2(x_mid)))); dx is dL/dx_out = dL/dx_mid's direct part */
+    linear_backward(d4, gb->proj_w, gb->proj_b, dx, a->act, b->proj_w, T, 4 * W, W);
+    if (act == ACT_GELU)
+        gelu_backward(d4b, d4, a->fc, n * 4);
+    else
+        quickgelu_backward(d4b, d4, a->fc, n * 4);
+    linear_backward(dw, gb->fc_w, gb->fc_b, d4b, a->ln2, b->fc_w, T, W, 4 * W);
+    layernorm_backward(dx, gb->ln2_w, gb->ln2_b, dw, a->x_mid, b->ln2_w, a->ln2_mean, a->ln2_rstd, T, W);
+    /* attention half: x_mid = x_in + out_proj(attention(in_proj(ln_1(x_in)))) */
+    memset(dw, 0, (size_t)n * sizeof(float));
+    linear_backward(dw, gb->out_w, gb->out_b, dx, a->attn, b->out_w, T, W, W);
+    float *dqkv = d4; /* reuse: 3W <= 4W columns */
+    memset(dqkv, 0, (size_t)n * 3 * sizeof(float));
+    attention_backward(dqkv, dw, a->att, a->qkv, pk, W, H, causal);
+    memset(dw, 0, (size_t)n * sizeof(float));
+    linear_backward(dw, gb->qkv_w, gb->qkv_b, dqkv, a->ln1, b->qkv_w, T, W, 3 * W);
+    layernorm_backward(dx, gb->ln1_w, gb->ln1_b, dw, a->x_in, b->ln1_w, a->ln1_mean, a->ln1_rstd, T, W);
+    free(d4);
+    free(d4b);
+    free(dw);
 }

@@ -22,12 +22,19 @@ typedef struct {
     float *tmp;              /* [T, W] projection output before the residual add */
 } BlockActs;
 
-/* Allocates every buffer for T rows of width W (att_size floats of attention weights). */
-void block_acts_alloc(BlockActs *a, int T, int W, long att_size);
+/* Allocates every buffer for T rows of width W (att_size floats of attention weights);
+ * keep_input also keeps a copy of the block input, which the backward needs. */
+void block_acts_alloc(BlockActs *a, int T, int W, long att_size, int keep_input);
 void block_acts_free(BlockActs *a);
 
 /* x [T, W] is updated in place (x_in is filled when a->x_in is set). */
 void block_forward(const ClipBlock *b, BlockActs *a, float *x, int T, int W, int H, ClipAct act,
                    const Packing *pk, int causal);
+
+/* Backward through one block: dx [T, W] holds dL/d(block output) on entry and
+ * dL/d(block input) on return; parameter gradients accumulate into gb.
+ * Needs a->x_in (the forward must have run with it allocated). */
+void block_backward(const ClipBlock *b, ClipBlock *gb, const BlockActs *a, float *dx, int T, int W, int H,
+                    ClipAct act, const Packing *pk, int causal);
 
 #endif

@@ -1,0 +1,321 @@
+/* The two CLIP towers, forward and backward, on one code path: inference runs the
+ * same functions as training with one BlockActs shared by all layers and nothing
+ * kept for a backward. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/gemm.h"
+#include "core/half.h"
+#include "models/clip_train.h"
+#include "models/transformer.h"
+
+static const float LN_EPS = 1e-5f;
+
+static void trace(const ClipTrace *tr, const char *name, const float *x, int rows, int cols, const Packing *pk) {
+    if (tr && tr->fn) tr->fn(tr->user, name, x, rows, cols, pk);
+}
+
+/* ------------------------------------------------------------ activations */
+
+static void acts_common(TowerActs *a, int n_seq, int T, int W, int H, int layers, int train) {
+    a->n = n_seq;
+    a->T = T;
+    a->W = W;
+    a->train = train;
+    a->off = xmalloc(sizeof(long) * (size_t)n_seq);
+    a->att_size = packing_att_offsets(a->off, a->len, n_seq, H);
+    a->pk = (Packing){n_seq, a->start, a->len, a->off};
+    a->x0 = xalloc_floats((size_t)T * W);
+    a->x = train ? xalloc_floats((size_t)T * W) : a->x0;
+    a->mean0 = xalloc_floats((size_t)T);
+    a->rstd0 = xalloc_floats((size_t)T);
+    a->n_layers = train ? layers : 1;
+    a->layers = xcalloc((size_t)a->n_layers, sizeof(BlockActs));
+    for (int l = 0; l < a->n_layers; l++) block_acts_alloc(&a->layers[l], T, W, a->att_size, train);
+    a->pool_in = xalloc_floats((size_t)n_seq * W);
+    a->pool_ln = xalloc_floats((size_t)n_seq * W);
+    a->pool_mean = xalloc_floats((size_t)n_seq);
+    a->pool_rstd = xalloc_floats((size_t)n_seq);
+}
+
+void tower_acts_free(TowerActs *a) {
+    if (!a) return;
+    for (int l = 0; l < a->n_layers; l++) block_acts_free(&a->layers[l]);
+    free(a->layers);
+    if (a->x != a->x0) free(a->x);
+    free(a->x0);
+    free(a->mean0), free(a->rstd0);
+    free(a->pool_in), free(a->pool_ln), free(a->pool_mean), free(a->pool_rstd);
+    free(a->start), free(a->len), free(a->off);
+    free(a->cols);
+    free(a->ids);
+    memset(a, 0, sizeof *a);
+}
+
+void image_acts_init(TowerActs *a, const ClipModel *m, int B, int train) {
+    memset(a, 0, sizeof *a);
+    const ClipConfig *c = &m->cfg;
+    const int G = c->image_res / c->patch, S = G * G + 1;
+    a->start = xmalloc(sizeof(int) * (size_t)B);
+    a->len = xmalloc(sizeof(int) * (size_t)B);
+    for (int b = 0; b < B; b++) a->start[b] = b * S, a->len[b] = S;
+    acts_common(a, B, B * S, c->v_width, c->v_heads, c->v_layers, train);
+    ConvShape cs = {B, 3, c->image_res, c->image_res, c->v_width, c->patch, c->patch, 0};
+    a->cols = xalloc_floats((size_t)conv2d_cols_size(&cs));
+}
+
+int text_acts_init(TowerActs *a, const ClipModel *m, const int32_t *ids, int N, int train, Err *e) {
+    memset(a, 0, sizeof *a);
+    const ClipConfig *c = &m->cfg;
+    const int ctx = c->context;
+    a->start = xmalloc(sizeof(int) * (size_t)N);
+    a->len = xmalloc(sizeof(int) * (size_t)N);
+    int T = 0;
+    for (int n = 0; n < N; n++) {
+        const int32_t *row = ids + (size_t)n * ctx;
+        int pool = 0; /* argmax: the first occurrence of the largest id (EOT) */
+        for (int k = 0; k < ctx; k++) {
+            if (row[k] < 0 || row[k] >= c->vocab) {
+                free(a->start), free(a->len);
+                memset(a, 0, sizeof *a);
+                return err_set(e, "text %d, position %d: token id %d is outside the vocabulary [0, %d)", n, k, row[k],
+                               c->vocab);
+            }
+            if (row[k] > row[pool]) pool = k;
+        }
+        a->start[n] = T;
+        a->len[n] = pool + 1;
+        T += pool + 1;
+    }
+    acts_common(a, N, T, c->t_width, c->t_heads, c->t_layers, train);
+    a->ids = xmalloc(sizeof(int32_t) * (size_t)T); /* packed ids, for the embedding backward */
+    for (int n = 0; n < N; n++) memcpy(a->ids + a->start[n], ids + (size_t)n * ctx, sizeof(int32_t) * (size_t)a->len[n]);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ towers */
+
+static void run_blocks(const ClipBlock *blocks, int L, TowerActs *a, int H, ClipAct act, int causal,
+                       const char *prefix, const ClipTrace *tr) {
+    for (int l = 0; l < L; l++) {
+        block_forward(&blocks[l], &a->layers[a->train ? l : 0], a->x, a->T, a->W, H, act, &a->pk, causal);
+        char nm[32];
+        snprintf(nm, sizeof nm, "%s.block%d", prefix, l);
+        trace(tr, nm, a->x, a->T, a->W, &a->pk);
+    }
+}
+
+/* Final LN of each sequence's pooled row, then the projection to the embedding. */
+static void pool_project(TowerActs *a, const int *pool_row, const float *ln_w, const float *ln_b, const float *proj,
+                         int E, float *out) {
+    for (int n = 0; n < a->n; n++) memcpy(a->pool_in + (size_t)n * a->W, a->x + (size_t)pool_row[n] * a->W, sizeof(float) * (size_t)a->W);
+    layernorm_forward(a->pool_ln, a->pool_mean, a->pool_rstd, a->pool_in, ln_w, ln_b, a->n, a->W, LN_EPS);
+    linear_forward(out, a->pool_ln, proj, NULL, a->n, a->W, E);
+}
+
+void image_forward(const ClipModel *m, TowerActs *a, const float *pixels, float *out, const ClipTrace *tr) {
+    const ClipConfig *c = &m->cfg;
+    const int B = a->n, W = c->v_width, G = c->image_res / c->patch, P = G * G, S = P + 1;
+    ConvShape cs = {B, 3, c->image_res, c->image_res, W, c->patch, c->patch, 0};
+    float *patches = xalloc_floats((size_t)B * P * W);
+    conv2d_forward(patches, a->cols, pixels, m->conv1_w, NULL, &cs);
+    trace(tr, "visual.patch_embed", patches, B * P, W, NULL);
+#pragma omp parallel for
+    for (int b = 0; b < B; b++)
+        for (int s = 0; s < S; s++) {
+            float *row = a->x0 + ((size_t)b * S + s) * W;
+            const float *src = s == 0 ? m->class_emb : patches + ((size_t)b * P + s - 1) * W;
+            for (int k = 0; k < W; k++) row[k] = src[k] + m->v_pos[(size_t)s * W + k];
+        }
+    free(patches);
+    trace(tr, "visual.ln_pre_input", a->x0, a->T, W, &a->pk);
+    layernorm_forward(a->x, a->mean0, a->rstd0, a->x0, m->ln_pre_w, m->ln_pre_b, a->T, W, LN_EPS);
+    trace(tr, "visual.ln_pre", a->x, a->T, W, &a->pk);
+    run_blocks(m->v_blocks, c->v_layers, a, c->v_heads, c->act, 0, "visual", tr);
+    pool_project(a, a->start, m->ln_post_w, m->ln_post_b, m->v_proj, c->embed_dim, out);
+    trace(tr, "visual.ln_post_cls", a->pool_ln, B, W, NULL);
+}
+
+static void token_row(const ClipModel *m, int32_t id, float *dst) {
+    const int W = m->cfg.t_width;
+    if (m->tok_emb) {
+        memcpy(dst, m->tok_emb + (size_t)id * W, (size_t)W * sizeof(float));
+        return;
+    }
+    const StTensor *t = m->tok_src;
+    const uint8_t *p = t->data + (size_t)id * W * st_dtype_size(t->dtype);
+    if (t->dtype == ST_F32) {
+        memcpy(dst, p, (size_t)W * sizeof(float));
+    } else {
+        for (int k = 0; k < W; k++) {
+            uint16_t h = (uint16_t)(p[2 * k] | p[2 * k + 1] << 8);
+            dst[k] = t->dtype == ST_F16 ? half_to_float(h) : bf16_to_float(h);
+        }
+    }
+}
+
+void text_forward(const ClipModel *m, TowerActs *a, float *out, const ClipTrace *tr) {
+    const ClipConfig *c = &m->cfg;
+    const int W = c->t_width;
+    /* text has no pre-LN: the embedding sum is the residual stream itself */
+#pragma omp parallel for schedule(dynamic)
+    for (int n = 0; n < a->n; n++)
+        for (int k = 0; k < a->len[n]; k++) {
+            float *r = a->x + (size_t)(a->start[n] + k) * W;
+            token_row(m, a->ids[a->start[n] + k], r);
+            for (int j = 0; j < W; j++) r[j] += m->t_pos[(size_t)k * W + j];
+        }
+    trace(tr, "text.embed", a->x, a->T, W, &a->pk);
+    run_blocks(m->t_blocks, c->t_layers, a, c->t_heads, c->act, 1, "text", tr);
+    if (tr && tr->fn) { /* ln_final is per row: computing it on all rows only serves the trace */
+        float *all = xalloc_floats((size_t)a->T * W);
+        layernorm_forward(all, NULL, NULL, a->x, m->ln_final_w, m->ln_final_b, a->T, W, LN_EPS);
+        trace(tr, "text.ln_final", all, a->T, W, &a->pk);
+        free(all);
+    }
+    int *pool = xmalloc(sizeof(int) * (size_t)a->n);
+    for (int n = 0; n < a->n; n++) pool[n] = a->start[n] + a->len[n] - 1;
+    pool_project(a, pool, m->ln_final_w, m->ln_final_b, m->t_proj, c->embed_dim, out);
+    free(pool);
+}
+
+/* dL/d(features) -> dL/d(residual stream) at the pooled rows (dx zeroed elsewhere). */
+static void pool_project_backward(const TowerActs *a, const int *pool_row, const float *ln_w, const float *proj,
+                                  float *g_ln_w, float *g_ln_b, float *g_proj, int E, const float *dout, float *dx) {
+    float *dln = xcalloc((size_t)a->n * a->W, sizeof(float)), *din = xcalloc((size_t)a->n * a->W, sizeof(float));
+    linear_backward(dln, g_proj, NULL, dout, a->pool_ln, proj, a->n, a->W, E);
+    layernorm_backward(din, g_ln_w, g_ln_b, dln, a->pool_in, ln_w, a->pool_mean, a->pool_rstd, a->n, a->W);
+    memset(dx, 0, sizeof(float) * (size_t)a->T * a->W);
+    for (int n = 0; n < a->n; n++)
+        for (int k = 0; k < a->W; k++) dx[(size_t)pool_row[n] * a->W + k] += din[(size_t)n * a->W + k];
+    free(dln);
+    free(din);
+}
+
+static void blocks_backward(const ClipBlock *blocks, ClipBlock *gblocks, int L, const TowerActs *a, int H, ClipAct act,
+                            int causal, float *dx) {
+    for (int l = L - 1; l >= 0; l--)
+        block_backward(&blocks[l], &gblocks[l], &a->layers[l], dx, a->T, a->W, H, act, &a->pk, causal);
+}
+
+void image_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const float *dout) {
+    const ClipConfig *c = &m->cfg;
+    const int B = a->n, W = c->v_width, G = c->image_res / c->patch, P = G * G, S = P + 1;
+    float *dx = xalloc_floats((size_t)a->T * W), *dx0 = xcalloc((size_t)a->T * W, sizeof(float));
+    pool_project_backward(a, a->start, m->ln_post_w, m->v_proj, g->ln_post_w, g->ln_post_b, g->v_proj, c->embed_dim,
+                          dout, dx);
+    blocks_backward(m->v_blocks, g->v_blocks, c->v_layers, a, c->v_heads, c->act, 0, dx);
+    layernorm_backward(dx0, g->ln_pre_w, g->ln_pre_b, dx, a->x0, m->ln_pre_w, a->mean0, a->rstd0, a->T, W);
+    float *dpatch = xalloc_floats((size_t)B * P * W);
+    for (int b = 0; b < B; b++)
+        for (int s = 0; s < S; s++) {
+            const float *row = dx0 + ((size_t)b * S + s) * W;
+            float *dst = s == 0 ? g->class_emb : dpatch + ((size_t)b * P + s - 1) * W;
+            for (int k = 0; k < W; k++) {
+                g->v_pos[(size_t)s * W + k] += row[k];
+                if (s == 0) dst[k] += row[k];
+                else dst[k] = row[k];
+            }
+        }
+    ConvShape cs = {B, 3, c->image_res, c->image_res, W, c->patch, c->patch, 0};
+    conv2d_backward(NULL, g->conv1_w, NULL, dpatch, a->cols, m->conv1_w, &cs);
+    free(dpatch);
+    free(dx);
+    free(dx0);
+}
+
+void text_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const float *dout) {
+    const ClipConfig *c = &m->cfg;
+    const int W = c->t_width;
+    float *dx = xalloc_floats((size_t)a->T * W);
+    int *pool = xmalloc(sizeof(int) * (size_t)a->n);
+    for (int n = 0; n < a->n; n++) pool[n] = a->start[n] + a->len[n] - 1;
+    pool_project_backward(a, pool, m->ln_final_w, m->t_proj, g->ln_final_w, g->ln_final_b, g->t_proj, c->embed_dim,
+                          dout, dx);
+    free(pool);
+    blocks_backward(m->t_blocks, g->t_blocks, c->t_layers, a, c->t_heads, c->act, 1, dx);
+    embedding_backward(g->tok_emb, dx, a->ids, a->T, W);
+    for (int n = 0; n < a->n; n++)
+        for (int k = 0; k < a->len[n]; k++)
+            for (int j = 0; j < W; j++) g->t_pos[(size_t)k * W + j] += dx[(size_t)(a->start[n] + k) * W + j];
+    free(dx);
+}
+
+/* ----------------------------------------------------------- inference API */
+
+int clip_encode_image(const ClipModel *m, const float *pixels, int B, float *out, const ClipTrace *tr, Err *e) {
+    if (!m->cfg.has_vision) return err_set(e, "this model has no image tower");
+    if (B <= 0) return 0;
+    TowerActs a;
+    image_acts_init(&a, m, B, 0);
+    image_forward(m, &a, pixels, out, tr);
+    tower_acts_free(&a);
+    return 0;
+}
+
+int clip_encode_text(const ClipModel *m, const int32_t *ids, int N, float *out, const ClipTrace *tr, Err *e) {
+    if (!m->cfg.has_text) return err_set(e, "this model has no text tower");
+    if (N <= 0) return 0;
+    TowerActs a;
+    if (text_acts_init(&a, m, ids, N, 0, e) != 0) return -1;
+    text_forward(m, &a, out, tr);
+    tower_acts_free(&a);
+    return 0;
+}
+
+void clip_logits(const ClipModel *m, const float *img, int B, const float *txt, int N, float *logits) {
+    const int E = m->cfg.embed_dim;
+    float *a = xalloc_floats((size_t)B * E), *b = xalloc_floats((size_t)N * E);
+    l2norm_forward(a, NULL, img, B, E);
+    l2norm_forward(b, NULL, txt, N, E);
+    sgemm(false, true, B, N, E, expf(m->logit_scale[0]), a, E, b, E, 0.0f, logits, N);
+    free(a);
+    free(b);
+}
+
+/* ------------------------------------------------------------------- loss */
+
+float clip_contrastive_loss(const float *img, const float *txt, int B, int E, float logit_scale, float *dimg,
+                            float *dtxt, float *dscale, float *logits_out) {
+    float *in = xalloc_floats((size_t)B * E), *tn = xalloc_floats((size_t)B * E);
+    float *ni = xalloc_floats((size_t)B), *nt = xalloc_floats((size_t)B);
+    float *logits = xalloc_floats((size_t)B * B), *lt = xalloc_floats((size_t)B * B);
+    float *p = xalloc_floats((size_t)B * B), *pt = xalloc_floats((size_t)B * B);
+    int32_t *labels = xmalloc(sizeof(int32_t) * (size_t)B);
+    for (int i = 0; i < B; i++) labels[i] = i;
+    const float scale = expf(logit_scale);
+    l2norm_forward(in, ni, img, B, E);
+    l2norm_forward(tn, nt, txt, B, E);
+    sgemm(false, true, B, B, E, scale, in, E, tn, E, 0.0f, logits, B);
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < B; j++) lt[(size_t)j * B + i] = logits[(size_t)i * B + j];
+    float loss = 0.5f * (cross_entropy_forward(p, logits, labels, B, B) + cross_entropy_forward(pt, lt, labels, B, B));
+    if (logits_out) memcpy(logits_out, logits, sizeof(float) * (size_t)B * B);
+    if (dimg || dtxt || dscale) {
+        /* dL/dlogits = 0.5 * (CE grad of the rows + transpose of the CE grad of the columns) */
+        float *dl = xcalloc((size_t)B * B, sizeof(float)), *dlt = xcalloc((size_t)B * B, sizeof(float));
+        cross_entropy_backward(dl, p, labels, B, B, 0.5f);
+        cross_entropy_backward(dlt, pt, labels, B, B, 0.5f);
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < B; j++) dl[(size_t)i * B + j] += dlt[(size_t)j * B + i];
+        if (dscale) {
+            double s = 0; /* logits = e^s * cos, so dL/ds = sum dl * logits */
+            for (long k = 0; k < (long)B * B; k++) s += (double)dl[k] * logits[k];
+            *dscale += (float)s;
+        }
+        float *dn = xalloc_floats((size_t)B * E);
+        if (dimg) {
+            sgemm(false, false, B, E, B, scale, dl, B, tn, E, 0.0f, dn, E);
+            l2norm_backward(dimg, dn, in, ni, B, E);
+        }
+        if (dtxt) {
+            sgemm(true, false, B, E, B, scale, dl, B, in, E, 0.0f, dn, E);
+            l2norm_backward(dtxt, dn, tn, nt, B, E);
+        }
+        free(dn), free(dl), free(dlt);
+    }
+    free(in), free(tn), free(ni), free(nt), free(logits), free(lt), free(p), free(pt), free(labels);
+    return loss;
+}

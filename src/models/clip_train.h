@@ -1,0 +1,47 @@
+/* What training needs beyond inference: the towers' activations kept for the
+ * backward pass, the backward passes themselves, and CLIP's contrastive loss.
+ * clip_encode_image/text run these same forward functions with nothing kept. */
+#ifndef FORGET_CLIP_TRAIN_H
+#define FORGET_CLIP_TRAIN_H
+
+#include "models/clip.h"
+#include "models/transformer.h"
+
+/* One tower's packed activations for a batch. */
+typedef struct {
+    int n, T, W, train;
+    int *start, *len;
+    long *off, att_size;
+    Packing pk;
+    int32_t *ids;         /* text: packed token ids */
+    float *cols;          /* image: conv workspace (im2col), kept for the conv backward */
+    float *x0;            /* pre-LN input (image) */
+    float *mean0, *rstd0;
+    float *x;             /* residual stream */
+    BlockActs *layers;    /* one per layer when training, one shared otherwise */
+    int n_layers;
+    float *pool_in, *pool_ln, *pool_mean, *pool_rstd; /* [n, W] pooled rows before/after the final LN */
+} TowerActs;
+
+void image_acts_init(TowerActs *a, const ClipModel *m, int B, int train);
+/* ids [N, context]; fails on an id outside the vocabulary. */
+int text_acts_init(TowerActs *a, const ClipModel *m, const int32_t *ids, int N, int train, Err *e);
+void tower_acts_free(TowerActs *a);
+
+void image_forward(const ClipModel *m, TowerActs *a, const float *pixels, float *out, const ClipTrace *tr);
+void text_forward(const ClipModel *m, TowerActs *a, float *out, const ClipTrace *tr);
+/* Accumulate parameter gradients into g (a model of the same config, see clip_init_zeros). */
+void image_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const float *dout);
+void text_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const float *dout);
+
+/* Symmetric InfoNCE of OpenAI's CLIP: pairs (img[i], txt[i]) are positives,
+ *   L = (CE(logits, arange) + CE(logits^T, arange)) / 2,  logits = e^s norm(img) norm(txt)^T.
+ * Gradients (each may be NULL) accumulate into dimg/dtxt [B, E] and *dscale. */
+float clip_contrastive_loss(const float *img, const float *txt, int B, int E, float logit_scale, float *dimg,
+                            float *dtxt, float *dscale, float *logits_out);
+
+/* A model of the given config with every parameter (token table included) zero:
+ * the gradient buffer of training. */
+void clip_init_zeros(ClipModel *g, const ClipConfig *cfg);
+
+#endif
