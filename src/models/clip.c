@@ -82,6 +82,13 @@ int clip_config_named(ClipConfig *c, const char *name) {
         c->t_width = 512, c->t_layers = 12, c->t_heads = 8;
         return 0;
     }
+    if (strcmp(name, "fmnist-s") == 0) { /* the zoo's Fashion-MNIST shape: 28px grey images, short captions */
+        c->embed_dim = 128;
+        c->image_res = 28, c->patch = 4;
+        c->v_width = 128, c->v_layers = 4, c->v_heads = 4;
+        c->t_width = 128, c->t_layers = 4, c->t_heads = 4;
+        return 0;
+    }
     if (strcmp(name, "tiny") == 0) {
         c->embed_dim = 32;
         c->image_res = 32, c->patch = 8;

@@ -1,0 +1,26 @@
+/* Varied captions for training CLIP on labelled images, so the text tower must
+ * learn more than a lookup of the class name: several templates, attribute words
+ * read off the image (dark/light, small/large), the domain named some of the
+ * time, and optional distractor phrases. */
+#ifndef FORGET_CAPTIONS_H
+#define FORGET_CAPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/rng.h"
+
+typedef struct {
+    const char *const *templates; /* "{}" = class name, "{a}" = attribute word, "{d}" = domain */
+    int n_templates;
+    float domain_prob;     /* chance of naming the domain (when the sample has one) */
+    float distractor_prob; /* chance of a trailing distractor phrase */
+} CaptionStyle;
+
+extern const CaptionStyle CAPTIONS_DEFAULT;
+
+/* Writes a caption for one grey or RGB image of class `cls` (domain may be NULL). */
+void caption_make(char *out, size_t cap, const CaptionStyle *st, const char *cls, const char *domain,
+                  const uint8_t *img, int h, int w, int channels, Rng *r);
+
+#endif

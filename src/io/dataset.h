@@ -1,0 +1,58 @@
+/* Labelled image sets held as 8-bit pixels, with class names and (optionally)
+ * a domain per sample. Loaders for real formats fill one Dataset each:
+ *   - IDX (MNIST-style, raw or gzip) and Fashion-MNIST from Debian's
+ *     dataset-fashion-mnist package;
+ *   - Fashion-MNIST domains: four deterministic renderings of every image.
+ * Pixels are stored HWC (channels interleaved), one image after another. */
+#ifndef FORGET_DATASET_H
+#define FORGET_DATASET_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/rng.h"
+
+enum { DATASET_MAX_CLASSES = 1000 };
+
+typedef struct {
+    int n, h, w, channels;
+    uint8_t *pixels;      /* n * h * w * channels */
+    int32_t *labels;      /* n */
+    int n_classes;
+    char **class_names;   /* n_classes, owned */
+    int32_t *domains;     /* n, or NULL */
+    int n_domains;
+    char **domain_names;  /* n_domains, owned */
+} Dataset;
+
+void dataset_free(Dataset *d);
+const uint8_t *dataset_image(const Dataset *d, int i);
+
+/* IDX files: images (magic 0x00000803, n x rows x cols) and labels (0x00000801, n). */
+int idx_load_images(const char *path, uint8_t **pixels, int *n, int *h, int *w, Err *e);
+int idx_load_labels(const char *path, int32_t **labels, int *n, Err *e);
+
+/* Fashion-MNIST: dir defaults to /usr/share/datasets/fashion-mnist; split "train" or "test". */
+#define FMNIST_DIR "/usr/share/datasets/fashion-mnist"
+int dataset_load_fmnist(Dataset *d, const char *dir, const char *split, Err *e);
+/* Any MNIST-style pair of IDX files, classes named "0".."K-1". */
+int dataset_load_idx(Dataset *d, const char *images, const char *labels, Err *e);
+
+/* The four Fashion-MNIST domains, in this order. */
+typedef enum { DOMAIN_PHOTO, DOMAIN_SKETCH, DOMAIN_NEGATIVE, DOMAIN_PAINTING, N_FMNIST_DOMAINS } FmnistDomain;
+extern const char *const FMNIST_DOMAIN_NAMES[N_FMNIST_DOMAINS];
+/* Renders one grey image in a domain (deterministic: the painting texture is seeded by idx). */
+void fmnist_render_domain(const uint8_t *src, uint8_t *dst, int h, int w, FmnistDomain dom, uint32_t idx);
+/* A new dataset with every image of src in every domain (n * 4 samples, domains labelled). */
+void dataset_expand_domains(Dataset *out, const Dataset *src);
+
+/* Loads a dataset by name: "fmnist:train", "fmnist:test", "fmnist-domains:test", ...;
+ * dir overrides the data location where the dataset has one (NULL for the default). */
+int dataset_load_named(Dataset *d, const char *spec, const char *dir, Err *e);
+
+/* Model input for samples idx[0..n): CLIP-normalised CHW floats at res x res
+ * (grey replicated to RGB; other sizes through the exact CLIP transform). With aug,
+ * each image is shifted by up to `shift` pixels (edges replicated). */
+void dataset_pixels(const Dataset *d, const int *idx, int n, int res, float *out, Rng *aug, int shift);
+
+#endif

@@ -1,0 +1,41 @@
+/* Contrastive CLIP training on a labelled image set with generated captions:
+ * symmetric InfoNCE, AdamW with decoupled weight decay, linear warm-up then
+ * cosine decay, global gradient-norm clipping, logit scale clamped at ln(100).
+ * Every random choice derives from (seed, step), so a run killed and resumed from
+ * its checkpoint ends with the same weights as one never interrupted. */
+#ifndef FORGET_CLIP_TRAINER_H
+#define FORGET_CLIP_TRAINER_H
+
+#include "eval/zeroshot.h"
+#include "models/clip.h"
+
+typedef struct {
+    const char *train_set;  /* e.g. "fmnist:train" */
+    const char *eval_set;   /* e.g. "fmnist:test"; NULL: no evaluation */
+    const char *data_dir;   /* NULL: the dataset's default location */
+    ClipConfig cfg;
+    int epochs, batch;
+    double lr, wd, warmup_frac;
+    float grad_clip;        /* global L2 norm; <= 0: off */
+    uint64_t seed;
+    int shift;              /* augmentation: random shift in pixels */
+    int eval_samples;       /* images evaluated after each epoch (<= 0: all) */
+    const char *out;        /* final model; the checkpoint is "<out>.ckpt" */
+    int ckpt_every;         /* steps between checkpoints */
+    int fresh;              /* ignore an existing checkpoint */
+    long stop_after;        /* > 0: stop (as if killed) after this many steps in this run */
+    int quiet;
+} TrainOpts;
+
+typedef struct {
+    long steps_done, total_steps;
+    double last_loss, images_per_s;
+    int evaluated;
+    ZeroShot eval;
+    int finished; /* 1 when the final model was written */
+} TrainResult;
+
+void train_opts_default(TrainOpts *o);
+int clip_train(const TrainOpts *o, TrainResult *res, Err *e);
+
+#endif
