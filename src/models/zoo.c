@@ -1,0 +1,74 @@
+#include "models/zoo.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Sized to train in under 20 minutes on 2 cores (measured figures in docs/zoo.md). */
+static const ZooRecipe RECIPES[] = {
+    {"fmnist-clip", "CLIP on Fashion-MNIST with varied captions (photo domain)", "fmnist:train", "fmnist:test",
+     "fmnist-s", 4, 128, 1e-3, 1},
+    {"fmnist-domains-clip", "CLIP on Fashion-MNIST in four domains (photo, sketch, negative, painting)",
+     "fmnist-domains:train", "fmnist-domains:test", "fmnist-s", 1, 128, 1e-3, 2},
+};
+
+const ZooRecipe *zoo_recipes(int *n) {
+    *n = (int)(sizeof RECIPES / sizeof *RECIPES);
+    return RECIPES;
+}
+
+const ZooRecipe *zoo_find(const char *name) {
+    int n;
+    const ZooRecipe *r = zoo_recipes(&n);
+    for (int i = 0; i < n; i++)
+        if (strcmp(r[i].name, name) == 0) return &r[i];
+    return NULL;
+}
+
+static int mkdir_p(const char *path, Err *e) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
+    return 0;
+}
+
+int zoo_dir(char *buf, size_t cap, int create, Err *e) {
+    const char *home = getenv("FORGET_HOME");
+    if (home && *home) {
+        snprintf(buf, cap, "%s/zoo", home);
+    } else {
+        const char *h = getenv("HOME");
+        if (!h || !*h) return err_set(e, "neither FORGET_HOME nor HOME is set: cannot place the zoo");
+        snprintf(buf, cap, "%s/.cache/forget/zoo", h);
+    }
+    return create ? mkdir_p(buf, e) : 0;
+}
+
+int zoo_model_path(const ZooRecipe *r, const char *dir, char *buf, size_t cap, Err *e) {
+    char d[900];
+    if (dir) snprintf(d, sizeof d, "%s", dir);
+    else if (zoo_dir(d, sizeof d, 1, e)) return -1;
+    if (dir && mkdir_p(dir, e)) return -1;
+    snprintf(buf, cap, "%s/%s.safetensors", d, r->name);
+    return 0;
+}
+
+void zoo_train_opts(const ZooRecipe *r, const char *out, TrainOpts *o) {
+    train_opts_default(o);
+    o->train_set = r->train_set;
+    o->eval_set = r->eval_set;
+    clip_config_named(&o->cfg, r->config);
+    o->epochs = r->epochs;
+    o->batch = r->batch;
+    o->lr = r->lr;
+    o->seed = r->seed;
+    o->out = out;
+}

@@ -1,0 +1,25 @@
+/* The model zoo: named training recipes that `forget zoo build` turns into
+ * $FORGET_HOME/zoo/NAME.safetensors (FORGET_HOME defaults to ~/.cache/forget),
+ * skipping work already done. Later commands use these as their embedded defaults. */
+#ifndef FORGET_ZOO_H
+#define FORGET_ZOO_H
+
+#include "models/clip_trainer.h"
+
+typedef struct {
+    const char *name, *summary;
+    const char *train_set, *eval_set, *config;
+    int epochs, batch;
+    double lr;
+    uint64_t seed;
+} ZooRecipe;
+
+const ZooRecipe *zoo_recipes(int *n);
+const ZooRecipe *zoo_find(const char *name);
+/* $FORGET_HOME/zoo (created on demand when create is set); NULL-terminated path in buf. */
+int zoo_dir(char *buf, size_t cap, int create, Err *e);
+/* Where a recipe's model lives, in dir (or the zoo directory when dir is NULL). */
+int zoo_model_path(const ZooRecipe *r, const char *dir, char *buf, size_t cap, Err *e);
+void zoo_train_opts(const ZooRecipe *r, const char *out, TrainOpts *o);
+
+#endif
