@@ -1,6 +1,7 @@
 #include "core/ops.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,9 +30,14 @@ void linear_backward(float *din, float *dW, float *db, const float *dout, const 
                      int N, int IC, int OC) {
     if (din) sgemm(false, false, N, IC, OC, 1.0f, dout, OC, W, IC, 1.0f, din, IC);
     if (dW) sgemm(true, false, OC, IC, N, 1.0f, dout, OC, in, IC, 1.0f, dW, IC);
-    if (db)
-        for (int i = 0; i < N; i++)
-            for (int o = 0; o < OC; o++) db[o] += dout[(size_t)i * OC + o];
+    if (db) {
+#pragma omp parallel for if ((long)N * OC > 65536)
+        for (int o0 = 0; o0 < OC; o0 += 16) { /* blocks of columns: each thread owns its db entries */
+            int o1 = o0 + 16 < OC ? o0 + 16 : OC;
+            for (int i = 0; i < N; i++)
+                for (int o = o0; o < o1; o++) db[o] += dout[(size_t)i * OC + o];
+        }
+    }
 }
 
 /* ------------------------------------------------------------- embedding */
@@ -73,27 +79,44 @@ HOT void layernorm_forward(float *out, float *mean, float *rstd, const float *in
 
 void layernorm_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                         const float *mean, const float *rstd, int N, int C) {
-    for (int i = 0; i < N; i++) {
-        const float *x = in + (size_t)i * C, *dy = dout + (size_t)i * C;
-        float m = mean[i], r = rstd[i];
-        float sum_g = 0.0f, sum_gx = 0.0f; /* over dxhat and dxhat*xhat */
-        for (int c = 0; c < C; c++) {
-            float xhat = (x[c] - m) * r, g = dy[c] * w[c];
-            sum_g += g;
-            sum_gx += g * xhat;
-            if (dw) dw[c] += dy[c] * xhat;
-            if (db) db[c] += dy[c];
-        }
-        sum_g /= (float)C;
-        sum_gx /= (float)C;
-        if (din) {
-            float *dx = din + (size_t)i * C;
+    const int nt = omp_get_max_threads();
+    /* dw/db are sums over rows: each thread sums its rows, then the partial sums are added in thread order
+     * (a fixed order, so results do not depend on scheduling). */
+    float *part = (dw || db) ? xcalloc((size_t)nt * 2 * C, sizeof(float)) : NULL;
+#pragma omp parallel num_threads(nt) if ((long)N * C > 16384)
+    {
+        const int tid = omp_get_thread_num();
+        float *pw = part ? part + (size_t)tid * 2 * C : NULL, *pb = pw ? pw + C : NULL;
+#pragma omp for schedule(static)
+        for (int i = 0; i < N; i++) {
+            const float *x = in + (size_t)i * C, *dy = dout + (size_t)i * C;
+            const float m = mean[i], r = rstd[i];
+            float sum_g = 0.0f, sum_gx = 0.0f; /* over dxhat and dxhat*xhat */
             for (int c = 0; c < C; c++) {
-                float xhat = (x[c] - m) * r;
-                dx[c] += r * (dy[c] * w[c] - sum_g - xhat * sum_gx);
+                float xhat = (x[c] - m) * r, g = dy[c] * w[c];
+                sum_g += g;
+                sum_gx += g * xhat;
+                if (pw) pw[c] += dy[c] * xhat;
+                if (pb) pb[c] += dy[c];
+            }
+            sum_g /= (float)C;
+            sum_gx /= (float)C;
+            if (din) {
+                float *dx = din + (size_t)i * C;
+                for (int c = 0; c < C; c++) {
+                    float xhat = (x[c] - m) * r;
+                    dx[c] += r * (dy[c] * w[c] - sum_g - xhat * sum_gx);
+                }
             }
         }
     }
+    if (part)
+        for (int t = 0; t < nt; t++)
+            for (int c = 0; c < C; c++) {
+                if (dw) dw[c] += part[(size_t)t * 2 * C + c];
+                if (db) db[c] += part[(size_t)t * 2 * C + C + c];
+            }
+    free(part);
 }
 
 /* ------------------------------------------------------------- attention */
@@ -105,18 +128,6 @@ long packing_att_offsets(long *att_off, const int *len, int nseq, int H) {
         off += (long)H * len[s] * len[s];
     }
     return off;
-}
-
-HOT static float dot(const float *a, const float *b, int n) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-HOT static void axpy(float *y, float a, const float *x, int n) {
-#pragma omp simd
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
 /* Per (sequence, head): S = Q K^T / sqrt(hd) and O = P V as two small GEMMs
@@ -148,6 +159,9 @@ void attention_forward(float *out, float *att, const float *qkv, const Packing *
         }
 }
 
+/* Per (sequence, head), with P the saved attention weights and dO the output gradient:
+ *   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(P * dP)),  dQ = dS K / sqrt(hd),  dK = dS^T Q / sqrt(hd)
+ * as small GEMMs accumulating into dqkv in place (row stride 3C). */
 void attention_backward(float *dqkv, const float *dout, const float *att, const float *qkv, const Packing *pk,
                         int C, int H, int causal) {
     const int hd = C / H, C3 = 3 * C;
@@ -157,35 +171,30 @@ void attention_backward(float *dqkv, const float *dout, const float *att, const 
         if (pk->len[s] > maxL) maxL = pk->len[s];
 #pragma omp parallel
     {
-        float *dp = xalloc_floats((size_t)maxL);
-        /* Each (sequence, head) writes only its own rows and head columns of dqkv. */
+        float *dP = xalloc_floats((size_t)maxL * maxL);
 #pragma omp for collapse(2) schedule(dynamic)
         for (int s = 0; s < pk->nseq; s++)
             for (int h = 0; h < H; h++) {
                 const int L = pk->len[s];
                 const float *base = qkv + (size_t)pk->start[s] * C3;
                 float *dbase = dqkv + (size_t)pk->start[s] * C3;
+                const float *dO = dout + (size_t)pk->start[s] * C + h * hd;
                 const float *P = att + pk->att_off[s] + (long)h * L * L;
+                sgemm(true, false, L, hd, L, 1.0f, P, L, dO, C, 1.0f, dbase + 2 * C + h * hd, C3);
+                sgemm(false, true, L, L, hd, 1.0f, dO, C, base + 2 * C + h * hd, C3, 0.0f, dP, L);
                 for (int i = 0; i < L; i++) {
-                    const int jn = causal ? i + 1 : L;
                     const float *p = P + (size_t)i * L;
-                    const float *go = dout + (size_t)(pk->start[s] + i) * C + h * hd;
+                    float *d = dP + (size_t)i * L;
+                    const int jn = causal ? i + 1 : L;
                     float pdp = 0.0f;
-                    for (int j = 0; j < jn; j++) {
-                        dp[j] = dot(go, base + (size_t)j * C3 + 2 * C + h * hd, hd);
-                        pdp += p[j] * dp[j];
-                        axpy(dbase + (size_t)j * C3 + 2 * C + h * hd, p[j], go, hd); /* dV */
-                    }
-                    const float *q = base + (size_t)i * C3 + h * hd;
-                    float *dq = dbase + (size_t)i * C3 + h * hd;
-                    for (int j = 0; j < jn; j++) {
-                        float ds = p[j] * (dp[j] - pdp) * scale;
-                        axpy(dq, ds, base + (size_t)j * C3 + C + h * hd, hd);    /* dQ */
-                        axpy(dbase + (size_t)j * C3 + C + h * hd, ds, q, hd);    /* dK */
-                    }
+                    for (int j = 0; j < jn; j++) pdp += p[j] * d[j];
+                    for (int j = 0; j < jn; j++) d[j] = p[j] * (d[j] - pdp);
+                    for (int j = jn; j < L; j++) d[j] = 0.0f;
                 }
+                sgemm(false, false, L, hd, L, scale, dP, L, base + C + h * hd, C3, 1.0f, dbase + h * hd, C3);
+                sgemm(true, false, L, hd, L, scale, dP, L, base + h * hd, C3, 1.0f, dbase + C + h * hd, C3);
             }
-        free(dp);
+        free(dP);
     }
 }
 
