@@ -253,7 +253,30 @@ int dataset_load_named(Dataset *d, const char *spec, const char *dir, Err *e) {
         dataset_free(&base);
         return 0;
     }
-    return err_set(e, "unknown dataset \"%s\" (fmnist:train|test, fmnist-domains:train|test)", spec);
+    if (strcmp(name, "cifar10") == 0 || strcmp(name, "cifar100") == 0) {
+        if (!dir) return err_set(e, "%s needs --data-dir: the folder holding the CIFAR binary batches", name);
+        int c100 = strcmp(name, "cifar100") == 0, train = strcmp(split, "train") == 0;
+        if (!train && strcmp(split, "test") != 0) return err_set(e, "%s: unknown split \"%s\" (train or test)", name, split);
+        char paths[5][1100];
+        const char *files[5];
+        int nf = 0;
+        if (c100) {
+            snprintf(paths[nf], sizeof paths[nf], "%s/%s.bin", dir, train ? "train" : "test");
+            files[nf] = paths[nf], nf++;
+        } else if (train) {
+            for (int i = 1; i <= 5; i++, nf++) {
+                snprintf(paths[nf], sizeof paths[nf], "%s/data_batch_%d.bin", dir, i);
+                files[nf] = paths[nf];
+            }
+        } else {
+            snprintf(paths[nf], sizeof paths[nf], "%s/test_batch.bin", dir);
+            files[nf] = paths[nf], nf++;
+        }
+        return dataset_load_cifar(d, files, nf, c100, 1, e);
+    }
+    if (strcmp(name, "folder") == 0) return dataset_load_folder(d, split, 224, e);
+    return err_set(e, "unknown dataset \"%s\" (fmnist:train|test, fmnist-domains:train|test, cifar10:train|test, "
+                      "cifar100:train|test with --data-dir, folder:PATH)", spec);
 }
 
 /* ------------------------------------------------------------- model input */

@@ -38,6 +38,23 @@ int dataset_load_fmnist(Dataset *d, const char *dir, const char *split, Err *e);
 /* Any MNIST-style pair of IDX files, classes named "0".."K-1". */
 int dataset_load_idx(Dataset *d, const char *images, const char *labels, Err *e);
 
+/* CIFAR binary format: records of [label] (CIFAR-10) or [coarse, fine] (CIFAR-100) then
+ * 3072 bytes of 32x32 RGB planes. files: one or more data_batch_N.bin / train.bin / test.bin.
+ * fine: for CIFAR-100, label by the fine class (else the coarse one).
+ * Class names come from batches.meta.txt / fine_label_names.txt / coarse_label_names.txt
+ * beside the first file when present, else "0".."K-1". */
+int dataset_load_cifar(Dataset *d, const char *const *files, int n_files, int cifar100, int fine, Err *e);
+/* An image folder: one sub-folder per class (sorted by name), PNG/JPEG files inside,
+ * every image resized (exact CLIP transform geometry) to size x size RGB. */
+int dataset_load_folder(Dataset *d, const char *root, int size, Err *e);
+/* Caption lists: "path TAB caption" per line; paths relative to the list's folder. */
+typedef struct {
+    int n;
+    char **paths, **captions;
+} CaptionList;
+int caption_list_load(CaptionList *cl, const char *tsv, Err *e);
+void caption_list_free(CaptionList *cl);
+
 /* The four Fashion-MNIST domains, in this order. */
 typedef enum { DOMAIN_PHOTO, DOMAIN_SKETCH, DOMAIN_NEGATIVE, DOMAIN_PAINTING, N_FMNIST_DOMAINS } FmnistDomain;
 extern const char *const FMNIST_DOMAIN_NAMES[N_FMNIST_DOMAINS];

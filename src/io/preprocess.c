@@ -139,23 +139,33 @@ static int half_even_div2(int x) {
     return (x % 2 && q % 2) ? q + 1 : q;
 }
 
-void clip_preprocess(const Image8 *im, int size, float *out) {
+void clip_resize_crop_rgb(const Image8 *im, int size, Image8 *out) {
     int rw, rh;
     clip_resized_size(im->w, im->h, size, &rw, &rh);
     Image8 r;
     image_resize_bicubic(im, rw, rh, &r);
     int top = half_even_div2(rh - size), left = half_even_div2(rw - size);
     const int ch = r.channels;
+    out->w = out->h = size;
+    out->channels = 3;
+    out->px = malloc((size_t)size * size * 3);
     for (int y = 0; y < size; y++)
         for (int x = 0; x < size; x++) {
-            int sy = y + top, sx = x + left;
-            const uint8_t *p = r.px + ((size_t)sy * r.w + sx) * ch;
-            for (int c = 0; c < 3; c++) {
-                /* L and LA replicate the grey level; RGBA drops alpha without compositing */
-                uint8_t u = ch >= 3 ? p[c] : p[0];
-                float v = (float)u / 255.0f;
-                out[((size_t)c * size + y) * size + x] = (v - CLIP_MEAN[c]) / CLIP_STD[c];
-            }
+            const uint8_t *p = r.px + ((size_t)(y + top) * r.w + x + left) * ch;
+            /* L and LA replicate the grey level; RGBA drops alpha without compositing */
+            for (int c = 0; c < 3; c++) out->px[((size_t)y * size + x) * 3 + c] = ch >= 3 ? p[c] : p[0];
         }
     free(r.px);
+}
+
+void clip_preprocess(const Image8 *im, int size, float *out) {
+    Image8 rgb;
+    clip_resize_crop_rgb(im, size, &rgb);
+    for (int y = 0; y < size; y++)
+        for (int x = 0; x < size; x++)
+            for (int c = 0; c < 3; c++) {
+                float v = (float)rgb.px[((size_t)y * size + x) * 3 + c] / 255.0f;
+                out[((size_t)c * size + y) * size + x] = (v - CLIP_MEAN[c]) / CLIP_STD[c];
+            }
+    free(rgb.px);
 }

@@ -14,6 +14,8 @@ extern const float CLIP_MEAN[3], CLIP_STD[3];
 void image_resize_bicubic(const Image8 *in, int out_w, int out_h, Image8 *out);
 /* torchvision Resize(int): shorter side -> size, longer side int(size * long / short). */
 void clip_resized_size(int w, int h, int size, int *out_w, int *out_h);
+/* Resize of the shorter side + centre crop, as 8-bit RGB (out->px allocated). */
+void clip_resize_crop_rgb(const Image8 *im, int size, Image8 *out);
 /* The whole transform into out[3, size, size] (CHW float). */
 void clip_preprocess(const Image8 *im, int size, float *out);
 

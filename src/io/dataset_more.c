@@ -1,0 +1,229 @@
+/* CIFAR binary files, image folders and caption lists. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/dataset.h"
+#include "io/image.h"
+#include "io/preprocess.h"
+
+static char **read_names(const char *path, int *n) {
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    char **names = NULL, line[512];
+    int k = 0;
+    while (fgets(line, sizeof line, f)) {
+        size_t l = strcspn(line, "\r\n");
+        line[l] = 0;
+        if (!l) continue;
+        names = xrealloc(names, sizeof(char *) * (size_t)(k + 1));
+        for (char *p = line; *p; p++)
+            if (*p == '_') *p = ' '; /* "aquarium_fish" -> "aquarium fish", as CLIP's prompts write them */
+        names[k++] = xstrdup(line);
+    }
+    fclose(f);
+    *n = k;
+    return names;
+}
+
+int dataset_load_cifar(Dataset *d, const char *const *files, int n_files, int cifar100, int fine, Err *e) {
+    memset(d, 0, sizeof *d);
+    const int rec = (cifar100 ? 2 : 1) + 3072;
+    int max_label = -1;
+    for (int fi = 0; fi < n_files; fi++) {
+        FILE *f = fopen(files[fi], "rb");
+        if (!f) {
+            dataset_free(d);
+            return err_set(e, "%s: cannot open: %s", files[fi], strerror(errno));
+        }
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        rewind(f);
+        if (size <= 0 || size % rec != 0) {
+            fclose(f);
+            dataset_free(d);
+            return err_set(e, "%s: %ld bytes is not a whole number of %d-byte CIFAR-%d records (last record at byte %ld is cut)",
+                           files[fi], size, rec, cifar100 ? 100 : 10, size - size % rec);
+        }
+        int count = (int)(size / rec);
+        d->pixels = xrealloc(d->pixels, (size_t)(d->n + count) * 3072);
+        d->labels = xrealloc(d->labels, sizeof(int32_t) * (size_t)(d->n + count));
+        uint8_t buf[2 + 3072];
+        for (int i = 0; i < count; i++) {
+            if (fread(buf, 1, (size_t)rec, f) != (size_t)rec) {
+                fclose(f);
+                dataset_free(d);
+                return err_set(e, "%s: read failed at record %d", files[fi], i);
+            }
+            int label = cifar100 ? buf[fine ? 1 : 0] : buf[0];
+            int limit = cifar100 ? (fine ? 100 : 20) : 10;
+            if (label >= limit) {
+                fclose(f);
+                dataset_free(d);
+                return err_set(e, "%s: byte %ld: label %d is not below %d", files[fi], (long)i * rec + (fine ? 1 : 0), label, limit);
+            }
+            const uint8_t *planes = buf + (cifar100 ? 2 : 1);
+            uint8_t *dst = d->pixels + (size_t)(d->n + i) * 3072;
+            for (int p = 0; p < 1024; p++) /* planes (R..., G..., B...) -> interleaved RGB */
+                for (int c = 0; c < 3; c++) dst[p * 3 + c] = planes[c * 1024 + p];
+            d->labels[d->n + i] = label;
+            if (label > max_label) max_label = label;
+        }
+        fclose(f);
+        d->n += count;
+    }
+    d->h = d->w = 32;
+    d->channels = 3;
+    d->n_classes = cifar100 ? (fine ? 100 : 20) : 10;
+    /* class names from the meta files the CIFAR archives ship beside the batches */
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", files[0]);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    char meta[1100];
+    snprintf(meta, sizeof meta, "%s/%s", dir,
+             cifar100 ? (fine ? "fine_label_names.txt" : "coarse_label_names.txt") : "batches.meta.txt");
+    int nn = 0;
+    char **names = read_names(meta, &nn);
+    if (names && nn >= d->n_classes) {
+        d->class_names = names;
+        for (int i = d->n_classes; i < nn; i++) free(names[i]);
+    } else {
+        for (int i = 0; i < nn; i++) free(names[i]);
+        free(names);
+        d->class_names = xmalloc(sizeof(char *) * (size_t)d->n_classes);
+        for (int i = 0; i < d->n_classes; i++) {
+            char s[16];
+            snprintf(s, sizeof s, "%d", i);
+            d->class_names[i] = xstrdup(s);
+        }
+    }
+    (void)max_label;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Sorted entries of dir that are directories (want_dirs) or regular files. */
+static char **list_dir(const char *dir, int want_dirs, int *n, Err *e) {
+    DIR *dp = opendir(dir);
+    if (!dp) {
+        err_set(e, "%s: cannot open folder: %s", dir, strerror(errno));
+        return NULL;
+    }
+    char **out = NULL;
+    int k = 0;
+    struct dirent *de;
+    while ((de = readdir(dp))) {
+        if (de->d_name[0] == '.') continue;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat sb;
+        if (stat(path, &sb) != 0) continue;
+        if (want_dirs ? !S_ISDIR(sb.st_mode) : !S_ISREG(sb.st_mode)) continue;
+        out = xrealloc(out, sizeof(char *) * (size_t)(k + 1));
+        out[k++] = xstrdup(de->d_name);
+    }
+    closedir(dp);
+    if (k) qsort(out, (size_t)k, sizeof *out, cmp_str);
+    *n = k;
+    return out ? out : xcalloc(1, sizeof(char *));
+}
+
+int dataset_load_folder(Dataset *d, const char *root, int size, Err *e) {
+    memset(d, 0, sizeof *d);
+    int nc;
+    char **classes = list_dir(root, 1, &nc, e);
+    if (!classes) return -1;
+    if (nc == 0) {
+        free(classes);
+        return err_set(e, "%s: no class sub-folders", root);
+    }
+    d->h = d->w = size;
+    d->channels = 3;
+    d->n_classes = nc;
+    d->class_names = classes;
+    const size_t per = (size_t)size * size * 3;
+    int rc = 0;
+    for (int c = 0; c < nc && rc == 0; c++) {
+        char dir[2048];
+        snprintf(dir, sizeof dir, "%s/%s", root, classes[c]);
+        int nf;
+        char **files = list_dir(dir, 0, &nf, e);
+        if (!files) {
+            rc = -1;
+            break;
+        }
+        for (int i = 0; i < nf && rc == 0; i++) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+            Image8 im;
+            if (image_load(&im, path, e)) {
+                rc = -1;
+                break;
+            }
+            Image8 r; /* the CLIP transform's geometry, kept as 8-bit RGB */
+            clip_resize_crop_rgb(&im, size, &r);
+            d->pixels = xrealloc(d->pixels, per * (size_t)(d->n + 1));
+            d->labels = xrealloc(d->labels, sizeof(int32_t) * (size_t)(d->n + 1));
+            memcpy(d->pixels + per * (size_t)d->n, r.px, per);
+            d->labels[d->n++] = c;
+            image_free(&r);
+            image_free(&im);
+        }
+        for (int i = 0; i < nf; i++) free(files[i]);
+        free(files);
+    }
+    if (rc == 0 && d->n == 0) rc = err_set(e, "%s: no images in the class folders", root);
+    if (rc) dataset_free(d);
+    return rc;
+}
+
+void caption_list_free(CaptionList *cl) {
+    for (int i = 0; i < cl->n; i++) free(cl->paths[i]), free(cl->captions[i]);
+    free(cl->paths);
+    free(cl->captions);
+    memset(cl, 0, sizeof *cl);
+}
+
+int caption_list_load(CaptionList *cl, const char *tsv, Err *e) {
+    memset(cl, 0, sizeof *cl);
+    FILE *f = fopen(tsv, "r");
+    if (!f) return err_set(e, "%s: cannot open: %s", tsv, strerror(errno));
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", tsv);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    long lineno = 0;
+    int rc = 0;
+    while ((got = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
+        if (got == 0 || line[0] == '#') continue;
+        char *tab = strchr(line, '\t');
+        if (!tab || tab == line || !tab[1]) {
+            rc = err_set(e, "%s:%ld: expected \"path<TAB>caption\"", tsv, lineno);
+            break;
+        }
+        *tab = 0;
+        cl->paths = xrealloc(cl->paths, sizeof(char *) * (size_t)(cl->n + 1));
+        cl->captions = xrealloc(cl->captions, sizeof(char *) * (size_t)(cl->n + 1));
+        size_t pl = strlen(dir) + strlen(line) + 2;
+        cl->paths[cl->n] = xmalloc(pl);
+        if (line[0] == '/') snprintf(cl->paths[cl->n], pl, "%s", line);
+        else snprintf(cl->paths[cl->n], pl, "%s/%s", dir, line);
+        cl->captions[cl->n++] = xstrdup(tab + 1);
+    }
+    free(line);
+    fclose(f);
+    if (rc) caption_list_free(cl);
+    return rc;
+}
