@@ -7,13 +7,19 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "io/tokenizer.h"
+#include "models/clip_train.h"
+#include "models/clip_trainer.h"
 
 static int run(int argc, char **argv);
 
 const Command cmd_bench = {
     "bench", "throughput against the machine's own sgemm peak",
     "usage: forget bench clip [--config vit-b-32|vit-b-16|tiny] [--batch 16] [--iters 5] [--json] [--threads N]\n"
+    "       forget bench train [--config fmnist-s] [--batch 128] [--steps 10] [--json] [--threads N]\n"
     "\n"
+    "train: images/s of full training steps (forward, contrastive loss, backward, AdamW)\n"
+    "on synthetic batches (10-token captions), as bench/torch_train.py measures PyTorch.\n"
+    "clip:\n"
     "Builds a CLIP of the named shape with seeded random weights in memory and\n"
     "measures, in one run: the machine's sgemm GFLOP/s (2048^3 through the same GEMM\n"
     "backend), image encoding (images/s), text encoding of 77-token prompts and of\n"
@@ -88,13 +94,81 @@ static Rate time_texts(const ClipModel *m, const int32_t *ids, int N, int iters,
     return (Rate){N / med, flops / med / 1e9, med};
 }
 
+/* Training throughput on synthetic batches shaped like bench/torch_train.py's. */
+static int bench_train(int argc, char **argv) {
+    const char *config = "fmnist-s";
+    long batch = 128, steps = 10;
+    int json = 0, done = 0, bad = 0;
+    for (int i = 2; i < argc; i++) {
+        if (cli_common(&cmd_bench, argc, argv, &i, &done, &bad)) {
+            if (done) return 0;
+            if (bad) return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--config") == 0) {
+            if (!(config = cli_value("bench", argc, argv, &i))) return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--batch") == 0) {
+            const char *v = cli_value("bench", argc, argv, &i);
+            if (!v || cli_int("bench", "--batch", v, 2, 4096, &batch)) return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--steps") == 0) {
+            const char *v = cli_value("bench", argc, argv, &i);
+            if (!v || cli_int("bench", "--steps", v, 1, 1000, &steps)) return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else {
+            return cli_error("bench", EXIT_USAGE, "unknown argument %s (forget help bench)", argv[i]);
+        }
+    }
+    ClipConfig cfg;
+    if (clip_config_named(&cfg, config) != 0) return cli_error("bench", EXIT_USAGE, "unknown --config \"%s\"", config);
+    ClipModel m, g;
+    clip_init_random(&m, &cfg, 1);
+    clip_init_zeros(&g, &cfg);
+    AdamW opt;
+    adamw_init(&opt, m.n_params, 0.9f, 0.98f, 1e-6f);
+    int n_specs;
+    ParamSpec *specs = clip_param_table(&m, &n_specs);
+    const int B = (int)batch, R = cfg.image_res, ctx = cfg.context;
+    float *px = xalloc_floats((size_t)B * 3 * R * R);
+    int32_t *ids = calloc((size_t)B * ctx, sizeof(int32_t));
+    Rng r;
+    rng_seed(&r, 5);
+    rng_fill_normal(&r, px, (long)B * 3 * R * R, 0, 1);
+    for (int n = 0; n < B; n++) {
+        int32_t *row = ids + (size_t)n * ctx;
+        row[0] = CLIP_SOT;
+        for (int k = 1; k < 10; k++) row[k] = 1000 + (int32_t)rng_below(&r, 39000);
+        row[10] = CLIP_EOT;
+    }
+    double *t = malloc(sizeof(double) * (size_t)steps);
+    Err e = {{0}};
+    float loss = 0;
+    int rc = 0;
+    for (long s = 0; s <= steps && rc == 0; s++) { /* step 0 warms up */
+        double t0 = now_seconds();
+        rc = clip_train_step(&m, &g, &opt, specs, n_specs, px, ids, B, 1e-4, 0.2, 1.0f, &loss, &e);
+        if (s) t[s - 1] = now_seconds() - t0;
+    }
+    if (rc) return cli_error("bench", EXIT_WORK, "%s", e.msg);
+    double med = median(t, (int)steps);
+    if (json)
+        printf("{\"config\":\"%s\",\"batch\":%d,\"threads\":%d,\"train_images_per_s\":%.2f,\"step_s\":%.4f}\n", config, B,
+               threads_get(), B / med, med);
+    else
+        printf("forget bench train: %s, batch %d, %d threads: %.1f images/s (median step %.3f s over %ld steps)\n", config,
+               B, threads_get(), B / med, med, steps);
+    free(t), free(px), free(ids), free(specs);
+    adamw_free(&opt);
+    clip_free(&m), clip_free(&g);
+    return 0;
+}
+
 static int run(int argc, char **argv) {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(cmd_bench.help, stdout);
         return 0;
     }
+    if (argc >= 2 && strcmp(argv[1], "train") == 0) return bench_train(argc, argv);
     if (argc < 2 || strcmp(argv[1], "clip") != 0)
-        return cli_error("bench", EXIT_USAGE, "what to benchmark? (forget bench clip; forget help bench)");
+        return cli_error("bench", EXIT_USAGE, "what to benchmark? (forget bench clip|train; forget help bench)");
     const char *config = "vit-b-32";
     long batch = 16, iters = 5;
     int json = 0, done = 0, bad = 0;

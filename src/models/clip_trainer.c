@@ -112,6 +112,38 @@ static double global_norm(const float *g, long n) {
     return sqrt(s);
 }
 
+int clip_train_step(ClipModel *m, ClipModel *g, AdamW *opt, const ParamSpec *specs, int n_specs, const float *px,
+                    const int32_t *ids, int B, double lr, double wd, float grad_clip, float *loss_out, Err *e) {
+    const int E = m->cfg.embed_dim;
+    TowerActs ia, ta;
+    image_acts_init(&ia, m, B, 1);
+    if (text_acts_init(&ta, m, ids, B, 1, e) != 0) {
+        tower_acts_free(&ia);
+        return -1;
+    }
+    float *img = xalloc_floats((size_t)B * E), *txt = xalloc_floats((size_t)B * E);
+    float *dimg = xcalloc((size_t)B * E, sizeof(float)), *dtxt = xcalloc((size_t)B * E, sizeof(float));
+    image_forward(m, &ia, px, img, NULL);
+    text_forward(m, &ta, txt, NULL);
+    memset(g->params, 0, sizeof(float) * (size_t)g->n_params);
+    float loss = clip_contrastive_loss(img, txt, B, E, m->logit_scale[0], dimg, dtxt, g->logit_scale, NULL);
+    image_backward(m, g, &ia, dimg);
+    text_backward(m, g, &ta, dtxt);
+    tower_acts_free(&ia);
+    tower_acts_free(&ta);
+    free(img), free(txt), free(dimg), free(dtxt);
+    *loss_out = loss;
+    if (!isfinite(loss)) return err_set(e, "loss is %f: lower the learning rate", (double)loss);
+    double norm = global_norm(g->params, g->n_params);
+    if (grad_clip > 0 && norm > grad_clip) scale_inplace(g->params, (float)(grad_clip / norm), g->n_params);
+    adamw_begin_step(opt);
+    for (int i = 0; i < n_specs; i++)
+        adamw_update(opt, m->params, g->params, *specs[i].slot - m->params, specs[i].count, lr,
+                     clip_param_decays(&specs[i]) ? wd : 0.0);
+    if (m->logit_scale[0] > logf(100.0f)) m->logit_scale[0] = logf(100.0f); /* OpenAI's clamp at 100 */
+    return 0;
+}
+
 int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
     memset(res, 0, sizeof *res);
     /* Keep the per-step activation buffers in the heap instead of fresh mmaps (page faults every step). */
@@ -136,7 +168,7 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
     int n_specs;
     ParamSpec *specs = clip_param_table(&m, &n_specs);
 
-    const int B = o->batch, R = o->cfg.image_res, E = o->cfg.embed_dim, ctx = o->cfg.context;
+    const int B = o->batch, R = o->cfg.image_res, ctx = o->cfg.context;
     const long spe = train.n / B, total = spe * o->epochs;
     char recipe[1024], ckpt[1024];
     recipe_string(o, m.n_params, recipe, sizeof recipe);
@@ -147,8 +179,7 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
     res->total_steps = total;
 
     int *perm = xmalloc(sizeof(int) * (size_t)train.n), *idx = xmalloc(sizeof(int) * (size_t)B);
-    float *px = xalloc_floats((size_t)B * 3 * R * R), *img = xalloc_floats((size_t)B * E), *txt = xalloc_floats((size_t)B * E);
-    float *dimg = xalloc_floats((size_t)B * E), *dtxt = xalloc_floats((size_t)B * E);
+    float *px = xalloc_floats((size_t)B * 3 * R * R);
     int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)B * ctx);
     int perm_epoch = -1;
     Progress prog;
@@ -173,34 +204,12 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
             if (tokenizer_tokenize(&tok, text, ctx, ids + (size_t)i * ctx, e) < 0) rc = -1;
         }
         if (rc) break;
-        TowerActs ia, ta;
-        image_acts_init(&ia, &m, B, 1);
-        if ((rc = text_acts_init(&ta, &m, ids, B, 1, e)) != 0) {
-            tower_acts_free(&ia);
+        float loss;
+        if ((rc = clip_train_step(&m, &g, &opt, specs, n_specs, px, ids, B, lr_at(o, step, total), o->wd, o->grad_clip,
+                                  &loss, e)) != 0) {
+            err_prefix(e, "step %ld: ", step);
             break;
         }
-        image_forward(&m, &ia, px, img, NULL);
-        text_forward(&m, &ta, txt, NULL);
-        memset(dimg, 0, sizeof(float) * (size_t)B * E);
-        memset(dtxt, 0, sizeof(float) * (size_t)B * E);
-        memset(g.params, 0, sizeof(float) * (size_t)g.n_params);
-        float loss = clip_contrastive_loss(img, txt, B, E, m.logit_scale[0], dimg, dtxt, g.logit_scale, NULL);
-        image_backward(&m, &g, &ia, dimg);
-        text_backward(&m, &g, &ta, dtxt);
-        tower_acts_free(&ia);
-        tower_acts_free(&ta);
-        if (!isfinite(loss)) {
-            rc = err_set(e, "loss is %f at step %ld: lower --lr", (double)loss, step);
-            break;
-        }
-        double norm = global_norm(g.params, g.n_params);
-        if (o->grad_clip > 0 && norm > o->grad_clip) scale_inplace(g.params, (float)(o->grad_clip / norm), g.n_params);
-        double lr = lr_at(o, step, total);
-        adamw_begin_step(&opt);
-        for (int i = 0; i < n_specs; i++)
-            adamw_update(&opt, m.params, g.params, *specs[i].slot - m.params, specs[i].count, lr,
-                         clip_param_decays(&specs[i]) ? o->wd : 0.0);
-        if (m.logit_scale[0] > logf(100.0f)) m.logit_scale[0] = logf(100.0f);
         step++;
         steps_this_run++;
         res->last_loss = loss;
@@ -230,7 +239,7 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
             res->finished = 1;
         }
     }
-    free(perm), free(idx), free(px), free(img), free(txt), free(dimg), free(dtxt), free(ids), free(specs);
+    free(perm), free(idx), free(px), free(ids), free(specs);
     adamw_free(&opt);
     clip_free(&m), clip_free(&g);
     tokenizer_free(&tok);
