@@ -10,6 +10,8 @@ PACKAGES=(
   libpcre2-dev     # CLIP pre-tokenizer regex with Unicode classes
   libicu-dev       # Unicode lower-casing with Python's rules (full mapping, final sigma)
   libpng-dev libjpeg-dev zlib1g-dev
+  libopenmpi-dev openmpi-bin   # data-parallel training (mpirun -np N forget train ...)
+  dataset-fashion-mnist        # the real data the zoo trains on
 )
 # Fuzz targets need clang's libFuzzer runtime; only `make fuzz` asks for these.
 if [ "${1:-}" = "--fuzz" ]; then PACKAGES+=(clang libclang-rt-14-dev); fi

@@ -2,11 +2,12 @@
 # make test: the unit and end-to-end suite, the same suite under ASan+UBSan, and a
 # short run of every fuzz target. Ends with one line "N passed, N failed" over all of it.
 set -uo pipefail
-pass=0; fail=0
+pass=0; fail=0; skip=0
 count() { # adds the "N passed, N failed" line of a suite's log
-  local line; line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -1)
+  local line; line=$(grep -E '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$1" | tail -1)
   if [ -z "$line" ]; then fail=$((fail + 1)); return; fi
-  pass=$((pass + $(echo "$line" | cut -d' ' -f1))); fail=$((fail + $(echo "$line" | cut -d' ' -f3)))
+  pass=$((pass + $(echo "$line" | cut -d' ' -f1))); fail=$((fail + $(echo "$line" | cut -d' ' -f3 | tr -d ,)))
+  local s; s=$(echo "$line" | sed -n 's/.*, \([0-9]*\) skipped$/\1/p'); skip=$((skip + ${s:-0}))
 }
 mkdir -p build
 echo "== unit and end-to-end tests (release build)"
@@ -20,5 +21,5 @@ echo "== fuzz targets, ${FUZZ_SECONDS:=10}s each"
 FUZZ_SECONDS=$FUZZ_SECONDS bash scripts/fuzz.sh 2>&1 | tee build/test-fuzz.log
 pass=$((pass + $(grep -c ': ok (' build/test-fuzz.log))); fail=$((fail + $(grep -c ': FAILED' build/test-fuzz.log)))
 [ "$(grep -c '^fuzz ' build/test-fuzz.log)" -eq 3 ] || fail=$((fail + 1))
-echo "$pass passed, $fail failed"
+if [ "$skip" -gt 0 ]; then echo "$pass passed, $fail failed, $skip skipped"; else echo "$pass passed, $fail failed"; fi
 [ "$fail" -eq 0 ]

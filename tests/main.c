@@ -18,6 +18,7 @@ typedef struct {
 static TestCase tests[MAX_TESTS];
 static int n_tests;
 static int current_failures;
+static const char *current_skip;
 
 void test_register(const char *name, TestFn fn) {
     if (n_tests < MAX_TESTS) tests[n_tests++] = (TestCase){name, fn};
@@ -35,6 +36,8 @@ void test_fail(const char *file, int line, const char *fmt, ...) {
 }
 
 int test_failed_now(void) { return current_failures; }
+
+void test_skip(const char *why) { current_skip = why; }
 
 int check_close(const char *file, int line, const char *what, const float *a, const float *b, long n,
                 double atol, double rtol) {
@@ -91,17 +94,21 @@ int main(int argc, char **argv) {
     threads_set(0);
     snprintf(scratch, sizeof scratch, "/tmp/forget-tests-%d", (int)getpid());
     mkdir(scratch, 0700);
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, skipped = 0;
     for (int i = 0; i < n_tests; i++) {
         int selected = argc < 2;
         for (int a = 1; a < argc; a++)
             if (strstr(tests[i].name, argv[a])) selected = 1;
         if (!selected) continue;
         current_failures = 0;
+        current_skip = NULL;
         double t0 = now_seconds();
         tests[i].fn();
         double dt = now_seconds() - t0;
-        if (current_failures) {
+        if (current_skip && !current_failures) {
+            skipped++;
+            printf("skip %s: %s\n", tests[i].name, current_skip);
+        } else if (current_failures) {
             failed++;
             printf("FAIL %s (%d failed checks, %.2fs)\n", tests[i].name, current_failures, dt);
         } else {
@@ -113,6 +120,9 @@ int main(int argc, char **argv) {
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", scratch);
-    printf("%d passed, %d failed\n", passed, failed);
+    if (skipped)
+        printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    else
+        printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

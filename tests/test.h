@@ -12,6 +12,8 @@ typedef void (*TestFn)(void);
 void test_register(const char *name, TestFn fn);
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int test_failed_now(void);
+/* Marks the running test skipped (with the reason printed) unless it also failed a check. */
+void test_skip(const char *why);
 
 #define TEST(name)                                                                   \
     static void name(void);                                                          \

@@ -144,7 +144,7 @@ static int bench_train(int argc, char **argv) {
     int rc = 0;
     for (long s = 0; s <= steps && rc == 0; s++) { /* step 0 warms up */
         double t0 = now_seconds();
-        rc = clip_train_step(&m, &g, &opt, specs, n_specs, px, ids, B, 1e-4, 0.2, 1.0f, &loss, &e);
+        rc = clip_train_step(&m, &g, &opt, specs, n_specs, px, ids, B, NULL, 1e-4, 0.2, 1.0f, &loss, &e);
         if (s) t[s - 1] = now_seconds() - t0;
     }
     if (rc) return cli_error("bench", EXIT_WORK, "%s", e.msg);

@@ -11,7 +11,8 @@ const Command cmd_train = {
     "train", "train a CLIP contrastively on a labelled image set",
     "usage: forget train --dataset fmnist:train|fmnist-domains:train --config NAME --out FILE\n"
     "                    [--eval fmnist:test] [--epochs 5] [--batch 128] [--lr 1e-3] [--wd 0.2]\n"
-    "                    [--seed 0] [--eval-samples 2000] [--data-dir DIR] [--fresh] [--stop-after STEPS]\n"
+    "                    [--seed 0] [--eval-samples 2000] [--data-dir DIR] [--limit N] [--fresh]\n"
+    "                    [--stop-after STEPS]\n"
     "                    [--quiet] [--json] [--threads N]\n"
     "\n"
     "Symmetric InfoNCE on (image, generated caption) pairs; AdamW (betas 0.9/0.98,\n"
@@ -19,8 +20,13 @@ const Command cmd_train = {
     "learning rate, gradient clipping at norm 1, logit scale clamped at 100.\n"
     "A checkpoint FILE.ckpt is written every 200 steps; rerunning the same command\n"
     "resumes from it (same result as an uninterrupted run). --fresh ignores it.\n"
+    "Under mpirun (mpirun -np 2 forget train ...) the batch is split over the ranks,\n"
+    "features are gathered for the loss and gradients all-reduced: the same model as\n"
+    "the serial run up to float rounding.\n"
     "The final model is FILE (safetensors, OpenAI key layout). --config names a shape:\n"
-    "  fmnist-s (28px, patch 4, width 128, 4+4 layers), tiny, vit-b-32, vit-b-16\n",
+    "  fmnist-s (28px, patch 4, width 128, 4+4 layers), fmnist-xs (seconds-fast), tiny, vit-b-32, vit-b-16\n"
+    "--limit N trains on the first N samples only; --stop-after ends this run after\n"
+    "STEPS steps with a checkpoint, as if killed.\n",
     run};
 
 static int num(const char *opt, const char *v, double *out) {
@@ -73,6 +79,9 @@ static int run(int argc, char **argv) {
         } else if (strcmp(a, "--eval-samples") == 0) {
             if (cli_int("train", a, v, 0, 100000000L, &l)) return EXIT_USAGE;
             o.eval_samples = (int)l;
+        } else if (strcmp(a, "--limit") == 0) {
+            if (cli_int("train", a, v, 1, 100000000L, &l)) return EXIT_USAGE;
+            o.limit = (int)l;
         } else if (strcmp(a, "--stop-after") == 0) {
             if (cli_int("train", a, v, 1, 100000000L, &l)) return EXIT_USAGE;
             o.stop_after = l;
@@ -88,9 +97,15 @@ static int run(int argc, char **argv) {
     }
     if (!o.train_set || !config || !o.out) return cli_error("train", EXIT_USAGE, "--dataset, --config and --out are required");
     if (clip_config_named(&o.cfg, config) != 0) return cli_error("train", EXIT_USAGE, "unknown --config \"%s\"", config);
+    Dist dist;
+    dist_init(&dist); /* joins the MPI world under mpirun: the batch is split over the ranks */
+    o.dist = &dist;
     TrainResult r;
     Err e = {{0}};
-    if (clip_train(&o, &r, &e) != 0) return cli_error("train", EXIT_WORK, "%s", e.msg);
+    int rc = clip_train(&o, &r, &e);
+    dist_finalize(&dist);
+    if (rc != 0) return cli_error("train", EXIT_WORK, "%s", e.msg);
+    if (dist.rank != 0) return 0;
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "out", o.out);

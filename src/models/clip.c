@@ -89,6 +89,13 @@ int clip_config_named(ClipConfig *c, const char *name) {
         c->t_width = 128, c->t_layers = 4, c->t_heads = 4;
         return 0;
     }
+    if (strcmp(name, "fmnist-xs") == 0) { /* a seconds-fast shape for tests and smoke runs */
+        c->embed_dim = 32;
+        c->image_res = 28, c->patch = 7;
+        c->v_width = 32, c->v_layers = 1, c->v_heads = 2;
+        c->t_width = 32, c->t_layers = 1, c->t_heads = 2;
+        return 0;
+    }
     if (strcmp(name, "tiny") == 0) {
         c->embed_dim = 32;
         c->image_res = 32, c->patch = 8;

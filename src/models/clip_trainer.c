@@ -59,9 +59,9 @@ static double lr_at(const TrainOpts *o, long step, long total) {
 static void recipe_string(const TrainOpts *o, long n_params, char *s, size_t cap) {
     const ClipConfig *c = &o->cfg;
     snprintf(s, cap,
-             "train=%s;epochs=%d;batch=%d;lr=%g;wd=%g;warmup=%g;clip=%g;seed=%llu;shift=%d;"
+             "train=%s;limit=%d;epochs=%d;batch=%d;lr=%g;wd=%g;warmup=%g;clip=%g;seed=%llu;shift=%d;"
              "cfg=%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d;params=%ld",
-             o->train_set, o->epochs, o->batch, o->lr, o->wd, o->warmup_frac, (double)o->grad_clip,
+             o->train_set, o->limit, o->epochs, o->batch, o->lr, o->wd, o->warmup_frac, (double)o->grad_clip,
              (unsigned long long)o->seed, o->shift, c->embed_dim, c->image_res, c->patch, c->v_width, c->v_layers,
              c->v_heads, c->context, c->vocab, c->t_width, c->t_layers, c->t_heads, (int)c->act, n_params);
 }
@@ -113,8 +113,11 @@ static double global_norm(const float *g, long n) {
 }
 
 int clip_train_step(ClipModel *m, ClipModel *g, AdamW *opt, const ParamSpec *specs, int n_specs, const float *px,
-                    const int32_t *ids, int B, double lr, double wd, float grad_clip, float *loss_out, Err *e) {
-    const int E = m->cfg.embed_dim;
+                    const int32_t *ids, int B, const Dist *dist, double lr, double wd, float grad_clip,
+                    float *loss_out, Err *e) {
+    /* B samples here; with MPI every rank holds B, the global batch is B * size, and the loss is
+     * computed on the gathered features of the whole batch (as open_clip's gather_with_grad). */
+    const int E = m->cfg.embed_dim, ranks = dist ? dist->size : 1, rank = dist ? dist->rank : 0, GB = B * ranks;
     TowerActs ia, ta;
     image_acts_init(&ia, m, B, 1);
     if (text_acts_init(&ta, m, ids, B, 1, e) != 0) {
@@ -122,16 +125,23 @@ int clip_train_step(ClipModel *m, ClipModel *g, AdamW *opt, const ParamSpec *spe
         return -1;
     }
     float *img = xalloc_floats((size_t)B * E), *txt = xalloc_floats((size_t)B * E);
-    float *dimg = xcalloc((size_t)B * E, sizeof(float)), *dtxt = xcalloc((size_t)B * E, sizeof(float));
+    float *all_img = xalloc_floats((size_t)GB * E), *all_txt = xalloc_floats((size_t)GB * E);
+    float *dimg = xcalloc((size_t)GB * E, sizeof(float)), *dtxt = xcalloc((size_t)GB * E, sizeof(float));
     image_forward(m, &ia, px, img, NULL);
     text_forward(m, &ta, txt, NULL);
+    dist_allgather(dist, img, (long)B * E, all_img);
+    dist_allgather(dist, txt, (long)B * E, all_txt);
     memset(g->params, 0, sizeof(float) * (size_t)g->n_params);
-    float loss = clip_contrastive_loss(img, txt, B, E, m->logit_scale[0], dimg, dtxt, g->logit_scale, NULL);
-    image_backward(m, g, &ia, dimg);
-    text_backward(m, g, &ta, dtxt);
+    float dscale = 0;
+    float loss = clip_contrastive_loss(all_img, all_txt, GB, E, m->logit_scale[0], dimg, dtxt, &dscale, NULL);
+    image_backward(m, g, &ia, dimg + (size_t)rank * B * E);
+    text_backward(m, g, &ta, dtxt + (size_t)rank * B * E);
+    /* every rank computed the whole loss: only rank 0 contributes the logit-scale gradient to the sum */
+    if (rank == 0) g->logit_scale[0] += dscale;
+    dist_allreduce_sum(dist, g->params, g->n_params);
     tower_acts_free(&ia);
     tower_acts_free(&ta);
-    free(img), free(txt), free(dimg), free(dtxt);
+    free(img), free(txt), free(all_img), free(all_txt), free(dimg), free(dtxt);
     *loss_out = loss;
     if (!isfinite(loss)) return err_set(e, "loss is %f: lower the learning rate", (double)loss);
     double norm = global_norm(g->params, g->n_params);
@@ -155,6 +165,7 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
         dataset_free(&train);
         return -1;
     }
+    if (o->limit > 0 && o->limit < train.n) train.n = o->limit;
     Tokenizer tok;
     if (tokenizer_init(&tok, e)) {
         dataset_free(&train), dataset_free(&evald);
@@ -169,13 +180,16 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
     ParamSpec *specs = clip_param_table(&m, &n_specs);
 
     const int B = o->batch, R = o->cfg.image_res, ctx = o->cfg.context;
+    const int ranks = o->dist ? o->dist->size : 1, rank = o->dist ? o->dist->rank : 0, Bl = B / ranks;
+    const int lead = rank == 0, quiet = o->quiet || !lead;
+    int rc = B % ranks ? err_set(e, "batch %d does not split evenly over %d ranks", B, ranks) : 0;
     const long spe = train.n / B, total = spe * o->epochs;
     char recipe[1024], ckpt[1024];
     recipe_string(o, m.n_params, recipe, sizeof recipe);
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", o->out);
-    long step = o->fresh ? 0 : load_checkpoint(ckpt, &m, &opt, recipe, e);
-    int rc = step < 0 ? -1 : 0;
-    if (rc == 0 && step > 0 && !o->quiet) fprintf(stderr, "resuming %s from step %ld of %ld\n", ckpt, step, total);
+    long step = rc ? 0 : o->fresh ? 0 : load_checkpoint(ckpt, &m, &opt, recipe, e);
+    if (step < 0) rc = -1;
+    if (rc == 0 && step > 0 && !quiet) fprintf(stderr, "resuming %s from step %ld of %ld\n", ckpt, step, total);
     res->total_steps = total;
 
     int *perm = xmalloc(sizeof(int) * (size_t)train.n), *idx = xmalloc(sizeof(int) * (size_t)B);
@@ -183,29 +197,33 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
     int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)B * ctx);
     int perm_epoch = -1;
     Progress prog;
-    progress_start(&prog, "train", total, o->quiet);
+    progress_start(&prog, "train", total, quiet);
     double t_start = now_seconds();
     long steps_this_run = 0;
     char status[160] = "";
     while (rc == 0 && step < total) {
         const int epoch = (int)(step / spe);
         if (epoch != perm_epoch) epoch_order(perm, train.n, o->seed, perm_epoch = epoch);
-        for (int i = 0; i < B; i++) idx[i] = perm[(step % spe) * B + i];
-        Rng aug, cap;
-        rng_seed(&aug, mix(o->seed, 2 * (uint64_t)step));
-        rng_seed(&cap, mix(o->seed, 2 * (uint64_t)step + 1));
-        dataset_pixels(&train, idx, B, R, px, &aug, o->shift);
-        for (int i = 0; i < B && rc == 0; i++) {
+        /* this rank's share of the global batch; every sample's augmentation and caption come from
+         * its own (seed, step, position) stream, so any split over ranks sees the same data */
+        for (int i = 0; i < Bl; i++) {
+            const int gi = rank * Bl + i, smp = perm[(step % spe) * B + gi];
+            idx[i] = smp;
+            Rng r;
+            rng_seed(&r, mix(o->seed, (uint64_t)step * (uint64_t)B + (uint64_t)gi));
+            dataset_pixels(&train, &idx[i], 1, R, px + (size_t)i * 3 * R * R, &r, o->shift);
             char text[256];
-            const int s = idx[i];
-            caption_make(text, sizeof text, &CAPTIONS_DEFAULT, train.class_names[train.labels[s]],
-                         train.domains ? train.domain_names[train.domains[s]] : NULL, dataset_image(&train, s), train.h,
-                         train.w, train.channels, &cap);
-            if (tokenizer_tokenize(&tok, text, ctx, ids + (size_t)i * ctx, e) < 0) rc = -1;
+            caption_make(text, sizeof text, &CAPTIONS_DEFAULT, train.class_names[train.labels[smp]],
+                         train.domains ? train.domain_names[train.domains[smp]] : NULL, dataset_image(&train, smp),
+                         train.h, train.w, train.channels, &r);
+            if (tokenizer_tokenize(&tok, text, ctx, ids + (size_t)i * ctx, e) < 0) {
+                rc = -1;
+                break;
+            }
         }
         if (rc) break;
         float loss;
-        if ((rc = clip_train_step(&m, &g, &opt, specs, n_specs, px, ids, B, lr_at(o, step, total), o->wd, o->grad_clip,
+        if ((rc = clip_train_step(&m, &g, &opt, specs, n_specs, px, ids, Bl, o->dist, lr_at(o, step, total), o->wd, o->grad_clip,
                                   &loss, e)) != 0) {
             err_prefix(e, "step %ld: ", step);
             break;
@@ -213,16 +231,16 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
         step++;
         steps_this_run++;
         res->last_loss = loss;
-        res->images_per_s = steps_this_run * B / (now_seconds() - t_start);
+        res->images_per_s = (double)steps_this_run * B / (now_seconds() - t_start);
         snprintf(status, sizeof status, "epoch %d/%d loss %.4f scale %.1f", epoch + 1, o->epochs, (double)loss,
                  exp(m.logit_scale[0]));
         progress_update(&prog, step, B, "img", status);
-        if (step % o->ckpt_every == 0 || step == total || (o->stop_after > 0 && steps_this_run == o->stop_after))
+        if (lead && (step % o->ckpt_every == 0 || step == total || (o->stop_after > 0 && steps_this_run == o->stop_after)))
             if ((rc = save_checkpoint(ckpt, &m, &opt, step, recipe, e)) != 0) break;
-        if (evald.n && (step % spe == 0 || step == total)) {
+        if (lead && evald.n && (step % spe == 0 || step == total)) {
             if ((rc = eval_zeroshot(&m, &tok, &evald, NULL, o->eval_samples, &res->eval, e)) != 0) break;
             res->evaluated = 1;
-            if (!o->quiet) {
+            if (!quiet) {
                 progress_end(&prog);
                 fprintf(stderr, "epoch %d: zero-shot top-1 %.2f%% top-5 %.2f%% on %d images of %s\n", epoch + 1,
                         100 * res->eval.top1, 100 * res->eval.top5, res->eval.n, o->eval_set);
@@ -233,9 +251,9 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
     progress_end(&prog);
     res->steps_done = step;
     if (rc == 0 && step == total) {
-        rc = clip_save(&m, o->out, LAYOUT_OPENAI, ST_F32, e);
+        if (lead) rc = clip_save(&m, o->out, LAYOUT_OPENAI, ST_F32, e);
         if (rc == 0) {
-            unlink(ckpt);
+            if (lead) unlink(ckpt);
             res->finished = 1;
         }
     }

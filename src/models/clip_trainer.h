@@ -6,6 +6,7 @@
 #ifndef FORGET_CLIP_TRAINER_H
 #define FORGET_CLIP_TRAINER_H
 
+#include "core/dist.h"
 #include "eval/zeroshot.h"
 #include "models/clip.h"
 
@@ -23,8 +24,10 @@ typedef struct {
     const char *out;        /* final model; the checkpoint is "<out>.ckpt" */
     int ckpt_every;         /* steps between checkpoints */
     int fresh;              /* ignore an existing checkpoint */
+    int limit;              /* > 0: train on the first `limit` samples only */
     long stop_after;        /* > 0: stop (as if killed) after this many steps in this run */
     int quiet;
+    const Dist *dist;       /* NULL: serial; else the global batch is split over the ranks */
 } TrainOpts;
 
 typedef struct {
@@ -41,9 +44,11 @@ void train_opts_default(TrainOpts *o);
 #include "models/clip_params.h"
 /* One optimisation step on a batch: forward both towers, contrastive loss, backward,
  * clip the global gradient norm, AdamW (decay per clip_param_decays), clamp the logit scale.
- * g is the gradient buffer (clip_init_zeros); specs from clip_param_table(m). */
+ * g is the gradient buffer (clip_init_zeros); specs from clip_param_table(m).
+ * dist (NULL: serial): px/ids are this rank's B samples of a global batch of B * size. */
 int clip_train_step(ClipModel *m, ClipModel *g, AdamW *opt, const ParamSpec *specs, int n_specs, const float *px,
-                    const int32_t *ids, int B, double lr, double wd, float grad_clip, float *loss_out, Err *e);
+                    const int32_t *ids, int B, const Dist *dist, double lr, double wd, float grad_clip,
+                    float *loss_out, Err *e);
 int clip_train(const TrainOpts *o, TrainResult *res, Err *e);
 
 #endif
