@@ -149,3 +149,37 @@ TEST(cli_bench_tiny_json) {
     CHECK_MSG(strstr(o, "\"images_per_s\":") && strstr(o, "\"sgemm_gflops\":"), "got: %s", o);
     free(o);
 }
+
+TEST(cli_train_eval_zoo_on_fashion_mnist) {
+    char out[600], *o;
+    snprintf(out, sizeof out, "%s/xs.safetensors", scratch_dir());
+    CHECK_INT(run(&o, "train --dataset fmnist:train --limit 200 --config fmnist-xs --batch 20 --epochs 1 "
+                      "--eval fmnist:test --eval-samples 100 --fresh --quiet --json --out %s",
+                  out),
+              0);
+    CHECK_MSG(strstr(o, "\"finished\":true") && strstr(o, "\"top1\":"), "got: %s", o);
+    free(o);
+    CHECK_INT(run(&o, "eval zeroshot --model %s --dataset fmnist-domains:test --samples 80 --json", out), 0);
+    CHECK_MSG(strstr(o, "\"per_domain\":{\"photo\":{") && strstr(o, "\"painting\":"), "got: %s", o);
+    free(o);
+    CHECK_INT(run(&o, "eval zeroshot --model %s --dataset nosuch:test", out), 1);
+    CHECK(strstr(o, "unknown dataset"));
+    free(o);
+    CHECK_INT(run(&o, "train --dataset fmnist:train --out %s", out), 2);
+    free(o);
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "FORGET_HOME=%s %s zoo path fmnist-clip", scratch_dir(), getenv("FORGET_BIN") ? getenv("FORGET_BIN") : "bin/forget");
+    FILE *p = popen(cmd, "r");
+    char line[700] = "";
+    if (p && fgets(line, sizeof line, p)) {
+        char want[700];
+        snprintf(want, sizeof want, "%s/zoo/fmnist-clip.safetensors\n", scratch_dir());
+        CHECK_MSG(strcmp(line, want) == 0, "zoo path: %s", line);
+    }
+    if (p) pclose(p);
+    CHECK_INT(run(&o, "zoo build no-such-model"), 2);
+    free(o);
+    CHECK_INT(run(&o, "zoo list"), 0);
+    CHECK(strstr(o, "fmnist-domains-clip"));
+    free(o);
+}
