@@ -1,6 +1,5 @@
 #include "models/clip_trainer.h"
 
-#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,9 +155,6 @@ int clip_train_step(ClipModel *m, ClipModel *g, AdamW *opt, const ParamSpec *spe
 
 int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
     memset(res, 0, sizeof *res);
-    /* Keep the per-step activation buffers in the heap instead of fresh mmaps (page faults every step). */
-    mallopt(M_MMAP_THRESHOLD, 1 << 30);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     Dataset train = {0}, evald = {0};
     if (dataset_load_named(&train, o->train_set, o->data_dir, e)) return -1;
     if (o->eval_set && dataset_load_named(&evald, o->eval_set, o->data_dir, e)) {
