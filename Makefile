@@ -16,7 +16,7 @@ ifeq ($(SAN),1)
   LDFLAGS_SAN := -fsanitize=address,undefined
   BIN := bin/san
 else
-  CFLAGS_OPT := -O2 -g
+  CFLAGS_OPT := -O2 -g -fvect-cost-model=dynamic -fno-trapping-math
 endif
 CFLAGS  += $(CFLAGS_BASE) $(CFLAGS_OPT) $(shell pkg-config --cflags ompi-c 2>/dev/null)
 LDLIBS  += -ldnnl -ljpeg -lm $(shell pkg-config --libs $(PKGS) 2>/dev/null)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/fastmath.h"
 #include "core/gemm.h"
 
 /* Hot elementwise loops get AVX-512 / AVX2 / baseline clones picked at load time:
@@ -149,7 +150,8 @@ void attention_forward(float *out, float *att, const float *qkv, const Packing *
                 float mx = -INFINITY;
                 for (int j = 0; j < jn; j++) mx = p[j] > mx ? p[j] : mx;
                 float sum = 0.0f;
-                for (int j = 0; j < jn; j++) sum += (p[j] = expf(p[j] - mx));
+#pragma omp simd reduction(+ : sum)
+                for (int j = 0; j < jn; j++) sum += (p[j] = fast_expf(p[j] - mx));
                 const float inv = 1.0f / sum;
                 for (int j = 0; j < jn; j++) p[j] *= inv;
                 for (int j = jn; j < L; j++) p[j] = 0.0f;
@@ -202,13 +204,13 @@ void attention_backward(float *dqkv, const float *dout, const float *att, const 
 
 HOT void quickgelu_forward(float *out, const float *in, long n) {
 #pragma omp parallel for simd if (n > 65536)
-    for (long i = 0; i < n; i++) out[i] = in[i] / (1.0f + expf(-1.702f * in[i]));
+    for (long i = 0; i < n; i++) out[i] = in[i] / (1.0f + fast_expf(-1.702f * in[i]));
 }
 
-void quickgelu_backward(float *din, const float *dout, const float *in, long n) {
+HOT void quickgelu_backward(float *din, const float *dout, const float *in, long n) {
 #pragma omp parallel for simd if (n > 65536)
     for (long i = 0; i < n; i++) {
-        float s = 1.0f / (1.0f + expf(-1.702f * in[i]));
+        float s = 1.0f / (1.0f + fast_expf(-1.702f * in[i]));
         din[i] += dout[i] * (s + 1.702f * in[i] * s * (1.0f - s));
     }
 }

@@ -359,3 +359,16 @@ TEST(ops_add_grad) {
     gradcheck(&g, "add", 1e-3);
     free_case(&g);
 }
+
+#include "core/fastmath.h"
+
+TEST(fast_expf_matches_libm) {
+    double worst = 0;
+    for (float x = -87.0f; x <= 88.0f; x += 0.0137f) {
+        double want = exp((double)x), got = fast_expf(x);
+        worst = fmax(worst, fabs(got - want) / want);
+    }
+    CHECK_MSG(worst < 3e-7, "worst relative error %.3g", worst);
+    CHECK(fast_expf(-1000.0f) < 1e-37f && fast_expf(-1000.0f) >= 0.0f);
+    CHECK(isfinite(fast_expf(1000.0f)));
+}

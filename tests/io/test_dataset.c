@@ -113,7 +113,7 @@ static void tiny_train_opts(TrainOpts *o, const char *dir, const char *out) {
     o->cfg = (ClipConfig){.embed_dim = 32, .has_vision = 1, .image_res = 28, .patch = 7, .v_width = 32, .v_layers = 1,
                           .v_heads = 2, .has_text = 1, .context = 77, .vocab = 49408, .t_width = 32, .t_layers = 1,
                           .t_heads = 2, .act = ACT_QUICKGELU};
-    o->epochs = 6;
+    o->epochs = 15;
     o->batch = 20;
     o->lr = 5e-3;
     o->ckpt_every = 4;
@@ -142,7 +142,7 @@ TEST(trainer_lowers_loss_and_resume_equals_uninterrupted) {
 
     tiny_train_opts(&o, dir, out_a);
     CHECK_MSG(clip_train(&o, &r, &e) == 0, "%s", e.msg);
-    CHECK(r.finished && r.steps_done == 60);
+    CHECK(r.finished && r.steps_done == 150);
     CHECK_MSG(r.last_loss < 0.8 * first, "loss %.4f -> %.4f", first, r.last_loss);
 
     /* killed after 7 steps (checkpoint written there), then resumed to the end */
@@ -152,7 +152,7 @@ TEST(trainer_lowers_loss_and_resume_equals_uninterrupted) {
     tiny_train_opts(&o, dir, out_b);
     o.fresh = 0;
     CHECK_MSG(clip_train(&o, &r, &e) == 0, "%s", e.msg);
-    CHECK(r.finished && r.steps_done == 60);
+    CHECK(r.finished && r.steps_done == 150);
 
     size_t na, nb;
     uint8_t *a = read_whole(out_a, &na), *b = read_whole(out_b, &nb);
