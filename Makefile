@@ -8,7 +8,7 @@ CC      ?= gcc
 SAN     ?= 0
 BUILD   := build/$(if $(filter 1,$(SAN)),san,rel)
 BIN     := bin
-PKGS    := libcjson libpcre2-8 icu-uc libpng zlib ompi-c
+PKGS    := libcjson libpcre2-8 icu-uc libpng zlib ompi-c freetype2 harfbuzz libxml-2.0
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -Isrc -Itests -MMD -MP
 ifeq ($(SAN),1)
@@ -18,7 +18,7 @@ ifeq ($(SAN),1)
 else
   CFLAGS_OPT := -O2 -g -fvect-cost-model=dynamic -fno-trapping-math
 endif
-CFLAGS  += $(CFLAGS_BASE) $(CFLAGS_OPT) $(shell pkg-config --cflags ompi-c 2>/dev/null)
+CFLAGS  += $(CFLAGS_BASE) $(CFLAGS_OPT) $(shell pkg-config --cflags ompi-c freetype2 harfbuzz libxml-2.0 2>/dev/null)
 LDLIBS  += -ldnnl -ljpeg -lm $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDFLAGS += -fopenmp $(LDFLAGS_SAN)
 

@@ -12,6 +12,8 @@ PACKAGES=(
   libpng-dev libjpeg-dev zlib1g-dev
   libopenmpi-dev openmpi-bin   # data-parallel training (mpirun -np N forget train ...)
   dataset-fashion-mnist        # the real data the zoo trains on
+  libfreetype-dev libharfbuzz-dev libxml2-dev   # Emoji-Domains: glyphs, shaping, CLDR annotations
+  fonts-noto-color-emoji fonts-symbola unicode-data unicode-cldr-core
 )
 # Fuzz targets need clang's libFuzzer runtime; only `make fuzz` asks for these.
 if [ "${1:-}" = "--fuzz" ]; then PACKAGES+=(clang libclang-rt-14-dev); fi
