@@ -9,7 +9,7 @@
 int eval_zeroshot(const ClipModel *m, const Tokenizer *t, const Dataset *d, const char *tpl, int max_samples,
                   ZeroShot *out, Err *e) {
     memset(out, 0, sizeof *out);
-    if (!tpl) tpl = "a photo of a {}.";
+    if (!tpl) tpl = d->class_keywords ? "an emoji of {}." : "a photo of a {}.";
     const int K = d->n_classes, E = m->cfg.embed_dim, R = m->cfg.image_res;
     char **prompts = xmalloc(sizeof(char *) * (size_t)K);
     const char *at = strstr(tpl, "{}");

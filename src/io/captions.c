@@ -12,9 +12,35 @@ static const char *const DOMAIN_TEMPLATES[] = {"a {d} of a {}.", "a {a} {} as a 
 static const char *const DISTRACTORS[] = {" for sale", " in a catalogue", " seen from the front", " on display",
                                           " from a shop", " in a dataset"};
 
-const CaptionStyle CAPTIONS_DEFAULT = {TEMPLATES, (int)(sizeof TEMPLATES / sizeof *TEMPLATES), 0.6f, 0.25f};
+static const char *const EMOJI_TEMPLATES[] = {
+    "an emoji of {}.", "{}", "an emoji of {}.", "an icon of {}.", "{}: {k}.", "a picture of {}, {k}.",
+    "a small image of {}.", "{k}, {}.",
+};
+static const char *const EMOJI_DOMAIN_TEMPLATES[] = {"a {d} emoji of {}.", "{}, drawn in {d}.", "a {d} icon of {}."};
+
+const CaptionStyle CAPTIONS_DEFAULT = {TEMPLATES, (int)(sizeof TEMPLATES / sizeof *TEMPLATES), DOMAIN_TEMPLATES,
+                                       (int)(sizeof DOMAIN_TEMPLATES / sizeof *DOMAIN_TEMPLATES), 0.6f, 0.25f};
+const CaptionStyle CAPTIONS_EMOJI = {EMOJI_TEMPLATES, (int)(sizeof EMOJI_TEMPLATES / sizeof *EMOJI_TEMPLATES),
+                                     EMOJI_DOMAIN_TEMPLATES,
+                                     (int)(sizeof EMOJI_DOMAIN_TEMPLATES / sizeof *EMOJI_DOMAIN_TEMPLATES), 0.3f, 0.0f};
+
+/* One keyword of "a | b | c" (copied into buf), or the fallback. */
+static const char *pick_keyword(const char *keywords, const char *fallback, char *buf, size_t cap, Rng *r) {
+    if (!keywords || !*keywords) return fallback;
+    int n = 1;
+    for (const char *p = keywords; *p; p++) n += *p == '|';
+    int want = (int)rng_below(r, (uint32_t)n);
+    const char *p = keywords;
+    for (int i = 0; i < want; i++) p = strchr(p, '|') + 1;
+    while (*p == ' ') p++;
+    size_t len = strcspn(p, "|");
+    while (len && p[len - 1] == ' ') len--;
+    snprintf(buf, cap, "%.*s", (int)len, p);
+    return buf;
+}
 
 static const char *attribute(const uint8_t *img, int h, int w, int ch, Rng *r) {
+    if (ch == 4) return rng_uniform(r) < 0.5f ? "small" : "large"; /* glyphs: no fixed brightness to read */
     long sum = 0, on = 0;
     for (int i = 0; i < h * w; i++) {
         int v = img[(size_t)i * ch];
@@ -26,13 +52,15 @@ static const char *attribute(const uint8_t *img, int h, int w, int ch, Rng *r) {
 }
 
 void caption_make(char *out, size_t cap, const CaptionStyle *st, const char *cls, const char *domain,
-                  const uint8_t *img, int h, int w, int channels, Rng *r) {
+                  const char *keywords, const uint8_t *img, int h, int w, int channels, Rng *r) {
     const char *tpl;
     if (domain && rng_uniform(r) < st->domain_prob)
-        tpl = DOMAIN_TEMPLATES[rng_below(r, (uint32_t)(sizeof DOMAIN_TEMPLATES / sizeof *DOMAIN_TEMPLATES))];
+        tpl = st->domain_templates[rng_below(r, (uint32_t)st->n_domain_templates)];
     else
         tpl = st->templates[rng_below(r, (uint32_t)st->n_templates)];
     const char *attr = attribute(img, h, w, channels, r);
+    char kwbuf[128];
+    const char *kw = pick_keyword(keywords, cls, kwbuf, sizeof kwbuf, r);
     size_t k = 0;
     for (const char *p = tpl; *p && k + 1 < cap;) {
         const char *sub = NULL;
@@ -40,6 +68,7 @@ void caption_make(char *out, size_t cap, const CaptionStyle *st, const char *cls
         if (strncmp(p, "{}", 2) == 0) sub = cls, skip = 2;
         else if (strncmp(p, "{a}", 3) == 0) sub = attr, skip = 3;
         else if (strncmp(p, "{d}", 3) == 0) sub = domain ? domain : "photo", skip = 3;
+        else if (strncmp(p, "{k}", 3) == 0) sub = kw, skip = 3;
         if (sub) {
             k += (size_t)snprintf(out + k, cap - k, "%s", sub);
             if (k >= cap) k = cap - 1;

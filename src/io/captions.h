@@ -11,16 +11,19 @@
 #include "core/rng.h"
 
 typedef struct {
-    const char *const *templates; /* "{}" = class name, "{a}" = attribute word, "{d}" = domain */
+    const char *const *templates; /* "{}" class name, "{a}" attribute word, "{d}" domain, "{k}" a keyword */
     int n_templates;
+    const char *const *domain_templates;
+    int n_domain_templates;
     float domain_prob;     /* chance of naming the domain (when the sample has one) */
     float distractor_prob; /* chance of a trailing distractor phrase */
 } CaptionStyle;
 
-extern const CaptionStyle CAPTIONS_DEFAULT;
+extern const CaptionStyle CAPTIONS_DEFAULT; /* photos of objects (Fashion-MNIST) */
+extern const CaptionStyle CAPTIONS_EMOJI;   /* emoji: names, CLDR keywords, the drawing style */
 
-/* Writes a caption for one grey or RGB image of class `cls` (domain may be NULL). */
+/* Writes a caption for one image of class `cls` (domain and keywords "a | b | c" may be NULL). */
 void caption_make(char *out, size_t cap, const CaptionStyle *st, const char *cls, const char *domain,
-                  const uint8_t *img, int h, int w, int channels, Rng *r);
+                  const char *keywords, const uint8_t *img, int h, int w, int channels, Rng *r);
 
 #endif

@@ -19,6 +19,9 @@ void dataset_free(Dataset *d) {
     free(d->class_names);
     for (int i = 0; i < d->n_domains; i++) free(d->domain_names[i]);
     free(d->domain_names);
+    if (d->class_keywords)
+        for (int i = 0; i < d->n_classes; i++) free(d->class_keywords[i]);
+    free(d->class_keywords);
     memset(d, 0, sizeof *d);
 }
 
@@ -275,8 +278,10 @@ int dataset_load_named(Dataset *d, const char *spec, const char *dir, Err *e) {
         return dataset_load_cifar(d, files, nf, c100, 1, e);
     }
     if (strcmp(name, "folder") == 0) return dataset_load_folder(d, split, 224, e);
+    if (strcmp(name, "emoji") == 0) return dataset_load_emoji(d, split, 0, 32, e);
+    if (strcmp(name, "emoji100") == 0) return dataset_load_emoji(d, split, 1, 32, e);
     return err_set(e, "unknown dataset \"%s\" (fmnist:train|test, fmnist-domains:train|test, cifar10:train|test, "
-                      "cifar100:train|test with --data-dir, folder:PATH)", spec);
+                      "cifar100:train|test with --data-dir, folder:PATH, emoji:train|test, emoji100:train|val|test)", spec);
 }
 
 /* ------------------------------------------------------------- model input */
@@ -287,6 +292,19 @@ int dataset_load_named(Dataset *d, const char *spec, const char *dir, Err *e) {
 void dataset_pixels(const Dataset *d, const int *idx, int n, int res, float *out, Rng *aug, int shift) {
     const int h = d->h, w = d->w, ch = d->channels;
     const size_t per = (size_t)3 * res * res;
+    if (d->glyphs) { /* compose each glyph afresh: its augmentation stream is drawn here, serially */
+        uint8_t *rgb = xmalloc((size_t)d->out_size * d->out_size * 3);
+        Rng fixed;
+        for (int i = 0; i < n; i++) {
+            rng_seed(&fixed, 0x5eed0000u + (uint64_t)idx[i]); /* no aug stream: a fixed composition per glyph */
+            emoji_augment(dataset_image(d, idx[i]), d->h, rgb, d->out_size, aug ? aug : &fixed);
+            Dataset one = {.n = 1, .h = d->out_size, .w = d->out_size, .channels = 3, .pixels = rgb};
+            int zero = 0;
+            dataset_pixels(&one, &zero, 1, res, out + per * i, NULL, 0);
+        }
+        free(rgb);
+        return;
+    }
     int *dx = xmalloc(sizeof(int) * (size_t)n), *dy = xmalloc(sizeof(int) * (size_t)n);
     for (int i = 0; i < n; i++) { /* draw serially so the stream does not depend on threads */
         dx[i] = aug && shift ? (int)rng_below(aug, (uint32_t)(2 * shift + 1)) - shift : 0;

@@ -23,6 +23,9 @@ typedef struct {
     int32_t *domains;     /* n, or NULL */
     int n_domains;
     char **domain_names;  /* n_domains, owned */
+    char **class_keywords; /* n_classes extra words per class ("dog | pet | animal"), or NULL */
+    int glyphs;           /* 1: pixels are RGBA glyphs to be composed by emoji_augment at out_size */
+    int out_size;
 } Dataset;
 
 void dataset_free(Dataset *d);
@@ -62,6 +65,14 @@ extern const char *const FMNIST_DOMAIN_NAMES[N_FMNIST_DOMAINS];
 void fmnist_render_domain(const uint8_t *src, uint8_t *dst, int h, int w, FmnistDomain dom, uint32_t idx);
 /* A new dataset with every image of src in every domain (n * 4 samples, domains labelled). */
 void dataset_expand_domains(Dataset *out, const Dataset *src);
+
+/* Emoji-Domains (src/io/emoji_dataset.c): "emoji:train" holds every drawable (emoji, style)
+ * glyph, composed afresh on each use (scale, shift, rotation, background, colour jitter);
+ * "emoji:test" one held-out augmentation of each. "emoji100:..." the zoo's fixed 100-class
+ * subset of single-code-point emoji drawn in both styles; splits train, val, test. */
+int dataset_load_emoji(Dataset *d, const char *split, int emoji100, int size, Err *e);
+/* Composes an RGBA glyph (g x g) into an RGB image (s x s) with a random augmentation. */
+void emoji_augment(const uint8_t *glyph, int g, uint8_t *out, int s, Rng *r);
 
 /* Loads a dataset by name: "fmnist:train", "fmnist:test", "fmnist-domains:test", ...;
  * dir overrides the data location where the dataset has one (NULL for the default). */

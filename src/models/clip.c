@@ -89,6 +89,13 @@ int clip_config_named(ClipConfig *c, const char *name) {
         c->t_width = 128, c->t_layers = 4, c->t_heads = 4;
         return 0;
     }
+    if (strcmp(name, "emoji-s") == 0) { /* the zoo's emoji shape: 32px RGB, names and keywords */
+        c->embed_dim = 128;
+        c->image_res = 32, c->patch = 4;
+        c->v_width = 128, c->v_layers = 4, c->v_heads = 4;
+        c->t_width = 128, c->t_layers = 4, c->t_heads = 4;
+        return 0;
+    }
     if (strcmp(name, "fmnist-xs") == 0) { /* a seconds-fast shape for tests and smoke runs */
         c->embed_dim = 32;
         c->image_res = 28, c->patch = 7;

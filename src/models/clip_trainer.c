@@ -209,9 +209,11 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
             rng_seed(&r, mix(o->seed, (uint64_t)step * (uint64_t)B + (uint64_t)gi));
             dataset_pixels(&train, &idx[i], 1, R, px + (size_t)i * 3 * R * R, &r, o->shift);
             char text[256];
-            caption_make(text, sizeof text, &CAPTIONS_DEFAULT, train.class_names[train.labels[smp]],
-                         train.domains ? train.domain_names[train.domains[smp]] : NULL, dataset_image(&train, smp),
-                         train.h, train.w, train.channels, &r);
+            caption_make(text, sizeof text, train.class_keywords ? &CAPTIONS_EMOJI : &CAPTIONS_DEFAULT,
+                         train.class_names[train.labels[smp]],
+                         train.domains ? train.domain_names[train.domains[smp]] : NULL,
+                         train.class_keywords ? train.class_keywords[train.labels[smp]] : NULL,
+                         dataset_image(&train, smp), train.h, train.w, train.channels, &r);
             if (tokenizer_tokenize(&tok, text, ctx, ids + (size_t)i * ctx, e) < 0) {
                 rc = -1;
                 break;

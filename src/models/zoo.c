@@ -12,6 +12,8 @@ static const ZooRecipe RECIPES[] = {
      "fmnist-s", 6, 128, 1e-3, 1},
     {"fmnist-domains-clip", "CLIP on Fashion-MNIST in four domains (photo, sketch, negative, painting)",
      "fmnist-domains:train", "fmnist-domains:test", "fmnist-s", 2, 128, 1e-3, 2},
+    {"emoji-clip", "CLIP on Emoji-Domains: every emoji in colour (Noto) and line art (Symbola)", "emoji:train",
+     "emoji:test", "emoji-s", 120, 128, 1e-3, 3},
 };
 
 const ZooRecipe *zoo_recipes(int *n) {

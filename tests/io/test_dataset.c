@@ -96,7 +96,7 @@ TEST(captions_vary_and_name_class) {
     char prev[256] = "";
     for (int i = 0; i < 50; i++) {
         char c[256];
-        caption_make(c, sizeof c, &CAPTIONS_DEFAULT, "ankle boot", "sketch", img, 28, 28, 1, &r);
+        caption_make(c, sizeof c, &CAPTIONS_DEFAULT, "ankle boot", "sketch", NULL, img, 28, 28, 1, &r);
         CHECK_MSG(strstr(c, "ankle boot") != NULL, "caption without the class: %s", c);
         distinct += strcmp(c, prev) != 0;
         with_domain += strstr(c, "sketch") != NULL;
