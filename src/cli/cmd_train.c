@@ -9,9 +9,9 @@ static int run(int argc, char **argv);
 
 const Command cmd_train = {
     "train", "train a CLIP contrastively on a labelled image set",
-    "usage: forget train --dataset fmnist:train|fmnist-domains:train --config NAME --out FILE\n"
+    "usage: forget train --dataset fmnist:train|fmnist-domains:train|emoji:train|emoji100:train --config NAME --out FILE\n"
     "                    [--eval fmnist:test] [--epochs 5] [--batch 128] [--lr 1e-3] [--wd 0.2]\n"
-    "                    [--seed 0] [--eval-samples 2000] [--data-dir DIR] [--limit N] [--fresh]\n"
+    "                    [--seed 0] [--eval-samples 2000] [--eval-every EPOCHS] [--data-dir DIR] [--limit N] [--fresh]\n"
     "                    [--stop-after STEPS]\n"
     "                    [--quiet] [--json] [--threads N]\n"
     "\n"
@@ -24,7 +24,8 @@ const Command cmd_train = {
     "features are gathered for the loss and gradients all-reduced: the same model as\n"
     "the serial run up to float rounding.\n"
     "The final model is FILE (safetensors, OpenAI key layout). --config names a shape:\n"
-    "  fmnist-s (28px, patch 4, width 128, 4+4 layers), fmnist-xs (seconds-fast), tiny, vit-b-32, vit-b-16\n"
+    "  fmnist-s (28px, patch 4, width 128, 4+4 layers), emoji-s (32px, patch 4, width 128, 4+4 layers),\n"
+    "  fmnist-xs (seconds-fast), tiny, vit-b-32, vit-b-16\n"
     "--limit N trains on the first N samples only; --stop-after ends this run after\n"
     "STEPS steps with a checkpoint, as if killed.\n",
     run};
@@ -76,6 +77,9 @@ static int run(int argc, char **argv) {
         } else if (strcmp(a, "--seed") == 0) {
             if (cli_int("train", a, v, 0, 2147483647L, &l)) return EXIT_USAGE;
             o.seed = (uint64_t)l;
+        } else if (strcmp(a, "--eval-every") == 0) {
+            if (cli_int("train", a, v, 1, 100000, &l)) return EXIT_USAGE;
+            o.eval_every = (int)l;
         } else if (strcmp(a, "--eval-samples") == 0) {
             if (cli_int("train", a, v, 0, 100000000L, &l)) return EXIT_USAGE;
             o.eval_samples = (int)l;

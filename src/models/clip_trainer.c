@@ -25,6 +25,7 @@ void train_opts_default(TrainOpts *o) {
     o->grad_clip = 1.0f;
     o->shift = 2;
     o->eval_samples = 2000;
+    o->eval_every = 1;
     o->ckpt_every = 200;
 }
 
@@ -235,7 +236,7 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
         progress_update(&prog, step, B, "img", status);
         if (lead && (step % o->ckpt_every == 0 || step == total || (o->stop_after > 0 && steps_this_run == o->stop_after)))
             if ((rc = save_checkpoint(ckpt, &m, &opt, step, recipe, e)) != 0) break;
-        if (lead && evald.n && (step % spe == 0 || step == total)) {
+        if (lead && evald.n && ((step % (spe * (o->eval_every > 0 ? o->eval_every : 1))) == 0 || step == total)) {
             if ((rc = eval_zeroshot(&m, &tok, &evald, NULL, o->eval_samples, &res->eval, e)) != 0) break;
             res->evaluated = 1;
             if (!quiet) {

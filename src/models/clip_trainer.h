@@ -20,7 +20,8 @@ typedef struct {
     float grad_clip;        /* global L2 norm; <= 0: off */
     uint64_t seed;
     int shift;              /* augmentation: random shift in pixels */
-    int eval_samples;       /* images evaluated after each epoch (<= 0: all) */
+    int eval_samples;       /* images evaluated (<= 0: all) */
+    int eval_every;         /* epochs between evaluations (and after the last) */
     const char *out;        /* final model; the checkpoint is "<out>.ckpt" */
     int ckpt_every;         /* steps between checkpoints */
     int fresh;              /* ignore an existing checkpoint */

@@ -9,11 +9,11 @@
 /* Sized to train in under 20 minutes on 2 cores (measured figures in docs/zoo.md). */
 static const ZooRecipe RECIPES[] = {
     {"fmnist-clip", "CLIP on Fashion-MNIST with varied captions (photo domain)", "fmnist:train", "fmnist:test",
-     "fmnist-s", 6, 128, 1e-3, 1},
+     "fmnist-s", 6, 128, 1e-3, 1, 1, 2000},
     {"fmnist-domains-clip", "CLIP on Fashion-MNIST in four domains (photo, sketch, negative, painting)",
-     "fmnist-domains:train", "fmnist-domains:test", "fmnist-s", 2, 128, 1e-3, 2},
+     "fmnist-domains:train", "fmnist-domains:test", "fmnist-s", 2, 128, 1e-3, 2, 1, 4000},
     {"emoji-clip", "CLIP on Emoji-Domains: every emoji in colour (Noto) and line art (Symbola)", "emoji:train",
-     "emoji:test", "emoji-s", 120, 128, 1e-3, 3},
+     "emoji:test", "emoji-s", 120, 128, 1e-3, 3, 30, 0},
 };
 
 const ZooRecipe *zoo_recipes(int *n) {
@@ -72,5 +72,7 @@ void zoo_train_opts(const ZooRecipe *r, const char *out, TrainOpts *o) {
     o->batch = r->batch;
     o->lr = r->lr;
     o->seed = r->seed;
+    o->eval_every = r->eval_every;
+    o->eval_samples = r->eval_samples;
     o->out = out;
 }

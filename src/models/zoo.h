@@ -12,6 +12,7 @@ typedef struct {
     int epochs, batch;
     double lr;
     uint64_t seed;
+    int eval_every, eval_samples;
 } ZooRecipe;
 
 const ZooRecipe *zoo_recipes(int *n);
