@@ -84,3 +84,18 @@ char **cli_split(const char *s, char sep, int *n) {
     *n = k;
     return out;
 }
+
+int cli_layout(const char *cmd, const char *s, ClipLayout *out) {
+    if (strcmp(s, "openai") == 0) *out = LAYOUT_OPENAI;
+    else if (strcmp(s, "hf") == 0) *out = LAYOUT_HF;
+    else return cli_error(cmd, EXIT_USAGE, "--layout must be openai or hf, got \"%s\"", s), -1;
+    return 0;
+}
+
+int cli_dtype(const char *cmd, const char *s, StDtype *out) {
+    if (strcmp(s, "f32") == 0) *out = ST_F32;
+    else if (strcmp(s, "f16") == 0) *out = ST_F16;
+    else if (strcmp(s, "bf16") == 0) *out = ST_BF16;
+    else return cli_error(cmd, EXIT_USAGE, "--dtype must be f32, f16 or bf16, got \"%s\"", s), -1;
+    return 0;
+}

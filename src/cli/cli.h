@@ -30,6 +30,9 @@ int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, l
 int cli_common(const Command *c, int argc, char **argv, int *i, int *done, int *bad);
 /* Loads a model, printing the error; 0 on success. */
 int cli_load_model(const char *cmd, const char *path, ClipModel *m, int act_override);
+/* --layout openai|hf and --dtype f32|f16|bf16 values; -1 with an error printed when unknown. */
+int cli_layout(const char *cmd, const char *s, ClipLayout *out);
+int cli_dtype(const char *cmd, const char *s, StDtype *out);
 /* Splits "a,b,c" into a NULL-terminated malloc'd array of trimmed strings (one block; free once). */
 char **cli_split(const char *s, char sep, int *n);
 

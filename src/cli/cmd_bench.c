@@ -94,29 +94,45 @@ static Rate time_texts(const ClipModel *m, const int32_t *ids, int N, int iters,
     return (Rate){N / med, flops / med / 1e9, med};
 }
 
-/* Training throughput on synthetic batches shaped like bench/torch_train.py's. */
-static int bench_train(int argc, char **argv) {
-    const char *config = "fmnist-s";
-    long batch = 128, steps = 10;
-    int json = 0, done = 0, bad = 0;
+typedef struct {
+    const char *config;
+    long batch, reps; /* reps: --iters or --steps */
+    int json;
+} BenchOpts;
+
+/* The options both benchmarks take; returns -1 to go on, else the exit code (help printed: 0). */
+static int parse_opts(int argc, char **argv, const char *reps_flag, BenchOpts *o) {
+    int done = 0, bad = 0;
     for (int i = 2; i < argc; i++) {
         if (cli_common(&cmd_bench, argc, argv, &i, &done, &bad)) {
             if (done) return 0;
             if (bad) return EXIT_USAGE;
         } else if (strcmp(argv[i], "--config") == 0) {
-            if (!(config = cli_value("bench", argc, argv, &i))) return EXIT_USAGE;
+            if (!(o->config = cli_value("bench", argc, argv, &i))) return EXIT_USAGE;
         } else if (strcmp(argv[i], "--batch") == 0) {
             const char *v = cli_value("bench", argc, argv, &i);
-            if (!v || cli_int("bench", "--batch", v, 2, 4096, &batch)) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--steps") == 0) {
+            if (!v || cli_int("bench", "--batch", v, 1, 4096, &o->batch)) return EXIT_USAGE;
+        } else if (strcmp(argv[i], reps_flag) == 0) {
             const char *v = cli_value("bench", argc, argv, &i);
-            if (!v || cli_int("bench", "--steps", v, 1, 1000, &steps)) return EXIT_USAGE;
+            if (!v || cli_int("bench", reps_flag, v, 1, 1000, &o->reps)) return EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
-            json = 1;
+            o->json = 1;
         } else {
             return cli_error("bench", EXIT_USAGE, "unknown argument %s (forget help bench)", argv[i]);
         }
     }
+    return -1;
+}
+
+/* Training throughput on synthetic batches shaped like bench/torch_train.py's. */
+static int bench_train(int argc, char **argv) {
+    BenchOpts bo = {"fmnist-s", 128, 10, 0};
+    int st = parse_opts(argc, argv, "--steps", &bo);
+    if (st >= 0) return st;
+    const char *config = bo.config;
+    const long batch = bo.batch, steps = bo.reps;
+    const int json = bo.json;
+    if (batch < 2) return cli_error("bench", EXIT_USAGE, "--batch must be at least 2 for the contrastive loss");
     ClipConfig cfg;
     if (clip_config_named(&cfg, config) != 0) return cli_error("bench", EXIT_USAGE, "unknown --config \"%s\"", config);
     ClipModel m, g;
@@ -169,27 +185,12 @@ static int run(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "train") == 0) return bench_train(argc, argv);
     if (argc < 2 || strcmp(argv[1], "clip") != 0)
         return cli_error("bench", EXIT_USAGE, "what to benchmark? (forget bench clip|train; forget help bench)");
-    const char *config = "vit-b-32";
-    long batch = 16, iters = 5;
-    int json = 0, done = 0, bad = 0;
-    for (int i = 2; i < argc; i++) {
-        if (cli_common(&cmd_bench, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--config") == 0) {
-            if (!(config = cli_value("bench", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--batch") == 0) {
-            const char *v = cli_value("bench", argc, argv, &i);
-            if (!v || cli_int("bench", "--batch", v, 1, 4096, &batch)) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--iters") == 0) {
-            const char *v = cli_value("bench", argc, argv, &i);
-            if (!v || cli_int("bench", "--iters", v, 1, 1000, &iters)) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--json") == 0) {
-            json = 1;
-        } else {
-            return cli_error("bench", EXIT_USAGE, "unknown argument %s (forget help bench)", argv[i]);
-        }
-    }
+    BenchOpts bo = {"vit-b-32", 16, 5, 0};
+    int st = parse_opts(argc, argv, "--iters", &bo);
+    if (st >= 0) return st;
+    const char *config = bo.config;
+    const long batch = bo.batch, iters = bo.reps;
+    const int json = bo.json;
     ClipConfig cfg;
     if (clip_config_named(&cfg, config) != 0)
         return cli_error("bench", EXIT_USAGE, "unknown --config \"%s\" (vit-b-32, vit-b-16, tiny)", config);

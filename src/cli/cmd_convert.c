@@ -35,14 +35,8 @@ static int run(int argc, char **argv) {
     }
     if (!in || !out) return cli_error("convert", EXIT_USAGE, "--model and --out are required");
     ClipLayout lay;
-    if (strcmp(layout, "openai") == 0) lay = LAYOUT_OPENAI;
-    else if (strcmp(layout, "hf") == 0) lay = LAYOUT_HF;
-    else return cli_error("convert", EXIT_USAGE, "--layout must be openai or hf, got \"%s\"", layout);
     StDtype dt;
-    if (strcmp(dtype, "f32") == 0) dt = ST_F32;
-    else if (strcmp(dtype, "f16") == 0) dt = ST_F16;
-    else if (strcmp(dtype, "bf16") == 0) dt = ST_BF16;
-    else return cli_error("convert", EXIT_USAGE, "--dtype must be f32, f16 or bf16, got \"%s\"", dtype);
+    if (cli_layout("convert", layout, &lay) || cli_dtype("convert", dtype, &dt)) return EXIT_USAGE;
     ClipModel m;
     if (cli_load_model("convert", in, &m, -1)) return EXIT_WORK;
     Err e = {{0}};

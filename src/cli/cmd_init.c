@@ -41,12 +41,9 @@ static int run(int argc, char **argv) {
     ClipConfig cfg;
     if (clip_config_named(&cfg, config) != 0)
         return cli_error("init", EXIT_USAGE, "unknown --config \"%s\" (vit-b-32, vit-b-16, tiny)", config);
-    ClipLayout lay = strcmp(layout, "hf") == 0 ? LAYOUT_HF : LAYOUT_OPENAI;
-    if (strcmp(layout, "hf") != 0 && strcmp(layout, "openai") != 0)
-        return cli_error("init", EXIT_USAGE, "--layout must be openai or hf, got \"%s\"", layout);
-    StDtype dt = strcmp(dtype, "f16") == 0 ? ST_F16 : strcmp(dtype, "bf16") == 0 ? ST_BF16 : ST_F32;
-    if (strcmp(dtype, "f16") != 0 && strcmp(dtype, "bf16") != 0 && strcmp(dtype, "f32") != 0)
-        return cli_error("init", EXIT_USAGE, "--dtype must be f32, f16 or bf16, got \"%s\"", dtype);
+    ClipLayout lay;
+    StDtype dt;
+    if (cli_layout("init", layout, &lay) || cli_dtype("init", dtype, &dt)) return EXIT_USAGE;
     ClipModel m;
     clip_init_random(&m, &cfg, (uint64_t)seed);
     Err e = {{0}};
