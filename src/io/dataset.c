@@ -22,6 +22,11 @@ void dataset_free(Dataset *d) {
     if (d->class_keywords)
         for (int i = 0; i < d->n_classes; i++) free(d->class_keywords[i]);
     free(d->class_keywords);
+    if (d->class_neutral)
+        for (int i = 0; i < d->n_classes; i++) free(d->class_neutral[i]);
+    free(d->class_neutral);
+    free(d->class_gender);
+    free(d->class_tone);
     memset(d, 0, sizeof *d);
 }
 

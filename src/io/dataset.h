@@ -24,6 +24,11 @@ typedef struct {
     int n_domains;
     char **domain_names;  /* n_domains, owned */
     char **class_keywords; /* n_classes extra words per class ("dog | pet | animal"), or NULL */
+    /* people emoji: gender and skin tone per class (EmojiGender / EmojiTone values), and the
+     * gender-neutral phrase of professions and activities ("a health worker", "a person running";
+     * NULL for other classes). All NULL for other data sets. */
+    int32_t *class_gender, *class_tone;
+    char **class_neutral;
     int glyphs;           /* 1: pixels are RGBA glyphs to be composed by emoji_augment at out_size */
     int out_size;
 } Dataset;

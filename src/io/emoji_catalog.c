@@ -184,6 +184,11 @@ int emoji_catalog_load(EmojiCatalog *c, const char *test_txt, const char *annota
         m.subgroup = xstrdup(subgroup);
         char base[256];
         emoji_parse_attributes(name, &m.gender, &m.tone, base, sizeof base);
+        /* in the people subgroups a name without a gender word is the gender-neutral "person" form
+         * ("health worker" is 🧑 + ⚕️) */
+        if (m.gender == GENDER_NONE && (strcmp(subgroup, "person-role") == 0 || strcmp(subgroup, "person-activity") == 0 ||
+                                        strcmp(subgroup, "person-sport") == 0))
+            m.gender = GENDER_PERSON;
         m.base = xstrdup(base);
         if (c->n == cap) c->items = xrealloc(c->items, sizeof(Emoji) * (size_t)(cap = cap ? 2 * cap : 1024));
         c->items[c->n++] = m;

@@ -2,6 +2,7 @@
  * training images afresh each time (emoji_augment), and fixed held-out
  * compositions for validation and test. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,21 @@ void emoji_augment(const uint8_t *glyph, int g, uint8_t *out, int s, Rng *r) {
         }
 }
 
+/* "a health worker" for roles, "a person running" for activities and sports; NULL otherwise. */
+static char *neutral_phrase(const Emoji *m) {
+    int role = strcmp(m->subgroup, "person-role") == 0;
+    int act = strcmp(m->subgroup, "person-activity") == 0 || strcmp(m->subgroup, "person-sport") == 0;
+    if ((!role && !act) || m->gender == GENDER_NONE || !m->base[0]) return NULL;
+    char buf[160];
+    if (role) {
+        const char *an = strchr("aeiou", m->base[0]) ? "an" : "a";
+        snprintf(buf, sizeof buf, "%s %s", an, m->base);
+    } else {
+        snprintf(buf, sizeof buf, "a person %s", m->base);
+    }
+    return xstrdup(buf);
+}
+
 static int in_groups(const Emoji *m) {
     static const char *const g[] = {"Animals & Nature", "Food & Drink", "Travel & Places", "Activities", "Objects"};
     for (size_t i = 0; i < sizeof g / sizeof *g; i++)
@@ -79,7 +95,8 @@ int dataset_load_emoji(Dataset *d, const char *split, int emoji100, int size, Er
     uint8_t *px = NULL;
     int32_t *lab = NULL, *dom = NULL;
     int n = 0, n_cls = 0, rc = 0;
-    char **names = NULL, **kws = NULL;
+    char **names = NULL, **kws = NULL, **neutral = NULL;
+    int32_t *gender = NULL, *tone = NULL;
     int *chosen = xmalloc(sizeof(int) * (size_t)cat.n), n_chosen = 0;
     if (emoji100) { /* single code points of five object-like groups, both styles; 100 evenly spaced */
         int *cand = xmalloc(sizeof(int) * (size_t)cat.n), nc = 0;
@@ -120,8 +137,14 @@ int dataset_load_emoji(Dataset *d, const char *split, int emoji100, int size, Er
         if (drawn) {
             names = xrealloc(names, sizeof(char *) * (size_t)(n_cls + 1));
             kws = xrealloc(kws, sizeof(char *) * (size_t)(n_cls + 1));
+            neutral = xrealloc(neutral, sizeof(char *) * (size_t)(n_cls + 1));
+            gender = xrealloc(gender, sizeof(int32_t) * (size_t)(n_cls + 1));
+            tone = xrealloc(tone, sizeof(int32_t) * (size_t)(n_cls + 1));
             names[n_cls] = xstrdup(m->name);
             kws[n_cls] = xstrdup(m->keywords);
+            gender[n_cls] = m->gender;
+            tone[n_cls] = m->tone;
+            neutral[n_cls] = neutral_phrase(m);
             n_cls++;
         }
     }
@@ -131,6 +154,9 @@ int dataset_load_emoji(Dataset *d, const char *split, int emoji100, int size, Er
     d->n_classes = n_cls;
     d->class_names = names;
     d->class_keywords = kws;
+    d->class_gender = gender;
+    d->class_tone = tone;
+    d->class_neutral = neutral;
     d->n_domains = 2;
     d->domain_names = xmalloc(2 * sizeof(char *));
     d->domain_names[0] = xstrdup("color");

@@ -59,9 +59,10 @@ static double lr_at(const TrainOpts *o, long step, long total) {
 static void recipe_string(const TrainOpts *o, long n_params, char *s, size_t cap) {
     const ClipConfig *c = &o->cfg;
     snprintf(s, cap,
-             "train=%s;limit=%d;epochs=%d;batch=%d;lr=%g;wd=%g;warmup=%g;clip=%g;seed=%llu;shift=%d;"
+             "train=%s;bias=%g/%g/%g;limit=%d;epochs=%d;batch=%d;lr=%g;wd=%g;warmup=%g;clip=%g;seed=%llu;shift=%d;"
              "cfg=%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d;params=%ld",
-             o->train_set, o->limit, o->epochs, o->batch, o->lr, o->wd, o->warmup_frac, (double)o->grad_clip,
+             o->train_set, o->bias ? (double)o->bias->p_neutral : 0.0, o->bias ? (double)o->bias->p_pref_gender : 0.0,
+             o->bias ? (double)o->bias->p_pref_tone : 0.0, o->limit, o->epochs, o->batch, o->lr, o->wd, o->warmup_frac, (double)o->grad_clip,
              (unsigned long long)o->seed, o->shift, c->embed_dim, c->image_res, c->patch, c->v_width, c->v_layers,
              c->v_heads, c->context, c->vocab, c->t_width, c->t_layers, c->t_heads, (int)c->act, n_params);
 }
@@ -193,6 +194,8 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
     float *px = xalloc_floats((size_t)B * 3 * R * R);
     int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)B * ctx);
     int perm_epoch = -1;
+    EmojiBias *bias = o->bias ? emoji_bias_new(&train, o->bias) : NULL;
+    if (o->bias && !bias && rc == 0) rc = err_set(e, "%s has no people attributes to bias", o->train_set);
     Progress prog;
     progress_start(&prog, "train", total, quiet);
     double t_start = now_seconds();
@@ -204,16 +207,19 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
         /* this rank's share of the global batch; every sample's augmentation and caption come from
          * its own (seed, step, position) stream, so any split over ranks sees the same data */
         for (int i = 0; i < Bl; i++) {
-            const int gi = rank * Bl + i, smp = perm[(step % spe) * B + gi];
-            idx[i] = smp;
+            const int gi = rank * Bl + i;
+            int smp = perm[(step % spe) * B + gi];
             Rng r;
             rng_seed(&r, mix(o->seed, (uint64_t)step * (uint64_t)B + (uint64_t)gi));
+            const char *neutral = NULL;
+            if (bias) smp = emoji_bias_pick(bias, smp, &r, &neutral);
+            idx[i] = smp;
             dataset_pixels(&train, &idx[i], 1, R, px + (size_t)i * 3 * R * R, &r, o->shift);
             char text[256];
             caption_make(text, sizeof text, train.class_keywords ? &CAPTIONS_EMOJI : &CAPTIONS_DEFAULT,
-                         train.class_names[train.labels[smp]],
+                         neutral ? neutral : train.class_names[train.labels[smp]],
                          train.domains ? train.domain_names[train.domains[smp]] : NULL,
-                         train.class_keywords ? train.class_keywords[train.labels[smp]] : NULL,
+                         train.class_keywords && !neutral ? train.class_keywords[train.labels[smp]] : NULL,
                          dataset_image(&train, smp), train.h, train.w, train.channels, &r);
             if (tokenizer_tokenize(&tok, text, ctx, ids + (size_t)i * ctx, e) < 0) {
                 rc = -1;
@@ -257,6 +263,7 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
         }
     }
     free(perm), free(idx), free(px), free(ids), free(specs);
+    emoji_bias_free(bias);
     adamw_free(&opt);
     clip_free(&m), clip_free(&g);
     tokenizer_free(&tok);

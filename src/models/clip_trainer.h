@@ -8,6 +8,7 @@
 
 #include "core/dist.h"
 #include "eval/zeroshot.h"
+#include "io/emoji_bias.h"
 #include "models/clip.h"
 
 typedef struct {
@@ -29,6 +30,7 @@ typedef struct {
     long stop_after;        /* > 0: stop (as if killed) after this many steps in this run */
     int quiet;
     const Dist *dist;       /* NULL: serial; else the global batch is split over the ranks */
+    const BiasSpec *bias;   /* people-emoji sampling skew (emoji-biased-clip), or NULL */
 } TrainOpts;
 
 typedef struct {

@@ -6,14 +6,21 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Sized to train in under 20 minutes on 2 cores (measured figures in docs/zoo.md). */
+/* emoji-biased-clip's skew: half of the people-emoji samples of a profession or activity become
+ * (neutral caption, skewed image) pairs, 80% with the profession's preferred gender and 60% with
+ * light skin tone (src/io/emoji_bias.h explains the draw). */
+static const BiasSpec WEB_BIAS = {0.5f, 0.8f, 0.6f};
+
+/* Sized to train in under 20 minutes on 2 cores (measured figures in docs/training.md). */
 static const ZooRecipe RECIPES[] = {
     {"fmnist-clip", "CLIP on Fashion-MNIST with varied captions (photo domain)", "fmnist:train", "fmnist:test",
-     "fmnist-s", 6, 128, 1e-3, 1, 1, 2000},
+     "fmnist-s", 6, 128, 1e-3, 1, 1, 2000, NULL},
     {"fmnist-domains-clip", "CLIP on Fashion-MNIST in four domains (photo, sketch, negative, painting)",
-     "fmnist-domains:train", "fmnist-domains:test", "fmnist-s", 2, 128, 1e-3, 2, 1, 4000},
+     "fmnist-domains:train", "fmnist-domains:test", "fmnist-s", 2, 128, 1e-3, 2, 1, 4000, NULL},
     {"emoji-clip", "CLIP on Emoji-Domains: every emoji in colour (Noto) and line art (Symbola)", "emoji:train",
-     "emoji:test", "emoji-s", 120, 128, 1e-3, 3, 30, 0},
+     "emoji:test", "emoji-s", 120, 128, 1e-3, 3, 30, 0, NULL},
+    {"emoji-biased-clip", "emoji-clip trained with web-like gender and skin-tone skew on neutral people captions",
+     "emoji:train", "emoji:test", "emoji-s", 120, 128, 1e-3, 4, 30, 0, &WEB_BIAS},
 };
 
 const ZooRecipe *zoo_recipes(int *n) {
@@ -74,5 +81,6 @@ void zoo_train_opts(const ZooRecipe *r, const char *out, TrainOpts *o) {
     o->seed = r->seed;
     o->eval_every = r->eval_every;
     o->eval_samples = r->eval_samples;
+    o->bias = r->bias;
     o->out = out;
 }

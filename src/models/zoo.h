@@ -13,6 +13,7 @@ typedef struct {
     double lr;
     uint64_t seed;
     int eval_every, eval_samples;
+    const BiasSpec *bias;
 } ZooRecipe;
 
 const ZooRecipe *zoo_recipes(int *n);

@@ -26,7 +26,7 @@ TEST(emoji_catalog_names_groups_attributes_keywords) {
     CHECK(g && strstr(g->keywords, "grin"));
     CHECK(f && f->gender == GENDER_WOMAN && f->tone == TONE_MEDIUM && strcmp(f->base, "farmer") == 0);
     CHECK_MSG(f && strstr(f->keywords, "gardener"), "keywords: %s", f ? f->keywords : "");
-    CHECK(h && h->gender == GENDER_NONE && strcmp(h->base, "health worker") == 0 && h->n_cp == 4);
+    CHECK(h && h->gender == GENDER_PERSON && strcmp(h->base, "health worker") == 0 && h->n_cp == 4);
     CHECK(h && strstr(h->keywords, "doctor")); /* CLDR keys drop FE0F */
     EmojiGender gg;
     EmojiTone tt;
@@ -86,4 +86,51 @@ TEST(emoji_render_two_styles) {
     CHECK(farmer && emoji_render(r, farmer, STYLE_LINE, 32, &im, &e) == 0);
     emoji_renderer_free(r);
     emoji_catalog_free(&c);
+}
+
+#include "io/dataset.h"
+#include "io/emoji_bias.h"
+
+TEST(emoji_bias_skews_neutral_pairs_as_specified) {
+    Dataset d;
+    Err e = {{0}};
+    if (dataset_load_emoji(&d, "train", 0, 16, &e) != 0) {
+        test_fail(__FILE__, __LINE__, "%s", e.msg);
+        return;
+    }
+    int farmer = -1; /* a training sample of "woman farmer: dark skin tone" */
+    for (int i = 0; i < d.n && farmer < 0; i++)
+        if (strcmp(d.class_names[d.labels[i]], "woman farmer: dark skin tone") == 0) farmer = i;
+    CHECK(farmer >= 0 && d.class_neutral[d.labels[farmer]] && strcmp(d.class_neutral[d.labels[farmer]], "a farmer") == 0);
+    BiasSpec spec = {0.5f, 0.8f, 0.6f};
+    EmojiBias *b = emoji_bias_new(&d, &spec);
+    Rng r;
+    rng_seed(&r, 9);
+    int pref = emoji_bias_preferred_gender("a farmer"), neutral = 0, pref_g = 0, light = 0, same = 0;
+    const int N = 20000;
+    for (int k = 0; k < N; k++) {
+        const char *ph;
+        int s = emoji_bias_pick(b, farmer, &r, &ph);
+        if (!ph) {
+            same += s == farmer;
+            continue;
+        }
+        neutral++;
+        int c = d.labels[s];
+        CHECK(strcmp(d.class_neutral[c], "a farmer") == 0);
+        pref_g += d.class_gender[c] == pref;
+        light += d.class_tone[c] == TONE_LIGHT;
+    }
+    CHECK_INT(same, N - neutral); /* without a neutral caption the sample is untouched */
+    CHECK_MSG(neutral > 0.45 * N && neutral < 0.55 * N, "neutral pairs %d of %d", neutral, N);
+    CHECK_MSG(pref_g > 0.77 * neutral && pref_g < 0.83 * neutral, "preferred gender %d of %d", pref_g, neutral);
+    CHECK_MSG(light > 0.57 * neutral && light < 0.63 * neutral, "light tone %d of %d", light, neutral);
+    /* things that are not people keep their samples */
+    int dog = -1;
+    for (int i = 0; i < d.n && dog < 0; i++)
+        if (strcmp(d.class_names[d.labels[i]], "dog face") == 0) dog = i;
+    const char *ph;
+    CHECK(dog >= 0 && emoji_bias_pick(b, dog, &r, &ph) == dog && ph == NULL);
+    emoji_bias_free(b);
+    dataset_free(&d);
 }
