@@ -66,7 +66,7 @@ $(BIN)/forget-tests: $(TEST_OBJ) $(BUILD)/libforget.a
 # `make unit` only the release suite (the quick loop while developing).
 ifeq ($(SAN),1)
 test: $(BIN)/forget-tests $(BIN)/forget
-	FORGET_BIN=$(BIN)/forget ./$(BIN)/forget-tests $(TESTS)
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp FORGET_BIN=$(BIN)/forget ./$(BIN)/forget-tests $(TESTS)
 else
 test: $(DEPS_OK)
 	@bash scripts/test-all.sh

@@ -15,7 +15,7 @@ make -s bin/forget bin/forget-tests >/dev/null && FORGET_BIN=bin/forget ./bin/fo
 count build/test-rel.log
 echo "== the same tests under ASan + UBSan"
 make -s SAN=1 bin/san/forget bin/san/forget-tests >/dev/null && \
-  FORGET_BIN=bin/san/forget ./bin/san/forget-tests 2>&1 | tee build/test-san.log | grep -vE '^ok ' 
+  LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp FORGET_BIN=bin/san/forget ./bin/san/forget-tests 2>&1 | tee build/test-san.log | grep -vE '^ok ' 
 count build/test-san.log
 echo "== fuzz targets, ${FUZZ_SECONDS:=10}s each"
 FUZZ_SECONDS=$FUZZ_SECONDS bash scripts/fuzz.sh 2>&1 | tee build/test-fuzz.log
