@@ -18,9 +18,9 @@ static const ZooRecipe RECIPES[] = {
     {"fmnist-domains-clip", "CLIP on Fashion-MNIST in four domains (photo, sketch, negative, painting)",
      "fmnist-domains:train", "fmnist-domains:test", "fmnist-s", 2, 128, 1e-3, 2, 1, 4000, NULL},
     {"emoji-clip", "CLIP on Emoji-Domains: every emoji in colour (Noto) and line art (Symbola)", "emoji:train",
-     "emoji:test", "emoji-s", 100, 128, 1e-3, 3, 25, 0, NULL},
+     "emoji:test", "emoji-s", 80, 128, 1e-3, 3, 20, 0, NULL},
     {"emoji-biased-clip", "emoji-clip trained with web-like gender and skin-tone skew on neutral people captions",
-     "emoji:train", "emoji:test", "emoji-s", 100, 128, 1e-3, 4, 25, 0, &WEB_BIAS},
+     "emoji:train", "emoji:test", "emoji-s", 80, 128, 1e-3, 4, 20, 0, &WEB_BIAS},
 };
 
 const ZooRecipe *zoo_recipes(int *n) {
