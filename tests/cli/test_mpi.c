@@ -21,9 +21,12 @@ TEST(mpi_two_ranks_equal_serial) {
     const char *args = "train --dataset fmnist:train --limit 400 --config fmnist-xs --batch 20 --epochs 2 --fresh --quiet";
     snprintf(cmd, sizeof cmd, "%s %s --threads 1 --out %s >/dev/null 2>&1", bin, args, ser);
     CHECK_INT(system(cmd), 0);
+    /* Under the sanitizer build, leak checking is off for the MPI ranks only: OpenMPI's plugins
+     * (dlopen'd, unloaded at MPI_Finalize) keep allocations LeakSanitizer cannot even symbolise.
+     * The serial run above is still leak-checked. */
     snprintf(cmd, sizeof cmd,
              "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
-             "mpirun -np 2 %s %s --threads 1 --out %s >%s/mpi.log 2>&1",
+             "ASAN_OPTIONS=detect_leaks=0 mpirun -np 2 %s %s --threads 1 --out %s >%s/mpi.log 2>&1",
              bin, args, par, scratch_dir());
     int rc = system(cmd);
     if (rc != 0) {
