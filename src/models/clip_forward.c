@@ -182,10 +182,20 @@ void text_forward(const ClipModel *m, TowerActs *a, float *out, const ClipTrace 
 }
 
 /* dL/d(features) -> dL/d(residual stream) at the pooled rows (dx zeroed elsewhere). */
+/* The trace gets the gradient of the final LN's output at the pooled rows: as [n, W] (image) or
+ * scattered into a zero [T, W] matrix (text, as the reference stores all positions). */
 static void pool_project_backward(const TowerActs *a, const int *pool_row, const float *ln_w, const float *proj,
-                                  float *g_ln_w, float *g_ln_b, float *g_proj, int E, const float *dout, float *dx) {
+                                  float *g_ln_w, float *g_ln_b, float *g_proj, int E, const float *dout, float *dx,
+                                  const ClipTrace *tr, const char *ln_name, int scatter) {
     float *dln = xcalloc((size_t)a->n * a->W, sizeof(float)), *din = xcalloc((size_t)a->n * a->W, sizeof(float));
     linear_backward(dln, g_proj, NULL, dout, a->pool_ln, proj, a->n, a->W, E);
+    if (tr && tr->fn && !scatter) trace(tr, ln_name, dln, a->n, a->W, NULL);
+    if (tr && tr->fn && scatter) {
+        float *full = xcalloc((size_t)a->T * a->W, sizeof(float));
+        for (int n = 0; n < a->n; n++) memcpy(full + (size_t)pool_row[n] * a->W, dln + (size_t)n * a->W, sizeof(float) * (size_t)a->W);
+        trace(tr, ln_name, full, a->T, a->W, &a->pk);
+        free(full);
+    }
     layernorm_backward(din, g_ln_w, g_ln_b, dln, a->pool_in, ln_w, a->pool_mean, a->pool_rstd, a->n, a->W);
     memset(dx, 0, sizeof(float) * (size_t)a->T * a->W);
     for (int n = 0; n < a->n; n++)
@@ -194,20 +204,28 @@ static void pool_project_backward(const TowerActs *a, const int *pool_row, const
     free(din);
 }
 
+/* dx: gradient of the last block's output on entry, of the first block's input on return. The trace
+ * gets the gradient of each block's output ("<prefix>.blockN") and of the stack's input (in_name). */
 static void blocks_backward(const ClipBlock *blocks, ClipBlock *gblocks, int L, const TowerActs *a, int H, ClipAct act,
-                            int causal, float *dx) {
-    for (int l = L - 1; l >= 0; l--)
+                            int causal, float *dx, const ClipTrace *tr, const char *prefix, const char *in_name) {
+    for (int l = L - 1; l >= 0; l--) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "%s.block%d", prefix, l);
+        trace(tr, nm, dx, a->T, a->W, &a->pk);
         block_backward(&blocks[l], &gblocks[l], &a->layers[l], dx, a->T, a->W, H, act, &a->pk, causal);
+    }
+    trace(tr, in_name, dx, a->T, a->W, &a->pk);
 }
 
-void image_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const float *dout) {
+void image_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const float *dout, const ClipTrace *tr) {
     const ClipConfig *c = &m->cfg;
     const int B = a->n, W = c->v_width, G = c->image_res / c->patch, P = G * G, S = P + 1;
     float *dx = xalloc_floats((size_t)a->T * W), *dx0 = xcalloc((size_t)a->T * W, sizeof(float));
     pool_project_backward(a, a->start, m->ln_post_w, m->v_proj, g->ln_post_w, g->ln_post_b, g->v_proj, c->embed_dim,
-                          dout, dx);
-    blocks_backward(m->v_blocks, g->v_blocks, c->v_layers, a, c->v_heads, c->act, 0, dx);
+                          dout, dx, tr, "visual.ln_post_cls", 0);
+    blocks_backward(m->v_blocks, g->v_blocks, c->v_layers, a, c->v_heads, c->act, 0, dx, tr, "visual", "visual.ln_pre");
     layernorm_backward(dx0, g->ln_pre_w, g->ln_pre_b, dx, a->x0, m->ln_pre_w, a->mean0, a->rstd0, a->T, W);
+    trace(tr, "visual.ln_pre_input", dx0, a->T, W, &a->pk);
     float *dpatch = xalloc_floats((size_t)B * P * W);
     for (int b = 0; b < B; b++)
         for (int s = 0; s < S; s++) {
@@ -219,6 +237,7 @@ void image_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const 
                 else dst[k] = row[k];
             }
         }
+    trace(tr, "visual.patch_embed", dpatch, B * P, W, NULL);
     ConvShape cs = {B, 3, c->image_res, c->image_res, W, c->patch, c->patch, 0};
     conv2d_backward(NULL, g->conv1_w, NULL, dpatch, a->cols, m->conv1_w, &cs);
     free(dpatch);
@@ -226,16 +245,16 @@ void image_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const 
     free(dx0);
 }
 
-void text_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const float *dout) {
+void text_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const float *dout, const ClipTrace *tr) {
     const ClipConfig *c = &m->cfg;
     const int W = c->t_width;
     float *dx = xalloc_floats((size_t)a->T * W);
     int *pool = xmalloc(sizeof(int) * (size_t)a->n);
     for (int n = 0; n < a->n; n++) pool[n] = a->start[n] + a->len[n] - 1;
     pool_project_backward(a, pool, m->ln_final_w, m->t_proj, g->ln_final_w, g->ln_final_b, g->t_proj, c->embed_dim,
-                          dout, dx);
+                          dout, dx, tr, "text.ln_final", 1);
     free(pool);
-    blocks_backward(m->t_blocks, g->t_blocks, c->t_layers, a, c->t_heads, c->act, 1, dx);
+    blocks_backward(m->t_blocks, g->t_blocks, c->t_layers, a, c->t_heads, c->act, 1, dx, tr, "text", "text.embed");
     embedding_backward(g->tok_emb, dx, a->ids, a->T, W);
     for (int n = 0; n < a->n; n++)
         for (int k = 0; k < a->len[n]; k++)

@@ -30,9 +30,10 @@ void tower_acts_free(TowerActs *a);
 
 void image_forward(const ClipModel *m, TowerActs *a, const float *pixels, float *out, const ClipTrace *tr);
 void text_forward(const ClipModel *m, TowerActs *a, float *out, const ClipTrace *tr);
-/* Accumulate parameter gradients into g (a model of the same config, see clip_init_zeros). */
-void image_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const float *dout);
-void text_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const float *dout);
+/* Accumulate parameter gradients into g (a model of the same config, see clip_init_zeros).
+ * tr (may be NULL) receives the gradient of each traced activation, under the forward's names. */
+void image_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const float *dout, const ClipTrace *tr);
+void text_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const float *dout, const ClipTrace *tr);
 
 /* Symmetric InfoNCE of OpenAI's CLIP: pairs (img[i], txt[i]) are positives,
  *   L = (CE(logits, arange) + CE(logits^T, arange)) / 2,  logits = e^s norm(img) norm(txt)^T.

@@ -135,8 +135,8 @@ int clip_train_step(ClipModel *m, ClipModel *g, AdamW *opt, const ParamSpec *spe
     memset(g->params, 0, sizeof(float) * (size_t)g->n_params);
     float dscale = 0;
     float loss = clip_contrastive_loss(all_img, all_txt, GB, E, m->logit_scale[0], dimg, dtxt, &dscale, NULL);
-    image_backward(m, g, &ia, dimg + (size_t)rank * B * E);
-    text_backward(m, g, &ta, dtxt + (size_t)rank * B * E);
+    image_backward(m, g, &ia, dimg + (size_t)rank * B * E, NULL);
+    text_backward(m, g, &ta, dtxt + (size_t)rank * B * E, NULL);
     /* every rank computed the whole loss: only rank 0 contributes the logit-scale gradient to the sum */
     if (rank == 0) g->logit_scale[0] += dscale;
     dist_allreduce_sum(dist, g->params, g->n_params);
