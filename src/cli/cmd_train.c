@@ -12,7 +12,7 @@ const Command cmd_train = {
     "usage: forget train --dataset fmnist:train|fmnist-domains:train|emoji:train|emoji100:train --config NAME --out FILE\n"
     "                    [--eval fmnist:test] [--epochs 5] [--batch 128] [--lr 1e-3] [--wd 0.2]\n"
     "                    [--seed 0] [--eval-samples 2000] [--eval-every EPOCHS] [--data-dir DIR] [--limit N] [--fresh]\n"
-    "                    [--stop-after STEPS]\n"
+    "                    [--templates FILE] [--stop-after STEPS]\n"
     "                    [--quiet] [--json] [--threads N]\n"
     "\n"
     "Symmetric InfoNCE on (image, generated caption) pairs; AdamW (betas 0.9/0.98,\n"
@@ -26,6 +26,8 @@ const Command cmd_train = {
     "The final model is FILE (safetensors, OpenAI key layout). --config names a shape:\n"
     "  fmnist-s (28px, patch 4, width 128, 4+4 layers), emoji-s (32px, patch 4, width 128, 4+4 layers),\n"
     "  fmnist-xs (seconds-fast), tiny, vit-b-32, vit-b-16\n"
+    "--templates FILE replaces the built-in caption templates (one per line, {} = the class\n"
+    "name, {a} an attribute word, {d} the domain, {k} a keyword).\n"
     "--limit N trains on the first N samples only; --stop-after ends this run after\n"
     "STEPS steps with a checkpoint, as if killed.\n",
     run};
@@ -60,6 +62,8 @@ static int run(int argc, char **argv) {
             return EXIT_USAGE;
         } else if (strcmp(a, "--dataset") == 0) {
             o.train_set = v;
+        } else if (strcmp(a, "--templates") == 0) {
+            o.templates = v;
         } else if (strcmp(a, "--eval") == 0) {
             o.eval_set = v;
         } else if (strcmp(a, "--config") == 0) {

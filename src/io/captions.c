@@ -1,6 +1,7 @@
 #include "io/captions.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const TEMPLATES[] = {
@@ -85,4 +86,43 @@ void caption_make(char *out, size_t cap, const CaptionStyle *st, const char *cls
         snprintf(out + len, cap - len, "%s%s", DISTRACTORS[rng_below(r, (uint32_t)(sizeof DISTRACTORS / sizeof *DISTRACTORS))],
                  dot ? "." : "");
     }
+}
+
+int caption_style_load(CaptionStyle *st, const char *path, Err *e) {
+    memset(st, 0, sizeof *st);
+    FILE *f = fopen(path, "r");
+    if (!f) return err_set(e, "%s: cannot open", path);
+    char line[512], **t = NULL;
+    int n = 0, lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = 0;
+        if (!line[0] || line[0] == '#') continue;
+        if (!strstr(line, "{}")) {
+            rc = err_set(e, "%s:%d: template without \"{}\" (the class name): %s", path, lineno, line);
+            break;
+        }
+        t = xrealloc(t, sizeof(char *) * (size_t)(n + 1));
+        t[n++] = xstrdup(line);
+    }
+    fclose(f);
+    if (rc == 0 && n == 0) rc = err_set(e, "%s: no templates", path);
+    if (rc) {
+        for (int i = 0; i < n; i++) free(t[i]);
+        free(t);
+        return -1;
+    }
+    st->templates = (const char *const *)t;
+    st->n_templates = n;
+    st->domain_templates = (const char *const *)t;
+    st->n_domain_templates = n;
+    st->domain_prob = 0.0f; /* the file's own templates say whatever they say about domains */
+    st->distractor_prob = CAPTIONS_DEFAULT.distractor_prob;
+    return 0;
+}
+
+void caption_style_free(CaptionStyle *st) {
+    for (int i = 0; i < st->n_templates; i++) free((char *)st->templates[i]);
+    free((void *)st->templates);
+    memset(st, 0, sizeof *st);
 }

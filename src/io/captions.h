@@ -22,6 +22,13 @@ typedef struct {
 extern const CaptionStyle CAPTIONS_DEFAULT; /* photos of objects (Fashion-MNIST) */
 extern const CaptionStyle CAPTIONS_EMOJI;   /* emoji: names, CLDR keywords, the drawing style */
 
+/* Templates from a file, one per line ('#' comments and blank lines skipped), for the plain
+ * and domain cases alike; every template must contain "{}". The style owns its strings:
+ * free with caption_style_free. Errors name the file and line. */
+#include "core/err.h"
+int caption_style_load(CaptionStyle *st, const char *path, Err *e);
+void caption_style_free(CaptionStyle *st);
+
 /* Writes a caption for one image of class `cls` (domain and keywords "a | b | c" may be NULL). */
 void caption_make(char *out, size_t cap, const CaptionStyle *st, const char *cls, const char *domain,
                   const char *keywords, const uint8_t *img, int h, int w, int channels, Rng *r);

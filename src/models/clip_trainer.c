@@ -59,9 +59,9 @@ static double lr_at(const TrainOpts *o, long step, long total) {
 static void recipe_string(const TrainOpts *o, long n_params, char *s, size_t cap) {
     const ClipConfig *c = &o->cfg;
     snprintf(s, cap,
-             "train=%s;bias=%g/%g/%g;limit=%d;epochs=%d;batch=%d;lr=%g;wd=%g;warmup=%g;clip=%g;seed=%llu;shift=%d;"
+             "train=%s;templates=%s;bias=%g/%g/%g;limit=%d;epochs=%d;batch=%d;lr=%g;wd=%g;warmup=%g;clip=%g;seed=%llu;shift=%d;"
              "cfg=%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d;params=%ld",
-             o->train_set, o->bias ? (double)o->bias->p_neutral : 0.0, o->bias ? (double)o->bias->p_pref_gender : 0.0,
+             o->train_set, o->templates ? o->templates : "-", o->bias ? (double)o->bias->p_neutral : 0.0, o->bias ? (double)o->bias->p_pref_gender : 0.0,
              o->bias ? (double)o->bias->p_pref_tone : 0.0, o->limit, o->epochs, o->batch, o->lr, o->wd, o->warmup_frac, (double)o->grad_clip,
              (unsigned long long)o->seed, o->shift, c->embed_dim, c->image_res, c->patch, c->v_width, c->v_layers,
              c->v_heads, c->context, c->vocab, c->t_width, c->t_layers, c->t_heads, (int)c->act, n_params);
@@ -195,6 +195,9 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
     int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)B * ctx);
     int perm_epoch = -1;
     EmojiBias *bias = o->bias ? emoji_bias_new(&train, o->bias) : NULL;
+    CaptionStyle custom = {0};
+    if (rc == 0 && o->templates) rc = caption_style_load(&custom, o->templates, e);
+    const CaptionStyle *style = o->templates ? &custom : train.class_keywords ? &CAPTIONS_EMOJI : &CAPTIONS_DEFAULT;
     if (o->bias && !bias && rc == 0) rc = err_set(e, "%s has no people attributes to bias", o->train_set);
     Progress prog;
     progress_start(&prog, "train", total, quiet);
@@ -216,7 +219,7 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
             idx[i] = smp;
             dataset_pixels(&train, &idx[i], 1, R, px + (size_t)i * 3 * R * R, &r, o->shift);
             char text[256];
-            caption_make(text, sizeof text, train.class_keywords ? &CAPTIONS_EMOJI : &CAPTIONS_DEFAULT,
+            caption_make(text, sizeof text, style,
                          neutral ? neutral : train.class_names[train.labels[smp]],
                          train.domains ? train.domain_names[train.domains[smp]] : NULL,
                          train.class_keywords && !neutral ? train.class_keywords[train.labels[smp]] : NULL,
@@ -264,6 +267,7 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
     }
     free(perm), free(idx), free(px), free(ids), free(specs);
     emoji_bias_free(bias);
+    if (o->templates) caption_style_free(&custom);
     adamw_free(&opt);
     clip_free(&m), clip_free(&g);
     tokenizer_free(&tok);

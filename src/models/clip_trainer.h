@@ -31,6 +31,7 @@ typedef struct {
     int quiet;
     const Dist *dist;       /* NULL: serial; else the global batch is split over the ranks */
     const BiasSpec *bias;   /* people-emoji sampling skew (emoji-biased-clip), or NULL */
+    const char *templates;  /* caption template file (one per line, "{}" = class), or NULL for the built-in set */
 } TrainOpts;
 
 typedef struct {

@@ -169,3 +169,26 @@ TEST(trainer_lowers_loss_and_resume_equals_uninterrupted) {
     o.lr = 1e-4;
     CHECK(clip_train(&o, &r, &e) != 0 && strstr(e.msg, "different recipe"));
 }
+
+TEST(captions_from_a_template_file) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/templates.txt", scratch_dir());
+    FILE *f = fopen(path, "w");
+    fputs("# mine\n\nitem: {}\n", f);
+    fclose(f);
+    CaptionStyle st;
+    Err e = {{0}};
+    CHECK_MSG(caption_style_load(&st, path, &e) == 0, "%s", e.msg);
+    CHECK_INT(st.n_templates, 1);
+    uint8_t img[28 * 28] = {0};
+    Rng r;
+    rng_seed(&r, 2);
+    char c[256];
+    caption_make(c, sizeof c, &st, "coat", "sketch", NULL, img, 28, 28, 1, &r);
+    CHECK_MSG(strncmp(c, "item: coat", 10) == 0, "caption: %s", c);
+    caption_style_free(&st);
+    f = fopen(path, "a");
+    fputs("no placeholder\n", f);
+    fclose(f);
+    CHECK(caption_style_load(&st, path, &e) != 0 && strstr(e.msg, "templates.txt:4:"));
+}
