@@ -5,6 +5,7 @@
 
 #include "core/err.h"
 #include "models/clip.h"
+#include "ref_trace.h"
 #include "test.h"
 
 static const double TOL = 1e-4;
@@ -22,31 +23,11 @@ static int load_tiny(ClipModel *m) {
 
 typedef struct {
     int n_checked;
-    int tokens_per_text; /* reference stores 77 rows per text; we compute up to EOT */
 } TraceCheck;
 
 /* Compares each traced intermediate with the reference file of the same name. */
 static void check_trace(void *user, const char *name, const float *x, int rows, int cols, const Packing *pk) {
-    TraceCheck *tc = user;
-    char rel[256];
-    snprintf(rel, sizeof rel, "tiny/intermediates/%s.f32", name);
-    size_t len;
-    float *ref = read_ref(rel, &len);
-    if (!ref) return;
-    tc->n_checked++;
-    if (strncmp(name, "text.", 5) == 0) {
-        for (int s = 0; s < pk->nseq; s++)
-            for (int k = 0; k < pk->len[s]; k++) {
-                char what[96];
-                snprintf(what, sizeof what, "%s text %d pos %d", name, s, k);
-                check_close(__FILE__, __LINE__, what, x + (size_t)(pk->start[s] + k) * cols,
-                            ref + ((size_t)s * tc->tokens_per_text + k) * cols, cols, TOL, TOL);
-            }
-    } else {
-        CHECK_MSG(len == (size_t)rows * cols * 4, "%s: %zu bytes, computed %d x %d", name, len, rows, cols);
-        if (len == (size_t)rows * cols * 4) check_close(__FILE__, __LINE__, name, x, ref, (long)rows * cols, TOL, TOL);
-    }
-    free(ref);
+    ((TraceCheck *)user)->n_checked += check_ref_trace("tiny/intermediates", name, x, rows, cols, pk, TOL, 0, TOL);
 }
 
 TEST(clip_tiny_config_from_shapes_and_metadata) {
@@ -79,7 +60,7 @@ TEST(clip_tiny_matches_openai_reference) {
     if (!images || !tokens || !ref_img || !ref_txt || !ref_logits) return;
     CHECK_INT(n, 4 * 3 * 32 * 32 * 4);
     float img[4 * 32], txt[6 * 32], logits[24];
-    TraceCheck tc = {0, 77};
+    TraceCheck tc = {0};
     ClipTrace tr = {check_trace, &tc};
     Err e = {{0}};
     CHECK(clip_encode_image(&m, images, 4, img, &tr, &e) == 0);

@@ -9,6 +9,7 @@
 #include "io/safetensors.h"
 #include "models/clip_params.h"
 #include "models/clip_train.h"
+#include "ref_trace.h"
 #include "test.h"
 
 static const int TEXT_ROWS[4] = {0, 1, 3, 4};
@@ -26,30 +27,7 @@ typedef struct {
 
 /* |g - ref| <= 1e-5 * max|ref| + 1e-4 * |ref|, the README's rule, on one traced activation gradient. */
 static void check_act_grad(void *user, const char *name, const float *x, int rows, int cols, const Packing *pk) {
-    ActCheck *ac = user;
-    char rel[256];
-    snprintf(rel, sizeof rel, "tiny-grad/act_grads/%s.f32", name);
-    size_t len;
-    float *ref = read_ref(rel, &len);
-    if (!ref) return;
-    double mx = 0;
-    for (size_t i = 0; i < len / 4; i++) mx = fmax(mx, fabs(ref[i]));
-    ac->checked++;
-    if (strncmp(name, "text.", 5) == 0) { /* reference: 4 x 77 rows; ours: packed up to each EOT */
-        for (int s = 0; s < pk->nseq; s++)
-            for (int k = 0; k < pk->len[s]; k++) {
-                char what[96];
-                snprintf(what, sizeof what, "d %s text %d pos %d", name, s, k);
-                check_close(__FILE__, __LINE__, what, x + (size_t)(pk->start[s] + k) * cols,
-                            ref + ((size_t)s * 77 + k) * cols, cols, 1e-5 * mx, 1e-4);
-            }
-    } else {
-        CHECK_MSG(len == (size_t)rows * cols * 4, "d %s: %zu bytes, computed %d x %d", name, len, rows, cols);
-        char what[96];
-        snprintf(what, sizeof what, "d %s", name);
-        if (len == (size_t)rows * cols * 4) check_close(__FILE__, __LINE__, what, x, ref, (long)rows * cols, 1e-5 * mx, 1e-4);
-    }
-    free(ref);
+    ((ActCheck *)user)->checked += check_ref_trace("tiny-grad/act_grads", name, x, rows, cols, pk, 0, 1e-5, 1e-4);
 }
 
 static int run_backward_traced(GradRun *r, const ClipTrace *tr);
