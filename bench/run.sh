@@ -6,18 +6,21 @@ BIN=${1:-bin/forget}
 BATCH=${BATCH:-16}
 ITERS=${ITERS:-5}
 ours=$("$BIN" bench clip --batch "$BATCH" --iters "$ITERS" --json)
+train=$("$BIN" bench train --json)
 PY=/usr/bin/python3
 if ! "$PY" -c 'import torch' 2>/dev/null; then
   echo "$ours" | sed 's/^/forget: /'
+  echo "$train" | sed 's/^/forget: /'
   echo "PyTorch not installed (Debian python3-torch; with libopenblas0-pthread for its BLAS): no PyTorch comparison"
   exit 0
 fi
 # PyTorch's BLAS is OpenBLAS here; its best kernel choice is SkylakeX on AVX-512 machines, so try both.
 t_auto=$("$PY" bench/torch_clip.py --batch "$BATCH" --iters "$ITERS" --json)
 t_skx=$(OPENBLAS_CORETYPE=SkylakeX "$PY" bench/torch_clip.py --batch "$BATCH" --iters "$ITERS" --json)
-"$PY" - "$ours" "$t_auto" "$t_skx" <<'PYEOF'
+tt=$(OPENBLAS_CORETYPE=SkylakeX "$PY" bench/torch_train.py --json)
+"$PY" - "$ours" "$t_auto" "$t_skx" "$train" "$tt" <<'PYEOF'
 import json, sys
-o, a, s = (json.loads(x) for x in sys.argv[1:4])
+o, a, s, tr, ptr = (json.loads(x) for x in sys.argv[1:6])
 best = max((a, s), key=lambda r: r["images_per_s"])
 bt = max((a, s), key=lambda r: r["texts77_per_s"])
 print("forget bench (batch %d, %d threads, medians):" % (o["batch"], o["threads"]))
@@ -28,6 +31,8 @@ print("  texts/s, 77 tok   forget %7.1f                          PyTorch %5.1f  
       % (o["texts77_per_s"], bt["texts77_per_s"], o["texts77_per_s"] / bt["texts77_per_s"]))
 print("  texts/s, short    forget %7.1f  (%.1f tokens; PyTorch computes all 77)       ratio %.2fx"
       % (o["short_texts_per_s"], o["short_text_mean_tokens"], o["short_texts_per_s"] / bt["texts77_per_s"]))
+print("  training (fmnist-s, batch %d): forget %.1f images/s, PyTorch %.1f images/s, ratio %.2fx"
+      % (tr["batch"], tr["train_images_per_s"], ptr["images_per_s"], tr["train_images_per_s"] / ptr["images_per_s"]))
 print("  PyTorch %s: OPENBLAS_CORETYPE auto -> %.1f img/s %.1f txt/s; SkylakeX -> %.1f img/s %.1f txt/s"
       % (a["torch"], a["images_per_s"], a["texts77_per_s"], s["images_per_s"], s["texts77_per_s"]))
 PYEOF
