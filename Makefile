@@ -19,7 +19,7 @@ else
   CFLAGS_OPT := -O2 -g -fvect-cost-model=dynamic -fno-trapping-math
 endif
 CFLAGS  += $(CFLAGS_BASE) $(CFLAGS_OPT) $(shell pkg-config --cflags ompi-c freetype2 harfbuzz libxml-2.0 2>/dev/null)
-LDLIBS  += -ldnnl -ljpeg -lm $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS  += -ldnnl -ljpeg -llapacke -lm $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDFLAGS += -fopenmp $(LDFLAGS_SAN)
 
 LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
