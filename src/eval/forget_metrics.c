@@ -1,0 +1,43 @@
+#include "eval/forget_metrics.h"
+
+#include <math.h>
+#include <string.h>
+
+double harmonic_h(double err_forget, double acc_keep) {
+    return err_forget + acc_keep > 0 ? 2 * err_forget * acc_keep / (err_forget + acc_keep) : 0;
+}
+
+void forget_score(const float *logits, const int32_t *labels, int N, int C, const uint8_t *forget, ForgetScore *out) {
+    memset(out, 0, sizeof *out);
+    long wrong_f = 0, right_k = 0;
+    for (int i = 0; i < N; i++) {
+        const float *l = logits + (size_t)i * C;
+        int arg = 0;
+        for (int c = 1; c < C; c++)
+            if (l[c] > l[arg]) arg = c;
+        if (forget[labels[i]]) out->n_forget++, wrong_f += arg != labels[i];
+        else out->n_keep++, right_k += arg == labels[i];
+    }
+    out->err_forget = out->n_forget ? (double)wrong_f / out->n_forget : 0;
+    out->acc_keep = out->n_keep ? (double)right_k / out->n_keep : 0;
+    out->h = harmonic_h(out->err_forget, out->acc_keep);
+}
+
+double bbf_loss(const float *probs, const int32_t *labels, int N, int C, const uint8_t *forget) {
+    const double eps = 1e-7;
+    double mem = 0, fgt = 0;
+    int nm = 0, nf = 0;
+    for (int i = 0; i < N; i++) {
+        const float *p = probs + (size_t)i * C;
+        if (forget[labels[i]]) {
+            double s = 0;
+            for (int c = 0; c < C; c++) s += log(p[c] + eps);
+            fgt += -s / C;
+            nf++;
+        } else {
+            mem += -log(p[labels[i]] + eps);
+            nm++;
+        }
+    }
+    return (nm ? mem / nm : 0) + (nf ? fgt / nf : 0);
+}
