@@ -1,0 +1,121 @@
+#include "serve/client.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char *buf;
+    size_t len;
+} Buf;
+
+static size_t collect(char *p, size_t size, size_t n, void *user) {
+    Buf *b = user;
+    size_t add = size * n;
+    b->buf = xrealloc(b->buf, b->len + add + 1);
+    memcpy(b->buf + b->len, p, add);
+    b->len += add;
+    b->buf[b->len] = 0;
+    return add;
+}
+
+int bb_client_init(BbClient *c, const char *base_url, const char *api_key, Err *e) {
+    memset(c, 0, sizeof *c);
+    c->curl = curl_easy_init();
+    if (!c->curl) return err_set(e, "libcurl failed to initialise");
+    c->base = xstrdup(base_url);
+    size_t l = strlen(c->base);
+    while (l && c->base[l - 1] == '/') c->base[--l] = 0;
+    c->api_key = api_key ? xstrdup(api_key) : NULL;
+    return 0;
+}
+
+void bb_client_free(BbClient *c) {
+    if (c->curl) curl_easy_cleanup(c->curl);
+    free(c->base);
+    free(c->api_key);
+    memset(c, 0, sizeof *c);
+}
+
+/* One request; returns the parsed JSON reply (caller deletes) or NULL with e set. */
+static cJSON *request(BbClient *c, const char *path, const char *body, Err *e) {
+    CURL *h = c->curl;
+    char url[1024];
+    snprintf(url, sizeof url, "%s%s", c->base, path);
+    Buf reply = {0};
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    if (c->api_key) {
+        char k[512];
+        snprintf(k, sizeof k, "X-API-Key: %s", c->api_key);
+        hdr = curl_slist_append(hdr, k);
+    }
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    if (body) curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    CURLcode rc = curl_easy_perform(h);
+    curl_slist_free_all(hdr);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (rc != CURLE_OK) {
+        free(reply.buf);
+        err_set(e, "%s: %s", url, curl_easy_strerror(rc));
+        return NULL;
+    }
+    cJSON *j = reply.buf ? cJSON_Parse(reply.buf) : NULL;
+    if (status != 200) {
+        const cJSON *msg = j ? cJSON_GetObjectItemCaseSensitive(j, "error") : NULL;
+        err_set(e, "%s: HTTP %ld: %s", url, status, cJSON_IsString(msg) ? msg->valuestring : "(no message)");
+        cJSON_Delete(j);
+        free(reply.buf);
+        return NULL;
+    }
+    free(reply.buf);
+    if (!j) err_set(e, "%s: the reply is not JSON", url);
+    return j;
+}
+
+int bb_classify(BbClient *c, const char *const *prompts, int K, const int *ids, int N, float *probs, int32_t *labels,
+                int *labels_only, Err *e) {
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddItemToObject(req, "prompts", cJSON_CreateStringArray(prompts, K));
+    cJSON_AddItemToObject(req, "images", cJSON_CreateIntArray(ids, N));
+    char *body = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    cJSON *j = request(c, "/v1/classify", body, e);
+    free(body);
+    if (!j) return -1;
+    c->queries++;
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "probs"), *l = cJSON_GetObjectItemCaseSensitive(j, "labels");
+    int rc = 0;
+    if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == N) {
+        *labels_only = 0;
+        for (int i = 0; i < N && rc == 0; i++) {
+            const cJSON *row = cJSON_GetArrayItem(p, i);
+            if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != K) rc = err_set(e, "reply row %d has the wrong length", i);
+            for (int k = 0; k < K && rc == 0; k++) probs[(size_t)i * K + k] = (float)cJSON_GetArrayItem(row, k)->valuedouble;
+        }
+    } else if (cJSON_IsArray(l) && cJSON_GetArraySize(l) == N) {
+        *labels_only = 1;
+        for (int i = 0; i < N; i++) labels[i] = cJSON_GetArrayItem(l, i)->valueint;
+    } else {
+        rc = err_set(e, "reply has neither probs nor labels for %d images", N);
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+int bb_stats(BbClient *c, long *queries, long *split_size, Err *e) {
+    cJSON *j = request(c, "/v1/stats", NULL, e);
+    if (!j) return -1;
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "queries"), *n = cJSON_GetObjectItemCaseSensitive(j, "split_size");
+    int rc = cJSON_IsNumber(q) && cJSON_IsNumber(n) ? 0 : err_set(e, "stats reply without queries/split_size");
+    if (!rc) *queries = (long)q->valuedouble, *split_size = (long)n->valuedouble;
+    cJSON_Delete(j);
+    return rc;
+}
