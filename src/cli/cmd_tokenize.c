@@ -15,10 +15,13 @@ const Command cmd_tokenize = {
     "Prints one line per text: the ids clip.tokenize(text, truncate=True) gives,\n"
     "with the trailing zero padding removed (so each line starts with 49406 and ends\n"
     "with 49407). --jsonl reads one JSON string per line ('-' = standard input).\n"
-    "ftfy.fix_text is not applied (see docs/engine.md).\n"
+    "ftfy.fix_text's fixes for text that is not mojibake are applied first, as CLIP's code\n"
+    "does with ftfy installed (see docs/engine.md); --no-ftfy gives the ids of OpenAI's code\n"
+    "with ftfy stubbed out.\n"
     "\n"
     "  --context N   context length (default 77)\n"
-    "  --json        print each line as a JSON array\n",
+    "  --json        print each line as a JSON array\n"
+    "  --no-ftfy     skip ftfy's fixes\n",
     run};
 
 static void print_ids(const int32_t *ids, int n, int json) {
@@ -28,7 +31,7 @@ static void print_ids(const int32_t *ids, int n, int json) {
 
 static int run(int argc, char **argv) {
     long context = CLIP_CONTEXT;
-    int json = 0, done = 0, bad = 0, first_text = -1;
+    int json = 0, done = 0, bad = 0, first_text = -1, ftfy = 1;
     const char *jsonl = NULL;
     for (int i = 1; i < argc; i++) {
         if (cli_common(&cmd_tokenize, argc, argv, &i, &done, &bad)) {
@@ -39,6 +42,8 @@ static int run(int argc, char **argv) {
             if (!v || cli_int("tokenize", "--context", v, 2, 100000, &context)) return EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = 1;
+        } else if (strcmp(argv[i], "--no-ftfy") == 0) {
+            ftfy = 0;
         } else if (strcmp(argv[i], "--jsonl") == 0) {
             if (!(jsonl = cli_value("tokenize", argc, argv, &i))) return EXIT_USAGE;
         } else if (strcmp(argv[i], "--") == 0) {
@@ -56,6 +61,7 @@ static int run(int argc, char **argv) {
     Tokenizer t;
     Err e = {{0}};
     if (tokenizer_init(&t, &e) != 0) return cli_error("tokenize", EXIT_WORK, "%s", e.msg);
+    t.ftfy = ftfy;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)context);
     int rc = 0;
     if (jsonl) {

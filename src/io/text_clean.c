@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unicode/unorm2.h>
 #include <unicode/ustring.h>
 
 #include "core/err.h"
@@ -248,9 +249,117 @@ static char *lower_to_utf8(const uint32_t *s, size_t n) {
     return out;
 }
 
-char *text_clean_for_bpe(const char *text) {
+/* ------------------------------------------------------------- ftfy, in part */
+
+/* The fixes of ftfy.fix_text's defaults that can apply to text that is not mojibake, in
+ * ftfy's order: fix_c1_controls (C1 controls read as Windows-1252), fix_latin_ligatures,
+ * fix_character_width (NFKC of the fullwidth/halfwidth forms and the ideographic space),
+ * uncurl_quotes, fix_line_breaks, NFC. Its HTML step (one more unescape when the text has no
+ * '<') is applied by the caller. Not covered: mojibake repair (fix_encoding and friends),
+ * terminal escapes, surrogates. */
+static const struct {
+    uint32_t cp;
+    const char *repl;
+} LIGATURES[] = {
+    {0x0132, "IJ"}, {0x0133, "ij"}, {0x013F, "L\xc2\xb7"}, {0x0140, "l\xc2\xb7"}, {0x0149, "\xca\xbcn"},
+    {0x01C4, "D\xc5\xbd"}, {0x01C5, "D\xc5\xbe"}, {0x01C6, "d\xc5\xbe"}, {0x01C7, "LJ"}, {0x01C8, "Lj"},
+    {0x01C9, "lj"}, {0x01CA, "NJ"}, {0x01CB, "Nj"}, {0x01CC, "nj"}, {0xFB00, "ff"}, {0xFB01, "fi"},
+    {0xFB02, "fl"}, {0xFB03, "ffi"}, {0xFB04, "ffl"}, {0xFB05, "\xc5\xbft"}, {0xFB06, "st"},
+};
+
+static void to_utf16(const uint32_t *s, size_t n, UChar **out, int32_t *len) {
+    *out = xmalloc((2 * n + 1) * sizeof(UChar));
+    int32_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = s[i];
+        if (c >= 0x10000) {
+            c -= 0x10000;
+            (*out)[k++] = (UChar)(0xD800 + (c >> 10));
+            (*out)[k++] = (UChar)(0xDC00 + (c & 0x3ff));
+        } else {
+            (*out)[k++] = (UChar)c;
+        }
+    }
+    *len = k;
+}
+
+static void from_utf16(CpBuf *out, const UChar *u, int32_t n) {
+    for (int32_t i = 0; i < n; i++) {
+        uint32_t c = u[i];
+        if (c >= 0xD800 && c < 0xDC00 && i + 1 < n && u[i + 1] >= 0xDC00 && u[i + 1] < 0xE000)
+            c = 0x10000 + ((c - 0xD800) << 10) + (u[++i] - 0xDC00);
+        cp_push(out, c);
+    }
+}
+
+/* Normalises s[0..n) with an ICU normaliser, appending to out. */
+static void normalize(CpBuf *out, const uint32_t *s, size_t n, const UNormalizer2 *norm) {
+    UChar *u;
+    int32_t ul;
+    to_utf16(s, n, &u, &ul);
+    UErrorCode st = U_ZERO_ERROR;
+    int32_t need = unorm2_normalize(norm, u, ul, NULL, 0, &st);
+    UChar *v = xmalloc(((size_t)need + 1) * sizeof(UChar));
+    st = U_ZERO_ERROR;
+    unorm2_normalize(norm, u, ul, v, need + 1, &st);
+    if (U_SUCCESS(st)) from_utf16(out, v, need);
+    else for (size_t i = 0; i < n; i++) cp_push(out, s[i]);
+    free(u);
+    free(v);
+}
+
+static void ftfy_fixes(CpBuf *out, const uint32_t *s, size_t n) {
+    static const uint16_t cp1252[32] = {0x20AC, 0x81, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+                                        0x2039, 0x0152, 0x8D, 0x017D, 0x8F, 0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+                                        0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D, 0x017E, 0x0178};
+    UErrorCode st = U_ZERO_ERROR;
+    const UNormalizer2 *nfkc = unorm2_getNFKCInstance(&st), *nfc = unorm2_getNFCInstance(&st);
+    CpBuf a = {0};
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = s[i];
+        if (c >= 0x80 && c <= 0x9F) c = cp1252[c - 0x80]; /* fix_c1_controls */
+        int lig = 0;                                       /* fix_latin_ligatures */
+        for (size_t k = 0; k < sizeof LIGATURES / sizeof *LIGATURES && !lig; k++)
+            if (LIGATURES[k].cp == c) {
+                utf8_decode(&a, LIGATURES[k].repl, strlen(LIGATURES[k].repl));
+                lig = 1;
+            }
+        if (lig) continue;
+        if ((c >= 0xFF01 && c <= 0xFFEE) || c == 0x3000) { /* fix_character_width */
+            normalize(&a, &c, 1, nfkc);
+            continue;
+        }
+        cp_push(&a, c);
+    }
+    CpBuf b = {0}; /* on the result of those: uncurl_quotes, then fix_line_breaks (\r\n, \r, U+2028, U+2029, U+0085 -> \n) */
+    for (size_t i = 0; i < a.n; i++) {
+        uint32_t c = a.cp[i];
+        if (c == 0x02BC || (c >= 0x2018 && c <= 0x201B)) c = '\'';
+        else if (c >= 0x201C && c <= 0x201F) c = '"';
+        if (c == '\r' && i + 1 < a.n && a.cp[i + 1] == '\n') continue;
+        cp_push(&b, (c == '\r' || c == 0x2028 || c == 0x2029 || c == 0x85) ? '\n' : c);
+    }
+    if (U_SUCCESS(st)) normalize(out, b.cp, b.n, nfc);
+    else for (size_t i = 0; i < b.n; i++) cp_push(out, b.cp[i]);
+    free(a.cp);
+    free(b.cp);
+}
+
+char *text_clean_for_bpe(const char *text, int ftfy) {
     CpBuf a = {0}, b = {0}, c = {0};
     utf8_decode(&a, text, strlen(text));
+    if (ftfy) {
+        ftfy_fixes(&c, a.cp, a.n);
+        int has_lt = 0;
+        for (size_t i = 0; i < c.n; i++) has_lt |= c.cp[i] == '<';
+        a.n = 0;
+        if (has_lt) { /* ftfy leaves entities alone in text that may be HTML */
+            for (size_t i = 0; i < c.n; i++) cp_push(&a, c.cp[i]);
+        } else {
+            html_unescape(&a, c.cp, c.n);
+        }
+        c.n = 0;
+    }
     html_unescape(&b, a.cp, a.n);
     a.n = 0;
     html_unescape(&a, b.cp, b.n);

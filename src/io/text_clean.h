@@ -1,8 +1,9 @@
 #ifndef FORGET_TEXT_CLEAN_H
 #define FORGET_TEXT_CLEAN_H
 
-/* html.unescape twice, strip, collapse whitespace, lower-case: what CLIP's
- * tokenizer does before pre-tokenising (ftfy excepted). Returns malloc'd UTF-8. */
-char *text_clean_for_bpe(const char *text);
+/* ftfy's fixes (with ftfy set: those that apply to text that is not mojibake, see
+ * text_clean.c), html.unescape twice, strip, collapse whitespace, lower-case: what CLIP's
+ * tokenizer does before pre-tokenising. Returns malloc'd UTF-8. */
+char *text_clean_for_bpe(const char *text, int ftfy);
 
 #endif

@@ -115,6 +115,7 @@ static int build(Tokenizer *t, const unsigned char *gz, size_t gz_len, const cha
         tokenizer_free(t);
         return err_set(e, "%s: %d merges, expected %d", what, merges, N_MERGES);
     }
+    t->ftfy = 1;
     strmap_put(&t->encoder, "<|startoftext|>", 15, id++);
     strmap_put(&t->encoder, "<|endoftext|>", 13, id++);
     int errcode;
@@ -154,7 +155,7 @@ void tokenizer_free(Tokenizer *t) {
     t->re = NULL;
 }
 
-char *tokenizer_clean_text(const char *text) { return text_clean_for_bpe(text); }
+char *tokenizer_clean_text(const char *text) { return text_clean_for_bpe(text, 1); }
 
 /* ------------------------------------------------------------------ BPE */
 
@@ -239,7 +240,7 @@ static int bpe_word(const Tokenizer *t, const char *tok, int tok_len, IdBuf *out
 }
 
 int tokenizer_encode(const Tokenizer *t, const char *text, int32_t **ids, int *n, Err *e) {
-    char *clean = text_clean_for_bpe(text);
+    char *clean = text_clean_for_bpe(text, t->ftfy);
     size_t len = strlen(clean);
     IdBuf out = {0};
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(t->re, NULL);

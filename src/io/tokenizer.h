@@ -2,9 +2,10 @@
  *   html-unescape twice, strip, collapse whitespace, lower-case (Python rules,
  *   via ICU), split with the pre-token regex (PCRE2, Unicode classes), map bytes
  *   to unicode, apply merges by rank, look up ids.
- * ftfy.fix_text is NOT applied (ftfy is not packaged for Debian): texts whose
- * ids depend on it (curly quotes, fullwidth forms, ligatures, NFD) follow the
- * identity-ftfy column of the reference vectors.
+ * ftfy.fix_text (not packaged for Debian) is reproduced for what it does to text that is
+ * not mojibake: C1 controls, Latin ligatures, fullwidth forms, curly quotes, line breaks,
+ * NFC and one more HTML unescape (text_clean.c). Set ftfy = 0 for OpenAI's code with ftfy
+ * stubbed out. Mojibake repair is not reproduced.
  * A Tokenizer is read-only after init, so threads may share one. */
 #ifndef FORGET_TOKENIZER_H
 #define FORGET_TOKENIZER_H
@@ -23,6 +24,7 @@ typedef struct {
     char byte_utf8[256][4];  /* byte -> its unicode stand-in, UTF-8 encoded */
     uint8_t byte_len[256];
     void *re;                /* pcre2_code * */
+    int ftfy;                /* 1 (default): apply ftfy's fixes first */
 } Tokenizer;
 
 /* From the vocabulary embedded in the binary. */
