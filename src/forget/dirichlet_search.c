@@ -1,0 +1,97 @@
+#include "forget/dirichlet_search.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+
+/* alpha 0.01: V * alpha must stay near the elite size (8 here) or the prior drowns the elite
+ * counts and theta never concentrates (alpha 0.1 with a 200-word vocabulary stalls). */
+DirichletParams dirichlet_defaults(void) { return (DirichletParams){3, 30, 0.25, 0.01, 1.0, 0.3}; }
+
+static double *theta_row(const DirichletSearch *s, int c, int i) { return s->theta + ((size_t)c * s->L + i) * s->V; }
+
+void dirsearch_init(DirichletSearch *s, int L, int V, const DirichletParams *p, uint64_t seed) {
+    memset(s, 0, sizeof *s);
+    s->L = L, s->V = V, s->K = p->K, s->lambda = p->lambda;
+    s->n_elite = (int)ceil(p->rho * p->lambda);
+    if (s->n_elite < 1) s->n_elite = 1;
+    s->alpha = p->alpha, s->beta = p->beta, s->eta = p->eta;
+    s->theta = xcalloc((size_t)s->K * L * V, sizeof(double));
+    s->pi = xcalloc((size_t)s->K, sizeof(double));
+    s->pop = xcalloc((size_t)s->lambda * L, sizeof(int32_t));
+    s->best = xcalloc((size_t)L, sizeof(int32_t));
+    s->best_f = INFINITY;
+    rng_seed(&s->rng, seed);
+    /* components start near uniform but not identical, so they can specialise */
+    for (int c = 0; c < s->K; c++) {
+        s->pi[c] = 1.0 / s->K;
+        for (int i = 0; i < L; i++) {
+            double *t = theta_row(s, c, i), sum = 0;
+            for (int v = 0; v < V; v++) sum += (t[v] = 1.0 + 0.5 * rng_uniform(&s->rng));
+            for (int v = 0; v < V; v++) t[v] /= sum;
+        }
+    }
+}
+
+void dirsearch_free(DirichletSearch *s) {
+    free(s->theta), free(s->pi), free(s->pop), free(s->best);
+    memset(s, 0, sizeof *s);
+}
+
+static int draw(Rng *r, const double *p, int n) {
+    double u = rng_uniform(r), acc = 0;
+    for (int k = 0; k < n; k++)
+        if ((acc += p[k]) > u) return k;
+    return n - 1;
+}
+
+void dirsearch_ask(DirichletSearch *s, int32_t *words) {
+    for (int k = 0; k < s->lambda; k++) {
+        int c = draw(&s->rng, s->pi, s->K);
+        for (int i = 0; i < s->L; i++) s->pop[(size_t)k * s->L + i] = draw(&s->rng, theta_row(s, c, i), s->V);
+    }
+    memcpy(words, s->pop, sizeof(int32_t) * (size_t)s->lambda * s->L);
+}
+
+void dirsearch_tell(DirichletSearch *s, const double *f) {
+    const int L = s->L, V = s->V, K = s->K, lam = s->lambda;
+    int *order = xmalloc(sizeof(int) * (size_t)lam);
+    for (int k = 0; k < lam; k++) order[k] = k;
+    for (int i = 1; i < lam; i++) /* stable insertion sort by fitness */
+        for (int j = i; j > 0 && f[order[j]] < f[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    s->evals += lam;
+    if (f[order[0]] < s->best_f) {
+        s->best_f = f[order[0]];
+        memcpy(s->best, s->pop + (size_t)order[0] * L, sizeof(int32_t) * (size_t)L);
+    }
+    /* hard E-step: each elite goes to the component most likely to have drawn it */
+    double *n = xcalloc((size_t)K * L * V, sizeof(double)), *m = xcalloc((size_t)K, sizeof(double));
+    for (int e = 0; e < s->n_elite; e++) {
+        const int32_t *w = s->pop + (size_t)order[e] * L;
+        int best_c = 0;
+        double best_lp = -INFINITY;
+        for (int c = 0; c < K; c++) {
+            double lp = log(s->pi[c]);
+            for (int i = 0; i < L; i++) lp += log(theta_row(s, c, i)[w[i]]);
+            if (lp > best_lp) best_lp = lp, best_c = c;
+        }
+        m[best_c] += 1;
+        for (int i = 0; i < L; i++) n[((size_t)best_c * L + i) * V + w[i]] += 1;
+    }
+    /* Dirichlet-smoothed estimates blended in by EMA (theta, and pi likewise) */
+    for (int c = 0; c < K; c++) {
+        for (int i = 0; i < L; i++) {
+            double *t = theta_row(s, c, i), *cnt = n + ((size_t)c * L + i) * V, tot = 0;
+            for (int v = 0; v < V; v++) tot += cnt[v];
+            for (int v = 0; v < V; v++) t[v] = (1 - s->eta) * t[v] + s->eta * (cnt[v] + s->alpha) / (tot + V * s->alpha);
+        }
+        s->pi[c] = (1 - s->eta) * s->pi[c] + s->eta * (m[c] + s->beta) / (s->n_elite + K * s->beta);
+    }
+    free(n), free(m), free(order);
+}
