@@ -11,6 +11,7 @@ PACKAGES=(
   libicu-dev       # Unicode lower-casing with Python's rules (full mapping, final sigma)
   libpng-dev libjpeg-dev zlib1g-dev
   libmicrohttpd-dev libcurl4-openssl-dev   # the black-box API: server and client
+  wamerican                    # the candidate words of the strict black-box methods
   liblapacke-dev               # CMA-ES eigendecomposition, closed-form calibration
   libopenmpi-dev openmpi-bin   # data-parallel training (mpirun -np N forget train ...)
   dataset-fashion-mnist        # the real data the zoo trains on

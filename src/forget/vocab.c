@@ -1,0 +1,61 @@
+#include "forget/vocab.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+
+static int plain_word(const char *w) {
+    size_t n = strlen(w);
+    if (n < 3 || n > 10) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (w[i] < 'a' || w[i] > 'z') return 0;
+    return 1;
+}
+
+static int excluded(const char *w, const char *const *exclude) {
+    for (int i = 0; exclude && exclude[i]; i++) {
+        size_t l = strlen(exclude[i]);
+        if (strcmp(w, exclude[i]) == 0 || (strncmp(w, exclude[i], l) == 0 && strcmp(w + l, "s") == 0)) return 1;
+    }
+    return 0;
+}
+
+int vocab_load(Vocab *v, const char *path, const char *const *exclude, int max, uint64_t seed, Err *e) {
+    memset(v, 0, sizeof *v);
+    if (!path) path = WORDLIST_DEFAULT;
+    FILE *f = fopen(path, "r");
+    if (!f) return err_set(e, "%s: cannot open: %s (Debian package wamerican)", path, strerror(errno));
+    char line[256];
+    int cap = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (!plain_word(line) || excluded(line, exclude)) continue;
+        if (v->n && strcmp(v->words[v->n - 1], line) == 0) continue; /* sorted lists repeat nothing else */
+        if (v->n == cap) v->words = xrealloc(v->words, sizeof(char *) * (size_t)(cap = cap ? 2 * cap : 4096));
+        v->words[v->n++] = xstrdup(line);
+    }
+    fclose(f);
+    if (v->n == 0) return err_set(e, "%s: no usable words (lower-case a-z, 3-10 letters)", path);
+    if (max > 0 && max < v->n) { /* seeded Fisher-Yates, keep the first max */
+        Rng r;
+        rng_seed(&r, seed);
+        for (int i = v->n - 1; i > 0; i--) {
+            int j = (int)rng_below(&r, (uint32_t)(i + 1));
+            char *t = v->words[i];
+            v->words[i] = v->words[j];
+            v->words[j] = t;
+        }
+        for (int i = max; i < v->n; i++) free(v->words[i]);
+        v->n = max;
+    }
+    return 0;
+}
+
+void vocab_free(Vocab *v) {
+    for (int i = 0; i < v->n; i++) free(v->words[i]);
+    free(v->words);
+    memset(v, 0, sizeof *v);
+}
