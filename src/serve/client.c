@@ -119,3 +119,29 @@ int bb_stats(BbClient *c, long *queries, long *split_size, Err *e) {
     cJSON_Delete(j);
     return rc;
 }
+
+int bb_dataset(BbClient *c, char ***classes, int *n_classes, int32_t **labels, int *n, Err *e) {
+    cJSON *j = request(c, "/v1/dataset", NULL, e);
+    if (!j) return -1;
+    const cJSON *cl = cJSON_GetObjectItemCaseSensitive(j, "classes"), *lb = cJSON_GetObjectItemCaseSensitive(j, "labels");
+    if (!cJSON_IsArray(cl) || !cJSON_IsArray(lb)) {
+        cJSON_Delete(j);
+        return err_set(e, "dataset reply without classes/labels");
+    }
+    *n_classes = cJSON_GetArraySize(cl);
+    *n = cJSON_GetArraySize(lb);
+    *classes = xcalloc((size_t)*n_classes + 1, sizeof(char *));
+    *labels = xmalloc(sizeof(int32_t) * (size_t)(*n ? *n : 1));
+    int k = 0;
+    for (const cJSON *x = cl->child; x; x = x->next) (*classes)[k++] = xstrdup(cJSON_IsString(x) ? x->valuestring : "?");
+    k = 0;
+    for (const cJSON *x = lb->child; x; x = x->next) (*labels)[k++] = x->valueint;
+    cJSON_Delete(j);
+    return 0;
+}
+
+void bb_dataset_free(char **classes, int n_classes, int32_t *labels) {
+    for (int i = 0; i < n_classes; i++) free(classes[i]);
+    free(classes);
+    free(labels);
+}

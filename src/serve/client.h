@@ -21,6 +21,10 @@ void bb_client_free(BbClient *c);
  * Errors carry the HTTP status and the server's message. */
 int bb_classify(BbClient *c, const char *const *prompts, int K, const int *ids, int N, float *probs, int32_t *labels,
                 int *labels_only, Err *e);
+/* GET /v1/dataset: class names (NULL-terminated, *n_classes) and labels (*n) of the split.
+ * Both malloc'd; free with bb_dataset_free. */
+int bb_dataset(BbClient *c, char ***classes, int *n_classes, int32_t **labels, int *n, Err *e);
+void bb_dataset_free(char **classes, int n_classes, int32_t *labels);
 /* GET /v1/stats: the server's query count and split size. */
 int bb_stats(BbClient *c, long *queries, long *split_size, Err *e);
 

@@ -185,6 +185,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         cJSON_AddStringToObject(j, "reveal", s->o.reveal_labels ? "labels" : "probs");
         return reply(c, 200, j);
     }
+    if (strcmp(url, "/v1/dataset") == 0) { /* what the API's owner tells its users: class names and labels */
+        if (strcmp(method, "GET") != 0) return fail(s, c, 405, "/v1/dataset takes GET");
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddItemToObject(j, "classes", cJSON_CreateStringArray((const char *const *)s->ds.class_names, s->ds.n_classes));
+        cJSON_AddItemToObject(j, "labels", cJSON_CreateIntArray((const int *)s->ds.labels, s->ds.n));
+        return reply(c, 200, j);
+    }
     if (strcmp(url, "/v1/classify") != 0) return fail(s, c, 404, "no such endpoint: %s", url);
     if (strcmp(method, "POST") != 0) return fail(s, c, 405, "/v1/classify takes POST");
     if (body->too_big) return fail(s, c, 413, "request body over %ld bytes", s->o.max_body);

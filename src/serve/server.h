@@ -5,6 +5,8 @@
  *     -> {"probs": [[p per prompt] per image]}    (--reveal probs, the default)
  *     -> {"labels": [argmax prompt per image]}     (--reveal labels)
  *   GET  /v1/stats     {"queries", "images_scored", "prompts_encoded", "rejected"}
+ *   GET  /v1/dataset   {"classes": [names], "labels": [label per id]} — the task's labelled data,
+ *                      which the API's users own; nothing about the model
  * Errors are 4xx with {"error": "..."}: malformed JSON, unknown ids, too many prompts or
  * images, bodies over the size limit, a wrong API key (header X-API-Key), unknown paths.
  * Image features are computed once per id and cached; requests are served concurrently and

@@ -35,7 +35,7 @@ static int run(char **out, const char *fmt, ...) {
 }
 
 TEST(cli_help_for_every_command) {
-    static const char *cmds[] = {"tokenize", "embed", "preprocess", "classify", "info", "convert", "init", "bench", "train", "eval", "zoo", "serve"};
+    static const char *cmds[] = {"tokenize", "embed", "preprocess", "classify", "info", "convert", "init", "bench", "train", "eval", "zoo", "serve", "blackbox"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         char *o;
         CHECK_INT(run(&o, "help %s", cmds[i]), 0);

@@ -1,0 +1,107 @@
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "forget/blackbox.h"
+
+static int run(int argc, char **argv);
+
+const Command cmd_blackbox = {
+    "blackbox", "forget classes through a classifier's API alone (strict black box)",
+    "usage: forget blackbox --api URL --forget CLASSES [--eval-api URL] [--method dirichlet|random]\n"
+    "                       [--suffix-len 4] [--budget 2000] [--shots 16] [--vocab 500] [--wordlist FILE]\n"
+    "                       [--template \"a photo of a {}\"] [--api-key K] [--seed S] [--json] [--quiet]\n"
+    "\n"
+    "Searches a word suffix appended to every class prompt (\"a photo of a {class} w1 .. wL.\")\n"
+    "using only the API's outputs: BBF's loss on k-shot training images when it reveals\n"
+    "probabilities, 1 - H when it reveals labels. The best suffix by validation H (k more shots\n"
+    "per class) is measured on the whole split of --eval-api (default: --api): Err_forget,\n"
+    "Acc_keep and H, beside the zero-shot prompts without a suffix. CLASSES are names or indices,\n"
+    "comma-separated. Methods: dirichlet (the programme's strict method, OUR RECONSTRUCTION:\n"
+    "docs/blackbox.md) and random. --budget counts classify queries of the search.\n"
+    "With --json the last line is {\"method\", \"suffix\", \"err_forget\", \"acc_keep\", \"H\",\n"
+    "\"queries\", \"seconds\", \"zero_shot\": {...}}.\n",
+    run};
+
+static int run(int argc, char **argv) {
+    BlackboxOpts o;
+    blackbox_defaults(&o);
+    int json = 0, done = 0, bad = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        long l;
+        if (cli_common(&cmd_blackbox, argc, argv, &i, &done, &bad)) {
+            if (done) return 0;
+            if (bad) return EXIT_USAGE;
+        } else if (strcmp(a, "--json") == 0) {
+            json = 1;
+        } else if (strcmp(a, "--quiet") == 0) {
+            o.quiet = 1;
+        } else if (!(v = cli_value("blackbox", argc, argv, &i))) {
+            return EXIT_USAGE;
+        } else if (strcmp(a, "--api") == 0) {
+            o.api = v;
+        } else if (strcmp(a, "--eval-api") == 0) {
+            o.eval_api = v;
+        } else if (strcmp(a, "--api-key") == 0) {
+            o.api_key = v;
+        } else if (strcmp(a, "--forget") == 0) {
+            o.forget = v;
+        } else if (strcmp(a, "--method") == 0) {
+            o.method = v;
+        } else if (strcmp(a, "--template") == 0) {
+            o.tpl = v;
+        } else if (strcmp(a, "--wordlist") == 0) {
+            o.wordlist = v;
+        } else if (strcmp(a, "--suffix-len") == 0) {
+            if (cli_int("blackbox", a, v, 1, 32, &l)) return EXIT_USAGE;
+            o.suffix_len = (int)l;
+        } else if (strcmp(a, "--shots") == 0) {
+            if (cli_int("blackbox", a, v, 1, 1000, &l)) return EXIT_USAGE;
+            o.shots = (int)l;
+        } else if (strcmp(a, "--vocab") == 0) {
+            if (cli_int("blackbox", a, v, 2, 1000000, &l)) return EXIT_USAGE;
+            o.vocab_max = (int)l;
+        } else if (strcmp(a, "--budget") == 0) {
+            if (cli_int("blackbox", a, v, 1, 100000000L, &l)) return EXIT_USAGE;
+            o.budget = l;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (cli_int("blackbox", a, v, 0, 2147483647L, &l)) return EXIT_USAGE;
+            o.seed = (uint64_t)l;
+        } else {
+            return cli_error("blackbox", EXIT_USAGE, "unknown option %s (forget help blackbox)", a);
+        }
+    }
+    if (!o.api || !o.forget) return cli_error("blackbox", EXIT_USAGE, "--api and --forget are required");
+    BlackboxResult r;
+    Err e = {{0}};
+    if (blackbox_run(&o, &r, &e) != 0) return cli_error("blackbox", EXIT_WORK, "%s", e.msg);
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "method", o.method);
+        cJSON_AddBoolToObject(j, "reconstruction", strcmp(o.method, "dirichlet") == 0);
+        cJSON_AddStringToObject(j, "suffix", r.suffix);
+        cJSON_AddNumberToObject(j, "err_forget", r.err_forget);
+        cJSON_AddNumberToObject(j, "acc_keep", r.acc_keep);
+        cJSON_AddNumberToObject(j, "H", r.h);
+        cJSON_AddNumberToObject(j, "queries", (double)r.queries);
+        cJSON_AddNumberToObject(j, "eval_queries", (double)r.eval_queries);
+        cJSON_AddNumberToObject(j, "seconds", r.seconds);
+        cJSON_AddStringToObject(j, "revealed", r.labels_only ? "labels" : "probs");
+        cJSON *z = cJSON_AddObjectToObject(j, "zero_shot");
+        cJSON_AddNumberToObject(z, "err_forget", r.base_err);
+        cJSON_AddNumberToObject(z, "acc_keep", r.base_acc);
+        cJSON_AddNumberToObject(z, "H", r.base_h);
+        char *s = cJSON_PrintUnformatted(j);
+        puts(s);
+        free(s);
+        cJSON_Delete(j);
+    } else {
+        printf("%s%s: suffix \"%s\" after %ld queries (%.1f s)\n", o.method,
+               strcmp(o.method, "dirichlet") == 0 ? " (reconstruction)" : "", r.suffix, r.queries, r.seconds);
+        printf("  zero-shot:  Err_forget %.2f%%  Acc_keep %.2f%%  H %.2f%%\n", 100 * r.base_err, 100 * r.base_acc, 100 * r.base_h);
+        printf("  forgotten:  Err_forget %.2f%%  Acc_keep %.2f%%  H %.2f%%\n", 100 * r.err_forget, 100 * r.acc_keep, 100 * r.h);
+    }
+    return 0;
+}

@@ -1,0 +1,50 @@
+/* forget blackbox end to end on loopback, for the plumbing: the search spends at most its
+ * budget, the server counts exactly the queries the client made, results are fractions,
+ * the chosen suffix has L words, a bad --forget is refused. (Whether it forgets well is an
+ * experiment on a trained model, not a unit test: see docs/blackbox.md.) */
+#include <stdlib.h>
+#include <string.h>
+
+#include "forget/blackbox.h"
+#include "serve/client.h"
+#include "serve/server.h"
+#include "test.h"
+
+TEST(blackbox_search_through_the_api_only) {
+    char model[1024], url[64];
+    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
+    ServerOpts so = {.model = model, .dataset = "fmnist:test"};
+    Err e = {{0}};
+    BbServer *s = bb_server_start(&so, &e);
+    if (!s) {
+        test_fail(__FILE__, __LINE__, "%s", e.msg);
+        return;
+    }
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", bb_server_port(s));
+    BlackboxOpts o;
+    blackbox_defaults(&o);
+    o.api = url;
+    o.forget = "t-shirt,1,bag";
+    o.budget = 100;
+    o.shots = 4;
+    o.vocab_max = 50;
+    o.quiet = 1;
+    BlackboxResult r;
+    CHECK_MSG(blackbox_run(&o, &r, &e) == 0, "%s", e.msg);
+    CHECK(r.queries <= 100 && r.queries >= 31);
+    CHECK(r.err_forget >= 0 && r.err_forget <= 1 && r.acc_keep >= 0 && r.acc_keep <= 1 && r.h >= 0 && r.h <= 1);
+    int words = 1;
+    for (const char *p = r.suffix; *p; p++) words += *p == ' ';
+    CHECK_MSG(words == 4 && r.suffix[0], "suffix \"%s\"", r.suffix);
+    BbClient c;
+    long q, n;
+    CHECK(bb_client_init(&c, url, NULL, &e) == 0 && bb_stats(&c, &q, &n, &e) == 0);
+    CHECK_INT(q, r.queries + r.eval_queries);
+    bb_client_free(&c);
+    o.forget = "t-shirt,nosuchclass";
+    CHECK(blackbox_run(&o, &r, &e) != 0 && strstr(e.msg, "nosuchclass"));
+    o.forget = "t-shirt";
+    o.method = "ga";
+    CHECK(blackbox_run(&o, &r, &e) != 0 && strstr(e.msg, "not built yet"));
+    bb_server_stop(s);
+}
