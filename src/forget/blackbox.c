@@ -145,19 +145,53 @@ int blackbox_run(const BlackboxOpts *o, BlackboxResult *r, Err *e) {
     if (rc == 0) {
         DirichletParams dp = dirichlet_defaults();
         DirichletSearch ds;
-        int is_random = strcmp(o->method, "random") == 0;
-        if (!is_random && strcmp(o->method, "dirichlet") != 0)
-            rc = err_set(e, "--method: \"%s\" is not built yet (dirichlet, random)", o->method);
+        enum { M_DIRICHLET, M_RANDOM, M_GREEDY, M_GA } m;
+        if (strcmp(o->method, "dirichlet") == 0) m = M_DIRICHLET;
+        else if (strcmp(o->method, "random") == 0) m = M_RANDOM;
+        else if (strcmp(o->method, "greedy") == 0) m = M_GREEDY;
+        else if (strcmp(o->method, "ga") == 0) m = M_GA;
+        else m = M_RANDOM, rc = err_set(e, "--method: \"%s\" is not built yet (dirichlet, random, greedy, ga)", o->method);
         dirsearch_init(&ds, o->suffix_len, vocab.n, &dp, o->seed);
-        int32_t *pop = xmalloc(sizeof(int32_t) * (size_t)dp.lambda * o->suffix_len);
-        double *fit = xmalloc(sizeof(double) * (size_t)dp.lambda);
+        const int L = o->suffix_len, lam = dp.lambda;
+        int32_t *pop = xmalloc(sizeof(int32_t) * (size_t)lam * L), *prev = xmalloc(sizeof(int32_t) * (size_t)lam * L);
+        int32_t *cur = xmalloc(sizeof(int32_t) * (size_t)L);
+        double *fit = xmalloc(sizeof(double) * (size_t)lam), *pfit = xmalloc(sizeof(double) * (size_t)lam), cur_f = INFINITY;
         Rng rr;
         rng_seed(&rr, o->seed ^ 0xabc);
-        while (rc == 0 && c.queries + dp.lambda + 1 <= o->budget) {
-            if (is_random)
-                for (int k = 0; k < dp.lambda * o->suffix_len; k++) pop[k] = (int32_t)rng_below(&rr, (uint32_t)vocab.n);
-            else
+        for (int i = 0; i < L; i++) cur[i] = (int32_t)rng_below(&rr, (uint32_t)vocab.n);
+        long iter = 0;
+        while (rc == 0 && c.queries + lam + 1 <= o->budget) {
+            if (m == M_DIRICHLET) {
                 dirsearch_ask(&ds, pop);
+            } else if (m == M_RANDOM || (m == M_GA && iter == 0)) {
+                for (int k = 0; k < lam * L; k++) pop[k] = (int32_t)rng_below(&rr, (uint32_t)vocab.n);
+            } else if (m == M_GREEDY) { /* coordinate search: lam new words at one position, cycling */
+                const int pos = (int)(iter % L);
+                for (int k = 0; k < lam; k++) {
+                    memcpy(pop + (size_t)k * L, cur, sizeof(int32_t) * (size_t)L);
+                    pop[(size_t)k * L + pos] = (int32_t)rng_below(&rr, (uint32_t)vocab.n);
+                }
+            } else { /* GA: elitism, tournaments of 3, uniform crossover, mutation 1/L per word */
+                int elite = 0;
+                for (int k = 1; k < lam; k++)
+                    if (pfit[k] < pfit[elite]) elite = k;
+                memcpy(pop, prev + (size_t)elite * L, sizeof(int32_t) * (size_t)L);
+                for (int k = 1; k < lam; k++) {
+                    int par[2];
+                    for (int q = 0; q < 2; q++) {
+                        par[q] = (int)rng_below(&rr, (uint32_t)lam);
+                        for (int t3 = 0; t3 < 2; t3++) {
+                            int cnd = (int)rng_below(&rr, (uint32_t)lam);
+                            if (pfit[cnd] < pfit[par[q]]) par[q] = cnd;
+                        }
+                    }
+                    for (int i = 0; i < L; i++) {
+                        int32_t w = prev[(size_t)par[rng_below(&rr, 2)] * L + i];
+                        if (rng_uniform(&rr) < 1.0f / L) w = (int32_t)rng_below(&rr, (uint32_t)vocab.n);
+                        pop[(size_t)k * L + i] = w;
+                    }
+                }
+            }
             int arg = 0;
             for (int k = 0; k < dp.lambda && rc == 0; k++) {
                 ForgetScore fs;
@@ -165,7 +199,14 @@ int blackbox_run(const BlackboxOpts *o, BlackboxResult *r, Err *e) {
                 if (rc == 0 && fit[k] < fit[arg]) arg = k;
             }
             if (rc) break;
-            if (!is_random) dirsearch_tell(&ds, fit);
+            if (m == M_DIRICHLET) dirsearch_tell(&ds, fit);
+            if (fit[arg] < cur_f) {
+                cur_f = fit[arg];
+                memcpy(cur, pop + (size_t)arg * L, sizeof(int32_t) * (size_t)L);
+            }
+            memcpy(prev, pop, sizeof(int32_t) * (size_t)lam * L);
+            memcpy(pfit, fit, sizeof(double) * (size_t)lam);
+            iter++;
             /* the iteration's best on the validation shots; keep the best by validation H */
             ForgetScore vs;
             double vf;
@@ -179,7 +220,7 @@ int blackbox_run(const BlackboxOpts *o, BlackboxResult *r, Err *e) {
             progress_update(&prog, c.queries, 1, "queries", st);
         }
         progress_end(&prog);
-        free(pop), free(fit);
+        free(pop), free(prev), free(cur), free(fit), free(pfit);
         dirsearch_free(&ds);
     }
     r->queries = c.queries;

@@ -13,7 +13,7 @@
 typedef struct {
     const char *api, *eval_api, *api_key;
     const char *forget;   /* comma-separated class names or indices */
-    const char *method;   /* "dirichlet" (reconstruction) or "random" */
+    const char *method;   /* "dirichlet" (reconstruction), "random", "greedy" or "ga" */
     const char *tpl;      /* "a photo of a {}" — the suffix and "." follow */
     const char *wordlist; /* NULL: wamerican */
     int suffix_len, shots, vocab_max;
