@@ -60,38 +60,53 @@ typedef struct {
     double per_s, gflops, seconds;
 } Rate;
 
+/* One encoder call on fixed inputs: images (pixels) or texts (ids). */
+typedef struct {
+    const ClipModel *m;
+    const float *px;
+    const int32_t *ids;
+    int n;
+    float *out;
+} EncodeCall;
+
+static void encode_once(const EncodeCall *c) {
+    Err e;
+    if (c->px) clip_encode_image(c->m, c->px, c->n, c->out, NULL, &e);
+    else clip_encode_text(c->m, c->ids, c->n, c->out, NULL, &e);
+}
+
+/* Median time of `iters` calls after one warm-up, as a rate of n items and `flops` per call. */
+static Rate time_calls(const EncodeCall *c, int iters, double flops) {
+    encode_once(c);
+    double *t = malloc(sizeof(double) * (size_t)iters);
+    for (int i = 0; i < iters; i++) {
+        double t0 = now_seconds();
+        encode_once(c);
+        t[i] = now_seconds() - t0;
+    }
+    double med = median(t, iters);
+    free(t);
+    return (Rate){c->n / med, flops / med / 1e9, med};
+}
+
 static Rate time_images(const ClipModel *m, int B, int iters) {
     const int R = m->cfg.image_res;
     float *px = xalloc_floats((size_t)B * 3 * R * R), *out = xalloc_floats((size_t)B * m->cfg.embed_dim);
     Rng r;
     rng_seed(&r, 2);
     rng_fill_normal(&r, px, (long)B * 3 * R * R, 0, 1);
-    Err e;
-    clip_encode_image(m, px, B, out, NULL, &e);
-    double *t = malloc(sizeof(double) * (size_t)iters);
-    for (int i = 0; i < iters; i++) {
-        double t0 = now_seconds();
-        clip_encode_image(m, px, B, out, NULL, &e);
-        t[i] = now_seconds() - t0;
-    }
-    double med = median(t, iters);
-    free(px), free(out), free(t);
-    return (Rate){B / med, B * clip_image_flops(&m->cfg) / med / 1e9, med};
+    EncodeCall c = {m, px, NULL, B, out};
+    Rate rate = time_calls(&c, iters, B * clip_image_flops(&m->cfg));
+    free(px), free(out);
+    return rate;
 }
 
 static Rate time_texts(const ClipModel *m, const int32_t *ids, int N, int iters, double flops) {
     float *out = xalloc_floats((size_t)N * m->cfg.embed_dim);
-    Err e;
-    clip_encode_text(m, ids, N, out, NULL, &e);
-    double *t = malloc(sizeof(double) * (size_t)iters);
-    for (int i = 0; i < iters; i++) {
-        double t0 = now_seconds();
-        clip_encode_text(m, ids, N, out, NULL, &e);
-        t[i] = now_seconds() - t0;
-    }
-    double med = median(t, iters);
-    free(out), free(t);
-    return (Rate){N / med, flops / med / 1e9, med};
+    EncodeCall c = {m, NULL, ids, N, out};
+    Rate rate = time_calls(&c, iters, flops);
+    free(out);
+    return rate;
 }
 
 typedef struct {
