@@ -9,7 +9,7 @@ static int run(int argc, char **argv);
 
 const Command cmd_blackbox = {
     "blackbox", "forget classes through a classifier's API alone (strict black box)",
-    "usage: forget blackbox --api URL --forget CLASSES [--eval-api URL] [--method dirichlet|random|greedy|ga]\n"
+    "usage: forget blackbox --api URL --forget CLASSES [--eval-api URL] [--method dirichlet|random|greedy|ga|bdpl]\n"
     "                       [--suffix-len 4] [--budget 2000] [--shots 16] [--vocab 500] [--wordlist FILE]\n"
     "                       [--template \"a photo of a {}\"] [--api-key K] [--seed S] [--json] [--quiet]\n"
     "\n"
@@ -19,7 +19,8 @@ const Command cmd_blackbox = {
     "per class) is measured on the whole split of --eval-api (default: --api): Err_forget,\n"
     "Acc_keep and H, beside the zero-shot prompts without a suffix. CLASSES are names or indices,\n"
     "comma-separated. Methods: dirichlet (the programme's strict method, OUR RECONSTRUCTION:\n"
-    "docs/blackbox.md), random, greedy (one position at a time) and ga (genetic algorithm).\n"
+    "docs/blackbox.md), random, greedy (one position at a time), ga (genetic algorithm) and\n"
+    "bdpl (policy gradient over per-position categoricals, Diao et al. 2023).\n"
     "--budget counts classify queries of the search.\n"
     "With --json the last line is {\"method\", \"suffix\", \"err_forget\", \"acc_keep\", \"H\",\n"
     "\"queries\", \"seconds\", \"zero_shot\": {...}}.\n",

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ops.h"
+#include "core/optim.h"
 #include "core/progress.h"
 #include "core/rng.h"
 #include "core/threads.h"
@@ -78,6 +80,56 @@ static int score(const Task *t, const int32_t *words, const int *ids, const int3
     return rc;
 }
 
+/* Euclidean projection of p[0..n) onto the probability simplex as BDPL does it: bisection for
+ * v with sum clip(p - v, 0, 1) = 1, then p = clip(p - v, 0, 1). */
+static void simplex_project(float *p, int n) {
+    double lo = -1.0, hi = 1.0;
+    for (int k = 0; k < n; k++) lo = fmin(lo, p[k] - 1.0), hi = fmax(hi, p[k]);
+    for (int it = 0; it < 60; it++) {
+        double v = 0.5 * (lo + hi), s = 0;
+        for (int k = 0; k < n; k++) s += fmin(fmax(p[k] - v, 0.0), 1.0);
+        if (s > 1) lo = v;
+        else hi = v;
+    }
+    double v = 0.5 * (lo + hi);
+    for (int k = 0; k < n; k++) p[k] = (float)fmin(fmax(p[k] - v, 0.0), 1.0);
+}
+
+/* One BDPL update (Diao et al. 2023, as their code computes it): g = 1/(I-1) sum_k (L_k - mean L)
+ * d_k with d = -1/p everywhere but +1/p at the sampled word; norm clipped to 3; AdamW (lr 1e-3,
+ * weight decay 0.1 — our choices for this scale); each position projected onto the simplex. */
+static void bdpl_step(float *p, float *g, AdamW *opt, const int32_t *pop, const double *loss, int I, int L, int V,
+                      int32_t *argmax) {
+    double mean = 0;
+    for (int k = 0; k < I; k++) mean += loss[k];
+    mean /= I;
+    const long PV = (long)L * V;
+    for (long j = 0; j < PV; j++) g[j] = 0;
+    for (int k = 0; k < I; k++) {
+        const double a = (loss[k] - mean) / (I - 1);
+        for (int i = 0; i < L; i++) {
+            float *gi = g + (size_t)i * V;
+            const float *pi = p + (size_t)i * V;
+            const int s = pop[(size_t)k * L + i];
+            for (int v = 0; v < V; v++) gi[v] += (float)(a * (v == s ? 1.0 : -1.0) / fmax(pi[v], 1e-6));
+        }
+    }
+    double nrm = 0;
+    for (long j = 0; j < PV; j++) nrm += (double)g[j] * g[j];
+    nrm = sqrt(nrm);
+    if (nrm > 3.0) scale_inplace(g, (float)(3.0 / nrm), PV);
+    adamw_begin_step(opt);
+    adamw_update(opt, p, g, 0, PV, 1e-3, 0.1);
+    for (int i = 0; i < L; i++) {
+        float *pi = p + (size_t)i * V;
+        simplex_project(pi, V);
+        int best = 0;
+        for (int v = 1; v < V; v++)
+            if (pi[v] > pi[best]) best = v;
+        argmax[i] = best;
+    }
+}
+
 /* "t-shirt,3" -> mask; names or indices. */
 static int parse_forget(const char *spec, char **classes, int C, uint8_t *mask, Err *e) {
     memset(mask, 0, (size_t)C);
@@ -145,12 +197,13 @@ int blackbox_run(const BlackboxOpts *o, BlackboxResult *r, Err *e) {
     if (rc == 0) {
         DirichletParams dp = dirichlet_defaults();
         DirichletSearch ds;
-        enum { M_DIRICHLET, M_RANDOM, M_GREEDY, M_GA } m;
+        enum { M_DIRICHLET, M_RANDOM, M_GREEDY, M_GA, M_BDPL } m;
         if (strcmp(o->method, "dirichlet") == 0) m = M_DIRICHLET;
         else if (strcmp(o->method, "random") == 0) m = M_RANDOM;
         else if (strcmp(o->method, "greedy") == 0) m = M_GREEDY;
         else if (strcmp(o->method, "ga") == 0) m = M_GA;
-        else m = M_RANDOM, rc = err_set(e, "--method: \"%s\" is not built yet (dirichlet, random, greedy, ga)", o->method);
+        else if (strcmp(o->method, "bdpl") == 0) m = M_BDPL;
+        else m = M_RANDOM, rc = err_set(e, "--method: \"%s\" is not built yet (dirichlet, random, greedy, ga, bdpl)", o->method);
         dirsearch_init(&ds, o->suffix_len, vocab.n, &dp, o->seed);
         const int L = o->suffix_len, lam = dp.lambda;
         int32_t *pop = xmalloc(sizeof(int32_t) * (size_t)lam * L), *prev = xmalloc(sizeof(int32_t) * (size_t)lam * L);
@@ -160,9 +213,27 @@ int blackbox_run(const BlackboxOpts *o, BlackboxResult *r, Err *e) {
         rng_seed(&rr, o->seed ^ 0xabc);
         for (int i = 0; i < L; i++) cur[i] = (int32_t)rng_below(&rr, (uint32_t)vocab.n);
         long iter = 0;
+        /* BDPL: independent categorical p_i per position, uniform at first, moved by AdamW on a
+         * mean-baselined score-function gradient and projected back onto the simplex */
+        const long PV = (long)L * vocab.n;
+        float *bp = xmalloc(sizeof(float) * (size_t)PV), *bg = xmalloc(sizeof(float) * (size_t)PV);
+        for (long k = 0; k < PV; k++) bp[k] = 1.0f / vocab.n;
+        AdamW bopt;
+        adamw_init(&bopt, PV, 0.9f, 0.999f, 1e-8f);
+        int32_t *argmax = xmalloc(sizeof(int32_t) * (size_t)L);
         while (rc == 0 && c.queries + lam + 1 <= o->budget) {
             if (m == M_DIRICHLET) {
                 dirsearch_ask(&ds, pop);
+            } else if (m == M_BDPL) {
+                for (int k = 0; k < lam; k++)
+                    for (int i = 0; i < L; i++) {
+                        const float *pi = bp + (size_t)i * vocab.n;
+                        float u = rng_uniform(&rr), acc = 0;
+                        int v = 0;
+                        for (; v < vocab.n - 1; v++)
+                            if ((acc += pi[v]) > u) break;
+                        pop[(size_t)k * L + i] = v;
+                    }
             } else if (m == M_RANDOM || (m == M_GA && iter == 0)) {
                 for (int k = 0; k < lam * L; k++) pop[k] = (int32_t)rng_below(&rr, (uint32_t)vocab.n);
             } else if (m == M_GREEDY) { /* coordinate search: lam new words at one position, cycling */
@@ -200,6 +271,7 @@ int blackbox_run(const BlackboxOpts *o, BlackboxResult *r, Err *e) {
             }
             if (rc) break;
             if (m == M_DIRICHLET) dirsearch_tell(&ds, fit);
+            if (m == M_BDPL) bdpl_step(bp, bg, &bopt, pop, fit, lam, L, vocab.n, argmax);
             if (fit[arg] < cur_f) {
                 cur_f = fit[arg];
                 memcpy(cur, pop + (size_t)arg * L, sizeof(int32_t) * (size_t)L);
@@ -210,17 +282,19 @@ int blackbox_run(const BlackboxOpts *o, BlackboxResult *r, Err *e) {
             /* the iteration's best on the validation shots; keep the best by validation H */
             ForgetScore vs;
             double vf;
-            if ((rc = score(&t, pop + (size_t)arg * o->suffix_len, va, labels, nva, &vs, &vf, &labels_only, e)) != 0) break;
+            const int32_t *cand = m == M_BDPL ? argmax : pop + (size_t)arg * o->suffix_len; /* BDPL infers by argmax */
+            if ((rc = score(&t, cand, va, labels, nva, &vs, &vf, &labels_only, e)) != 0) break;
             if (vs.h > best_val) {
                 best_val = vs.h;
-                memcpy(best, pop + (size_t)arg * o->suffix_len, sizeof(int32_t) * (size_t)o->suffix_len);
+                memcpy(best, cand, sizeof(int32_t) * (size_t)o->suffix_len);
             }
             char st[96];
             snprintf(st, sizeof st, "best validation H %.3f", best_val);
             progress_update(&prog, c.queries, 1, "queries", st);
         }
         progress_end(&prog);
-        free(pop), free(prev), free(cur), free(fit), free(pfit);
+        free(pop), free(prev), free(cur), free(fit), free(pfit), free(bp), free(bg), free(argmax);
+        adamw_free(&bopt);
         dirsearch_free(&ds);
     }
     r->queries = c.queries;
