@@ -9,19 +9,10 @@
 
 #include "core/strmap.h"
 #include "io/emoji.h"
+#include "io/text_clean.h"
 
 const char *const EMOJI_GENDER_NAMES[4] = {"none", "man", "woman", "person"};
 const char *const EMOJI_TONE_NAMES[6] = {"none", "light", "medium-light", "medium", "medium-dark", "dark"};
-
-static size_t utf8_put(char *d, uint32_t c) {
-    if (c < 0x80) return d[0] = (char)c, 1;
-    if (c < 0x800) return d[0] = (char)(0xc0 | c >> 6), d[1] = (char)(0x80 | (c & 0x3f)), 2;
-    if (c < 0x10000)
-        return d[0] = (char)(0xe0 | c >> 12), d[1] = (char)(0x80 | ((c >> 6) & 0x3f)), d[2] = (char)(0x80 | (c & 0x3f)), 3;
-    d[0] = (char)(0xf0 | c >> 18), d[1] = (char)(0x80 | ((c >> 12) & 0x3f));
-    d[2] = (char)(0x80 | ((c >> 6) & 0x3f)), d[3] = (char)(0x80 | (c & 0x3f));
-    return 4;
-}
 
 /* Removes every occurrence of word (as a whole word) from s, collapsing spaces. */
 static void drop_word(char *s, const char *word) {

@@ -66,7 +66,7 @@ static void utf8_decode(CpBuf *out, const char *s, size_t len) {
     }
 }
 
-static size_t utf8_put(char *dst, uint32_t c) {
+size_t utf8_put(char *dst, uint32_t c) {
     if (c < 0x80) {
         dst[0] = (char)c;
         return 1;
@@ -218,19 +218,26 @@ static void clean_whitespace(CpBuf *out, const uint32_t *s, size_t n) {
 
 /* ------------------------------------------------------------------ lower */
 
-static char *lower_to_utf8(const uint32_t *s, size_t n) {
-    UChar *u16 = xmalloc((2 * n + 1) * sizeof(UChar));
-    int32_t ul = 0;
+static void to_utf16(const uint32_t *s, size_t n, UChar **out, int32_t *len) {
+    *out = xmalloc((2 * n + 1) * sizeof(UChar));
+    int32_t k = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t c = s[i];
         if (c >= 0x10000) {
             c -= 0x10000;
-            u16[ul++] = (UChar)(0xD800 + (c >> 10));
-            u16[ul++] = (UChar)(0xDC00 + (c & 0x3ff));
+            (*out)[k++] = (UChar)(0xD800 + (c >> 10));
+            (*out)[k++] = (UChar)(0xDC00 + (c & 0x3ff));
         } else {
-            u16[ul++] = (UChar)c;
+            (*out)[k++] = (UChar)c;
         }
     }
+    *len = k;
+}
+
+static char *lower_to_utf8(const uint32_t *s, size_t n) {
+    UChar *u16;
+    int32_t ul;
+    to_utf16(s, n, &u16, &ul);
     /* Full lower-casing can grow the text (İ -> i̇): ask for the size first. */
     UErrorCode st = U_ZERO_ERROR;
     int32_t need = u_strToLower(NULL, 0, u16, ul, "", &st);
@@ -266,22 +273,6 @@ static const struct {
     {0x01C9, "lj"}, {0x01CA, "NJ"}, {0x01CB, "Nj"}, {0x01CC, "nj"}, {0xFB00, "ff"}, {0xFB01, "fi"},
     {0xFB02, "fl"}, {0xFB03, "ffi"}, {0xFB04, "ffl"}, {0xFB05, "\xc5\xbft"}, {0xFB06, "st"},
 };
-
-static void to_utf16(const uint32_t *s, size_t n, UChar **out, int32_t *len) {
-    *out = xmalloc((2 * n + 1) * sizeof(UChar));
-    int32_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t c = s[i];
-        if (c >= 0x10000) {
-            c -= 0x10000;
-            (*out)[k++] = (UChar)(0xD800 + (c >> 10));
-            (*out)[k++] = (UChar)(0xDC00 + (c & 0x3ff));
-        } else {
-            (*out)[k++] = (UChar)c;
-        }
-    }
-    *len = k;
-}
 
 static void from_utf16(CpBuf *out, const UChar *u, int32_t n) {
     for (int32_t i = 0; i < n; i++) {

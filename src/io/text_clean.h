@@ -6,4 +6,9 @@
  * tokenizer does before pre-tokenising. Returns malloc'd UTF-8. */
 char *text_clean_for_bpe(const char *text, int ftfy);
 
+#include <stddef.h>
+#include <stdint.h>
+/* One code point as UTF-8 into dst (room for 4 bytes); returns the byte count. */
+size_t utf8_put(char *dst, uint32_t c);
+
 #endif

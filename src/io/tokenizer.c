@@ -56,12 +56,6 @@ static void bytes_to_unicode(uint32_t order_cp[256], uint8_t order_byte[256]) {
         if (!printable[b]) order_byte[k] = (uint8_t)b, order_cp[k++] = 256u + (uint32_t)n++;
 }
 
-static int utf8_of(uint32_t c, char *d) {
-    if (c < 0x80) return d[0] = (char)c, 1;
-    d[0] = (char)(0xc0 | c >> 6), d[1] = (char)(0x80 | (c & 0x3f));
-    return 2; /* stand-ins are all below U+0800 */
-}
-
 static int build(Tokenizer *t, const unsigned char *gz, size_t gz_len, const char *what, Err *e) {
     memset(t, 0, sizeof *t);
     char *text = NULL;
@@ -75,13 +69,13 @@ static int build(Tokenizer *t, const unsigned char *gz, size_t gz_len, const cha
     int id = 0;
     char sym[16];
     for (int i = 0; i < 256; i++) {
-        int l = utf8_of(cp[i], sym);
+        int l = (int)utf8_put(sym, cp[i]);
         memcpy(t->byte_utf8[byte[i]], sym, (size_t)l);
         t->byte_len[byte[i]] = (uint8_t)l;
         strmap_put(&t->encoder, sym, (size_t)l, id++);
     }
     for (int i = 0; i < 256; i++) {
-        int l = utf8_of(cp[i], sym);
+        int l = (int)utf8_put(sym, cp[i]);
         memcpy(sym + l, "</w>", 4);
         strmap_put(&t->encoder, sym, (size_t)l + 4, id++);
     }
