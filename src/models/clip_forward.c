@@ -66,6 +66,18 @@ void image_acts_init(TowerActs *a, const ClipModel *m, int B, int train) {
     a->cols = xalloc_floats((size_t)conv2d_cols_size(&cs));
 }
 
+int clip_text_len(const ClipModel *m, const int32_t *row, int n, Err *e) {
+    const ClipConfig *c = &m->cfg;
+    int pool = 0; /* argmax: the first occurrence of the largest id (EOT) */
+    for (int k = 0; k < c->context; k++) {
+        if (row[k] < 0 || row[k] >= c->vocab)
+            return err_set(e, "text %d, position %d: token id %d is outside the vocabulary [0, %d)", n, k, row[k],
+                           c->vocab);
+        if (row[k] > row[pool]) pool = k;
+    }
+    return pool + 1;
+}
+
 int text_acts_init(TowerActs *a, const ClipModel *m, const int32_t *ids, int N, int train, Err *e) {
     memset(a, 0, sizeof *a);
     const ClipConfig *c = &m->cfg;
@@ -74,20 +86,15 @@ int text_acts_init(TowerActs *a, const ClipModel *m, const int32_t *ids, int N, 
     a->len = xmalloc(sizeof(int) * (size_t)N);
     int T = 0;
     for (int n = 0; n < N; n++) {
-        const int32_t *row = ids + (size_t)n * ctx;
-        int pool = 0; /* argmax: the first occurrence of the largest id (EOT) */
-        for (int k = 0; k < ctx; k++) {
-            if (row[k] < 0 || row[k] >= c->vocab) {
-                free(a->start), free(a->len);
-                memset(a, 0, sizeof *a);
-                return err_set(e, "text %d, position %d: token id %d is outside the vocabulary [0, %d)", n, k, row[k],
-                               c->vocab);
-            }
-            if (row[k] > row[pool]) pool = k;
+        const int len = clip_text_len(m, ids + (size_t)n * ctx, n, e);
+        if (len < 0) {
+            free(a->start), free(a->len);
+            memset(a, 0, sizeof *a);
+            return -1;
         }
         a->start[n] = T;
-        a->len[n] = pool + 1;
-        T += pool + 1;
+        a->len[n] = len;
+        T += len;
     }
     acts_common(a, N, T, c->t_width, c->t_heads, c->t_layers, train);
     a->ids = xmalloc(sizeof(int32_t) * (size_t)T); /* packed ids, for the embedding backward */
@@ -138,7 +145,7 @@ void image_forward(const ClipModel *m, TowerActs *a, const float *pixels, float 
     trace(tr, "visual.ln_post_cls", a->pool_ln, B, W, NULL);
 }
 
-static void token_row(const ClipModel *m, int32_t id, float *dst) {
+void clip_token_row(const ClipModel *m, int32_t id, float *dst) {
     const int W = m->cfg.t_width;
     if (m->tok_emb) {
         memcpy(dst, m->tok_emb + (size_t)id * W, (size_t)W * sizeof(float));
@@ -164,7 +171,10 @@ void text_forward(const ClipModel *m, TowerActs *a, float *out, const ClipTrace 
     for (int n = 0; n < a->n; n++)
         for (int k = 0; k < a->len[n]; k++) {
             float *r = a->x + (size_t)(a->start[n] + k) * W;
-            token_row(m, a->ids[a->start[n] + k], r);
+            if (a->ctx && k >= 1 && k <= a->n_ctx)
+                memcpy(r, a->ctx + ((size_t)n * a->n_ctx + k - 1) * W, sizeof(float) * (size_t)W);
+            else
+                clip_token_row(m, a->ids[a->start[n] + k], r);
             for (int j = 0; j < W; j++) r[j] += m->t_pos[(size_t)k * W + j];
         }
     trace(tr, "text.embed", a->x, a->T, W, &a->pk);
@@ -255,10 +265,18 @@ void text_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const f
                           dout, dx, tr, "text.ln_final", 1);
     free(pool);
     blocks_backward(m->t_blocks, g->t_blocks, c->t_layers, a, c->t_heads, c->act, 1, dx, tr, "text", "text.embed");
-    embedding_backward(g->tok_emb, dx, a->ids, a->T, W);
     for (int n = 0; n < a->n; n++)
         for (int k = 0; k < a->len[n]; k++)
             for (int j = 0; j < W; j++) g->t_pos[(size_t)k * W + j] += dx[(size_t)(a->start[n] + k) * W + j];
+    if (a->ctx) /* context rows: their gradient goes to dctx, not to the placeholder token's row */
+        for (int n = 0; n < a->n; n++)
+            for (int k = 1; k <= a->n_ctx && k < a->len[n]; k++) {
+                float *d = dx + (size_t)(a->start[n] + k) * W;
+                if (a->dctx)
+                    for (int j = 0; j < W; j++) a->dctx[((size_t)n * a->n_ctx + k - 1) * W + j] += d[j];
+                memset(d, 0, sizeof(float) * (size_t)W);
+            }
+    embedding_backward(g->tok_emb, dx, a->ids, a->T, W);
     free(dx);
 }
 

@@ -21,14 +21,25 @@ typedef struct {
     BlockActs *layers;    /* one per layer when training, one shared otherwise */
     int n_layers;
     float *pool_in, *pool_ln, *pool_mean, *pool_rstd; /* [n, W] pooled rows before/after the final LN */
+    /* text only, optional: context embeddings [n, n_ctx, W] that replace the token embeddings at
+     * positions 1..n_ctx of every sequence (CoOp / BBT / BBF prompts: [SOT] p_1..p_m words [EOT]);
+     * set by the caller after text_acts_init. text_backward adds their gradient into dctx. */
+    const float *ctx;
+    float *dctx;
+    int n_ctx;
 } TowerActs;
 
 void image_acts_init(TowerActs *a, const ClipModel *m, int B, int train);
+/* Positions the text tower computes for one row of ids: up to and including the EOT (the
+ * largest id); -1 with e set for an id outside the vocabulary (n names the row). */
+int clip_text_len(const ClipModel *m, const int32_t *row, int n, Err *e);
 /* ids [N, context]; fails on an id outside the vocabulary. */
 int text_acts_init(TowerActs *a, const ClipModel *m, const int32_t *ids, int N, int train, Err *e);
 void tower_acts_free(TowerActs *a);
 
 void image_forward(const ClipModel *m, TowerActs *a, const float *pixels, float *out, const ClipTrace *tr);
+/* Row id of the token table (widened from F16/BF16 when the table stays mapped). */
+void clip_token_row(const ClipModel *m, int32_t id, float *dst);
 void text_forward(const ClipModel *m, TowerActs *a, float *out, const ClipTrace *tr);
 /* Accumulate parameter gradients into g (a model of the same config, see clip_init_zeros).
  * tr (may be NULL) receives the gradient of each traced activation, under the forward's names. */

@@ -51,6 +51,35 @@ void block_forward(const ClipBlock *b, BlockActs *a, float *x, int T, int W, int
     add_forward(x, a->x_mid, a->tmp, n);
 }
 
+void block_forward_prefix(const ClipBlock *b, BlockActs *a, float *x, int Tn, int W, int H, ClipAct act,
+                          const Packing *pk_full, const int *pre, const int *new_start, float *full_qkv,
+                          float *full_attn) {
+    const long n = (long)Tn * W;
+    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, b->ln1_w, b->ln1_b, Tn, W, LN_EPS);
+    linear_forward(a->qkv, a->ln1, b->qkv_w, b->qkv_b, Tn, W, 3 * W);
+    for (int s = 0; s < pk_full->nseq; s++) {
+        const int rows = pk_full->len[s] - pre[s];
+        memcpy(full_qkv + (size_t)(pk_full->start[s] + pre[s]) * 3 * W, a->qkv + (size_t)new_start[s] * 3 * W,
+               sizeof(float) * (size_t)rows * 3 * W);
+    }
+    attention_forward(full_attn, a->att, full_qkv, pk_full, W, H, 1);
+    for (int s = 0; s < pk_full->nseq; s++) {
+        const int rows = pk_full->len[s] - pre[s];
+        memcpy(a->attn + (size_t)new_start[s] * W, full_attn + (size_t)(pk_full->start[s] + pre[s]) * W,
+               sizeof(float) * (size_t)rows * W);
+    }
+    linear_forward(a->tmp, a->attn, b->out_w, b->out_b, Tn, W, W);
+    add_forward(a->x_mid, x, a->tmp, n);
+    layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->x_mid, b->ln2_w, b->ln2_b, Tn, W, LN_EPS);
+    linear_forward(a->fc, a->ln2, b->fc_w, b->fc_b, Tn, W, 4 * W);
+    if (act == ACT_GELU)
+        gelu_forward(a->act, a->fc, n * 4);
+    else
+        quickgelu_forward(a->act, a->fc, n * 4);
+    linear_forward(a->tmp, a->act, b->proj_w, b->proj_b, Tn, 4 * W, W);
+    add_forward(x, a->x_mid, a->tmp, n);
+}
+
 void block_backward(const ClipBlock *b, ClipBlock *gb, const BlockActs *a, float *dx, int T, int W, int H,
                     ClipAct act, const Packing *pk, int causal) {
     const long n = (long)T * W;

@@ -31,6 +31,16 @@ void block_acts_free(BlockActs *a);
 void block_forward(const ClipBlock *b, BlockActs *a, float *x, int T, int W, int H, ClipAct act,
                    const Packing *pk, int causal);
 
+/* Inference on new rows only, with the keys and values of earlier positions cached (causal text
+ * tower): x [Tn, W] holds the new rows of every sequence, sequence s's new rows starting at
+ * new_start[s]. full_qkv [Tf, 3W], packed by pk_full (whole sequences), already holds the first
+ * pre[s] rows of sequence s; this block writes the new rows' Q, K, V after them (so the caller can
+ * cache them) and attends over the whole sequence. full_attn [Tf, W] is workspace; a is sized for
+ * Tn rows with pk_full's attention size. Same arithmetic as block_forward on the new rows. */
+void block_forward_prefix(const ClipBlock *b, BlockActs *a, float *x, int Tn, int W, int H, ClipAct act,
+                          const Packing *pk_full, const int *pre, const int *new_start, float *full_qkv,
+                          float *full_attn);
+
 /* Backward through one block: dx [T, W] holds dL/d(block output) on entry and
  * dL/d(block input) on return; parameter gradients accumulate into gb.
  * Needs a->x_in (the forward must have run with it allocated). */
