@@ -10,7 +10,7 @@ PACKAGES=(
   libpcre2-dev     # CLIP pre-tokenizer regex with Unicode classes
   libicu-dev       # Unicode lower-casing with Python's rules (full mapping, final sigma)
   libpng-dev libjpeg-dev zlib1g-dev
-  libmicrohttpd-dev libcurl4-openssl-dev   # the black-box API: server and client
+  libmicrohttpd-dev libcurl4-openssl-dev libglib2.0-dev   # the black-box API: server, client, base64
   wamerican                    # the candidate words of the strict black-box methods
   liblapacke-dev               # CMA-ES eigendecomposition, closed-form calibration
   libopenmpi-dev openmpi-bin   # data-parallel training (mpirun -np N forget train ...)

@@ -12,10 +12,16 @@ const Command cmd_serve = {
     "serve", "serve a CLIP classifier as a black-box API",
     "usage: forget serve --model FILE --dataset NAME [--split train] [--port 8080] [--bind 127.0.0.1]\n"
     "                    [--reveal probs|labels] [--api-key K] [--max-body BYTES] [--data-dir DIR]\n"
+    "                    [--allow-embeddings] [--no-prefix-cache]\n"
     "\n"
     "Answers POST /v1/classify {\"prompts\": [one text per class], \"images\": [ids into the split]}\n"
-    "with {\"probs\": [[...]]} (or {\"labels\": [...]} with --reveal labels), and GET /v1/stats with\n"
-    "the query count. Only outputs leave the server: no weights, gradients or embeddings.\n"
+    "with {\"probs\": [[...]]} (or {\"labels\": [...]} with --reveal labels); {\"prompt_sets\": [[...],\n"
+    "...]} scores a population in one request (one query per set) and {\"images_b64\": [...]} scores\n"
+    "uploaded PNG/JPEG images. GET /v1/stats gives the query count, GET /v1/dataset the split's class\n"
+    "names and labels. Only outputs leave the server: no weights, gradients or embeddings.\n"
+    "--allow-embeddings (off by default) is the loose mode of the BBT/BBF baselines: requests may carry\n"
+    "\"contexts\" (token embeddings placed after [SOT]) and /v1/stats reveals the embedding width, mean\n"
+    "and std. --no-prefix-cache recomputes every prompt whole (for benchmarks).\n"
     "Listens on loopback unless --bind says otherwise; runs until interrupted (Ctrl-C).\n",
     run};
 
@@ -36,6 +42,10 @@ static int run(int argc, char **argv) {
         if (cli_common(&cmd_serve, argc, argv, &i, &done, &bad)) {
             if (done) return 0;
             if (bad) return EXIT_USAGE;
+        } else if (strcmp(a, "--allow-embeddings") == 0) {
+            o.allow_embeddings = 1;
+        } else if (strcmp(a, "--no-prefix-cache") == 0) {
+            o.no_prefix_cache = 1;
         } else if (!(v = cli_value("serve", argc, argv, &i))) {
             return EXIT_USAGE;
         } else if (strcmp(a, "--model") == 0) {

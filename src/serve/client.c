@@ -80,31 +80,86 @@ static cJSON *request(BbClient *c, const char *path, const char *body, Err *e) {
     return j;
 }
 
-int bb_classify(BbClient *c, const char *const *prompts, int K, const int *ids, int N, float *probs, int32_t *labels,
-                int *labels_only, Err *e) {
+/* One answer object {"probs": [[K]...N]} or {"labels": [N]} into probs/labels. */
+static int read_answer(const cJSON *o, int N, int K, float *probs, int32_t *labels, int *labels_only, Err *e) {
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "probs"), *l = cJSON_GetObjectItemCaseSensitive(o, "labels");
+    if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == N) {
+        *labels_only = 0;
+        int i = 0;
+        for (const cJSON *row = p->child; row; row = row->next, i++) {
+            if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != K) return err_set(e, "reply row %d has the wrong length", i);
+            int k = 0;
+            for (const cJSON *v = row->child; v; v = v->next, k++) probs[(size_t)i * K + k] = (float)v->valuedouble;
+        }
+        return 0;
+    }
+    if (cJSON_IsArray(l) && cJSON_GetArraySize(l) == N) {
+        *labels_only = 1;
+        int i = 0;
+        for (const cJSON *v = l->child; v; v = v->next, i++) {
+            if (!cJSON_IsNumber(v) || v->valueint < 0 || v->valueint >= K) return err_set(e, "reply label %d is not a class index", i);
+            labels[i] = v->valueint;
+        }
+        return 0;
+    }
+    return err_set(e, "reply has neither probs nor labels for %d images", N);
+}
+
+int bb_classify_sets(BbClient *c, const char *const *prompts, int S, int K, const float *ctx, int m, int W,
+                     const int *ids, int N, float *probs, int32_t *labels, int *labels_only, Err *e) {
     cJSON *req = cJSON_CreateObject();
-    cJSON_AddItemToObject(req, "prompts", cJSON_CreateStringArray(prompts, K));
+    if (S == 1) {
+        cJSON_AddItemToObject(req, "prompts", cJSON_CreateStringArray(prompts, K));
+    } else {
+        cJSON *sets = cJSON_AddArrayToObject(req, "prompt_sets");
+        for (int q = 0; q < S; q++) cJSON_AddItemToArray(sets, cJSON_CreateStringArray(prompts + (size_t)q * K, K));
+    }
+    if (ctx) {
+        cJSON *cx = cJSON_AddArrayToObject(req, "contexts");
+        for (int q = 0; q < S; q++) cJSON_AddItemToArray(cx, cJSON_CreateFloatArray(ctx + (size_t)q * m * W, m * W));
+    }
     cJSON_AddItemToObject(req, "images", cJSON_CreateIntArray(ids, N));
     char *body = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     cJSON *j = request(c, "/v1/classify", body, e);
     free(body);
     if (!j) return -1;
-    c->queries++;
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "probs"), *l = cJSON_GetObjectItemCaseSensitive(j, "labels");
+    c->queries += S;
     int rc = 0;
-    if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == N) {
-        *labels_only = 0;
-        for (int i = 0; i < N && rc == 0; i++) {
-            const cJSON *row = cJSON_GetArrayItem(p, i);
-            if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != K) rc = err_set(e, "reply row %d has the wrong length", i);
-            for (int k = 0; k < K && rc == 0; k++) probs[(size_t)i * K + k] = (float)cJSON_GetArrayItem(row, k)->valuedouble;
-        }
-    } else if (cJSON_IsArray(l) && cJSON_GetArraySize(l) == N) {
-        *labels_only = 1;
-        for (int i = 0; i < N; i++) labels[i] = cJSON_GetArrayItem(l, i)->valueint;
+    if (S == 1) {
+        rc = read_answer(j, N, K, probs, labels, labels_only, e);
     } else {
-        rc = err_set(e, "reply has neither probs nor labels for %d images", N);
+        const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "results");
+        if (!cJSON_IsArray(res) || cJSON_GetArraySize(res) != S) rc = err_set(e, "reply has no results for %d prompt sets", S);
+        int q = 0;
+        for (const cJSON *o = res ? res->child : NULL; o && rc == 0; o = o->next, q++)
+            rc = read_answer(o, N, K, probs + (size_t)q * N * K, labels + (size_t)q * N, labels_only, e);
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+int bb_classify(BbClient *c, const char *const *prompts, int K, const int *ids, int N, float *probs, int32_t *labels,
+                int *labels_only, Err *e) {
+    return bb_classify_sets(c, prompts, 1, K, NULL, 0, 0, ids, N, probs, labels, labels_only, e);
+}
+
+int bb_embedding_space(BbClient *c, int *width, float **mean, float *std, Err *e) {
+    cJSON *j = request(c, "/v1/stats", NULL, e);
+    if (!j) return -1;
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "embedding_width");
+    const cJSON *mu = cJSON_GetObjectItemCaseSensitive(j, "embedding_mean");
+    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(j, "embedding_std");
+    int rc = 0;
+    if (!cJSON_IsNumber(w) || !cJSON_IsArray(mu) || cJSON_GetArraySize(mu) != w->valueint || !cJSON_IsNumber(sd)) {
+        rc = err_set(e, "%s does not accept context embeddings (start the server with --allow-embeddings for the loose "
+                        "baselines bbt and bbf)", c->base);
+    } else {
+        *width = w->valueint;
+        *std = (float)sd->valuedouble;
+        *mean = xalloc_floats((size_t)*width);
+        int k = 0;
+        for (const cJSON *v = mu->child; v; v = v->next, k++) (*mean)[k] = (float)v->valuedouble;
     }
     cJSON_Delete(j);
     return rc;

@@ -21,6 +21,13 @@ void bb_client_free(BbClient *c);
  * Errors carry the HTTP status and the server's message. */
 int bb_classify(BbClient *c, const char *const *prompts, int K, const int *ids, int N, float *probs, int32_t *labels,
                 int *labels_only, Err *e);
+/* A population in one request: S prompt sets of K prompts (prompts [S*K]), optionally with m
+ * context embeddings of width W per set (ctx [S, m, W], loose servers only). probs [S, N, K] or
+ * labels [S, N]. Counts S queries, as the server does. */
+int bb_classify_sets(BbClient *c, const char *const *prompts, int S, int K, const float *ctx, int m, int W,
+                     const int *ids, int N, float *probs, int32_t *labels, int *labels_only, Err *e);
+/* Loose servers: token-embedding width, mean token embedding (malloc'd) and the std of all entries. */
+int bb_embedding_space(BbClient *c, int *width, float **mean, float *std, Err *e);
 /* GET /v1/dataset: class names (NULL-terminated, *n_classes) and labels (*n) of the split.
  * Both malloc'd; free with bb_dataset_free. */
 int bb_dataset(BbClient *c, char ***classes, int *n_classes, int32_t **labels, int *n, Err *e);

@@ -4,13 +4,21 @@
  *                       "images": [ids into the served split]}
  *     -> {"probs": [[p per prompt] per image]}    (--reveal probs, the default)
  *     -> {"labels": [argmax prompt per image]}     (--reveal labels)
- *   GET  /v1/stats     {"queries", "images_scored", "prompts_encoded", "rejected"}
+ *   POST /v1/classify  {"prompt_sets": [[K prompts], ...], "images": [...]}: a population in one
+ *                      request -> {"results": [{"probs"|"labels": ...} per set]}; each set counts
+ *                      as one query
+ *     "images_b64": [base64 PNG/JPEG] instead of "images" scores uploaded pictures (not cached)
+ *     "contexts": [[m x W numbers] per set] (only with --allow-embeddings, the "loose" mode of
+ *                      BBT/BBF): m context embeddings after [SOT], before each prompt's words
+ *   GET  /v1/stats     {"queries", "requests", "images_scored", "prompts_encoded", "rejected", ...};
+ *                      in loose mode also the embedding width, mean token embedding and std
  *   GET  /v1/dataset   {"classes": [names], "labels": [label per id]} — the task's labelled data,
  *                      which the API's users own; nothing about the model
  * Errors are 4xx with {"error": "..."}: malformed JSON, unknown ids, too many prompts or
  * images, bodies over the size limit, a wrong API key (header X-API-Key), unknown paths.
- * Image features are computed once per id and cached; requests are served concurrently and
- * the model is used under a lock. */
+ * Image features are computed once per id and cached, and so are the text tower's keys and values
+ * of recent prompts (text_cache.h); requests are served concurrently and the model is used under
+ * a lock. */
 #ifndef FORGET_SERVER_H
 #define FORGET_SERVER_H
 
@@ -25,7 +33,9 @@ typedef struct {
     int reveal_labels;                       /* 1: top-1 labels only */
     const char *api_key;                     /* NULL: none required */
     long max_body;                           /* bytes; default 1 MiB */
-    int max_prompts, max_images;             /* per request; defaults 1000 and 4096 */
+    int max_prompts, max_images;             /* per request; defaults 8192 and 4096 */
+    int allow_embeddings;                    /* loose mode: accept context token embeddings */
+    int no_prefix_cache;                     /* recompute whole prompts (for benchmarks) */
 } ServerOpts;
 
 typedef struct BbServer BbServer;

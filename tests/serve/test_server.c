@@ -69,6 +69,32 @@ static size_t sink(char *p, size_t a, size_t b, void *u) {
     (void)p, (void)u;
     return a * b;
 }
+typedef struct {
+    char *buf;
+    size_t len;
+} Reply;
+static size_t keep(char *p, size_t a, size_t b, void *u) {
+    Reply *r = u;
+    r->buf = xrealloc(r->buf, r->len + a * b + 1);
+    memcpy(r->buf + r->len, p, a * b);
+    r->len += a * b;
+    r->buf[r->len] = 0;
+    return a * b;
+}
+/* Status and (when out is set) the reply body, malloc'd. */
+static long raw_reply(const char *url, const char *body, char **out) {
+    CURL *h = curl_easy_init();
+    Reply r = {0};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    long status = 0;
+    if (curl_easy_perform(h) == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    *out = r.buf;
+    return status;
+}
 static long raw(const char *url, const char *method, const char *body, const char *key) {
     CURL *h = curl_easy_init();
     struct curl_slist *hdr = NULL;
@@ -167,4 +193,122 @@ TEST(server_serves_concurrent_clients) {
     CHECK(bb_client_init(&c, url, NULL, &e) == 0 && bb_stats(&c, &q, &n, &e) == 0 && q == 20);
     bb_client_free(&c);
     bb_server_stop(s);
+}
+
+static BbServer *start_opts(ServerOpts o) {
+    static char model[1024];
+    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
+    o.model = model;
+    o.dataset = "fmnist:test";
+    Err e = {{0}};
+    BbServer *s = bb_server_start(&o, &e);
+    if (!s) test_fail(__FILE__, __LINE__, "%s", e.msg);
+    return s;
+}
+
+#include <glib.h>
+
+#include "io/image.h"
+#include "models/clip_train.h"
+
+TEST(server_population_requests_contexts_and_uploaded_images) {
+    BbServer *s = start_opts((ServerOpts){0}), *nc = start_opts((ServerOpts){.no_prefix_cache = 1});
+    BbServer *loose = start_opts((ServerOpts){.allow_embeddings = 1});
+    if (!s || !nc || !loose) return;
+    char url[64], url_nc[64], url_loose[64];
+    base_url(s, url, sizeof url);
+    base_url(nc, url_nc, sizeof url_nc);
+    base_url(loose, url_loose, sizeof url_loose);
+    BbClient c, cn, cl;
+    Err e = {{0}};
+    CHECK(bb_client_init(&c, url, NULL, &e) == 0 && bb_client_init(&cn, url_nc, NULL, &e) == 0 &&
+          bb_client_init(&cl, url_loose, NULL, &e) == 0);
+    /* three prompt sets in one request = three single requests, with and without the prefix cache */
+    const char *sets[9] = {"a photo of a t-shirt.",       "a photo of a bag.",       "a photo of a sneaker.",
+                           "a photo of a t-shirt river.", "a photo of a bag river.", "a photo of a sneaker river.",
+                           "a photo of a t-shirt stone.", "a photo of a bag stone.", "a photo of a sneaker stone."};
+    const int ids[4] = {3, 5, 8, 13};
+    float pop[3 * 4 * 3], one[4 * 3], nocache[3 * 4 * 3];
+    int32_t lab[12];
+    int lo;
+    CHECK_MSG(bb_classify_sets(&c, sets, 3, 3, NULL, 0, 0, ids, 4, pop, lab, &lo, &e) == 0, "%s", e.msg);
+    CHECK_MSG(bb_classify_sets(&cn, sets, 3, 3, NULL, 0, 0, ids, 4, nocache, lab, &lo, &e) == 0, "%s", e.msg);
+    CHECK_CLOSE(pop, nocache, 36, 1e-5, 1e-4);
+    for (int q = 0; q < 3; q++) {
+        CHECK(bb_classify(&c, sets + 3 * q, 3, ids, 4, one, lab, &lo, &e) == 0);
+        CHECK_CLOSE(one, pop + q * 12, 12, 1e-6, 1e-5);
+    }
+    long queries, n;
+    CHECK(bb_stats(&c, &queries, &n, &e) == 0);
+    CHECK_INT(queries, 6); /* a set is a query, however it is sent */
+    /* contexts: refused by a strict server, answered by a loose one like the in-process tower */
+    int W = 0;
+    float *mean = NULL, sd = 0;
+    CHECK(bb_embedding_space(&c, &W, &mean, &sd, &e) != 0 && strstr(e.msg, "--allow-embeddings"));
+    CHECK_MSG(bb_embedding_space(&cl, &W, &mean, &sd, &e) == 0, "%s", e.msg);
+    CHECK(W > 0 && sd > 0);
+    const int M = 2;
+    float *ctx = xalloc_floats((size_t)2 * M * W);
+    for (int i = 0; i < 2 * M * W; i++) ctx[i] = mean[i % W] + sd * (float)((i * 7) % 11 - 5) / 5.0f;
+    float cp[2 * 4 * 3];
+    CHECK(bb_classify_sets(&c, sets, 1, 3, ctx, M, W, ids, 4, cp, lab, &lo, &e) != 0 && strstr(e.msg, "403"));
+    CHECK_MSG(bb_classify_sets(&cl, sets, 2, 3, ctx, M, W, ids, 4, cp, lab, &lo, &e) == 0, "%s", e.msg);
+    char model[1024];
+    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
+    ClipModel m;
+    Tokenizer t;
+    Dataset d;
+    CHECK(clip_load(&m, model, NULL, &e) == 0 && tokenizer_init(&t, &e) == 0 && dataset_load_named(&d, "fmnist:test", NULL, &e) == 0);
+    const int E = m.cfg.embed_dim, R = m.cfg.image_res;
+    int32_t tok[6 * 77];
+    float *cx = xalloc_floats((size_t)6 * M * W), *tf = xalloc_floats((size_t)6 * E), *imf = xalloc_floats((size_t)4 * E);
+    for (int i = 0; i < 6; i++) {
+        int32_t *row = tok + i * 77;
+        int len = tokenizer_tokenize(&t, sets[i], 77, row, &e);
+        memmove(row + 1 + M, row + 1, sizeof(int32_t) * (size_t)(len - 1));
+        row[1] = row[2] = 0;
+        memcpy(cx + (size_t)i * M * W, ctx + (size_t)(i / 3) * M * W, sizeof(float) * (size_t)M * W);
+    }
+    TowerActs a;
+    CHECK(text_acts_init(&a, &m, tok, 6, 0, &e) == 0);
+    a.ctx = cx, a.n_ctx = M;
+    text_forward(&m, &a, tf, NULL);
+    tower_acts_free(&a);
+    float *px = xalloc_floats((size_t)4 * 3 * R * R), logits[12], want[24];
+    dataset_pixels(&d, ids, 4, R, px, NULL, 0);
+    CHECK(clip_encode_image(&m, px, 4, imf, NULL, &e) == 0);
+    for (int q = 0; q < 2; q++) {
+        clip_logits(&m, imf, 4, tf + (size_t)q * 3 * E, 3, logits);
+        softmax_forward(want + q * 12, logits, 4, 3);
+    }
+    CHECK_CLOSE(cp, want, 24, 1e-5, 1e-4);
+    /* an uploaded PNG of image 17 is scored as id 17 is */
+    char png[600];
+    snprintf(png, sizeof png, "%s/fmnist17.png", scratch_dir());
+    Image8 im = {.w = d.w, .h = d.h, .channels = d.channels, .px = (uint8_t *)dataset_image(&d, 17)};
+    CHECK(image_save_png(&im, png, &e) == 0);
+    size_t plen = 0;
+    unsigned char *bytes = read_whole(png, &plen);
+    gchar *b64 = g_base64_encode(bytes, plen);
+    char *body = xmalloc(strlen(b64) + 256);
+    sprintf(body, "{\"prompts\":[\"%s\",\"%s\",\"%s\"],\"images_b64\":[\"%s\"]}", sets[0], sets[1], sets[2], b64);
+    char u[128];
+    snprintf(u, sizeof u, "%s/v1/classify", url);
+    char *rep = NULL;
+    CHECK_INT(raw_reply(u, body, &rep), 200);
+    const int id17 = 17;
+    CHECK(bb_classify(&c, sets, 3, &id17, 1, one, lab, &lo, &e) == 0);
+    float up[3] = {-1, -1, -1};
+    CHECK(rep && sscanf(rep, "{\"probs\":[[%f,%f,%f]]}", &up[0], &up[1], &up[2]) == 3);
+    CHECK_CLOSE(up, one, 3, 1e-6, 1e-5);
+    free(rep);
+    sprintf(body, "{\"prompts\":[\"a\"],\"images_b64\":[\"%s\"]}", "bm90IGFuIGltYWdl"); /* "not an image" */
+    CHECK_INT(raw(u, NULL, body, NULL), 400);
+    sprintf(body, "{\"prompts\":[\"a\"],\"images_b64\":[\"%s\"]}", "!!!!");
+    CHECK_INT(raw(u, NULL, body, NULL), 400);
+    g_free(b64), free(bytes), free(body);
+    dataset_free(&d), tokenizer_free(&t), clip_free(&m);
+    free(ctx), free(cx), free(tf), free(imf), free(px), free(mean);
+    bb_client_free(&c), bb_client_free(&cn), bb_client_free(&cl);
+    bb_server_stop(s), bb_server_stop(nc), bb_server_stop(loose);
 }
