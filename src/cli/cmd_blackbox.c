@@ -3,27 +3,35 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/dist.h"
 #include "forget/blackbox.h"
 
 static int run(int argc, char **argv);
 
 const Command cmd_blackbox = {
     "blackbox", "forget classes through a classifier's API alone (strict black box)",
-    "usage: forget blackbox --api URL --forget CLASSES [--eval-api URL] [--method dirichlet|random|greedy|ga|bdpl]\n"
-    "                       [--suffix-len 4] [--budget 2000] [--shots 16] [--vocab 500] [--wordlist FILE]\n"
-    "                       [--template \"a photo of a {}\"] [--api-key K] [--seed S] [--json] [--quiet]\n"
+    "usage: forget blackbox --api URL --forget CLASSES [--eval-api URL] [--method M] [--suffix-len 4]\n"
+    "                       [--budget 2000] [--shots 16] [--vocab 500] [--wordlist FILE]\n"
+    "                       [--template \"a photo of a {}\"] [--n-ctx 4] [--model FILE --dataset NAME]\n"
+    "                       [--coop-steps 300] [--curve-points 8] [--api-key K] [--seed S] [--json] [--quiet]\n"
     "\n"
-    "Searches a word suffix appended to every class prompt (\"a photo of a {class} w1 .. wL.\")\n"
-    "using only the API's outputs: BBF's loss on k-shot training images when it reveals\n"
-    "probabilities, 1 - H when it reveals labels. The best suffix by validation H (k more shots\n"
-    "per class) is measured on the whole split of --eval-api (default: --api): Err_forget,\n"
-    "Acc_keep and H, beside the zero-shot prompts without a suffix. CLASSES are names or indices,\n"
-    "comma-separated. Methods: dirichlet (the programme's strict method, OUR RECONSTRUCTION:\n"
-    "docs/blackbox.md), random, greedy (one position at a time), ga (genetic algorithm) and\n"
-    "bdpl (policy gradient over per-position categoricals, Diao et al. 2023).\n"
-    "--budget counts classify queries of the search.\n"
+    "Makes the served classifier forget CLASSES (names or indices, comma-separated) using only the\n"
+    "API's outputs. Methods (--method, default dirichlet):\n"
+    "  strict, words only, any server; prompt \"a photo of a {class} w1 .. wL.\":\n"
+    "    dirichlet  the programme's strict method, OUR RECONSTRUCTION (docs/blackbox.md)\n"
+    "    random, greedy (one position at a time), ga (genetic algorithm), bdpl (Diao et al. 2023)\n"
+    "  loose, context embeddings, servers started with --allow-embeddings; prompt \"[SOT] p1..pm {class}.\":\n"
+    "    bbt (CMA-ES on a random projection, Sun et al. 2022), bbf (latent context sharing, Kuwana et al. 2024)\n"
+    "  white box, in process, needs --model and --dataset (the split the API serves):\n"
+    "    coop (Adam on the context through the text tower, BBF's loss)\n"
+    "Fitness on k-shot training images: BBF's loss when the API reveals probabilities, 1 - H when it\n"
+    "reveals labels. The best candidate by validation H (k more shots per class) is measured on the\n"
+    "whole split of --eval-api (default --api; it must take contexts for loose and white-box methods):\n"
+    "Err_forget, Acc_keep and H beside the zero-shot prompts. --budget counts classify queries of the\n"
+    "search (one per candidate; a population is one request). Under mpirun -np N each rank scores a\n"
+    "share of every population; the result equals the serial run's.\n"
     "With --json the last line is {\"method\", \"suffix\", \"err_forget\", \"acc_keep\", \"H\",\n"
-    "\"queries\", \"seconds\", \"zero_shot\": {...}}.\n",
+    "\"queries\", \"seconds\", \"zero_shot\": {...}, \"curve\": [[queries, H]...]}.\n",
     run};
 
 static int run(int argc, char **argv) {
@@ -56,6 +64,21 @@ static int run(int argc, char **argv) {
             o.tpl = v;
         } else if (strcmp(a, "--wordlist") == 0) {
             o.wordlist = v;
+        } else if (strcmp(a, "--model") == 0) {
+            o.model = v;
+        } else if (strcmp(a, "--dataset") == 0) {
+            o.dataset = v;
+        } else if (strcmp(a, "--data-dir") == 0) {
+            o.data_dir = v;
+        } else if (strcmp(a, "--n-ctx") == 0) {
+            if (cli_int("blackbox", a, v, 1, 32, &l)) return EXIT_USAGE;
+            o.n_ctx = (int)l;
+        } else if (strcmp(a, "--coop-steps") == 0) {
+            if (cli_int("blackbox", a, v, 1, 1000000, &l)) return EXIT_USAGE;
+            o.coop_steps = (int)l;
+        } else if (strcmp(a, "--curve-points") == 0) {
+            if (cli_int("blackbox", a, v, 0, BLACKBOX_MAX_CURVE, &l)) return EXIT_USAGE;
+            o.curve_points = (int)l;
         } else if (strcmp(a, "--suffix-len") == 0) {
             if (cli_int("blackbox", a, v, 1, 32, &l)) return EXIT_USAGE;
             o.suffix_len = (int)l;
@@ -76,17 +99,29 @@ static int run(int argc, char **argv) {
         }
     }
     if (!o.api || !o.forget) return cli_error("blackbox", EXIT_USAGE, "--api and --forget are required");
+    if (blackbox_family(o.method) < 0)
+        return cli_error("blackbox", EXIT_USAGE, "--method: \"%s\" is not a method (forget help blackbox)", o.method);
+    Dist d;
+    dist_init(&d);
+    o.dist = &d;
     BlackboxResult r;
     Err e = {{0}};
-    if (blackbox_run(&o, &r, &e) != 0) return cli_error("blackbox", EXIT_WORK, "%s", e.msg);
+    int rc = blackbox_run(&o, &r, &e);
+    const int root = d.rank == 0;
+    dist_finalize(&d);
+    if (rc != 0) return cli_error("blackbox", EXIT_WORK, "%s", e.msg);
+    if (!root) return 0;
+    static const char *FAMILY[] = {"strict", "loose", "white-box"};
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "method", o.method);
+        cJSON_AddStringToObject(j, "family", FAMILY[r.family]);
         cJSON_AddBoolToObject(j, "reconstruction", strcmp(o.method, "dirichlet") == 0);
         cJSON_AddStringToObject(j, "suffix", r.suffix);
         cJSON_AddNumberToObject(j, "err_forget", r.err_forget);
         cJSON_AddNumberToObject(j, "acc_keep", r.acc_keep);
         cJSON_AddNumberToObject(j, "H", r.h);
+        cJSON_AddNumberToObject(j, "validation_H", r.val_h);
         cJSON_AddNumberToObject(j, "queries", (double)r.queries);
         cJSON_AddNumberToObject(j, "eval_queries", (double)r.eval_queries);
         cJSON_AddNumberToObject(j, "seconds", r.seconds);
@@ -95,13 +130,19 @@ static int run(int argc, char **argv) {
         cJSON_AddNumberToObject(z, "err_forget", r.base_err);
         cJSON_AddNumberToObject(z, "acc_keep", r.base_acc);
         cJSON_AddNumberToObject(z, "H", r.base_h);
+        cJSON *cv = cJSON_AddArrayToObject(j, "curve");
+        for (int i = 0; i < r.n_curve; i++) {
+            double pt[2] = {(double)r.curve_queries[i], r.curve_h[i]};
+            cJSON_AddItemToArray(cv, cJSON_CreateDoubleArray(pt, 2));
+        }
         char *s = cJSON_PrintUnformatted(j);
         puts(s);
         free(s);
         cJSON_Delete(j);
     } else {
-        printf("%s%s: suffix \"%s\" after %ld queries (%.1f s)\n", o.method,
-               strcmp(o.method, "dirichlet") == 0 ? " (reconstruction)" : "", r.suffix, r.queries, r.seconds);
+        printf("%s (%s%s): %s \"%s\" after %ld queries (%.1f s)\n", o.method, FAMILY[r.family],
+               strcmp(o.method, "dirichlet") == 0 ? ", reconstruction" : "", r.family ? "context" : "suffix", r.suffix,
+               r.queries, r.seconds);
         printf("  zero-shot:  Err_forget %.2f%%  Acc_keep %.2f%%  H %.2f%%\n", 100 * r.base_err, 100 * r.base_acc, 100 * r.base_h);
         printf("  forgotten:  Err_forget %.2f%%  Acc_keep %.2f%%  H %.2f%%\n", 100 * r.err_forget, 100 * r.acc_keep, 100 * r.h);
     }

@@ -42,3 +42,8 @@ void dist_allgather(const Dist *d, const float *local, long n, float *all) {
 void dist_barrier(const Dist *d) {
     if (d && d->mpi) MPI_Barrier(MPI_COMM_WORLD);
 }
+
+void dist_allreduce_sum_double(const Dist *d, double *x, long n) {
+    if (!d || !d->mpi) return;
+    MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}

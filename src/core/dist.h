@@ -16,6 +16,9 @@ void dist_finalize(Dist *d);
 void dist_allreduce_sum(const Dist *d, float *x, long n);
 /* Every rank contributes n floats; all[] receives size * n, rank order. */
 void dist_allgather(const Dist *d, const float *local, long n, float *all);
+/* In-place sum of doubles over ranks (n < 2^31): exact where one rank holds each value and the
+ * others 0, which is how populations are shared. */
+void dist_allreduce_sum_double(const Dist *d, double *x, long n);
 void dist_barrier(const Dist *d);
 
 #endif

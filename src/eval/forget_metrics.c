@@ -1,5 +1,10 @@
 #include "eval/forget_metrics.h"
 
+#include <stdlib.h>
+
+#include "core/err.h"
+#include "core/ops.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -40,4 +45,25 @@ double bbf_loss(const float *probs, const int32_t *labels, int N, int C, const u
         }
     }
     return (nm ? mem / nm : 0) + (nf ? fgt / nf : 0);
+}
+
+double bbf_loss_grad(const float *logits, const int32_t *labels, int N, int C, const uint8_t *forget, float *dlogits) {
+    const double eps = 1e-7;
+    int nm = 0, nf = 0;
+    for (int i = 0; i < N; i++) nf += forget[labels[i]] != 0, nm += forget[labels[i]] == 0;
+    float *p = xalloc_floats((size_t)N * C);
+    softmax_forward(p, logits, N, C);
+    const double loss = bbf_loss(p, labels, N, C, forget);
+    double *c = xmalloc(sizeof(double) * (size_t)C);
+    for (int i = 0; i < N; i++) {
+        const float *pi = p + (size_t)i * C;
+        float *d = dlogits + (size_t)i * C;
+        for (int k = 0; k < C; k++) /* f = -sum_k c_k log(p_k + eps) */
+            c[k] = forget[labels[i]] ? 1.0 / ((double)C * nf) : k == labels[i] ? 1.0 / nm : 0.0;
+        double s = 0;
+        for (int k = 0; k < C; k++) s += c[k] * pi[k] / (pi[k] + eps);
+        for (int j = 0; j < C; j++) d[j] = (float)(-(c[j] * pi[j] / (pi[j] + eps) - pi[j] * s));
+    }
+    free(c), free(p);
+    return loss;
 }

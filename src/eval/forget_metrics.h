@@ -23,4 +23,8 @@ double harmonic_h(double err_forget, double acc_keep);
 /* probs [N, C] (rows sum to 1). Returns L; a group with no samples contributes 0. */
 double bbf_loss(const float *probs, const int32_t *labels, int N, int C, const uint8_t *forget);
 
+/* The same loss from logits [N, C] (p = softmax), with dL/dlogits written to dlogits: the
+ * white-box (CoOp) path. */
+double bbf_loss_grad(const float *logits, const int32_t *labels, int N, int C, const uint8_t *forget, float *dlogits);
+
 #endif

@@ -5,14 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ops.h"
-#include "core/optim.h"
 #include "core/progress.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "eval/forget_metrics.h"
-#include "forget/dirichlet_search.h"
+#include "forget/context_search.h"
+#include "forget/coop.h"
+#include "forget/suffix_search.h"
 #include "forget/vocab.h"
+#include "io/dataset.h"
+#include "models/clip_encode.h"
 #include "serve/client.h"
 
 void blackbox_defaults(BlackboxOpts *o) {
@@ -23,111 +25,115 @@ void blackbox_defaults(BlackboxOpts *o) {
     o->shots = 16;
     o->vocab_max = 500;
     o->budget = 2000;
+    o->n_ctx = 4, o->bbt_d = 10, o->bbf_ds = 20, o->bbf_du = 5; /* BBF's CIFAR-10 settings */
+    o->coop_steps = 300;
+    o->curve_points = 8;
 }
 
+int blackbox_family(const char *method) {
+    SuffixMethod sm;
+    ContextMethod cm;
+    if (suffix_method_from_name(method, &sm) == 0) return 0;
+    if (context_method_from_name(method, &cm) == 0) return 1;
+    if (strcmp(method, "coop") == 0) return 2;
+    return -1;
+}
+
+/* One API and what the search knows of it. */
 typedef struct {
     BbClient *c;
     char **classes;
     int C;
+    const int32_t *labels; /* of the split behind c */
     const uint8_t *forget;
     const char *tpl;
     const Vocab *vocab;
-    int L;
+    int L, m, W, family;
+    int labels_only;
 } Task;
 
-/* The K class prompts for a suffix (NULL: none). */
-static char **prompts_for(const Task *t, const int32_t *words) {
-    char **p = xmalloc(sizeof(char *) * (size_t)t->C);
+/* The C prompts of one candidate: the template with a word suffix (strict; words NULL: none) or
+ * BBF's "{class}." to follow context embeddings (loose, white box). */
+static void candidate_prompts(const Task *t, const int32_t *words, int with_context, char **p) {
     for (int k = 0; k < t->C; k++) {
         char buf[1024], suffix[512] = "";
         size_t sl = 0;
         for (int i = 0; words && i < t->L; i++) sl += (size_t)snprintf(suffix + sl, sizeof suffix - sl, " %s", t->vocab->words[words[i]]);
         const char *at = strstr(t->tpl, "{}");
-        if (at) snprintf(buf, sizeof buf, "%.*s%s%s%s.", (int)(at - t->tpl), t->tpl, t->classes[k], at + 2, suffix);
+        if (with_context) snprintf(buf, sizeof buf, "%s.", t->classes[k]);
+        else if (at) snprintf(buf, sizeof buf, "%.*s%s%s%s.", (int)(at - t->tpl), t->tpl, t->classes[k], at + 2, suffix);
         else snprintf(buf, sizeof buf, "%s %s%s.", t->tpl, t->classes[k], suffix);
         p[k] = xstrdup(buf);
     }
-    return p;
 }
 
-static void free_prompts(char **p, int n) {
-    for (int i = 0; i < n; i++) free(p[i]);
-    free(p);
-}
-
-/* Scores a suffix on ids: fills the forgetting score and returns the fitness (lower is better). */
-static int score(const Task *t, const int32_t *words, const int *ids, const int32_t *labels, int N, ForgetScore *fs,
-                 double *fitness, int *labels_only, Err *e) {
-    char **p = prompts_for(t, words);
-    float *probs = xmalloc(sizeof(float) * (size_t)N * t->C), *logits = xmalloc(sizeof(float) * (size_t)N * t->C);
-    int32_t *pred = xmalloc(sizeof(int32_t) * (size_t)N), *lab = xmalloc(sizeof(int32_t) * (size_t)N);
+/* Scores S candidates (words [S][L] or ctx [S][m][W]; both NULL: the zero-shot prompts) on ids:
+ * fitness (lower is better) and, when fs is set, the forgetting score of each. Populations go as
+ * few requests as the server's limits allow. */
+static int score_sets(Task *t, const int32_t *words, const float *ctx, int S, const int *ids, int N, double *fit,
+                      ForgetScore *fs, Err *e) {
+    const int C = t->C, with_ctx = ctx != NULL;
+    char **p = xmalloc(sizeof(char *) * (size_t)S * C);
+    for (int q = 0; q < S; q++) candidate_prompts(t, words ? words + (size_t)q * t->L : NULL, with_ctx, p + (size_t)q * C);
+    float *probs = xalloc_floats((size_t)S * N * C);
+    int32_t *pred = xmalloc(sizeof(int32_t) * (size_t)S * N);
+    /* at most 1000 images and ~300k returned numbers per request */
+    const int nb = N < 1000 ? N : 1000;
+    int sq = (int)(300000L / ((long)nb * C));
+    sq = sq < 1 ? 1 : sq > S ? S : sq;
+    if ((long)sq * C > 8000) sq = 8000 / C > 0 ? 8000 / C : 1;
+    float *tp = xalloc_floats((size_t)sq * nb * C);
+    int32_t *tl = xmalloc(sizeof(int32_t) * (size_t)sq * nb);
     int rc = 0;
-    for (int b = 0; b < N && rc == 0; b += 1000) { /* the server takes up to 4096 ids a request */
-        int nb = N - b < 1000 ? N - b : 1000;
-        rc = bb_classify(t->c, (const char *const *)p, t->C, ids + b, nb, probs + (size_t)b * t->C, pred + b, labels_only, e);
+    for (int q0 = 0; q0 < S && rc == 0; q0 += sq) {
+        const int ns = S - q0 < sq ? S - q0 : sq;
+        for (int b0 = 0; b0 < N && rc == 0; b0 += nb) {
+            const int ni = N - b0 < nb ? N - b0 : nb;
+            rc = bb_classify_sets(t->c, (const char *const *)p + (size_t)q0 * C, ns, C,
+                                  ctx ? ctx + (size_t)q0 * t->m * t->W : NULL, t->m, t->W, ids + b0, ni, tp, tl,
+                                  &t->labels_only, e);
+            for (int q = 0; q < ns && rc == 0; q++) {
+                memcpy(probs + ((size_t)(q0 + q) * N + b0) * C, tp + (size_t)q * ni * C, sizeof(float) * (size_t)ni * C);
+                memcpy(pred + (size_t)(q0 + q) * N + b0, tl + (size_t)q * ni, sizeof(int32_t) * (size_t)ni);
+            }
+        }
     }
     if (rc == 0) {
-        for (int i = 0; i < N; i++) {
-            lab[i] = labels[ids[i]];
-            for (int k = 0; k < t->C; k++) /* labels only: a one-hot row gives the same argmax */
-                logits[(size_t)i * t->C + k] = *labels_only ? (k == pred[i]) : probs[(size_t)i * t->C + k];
+        int32_t *lab = xmalloc(sizeof(int32_t) * (size_t)N);
+        float *logits = xalloc_floats((size_t)N * C);
+        for (int i = 0; i < N; i++) lab[i] = t->labels[ids[i]];
+        for (int q = 0; q < S; q++) {
+            const float *pq = probs + (size_t)q * N * C;
+            for (int i = 0; i < N; i++) /* labels only: a one-hot row has the same argmax */
+                for (int k = 0; k < C; k++)
+                    logits[(size_t)i * C + k] = t->labels_only ? (k == pred[(size_t)q * N + i]) : pq[(size_t)i * C + k];
+            ForgetScore f;
+            forget_score(logits, lab, N, C, t->forget, &f);
+            if (fs) fs[q] = f;
+            fit[q] = t->labels_only ? 1.0 - f.h : bbf_loss(pq, lab, N, C, t->forget);
         }
-        forget_score(logits, lab, N, t->C, t->forget, fs);
-        *fitness = *labels_only ? 1.0 - fs->h : bbf_loss(probs, lab, N, t->C, t->forget);
+        free(lab), free(logits);
     }
-    free_prompts(p, t->C);
-    free(probs), free(logits), free(pred), free(lab);
+    for (int i = 0; i < S * C; i++) free(p[i]);
+    free(p), free(probs), free(pred), free(tp), free(tl);
     return rc;
 }
 
-/* Euclidean projection of p[0..n) onto the probability simplex as BDPL does it: bisection for
- * v with sum clip(p - v, 0, 1) = 1, then p = clip(p - v, 0, 1). */
-static void simplex_project(float *p, int n) {
-    double lo = -1.0, hi = 1.0;
-    for (int k = 0; k < n; k++) lo = fmin(lo, p[k] - 1.0), hi = fmax(hi, p[k]);
-    for (int it = 0; it < 60; it++) {
-        double v = 0.5 * (lo + hi), s = 0;
-        for (int k = 0; k < n; k++) s += fmin(fmax(p[k] - v, 0.0), 1.0);
-        if (s > 1) lo = v;
-        else hi = v;
-    }
-    double v = 0.5 * (lo + hi);
-    for (int k = 0; k < n; k++) p[k] = (float)fmin(fmax(p[k] - v, 0.0), 1.0);
-}
-
-/* One BDPL update (Diao et al. 2023, as their code computes it): g = 1/(I-1) sum_k (L_k - mean L)
- * d_k with d = -1/p everywhere but +1/p at the sampled word; norm clipped to 3; AdamW (lr 1e-3,
- * weight decay 0.1 — our choices for this scale); each position projected onto the simplex. */
-static void bdpl_step(float *p, float *g, AdamW *opt, const int32_t *pop, const double *loss, int I, int L, int V,
-                      int32_t *argmax) {
-    double mean = 0;
-    for (int k = 0; k < I; k++) mean += loss[k];
-    mean /= I;
-    const long PV = (long)L * V;
-    for (long j = 0; j < PV; j++) g[j] = 0;
-    for (int k = 0; k < I; k++) {
-        const double a = (loss[k] - mean) / (I - 1);
-        for (int i = 0; i < L; i++) {
-            float *gi = g + (size_t)i * V;
-            const float *pi = p + (size_t)i * V;
-            const int s = pop[(size_t)k * L + i];
-            for (int v = 0; v < V; v++) gi[v] += (float)(a * (v == s ? 1.0 : -1.0) / fmax(pi[v], 1e-6));
-        }
-    }
-    double nrm = 0;
-    for (long j = 0; j < PV; j++) nrm += (double)g[j] * g[j];
-    nrm = sqrt(nrm);
-    if (nrm > 3.0) scale_inplace(g, (float)(3.0 / nrm), PV);
-    adamw_begin_step(opt);
-    adamw_update(opt, p, g, 0, PV, 1e-3, 0.1);
-    for (int i = 0; i < L; i++) {
-        float *pi = p + (size_t)i * V;
-        simplex_project(pi, V);
-        int best = 0;
-        for (int v = 1; v < V; v++)
-            if (pi[v] > pi[best]) best = v;
-        argmax[i] = best;
-    }
+/* A population over the ranks: each scores its share; the fitness (and any failure) is shared. */
+static int score_population(Task *t, const Dist *d, const int32_t *words, const float *ctx, int S, const int *ids,
+                            int N, double *fit, Err *e) {
+    const int rank = d ? d->rank : 0, size = d ? d->size : 1;
+    const int k0 = (int)((long)S * rank / size), k1 = (int)((long)S * (rank + 1) / size);
+    double *all = xcalloc((size_t)S + 1, sizeof(double));
+    int rc = k1 > k0 ? score_sets(t, words ? words + (size_t)k0 * t->L : NULL, ctx ? ctx + (size_t)k0 * t->m * t->W : NULL,
+                                  k1 - k0, ids, N, all + k0, NULL, e)
+                     : 0;
+    all[S] = rc != 0;
+    dist_allreduce_sum_double(d, all, S + 1);
+    if (rc == 0 && all[S] > 0) rc = err_set(e, "another MPI rank failed to score its share of the population");
+    memcpy(fit, all, sizeof(double) * (size_t)S);
+    free(all);
+    return rc;
 }
 
 /* "t-shirt,3" -> mask; names or indices. */
@@ -151,186 +157,245 @@ static int parse_forget(const char *spec, char **classes, int C, uint8_t *mask, 
     return rc;
 }
 
+/* k-shot train and validation ids per class, from a seeded shuffle. */
+static void kshot(const int32_t *labels, int N, int C, int shots, uint64_t seed, int *tr, int *ntr, int *va, int *nva) {
+    int *perm = xmalloc(sizeof(int) * (size_t)N), *taken = xcalloc((size_t)C, sizeof(int));
+    Rng rg;
+    rng_seed(&rg, seed ^ 0x5107);
+    for (int i = 0; i < N; i++) perm[i] = i;
+    for (int i = N - 1; i > 0; i--) {
+        int j = (int)rng_below(&rg, (uint32_t)(i + 1)), x = perm[i];
+        perm[i] = perm[j];
+        perm[j] = x;
+    }
+    *ntr = *nva = 0;
+    for (int i = 0; i < N; i++) {
+        int y = labels[perm[i]];
+        if (y < 0 || y >= C || taken[y] >= 2 * shots) continue;
+        if (taken[y]++ < shots) tr[(*ntr)++] = perm[i];
+        else va[(*nva)++] = perm[i];
+    }
+    free(perm), free(taken);
+}
+
+/* The evaluation split (whole) behind its own client. */
+typedef struct {
+    BbClient c;
+    Task t;
+    char **classes;
+    int32_t *labels;
+    int C, N;
+    int *all;
+} EvalSplit;
+
+static int eval_open(EvalSplit *ev, const BlackboxOpts *o, const Task *train, Err *e) {
+    memset(ev, 0, sizeof *ev);
+    if (bb_client_init(&ev->c, o->eval_api ? o->eval_api : o->api, o->api_key, e)) return -1;
+    if (bb_dataset(&ev->c, &ev->classes, &ev->C, &ev->labels, &ev->N, e)) return -1;
+    if (ev->C != train->C) return err_set(e, "the evaluation API has %d classes, the training one %d", ev->C, train->C);
+    ev->all = xmalloc(sizeof(int) * (size_t)ev->N);
+    for (int i = 0; i < ev->N; i++) ev->all[i] = i;
+    ev->t = *train;
+    ev->t.c = &ev->c;
+    ev->t.labels = ev->labels;
+    return 0;
+}
+
+static void eval_close(EvalSplit *ev) {
+    if (ev->classes) bb_dataset_free(ev->classes, ev->C, ev->labels);
+    free(ev->all);
+    bb_client_free(&ev->c);
+}
+
+static int eval_candidate(EvalSplit *ev, const int32_t *words, const float *ctx, ForgetScore *fs, Err *e) {
+    double f;
+    return score_sets(&ev->t, words, ctx, 1, ev->all, ev->N, &f, fs, e);
+}
+
+/* The white box: weights and images in process (what the API hides), BBF's loss by gradient. */
+static int run_coop(const BlackboxOpts *o, const Task *t, const int *tr, int ntr, const int *va, int nva, float *best_ctx,
+                    double *val_h, Err *e) {
+    ClipModel m;
+    Tokenizer tok;
+    Dataset d;
+    if (clip_load(&m, o->model, NULL, e)) return -1;
+    if (tokenizer_init(&tok, e) || dataset_load_named(&d, o->dataset, o->data_dir, e)) {
+        clip_free(&m);
+        return -1;
+    }
+    int rc = 0;
+    if (d.n_classes != t->C) rc = err_set(e, "coop: %s has %d classes, the API %d", o->dataset, d.n_classes, t->C);
+    const int E = m.cfg.embed_dim, R = m.cfg.image_res;
+    float *ftr = xalloc_floats((size_t)ntr * E), *fva = xalloc_floats((size_t)nva * E);
+    int32_t *ytr = xmalloc(sizeof(int32_t) * (size_t)ntr), *yva = xmalloc(sizeof(int32_t) * (size_t)nva);
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        const int *ids = pass ? va : tr, n = pass ? nva : ntr;
+        float *f = pass ? fva : ftr;
+        int32_t *y = pass ? yva : ytr;
+        for (int i = 0; i < n; i++) y[i] = t->labels[ids[i]];
+        for (int b = 0; b < n && rc == 0; b += CLIP_ENCODE_BATCH) {
+            const int nb = n - b < CLIP_ENCODE_BATCH ? n - b : CLIP_ENCODE_BATCH;
+            float *px = xalloc_floats((size_t)nb * 3 * R * R);
+            dataset_pixels(&d, ids + b, nb, R, px, NULL, 0);
+            rc = clip_encode_image(&m, px, nb, f + (size_t)b * E, NULL, e);
+            free(px);
+        }
+    }
+    if (rc == 0) {
+        char **p = xmalloc(sizeof(char *) * (size_t)t->C);
+        candidate_prompts(t, NULL, 1, p);
+        CoopOpts co;
+        coop_defaults(&co);
+        co.n_ctx = o->n_ctx, co.steps = o->coop_steps, co.seed = o->seed, co.quiet = o->quiet;
+        rc = coop_run(&m, &tok, (const char *const *)p, t->C, t->forget, ftr, ytr, ntr, fva, yva, nva, &co, best_ctx, val_h, e);
+        for (int k = 0; k < t->C; k++) free(p[k]);
+        free(p);
+    }
+    free(ftr), free(fva), free(ytr), free(yva);
+    dataset_free(&d), tokenizer_free(&tok), clip_free(&m);
+    return rc;
+}
+
 int blackbox_run(const BlackboxOpts *o, BlackboxResult *r, Err *e) {
     memset(r, 0, sizeof *r);
-    double t0 = now_seconds();
-    BbClient c, ce;
+    const double t0 = now_seconds();
+    const Dist *d = o->dist;
+    const int root = !d || d->rank == 0, family = blackbox_family(o->method);
+    r->family = family;
+    if (family < 0)
+        return err_set(e, "--method: \"%s\" is not a method (strict: dirichlet, random, greedy, ga, bdpl; loose: bbt, bbf; "
+                          "white box: coop)", o->method);
+    if (family == 2 && (!o->model || !o->dataset))
+        return err_set(e, "--method coop is the white-box bound: it needs --model FILE and --dataset NAME (the split the API serves)");
+    BbClient c;
     if (bb_client_init(&c, o->api, o->api_key, e)) return -1;
     char **classes = NULL;
     int32_t *labels = NULL;
-    int C = 0, N = 0, rc;
-    if ((rc = bb_dataset(&c, &classes, &C, &labels, &N, e)) != 0) {
+    int C = 0, N = 0;
+    if (bb_dataset(&c, &classes, &C, &labels, &N, e)) {
         bb_client_free(&c);
         return -1;
     }
     uint8_t *mask = xcalloc((size_t)C, 1);
     Vocab vocab = {0};
-    rc = parse_forget(o->forget, classes, C, mask, e);
-    if (rc == 0) rc = vocab_load(&vocab, o->wordlist, (const char *const *)classes, o->vocab_max, o->seed, e);
-    /* k-shot train and validation ids per class, from a seeded shuffle */
-    int *tr = xmalloc(sizeof(int) * (size_t)C * o->shots), *va = xmalloc(sizeof(int) * (size_t)C * o->shots);
-    int ntr = 0, nva = 0;
-    if (rc == 0) {
-        int *perm = xmalloc(sizeof(int) * (size_t)N), *taken = xcalloc((size_t)C, sizeof(int));
-        Rng rg;
-        rng_seed(&rg, o->seed ^ 0x5107);
-        for (int i = 0; i < N; i++) perm[i] = i;
-        for (int i = N - 1; i > 0; i--) {
-            int j = (int)rng_below(&rg, (uint32_t)(i + 1)), x = perm[i];
-            perm[i] = perm[j];
-            perm[j] = x;
-        }
-        for (int i = 0; i < N; i++) {
-            int y = labels[perm[i]];
-            if (y < 0 || y >= C || taken[y] >= 2 * o->shots) continue;
-            if (taken[y]++ < o->shots) tr[ntr++] = perm[i];
-            else va[nva++] = perm[i];
-        }
-        free(perm), free(taken);
+    int rc = parse_forget(o->forget, classes, C, mask, e);
+    if (rc == 0 && family == 0) rc = vocab_load(&vocab, o->wordlist, (const char *const *)classes, o->vocab_max, o->seed, e);
+    int *tr = xmalloc(sizeof(int) * (size_t)C * o->shots), *va = xmalloc(sizeof(int) * (size_t)C * o->shots), ntr = 0, nva = 0;
+    kshot(labels, N, C, o->shots, o->seed, tr, &ntr, va, &nva);
+    Task t = {&c, classes, C, labels, mask, o->tpl, &vocab, o->suffix_len, o->n_ctx, 0, family, 0};
+    float *p0 = NULL, sigma = 0;
+    if (rc == 0 && family == 1) { /* loose: the server's embedding space */
+        rc = bb_embedding_space(&c, &t.W, &p0, &sigma, e);
     }
-    Task t = {&c, classes, C, mask, o->tpl, &vocab, o->suffix_len};
-    int32_t *best = xcalloc((size_t)o->suffix_len, sizeof(int32_t));
+    EvalSplit ev = {0};
+    if (rc == 0 && root) rc = eval_open(&ev, o, &t, e);
+    if (rc == 0 && family != 0 && root && !ev.t.W) { /* the evaluation server must take contexts too */
+        float *mu = NULL, sd;
+        rc = bb_embedding_space(&ev.c, &ev.t.W, &mu, &sd, e);
+        if (rc) err_prefix(e, "the evaluation API: ");
+        free(mu);
+        t.W = t.W ? t.W : ev.t.W;
+    }
+    int32_t *best_w = xcalloc((size_t)o->suffix_len, sizeof(int32_t));
+    float *best_ctx = NULL;
     double best_val = -1;
-    int labels_only = 0;
-    Progress prog;
-    progress_start(&prog, "blackbox", o->budget, o->quiet);
-    if (rc == 0) {
-        DirichletParams dp = dirichlet_defaults();
-        DirichletSearch ds;
-        enum { M_DIRICHLET, M_RANDOM, M_GREEDY, M_GA, M_BDPL } m;
-        if (strcmp(o->method, "dirichlet") == 0) m = M_DIRICHLET;
-        else if (strcmp(o->method, "random") == 0) m = M_RANDOM;
-        else if (strcmp(o->method, "greedy") == 0) m = M_GREEDY;
-        else if (strcmp(o->method, "ga") == 0) m = M_GA;
-        else if (strcmp(o->method, "bdpl") == 0) m = M_BDPL;
-        else m = M_RANDOM, rc = err_set(e, "--method: \"%s\" is not built yet (dirichlet, random, greedy, ga, bdpl)", o->method);
-        dirsearch_init(&ds, o->suffix_len, vocab.n, &dp, o->seed);
-        const int L = o->suffix_len, lam = dp.lambda;
-        int32_t *pop = xmalloc(sizeof(int32_t) * (size_t)lam * L), *prev = xmalloc(sizeof(int32_t) * (size_t)lam * L);
-        int32_t *cur = xmalloc(sizeof(int32_t) * (size_t)L);
-        double *fit = xmalloc(sizeof(double) * (size_t)lam), *pfit = xmalloc(sizeof(double) * (size_t)lam), cur_f = INFINITY;
-        Rng rr;
-        rng_seed(&rr, o->seed ^ 0xabc);
-        for (int i = 0; i < L; i++) cur[i] = (int32_t)rng_below(&rr, (uint32_t)vocab.n);
-        long iter = 0;
-        /* BDPL: independent categorical p_i per position, uniform at first, moved by AdamW on a
-         * mean-baselined score-function gradient and projected back onto the simplex */
-        const long PV = (long)L * vocab.n;
-        float *bp = xmalloc(sizeof(float) * (size_t)PV), *bg = xmalloc(sizeof(float) * (size_t)PV);
-        for (long k = 0; k < PV; k++) bp[k] = 1.0f / vocab.n;
-        AdamW bopt;
-        adamw_init(&bopt, PV, 0.9f, 0.999f, 1e-8f);
-        int32_t *argmax = xmalloc(sizeof(int32_t) * (size_t)L);
-        while (rc == 0 && c.queries + lam + 1 <= o->budget) {
-            if (m == M_DIRICHLET) {
-                dirsearch_ask(&ds, pop);
-            } else if (m == M_BDPL) {
-                for (int k = 0; k < lam; k++)
-                    for (int i = 0; i < L; i++) {
-                        const float *pi = bp + (size_t)i * vocab.n;
-                        float u = rng_uniform(&rr), acc = 0;
-                        int v = 0;
-                        for (; v < vocab.n - 1; v++)
-                            if ((acc += pi[v]) > u) break;
-                        pop[(size_t)k * L + i] = v;
-                    }
-            } else if (m == M_RANDOM || (m == M_GA && iter == 0)) {
-                for (int k = 0; k < lam * L; k++) pop[k] = (int32_t)rng_below(&rr, (uint32_t)vocab.n);
-            } else if (m == M_GREEDY) { /* coordinate search: lam new words at one position, cycling */
-                const int pos = (int)(iter % L);
-                for (int k = 0; k < lam; k++) {
-                    memcpy(pop + (size_t)k * L, cur, sizeof(int32_t) * (size_t)L);
-                    pop[(size_t)k * L + pos] = (int32_t)rng_below(&rr, (uint32_t)vocab.n);
-                }
-            } else { /* GA: elitism, tournaments of 3, uniform crossover, mutation 1/L per word */
-                int elite = 0;
-                for (int k = 1; k < lam; k++)
-                    if (pfit[k] < pfit[elite]) elite = k;
-                memcpy(pop, prev + (size_t)elite * L, sizeof(int32_t) * (size_t)L);
-                for (int k = 1; k < lam; k++) {
-                    int par[2];
-                    for (int q = 0; q < 2; q++) {
-                        par[q] = (int)rng_below(&rr, (uint32_t)lam);
-                        for (int t3 = 0; t3 < 2; t3++) {
-                            int cnd = (int)rng_below(&rr, (uint32_t)lam);
-                            if (pfit[cnd] < pfit[par[q]]) par[q] = cnd;
-                        }
-                    }
-                    for (int i = 0; i < L; i++) {
-                        int32_t w = prev[(size_t)par[rng_below(&rr, 2)] * L + i];
-                        if (rng_uniform(&rr) < 1.0f / L) w = (int32_t)rng_below(&rr, (uint32_t)vocab.n);
-                        pop[(size_t)k * L + i] = w;
-                    }
-                }
-            }
-            int arg = 0;
-            for (int k = 0; k < dp.lambda && rc == 0; k++) {
-                ForgetScore fs;
-                rc = score(&t, pop + (size_t)k * o->suffix_len, tr, labels, ntr, &fs, &fit[k], &labels_only, e);
-                if (rc == 0 && fit[k] < fit[arg]) arg = k;
-            }
-            if (rc) break;
-            if (m == M_DIRICHLET) dirsearch_tell(&ds, fit);
-            if (m == M_BDPL) bdpl_step(bp, bg, &bopt, pop, fit, lam, L, vocab.n, argmax);
-            if (fit[arg] < cur_f) {
-                cur_f = fit[arg];
-                memcpy(cur, pop + (size_t)arg * L, sizeof(int32_t) * (size_t)L);
-            }
-            memcpy(prev, pop, sizeof(int32_t) * (size_t)lam * L);
-            memcpy(pfit, fit, sizeof(double) * (size_t)lam);
-            iter++;
-            /* the iteration's best on the validation shots; keep the best by validation H */
+    long spent = 0;
+    if (rc == 0 && family == 2) {
+        best_ctx = xalloc_floats((size_t)o->n_ctx * t.W);
+        if (root) rc = run_coop(o, &t, tr, ntr, va, nva, best_ctx, &best_val, e);
+    } else if (rc == 0) {
+        SuffixSearch ss = {0};
+        ContextSearch cs = {0};
+        int lam;
+        if (family == 0) {
+            SuffixMethod sm;
+            suffix_method_from_name(o->method, &sm);
+            suffix_search_init(&ss, sm, o->suffix_len, vocab.n, o->seed);
+            lam = ss.lambda;
+        } else {
+            ContextMethod cm;
+            context_method_from_name(o->method, &cm);
+            context_search_init(&cs, cm, o->n_ctx, t.W, p0, sigma, o->bbt_d, o->bbf_ds, o->bbf_du, o->seed);
+            lam = cs.lambda;
+            best_ctx = xalloc_floats((size_t)o->n_ctx * t.W);
+        }
+        double *fit = xmalloc(sizeof(double) * (size_t)lam);
+        Progress prog;
+        progress_start(&prog, o->method, o->budget, o->quiet || !root);
+        int next_point = 1;
+        while (rc == 0 && spent + lam + 1 <= o->budget) {
+            const int32_t *pw = family == 0 ? suffix_search_ask(&ss) : NULL;
+            const float *pc = family == 1 ? context_search_ask(&cs) : NULL;
+            if ((rc = score_population(&t, d, pw, pc, lam, tr, ntr, fit, e)) != 0) break;
+            spent += lam;
+            if (family == 0) suffix_search_tell(&ss, fit);
+            else context_search_tell(&cs, fit);
+            /* the method's current answer on the validation shots (rank 0 asks; all learn the H) */
+            const int32_t *cw = family == 0 ? suffix_search_pick(&ss) : NULL;
+            const float *cc = family == 1 ? context_search_pick(&cs) : NULL;
+            double vh[2] = {0, 0}, vf;
             ForgetScore vs;
-            double vf;
-            const int32_t *cand = m == M_BDPL ? argmax : pop + (size_t)arg * o->suffix_len; /* BDPL infers by argmax */
-            if ((rc = score(&t, cand, va, labels, nva, &vs, &vf, &labels_only, e)) != 0) break;
-            if (vs.h > best_val) {
-                best_val = vs.h;
-                memcpy(best, cand, sizeof(int32_t) * (size_t)o->suffix_len);
+            if (root) {
+                rc = score_sets(&t, cw, cc, 1, va, nva, &vf, &vs, e);
+                vh[0] = rc == 0 ? vs.h : 0, vh[1] = rc != 0;
+            }
+            dist_allreduce_sum_double(d, vh, 2);
+            if (rc == 0 && vh[1] > 0) rc = err_set(e, "the validation query failed on rank 0");
+            if (rc) break;
+            spent += 1;
+            if (vh[0] > best_val) {
+                best_val = vh[0];
+                if (cw) memcpy(best_w, cw, sizeof(int32_t) * (size_t)o->suffix_len);
+                if (cc) memcpy(best_ctx, cc, sizeof(float) * (size_t)o->n_ctx * t.W);
+            }
+            /* H against queries: the best-so-far candidate on the whole evaluation split */
+            if (root && o->curve_points > 0 && r->n_curve < BLACKBOX_MAX_CURVE &&
+                spent >= o->budget * next_point / o->curve_points - (lam + 1)) {
+                ForgetScore cf;
+                if ((rc = eval_candidate(&ev, family == 0 ? best_w : NULL, family == 1 ? best_ctx : NULL, &cf, e)) != 0) break;
+                r->curve_queries[r->n_curve] = spent, r->curve_h[r->n_curve++] = cf.h;
+                while (next_point <= o->curve_points && spent >= o->budget * next_point / o->curve_points - (lam + 1))
+                    next_point++;
             }
             char st[96];
             snprintf(st, sizeof st, "best validation H %.3f", best_val);
-            progress_update(&prog, c.queries, 1, "queries", st);
+            progress_update(&prog, spent, 1, "queries", st);
         }
         progress_end(&prog);
-        free(pop), free(prev), free(cur), free(fit), free(pfit), free(bp), free(bg), free(argmax);
-        adamw_free(&bopt);
-        dirsearch_free(&ds);
+        free(fit);
+        if (family == 0) suffix_search_free(&ss);
+        else context_search_free(&cs);
     }
-    r->queries = c.queries;
-    r->labels_only = labels_only;
-    /* the chosen suffix and the zero-shot prompts on the whole evaluation split */
-    if (rc == 0) rc = bb_client_init(&ce, o->eval_api ? o->eval_api : o->api, o->api_key, e);
-    if (rc == 0) {
-        char **ec = NULL;
-        int32_t *el = NULL;
-        int eC = 0, eN = 0;
-        rc = bb_dataset(&ce, &ec, &eC, &el, &eN, e);
-        if (rc == 0 && eC != C) rc = err_set(e, "the evaluation API has %d classes, the training one %d", eC, C);
+    long q_all = c.queries;
+    { /* queries summed over ranks */
+        double qd = (double)c.queries;
+        dist_allreduce_sum_double(d, &qd, 1);
+        q_all = (long)qd;
+    }
+    r->queries = q_all;
+    r->labels_only = t.labels_only;
+    r->val_h = best_val;
+    if (rc == 0 && root) {
+        ForgetScore fs, fb;
+        rc = eval_candidate(&ev, family == 0 ? best_w : NULL, family == 0 ? NULL : best_ctx, &fs, e);
+        if (rc == 0) rc = eval_candidate(&ev, NULL, NULL, &fb, e);
         if (rc == 0) {
-            int *all = xmalloc(sizeof(int) * (size_t)eN);
-            for (int i = 0; i < eN; i++) all[i] = i;
-            Task te = t;
-            te.c = &ce;
-            ForgetScore fs, fb;
-            double f;
-            rc = score(&te, best, all, el, eN, &fs, &f, &labels_only, e);
-            if (rc == 0) rc = score(&te, NULL, all, el, eN, &fb, &f, &labels_only, e);
-            if (rc == 0) {
-                r->err_forget = fs.err_forget, r->acc_keep = fs.acc_keep, r->h = fs.h;
-                r->base_err = fb.err_forget, r->base_acc = fb.acc_keep, r->base_h = fb.h;
+            r->err_forget = fs.err_forget, r->acc_keep = fs.acc_keep, r->h = fs.h;
+            r->base_err = fb.err_forget, r->base_acc = fb.acc_keep, r->base_h = fb.h;
+            r->labels_only = ev.t.labels_only || t.labels_only;
+            if (family == 0) {
                 size_t k = 0;
                 for (int i = 0; i < o->suffix_len; i++)
-                    k += (size_t)snprintf(r->suffix + k, sizeof r->suffix - k, "%s%s", i ? " " : "", vocab.words[best[i]]);
+                    k += (size_t)snprintf(r->suffix + k, sizeof r->suffix - k, "%s%s", i ? " " : "", vocab.words[best_w[i]]);
+            } else {
+                snprintf(r->suffix, sizeof r->suffix, "(%d context embeddings)", o->n_ctx);
             }
-            free(all);
         }
-        if (ec) bb_dataset_free(ec, eC, el);
-        r->eval_queries = ce.queries;
-        bb_client_free(&ce);
+        r->eval_queries = ev.c.queries;
     }
+    if (root) eval_close(&ev);
     r->seconds = now_seconds() - t0;
-    free(best), free(tr), free(va), free(mask);
+    free(best_w), free(best_ctx), free(p0), free(tr), free(va), free(mask);
     vocab_free(&vocab);
     bb_dataset_free(classes, C, labels);
     bb_client_free(&c);

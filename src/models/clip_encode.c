@@ -41,3 +41,10 @@ int clip_encode_image_files(const ClipModel *m, const char *const *paths, int n,
     free(px);
     return rc;
 }
+
+int clip_context_slots(int32_t *row, int len, int m, int ctx) {
+    if (len < 2 || len + m > ctx) return -1;
+    memmove(row + 1 + m, row + 1, sizeof(int32_t) * (size_t)(len - 1));
+    for (int k = 1; k <= m; k++) row[k] = 0;
+    return len + m;
+}

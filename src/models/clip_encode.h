@@ -13,4 +13,9 @@ enum { CLIP_ENCODE_BATCH = 32 };
 int clip_encode_texts(const ClipModel *m, const Tokenizer *t, const char *const *texts, int n, float *out, Err *e);
 int clip_encode_image_files(const ClipModel *m, const char *const *paths, int n, float *out, Err *e);
 
+/* Room for m context embeddings after [SOT] (CoOp/BBT/BBF prompts): a row [SOT, t_1.., EOT] of
+ * len tokens becomes [SOT, 0 x m, t_1.., EOT]; the placeholders are replaced by TowerActs.ctx.
+ * Returns the new length, -1 when it would not fit in ctx positions. */
+int clip_context_slots(int32_t *row, int len, int m, int ctx);
+
 #endif

@@ -219,13 +219,11 @@ static int encode_prompts(BbServer *s, const Request *r, float *tf, Err *e) {
             if (len < 0) {
                 rc = err_prefix(e, "prompt %d: ", b0 + i);
             } else if (r->ctx) { /* [SOT] p_1..p_m words [EOT]: m placeholder ids after SOT */
-                if (len + r->m > ctx) {
+                if (clip_context_slots(row, len, r->m, ctx) < 0) {
                     rc = err_set(e, "prompt %d: %d tokens and %d context embeddings exceed the context of %d", b0 + i,
                                  len, r->m, ctx);
                     break;
                 }
-                memmove(row + 1 + r->m, row + 1, sizeof(int32_t) * (size_t)(len - 1));
-                for (int k = 1; k <= r->m; k++) row[k] = 0;
                 memcpy(cx + (size_t)i * r->m * W, r->ctx + (size_t)((b0 + i) / r->K) * r->m * W,
                        sizeof(float) * (size_t)r->m * W);
             }

@@ -64,3 +64,48 @@ TEST(mpi_two_ranks_equal_serial) {
     st_close(&a);
     st_close(&b);
 }
+
+#include "serve/server.h"
+
+/* forget blackbox under mpirun -np 2: each rank scores half of every population, and the chosen
+ * suffix and its figures equal the serial run's. */
+TEST(mpi_blackbox_equals_serial) {
+    if (!have_mpirun()) {
+        test_skip("mpirun not found (Debian openmpi-bin): MPI populations not checked");
+        return;
+    }
+    char model[1024];
+    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
+    ServerOpts so = {.model = model, .dataset = "fmnist:test"};
+    Err e = {{0}};
+    BbServer *s = bb_server_start(&so, &e);
+    if (!s) {
+        test_fail(__FILE__, __LINE__, "%s", e.msg);
+        return;
+    }
+    const char *bin = getenv("FORGET_BIN") ? getenv("FORGET_BIN") : "bin/forget";
+    char args[600], cmd[3000], out[2][600];
+    snprintf(args, sizeof args, "blackbox --api http://127.0.0.1:%d --forget 0,1,2,3 --budget 200 --shots 4 --vocab 60 "
+                                "--seed 5 --curve-points 0 --json --quiet --threads 1", bb_server_port(s));
+    for (int k = 0; k < 2; k++) {
+        snprintf(out[k], sizeof out[k], "%s/bb%d.json", scratch_dir(), k);
+        snprintf(cmd, sizeof cmd,
+                 "%s%s %s >%s 2>&1", k ? "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+                                         "OMPI_MCA_rmaps_base_oversubscribe=1 ASAN_OPTIONS=detect_leaks=0 mpirun -np 2 " : "",
+                 bin, args, out[k]);
+        CHECK_INT(system(cmd), 0);
+    }
+    char *a = read_whole(out[0], NULL), *b = read_whole(out[1], NULL);
+    if (a && b) {
+        /* the same line but for the wall time */
+        char *ta = strstr(a, "\"seconds\""), *tb = strstr(b, "\"seconds\"");
+        CHECK(ta && tb);
+        if (ta && tb) {
+            *ta = *tb = 0;
+            CHECK_MSG(strcmp(a, b) == 0, "serial: %s\nmpirun -np 2: %s", a, b);
+            CHECK(strstr(a, "\"queries\":186") != NULL); /* 6 x (30 + 1): every rank's share counted once */
+        }
+    }
+    free(a), free(b);
+    bb_server_stop(s);
+}

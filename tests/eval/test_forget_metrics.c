@@ -1,6 +1,7 @@
 /* Err_forget / Acc_keep / H and the BBF loss on hand-computed cases. */
 #include <math.h>
 
+#include "core/ops.h"
 #include "eval/forget_metrics.h"
 #include "test.h"
 
@@ -31,4 +32,29 @@ TEST(forget_metrics_by_hand) {
     /* a confident forget sample costs more than a uniform one */
     const float sharp[2 * 3] = {0.5f, 0.25f, 0.25f, 0.01f, 0.01f, 0.98f};
     CHECK(bbf_loss(sharp, lab2, 2, 3, forget) > want + 1.0);
+}
+
+TEST(bbf_loss_gradient_checks) {
+    const int N = 5, C = 4;
+    float z[20], d[20];
+    const int32_t labels[5] = {0, 1, 3, 2, 3};
+    const uint8_t forget[4] = {0, 0, 1, 1};
+    for (int i = 0; i < N * C; i++) z[i] = (float)((i * 37) % 13 - 6) / 2.0f;
+    double L = bbf_loss_grad(z, labels, N, C, forget, d);
+    float p[20];
+    softmax_forward(p, z, N, C);
+    CHECK_NEAR(L, bbf_loss(p, labels, N, C, forget), 1e-9);
+    double worst = 0;
+    for (int i = 0; i < N * C; i++) {
+        float keep = z[i], tmp[20];
+        const float h = 1e-2f;
+        z[i] = keep + h;
+        double lp = bbf_loss_grad(z, labels, N, C, forget, tmp);
+        z[i] = keep - h;
+        double lm = bbf_loss_grad(z, labels, N, C, forget, tmp);
+        z[i] = keep;
+        double num = (lp - lm) / (2 * h);
+        worst = fmax(worst, fabs(num - d[i]));
+    }
+    CHECK_MSG(worst < 1e-4, "worst gradient error %g", worst);
 }

@@ -49,7 +49,49 @@ TEST(blackbox_search_through_the_api_only) {
         o.method = methods[k];
         CHECK_MSG(blackbox_run(&o, &r, &e) == 0 && r.queries <= 100, "%s: %s", methods[k], e.msg);
     }
-    o.method = "bbt"; /* the loose baselines need --allow-embeddings, not built yet */
-    CHECK(blackbox_run(&o, &r, &e) != 0 && strstr(e.msg, "not built yet"));
+    o.method = "bbt"; /* the loose baselines need a server that takes embeddings */
+    CHECK(blackbox_run(&o, &r, &e) != 0 && strstr(e.msg, "--allow-embeddings"));
+    o.method = "coop"; /* the white box needs the weights */
+    CHECK(blackbox_run(&o, &r, &e) != 0 && strstr(e.msg, "--model"));
+    o.method = "nosuch";
+    CHECK(blackbox_run(&o, &r, &e) != 0 && strstr(e.msg, "nosuch"));
+    bb_server_stop(s);
+}
+
+TEST(blackbox_loose_and_white_box_methods) {
+    char model[1024], url[64];
+    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
+    ServerOpts so = {.model = model, .dataset = "fmnist:test", .allow_embeddings = 1};
+    Err e = {{0}};
+    BbServer *s = bb_server_start(&so, &e);
+    if (!s) {
+        test_fail(__FILE__, __LINE__, "%s", e.msg);
+        return;
+    }
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", bb_server_port(s));
+    BlackboxOpts o;
+    blackbox_defaults(&o);
+    o.api = url;
+    o.forget = "0,1,2,3";
+    o.budget = 100;
+    o.shots = 4;
+    o.quiet = 1;
+    o.curve_points = 2;
+    const char *methods[2] = {"bbt", "bbf"};
+    for (int k = 0; k < 2; k++) {
+        BlackboxResult r;
+        o.method = methods[k];
+        CHECK_MSG(blackbox_run(&o, &r, &e) == 0, "%s: %s", methods[k], e.msg);
+        CHECK(r.family == 1 && r.queries <= 100 && r.queries >= 21 && r.h >= 0 && r.h <= 1 && r.val_h >= 0);
+        CHECK(r.n_curve >= 1 && r.curve_queries[r.n_curve - 1] <= 100);
+    }
+    /* CoOp: in process on the split the server serves; its validation H can only rise from the start */
+    BlackboxResult r;
+    o.method = "coop";
+    o.model = model;
+    o.dataset = "fmnist:test";
+    o.coop_steps = 20;
+    CHECK_MSG(blackbox_run(&o, &r, &e) == 0, "%s", e.msg);
+    CHECK(r.family == 2 && r.queries == 0 && r.h >= 0 && r.h <= 1 && r.val_h >= 0);
     bb_server_stop(s);
 }
