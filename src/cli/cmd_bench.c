@@ -16,7 +16,11 @@ const Command cmd_bench = {
     "bench", "throughput against the machine's own sgemm peak",
     "usage: forget bench clip [--config vit-b-32|vit-b-16|tiny] [--batch 16] [--iters 5] [--json] [--threads N]\n"
     "       forget bench train [--config fmnist-s] [--batch 128] [--steps 10] [--json] [--threads N]\n"
+    "       forget bench blackbox [--config vit-b-32 | --model FILE] [--suffix-len 4] [--pop 30] [--iters 10] [--json]\n"
     "\n"
+    "blackbox: queries/s of forget serve over loopback with and without the prefix cache of the\n"
+    "text tower, on a search's request (pop suffix candidates x 10 class prompts x 160 images);\n"
+    "medians over --iters requests after a warm-up.\n"
     "train: images/s of full training steps (forward, contrastive loss, backward, AdamW)\n"
     "on synthetic batches (10-token captions), as bench/torch_train.py measures PyTorch.\n"
     "clip:\n"
@@ -198,8 +202,9 @@ static int run(int argc, char **argv) {
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "train") == 0) return bench_train(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "blackbox") == 0) return bench_blackbox(argc, argv);
     if (argc < 2 || strcmp(argv[1], "clip") != 0)
-        return cli_error("bench", EXIT_USAGE, "what to benchmark? (forget bench clip|train; forget help bench)");
+        return cli_error("bench", EXIT_USAGE, "what to benchmark? (forget bench clip|train|blackbox; forget help bench)");
     BenchOpts bo = {"vit-b-32", 16, 5, 0};
     int st = parse_opts(argc, argv, "--iters", &bo);
     if (st >= 0) return st;
