@@ -1,0 +1,22 @@
+/* Small SVG line charts for HTML reports: several series of (x, y) points with optional error
+ * bars, linear or log2 x axis, a legend. No scripts, no external files: the report opens
+ * anywhere. */
+#ifndef FORGET_SVG_PLOT_H
+#define FORGET_SVG_PLOT_H
+
+typedef struct {
+    const char *name;
+    int n;
+    const double *x, *y, *err; /* err may be NULL */
+} PlotSeries;
+
+typedef struct {
+    const char *title, *xlabel, *ylabel;
+    int log2_x;
+    double ymin, ymax; /* ymin == ymax: from the data */
+} PlotAxes;
+
+/* A malloc'd <svg> element. */
+char *svg_line_chart(const PlotAxes *a, const PlotSeries *s, int n_series);
+
+#endif

@@ -1,0 +1,24 @@
+/* forget experiment blackbox: every black-box method at an equal query budget on one model and
+ * data set, several seeds, suffix lengths, both reveal modes; servers started in process on
+ * loopback. Writes DIR/results.json (after every run, atomically; an interrupted experiment
+ * resumes from it), DIR/results.md and DIR/report.html (SVG plots: H against L, H against
+ * queries). */
+#ifndef FORGET_BLACKBOX_EXPERIMENT_H
+#define FORGET_BLACKBOX_EXPERIMENT_H
+
+#include "core/err.h"
+
+typedef struct {
+    const char *model, *dataset, *data_dir, *out;
+    const char *methods;  /* comma-separated; NULL: all */
+    const char *lengths;  /* "1,2,4,8,16" */
+    double forget_ratio;  /* the first round(ratio * C) classes are forgotten, as BBF does */
+    int seeds, length_seeds, L, shots, labels;
+    long budget;
+    int quiet;
+} BbExperimentOpts;
+
+void bb_experiment_defaults(BbExperimentOpts *o);
+int bb_experiment_run(const BbExperimentOpts *o, Err *e);
+
+#endif
