@@ -32,7 +32,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 DEPS_OK  := build/.deps-ok
 
-.PHONY: all test unit bench fuzz clean deps
+.PHONY: all test unit bench demo fuzz clean deps
 all: $(BIN)/forget
 
 deps: $(DEPS_OK)
@@ -77,6 +77,10 @@ unit: $(BIN)/forget-tests $(BIN)/forget
 
 bench: $(BIN)/forget
 	@bash bench/run.sh $(BIN)/forget
+
+# The main job: black-box forgetting of 4 Fashion-MNIST classes through the API (scripts/demo.sh).
+demo: $(BIN)/forget
+	@bash scripts/demo.sh $(BIN)/forget
 
 FUZZ_SECONDS ?= 60
 fuzz: $(DEPS_OK)

@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "core/dist.h"
 #include "forget/blackbox.h"
+#include "forget/blackbox_experiment.h"
 
 static int run(int argc, char **argv);
 
@@ -13,7 +14,8 @@ const Command cmd_blackbox = {
     "usage: forget blackbox --api URL --forget CLASSES [--eval-api URL] [--method M] [--suffix-len 4]\n"
     "                       [--budget 2000] [--shots 16] [--vocab 500] [--wordlist FILE]\n"
     "                       [--template \"a photo of a {}\"] [--n-ctx 4] [--model FILE --dataset NAME]\n"
-    "                       [--coop-steps 300] [--curve-points 8] [--api-key K] [--seed S] [--json] [--quiet]\n"
+    "                       [--coop-steps 300] [--curve-points 8] [--report FILE.html] [--api-key K] [--seed S]\n"
+    "                       [--json] [--quiet]\n"
     "\n"
     "Makes the served classifier forget CLASSES (names or indices, comma-separated) using only the\n"
     "API's outputs. Methods (--method, default dirichlet):\n"
@@ -38,6 +40,7 @@ static int run(int argc, char **argv) {
     BlackboxOpts o;
     blackbox_defaults(&o);
     int json = 0, done = 0, bad = 0;
+    const char *report = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         long l;
@@ -64,6 +67,8 @@ static int run(int argc, char **argv) {
             o.tpl = v;
         } else if (strcmp(a, "--wordlist") == 0) {
             o.wordlist = v;
+        } else if (strcmp(a, "--report") == 0) {
+            report = v;
         } else if (strcmp(a, "--model") == 0) {
             o.model = v;
         } else if (strcmp(a, "--dataset") == 0) {
@@ -111,6 +116,7 @@ static int run(int argc, char **argv) {
     dist_finalize(&d);
     if (rc != 0) return cli_error("blackbox", EXIT_WORK, "%s", e.msg);
     if (!root) return 0;
+    if (report && blackbox_write_report(&o, &r, report, &e) != 0) return cli_error("blackbox", EXIT_WORK, "%s", e.msg);
     static const char *FAMILY[] = {"strict", "loose", "white-box"};
     if (json) {
         cJSON *j = cJSON_CreateObject();

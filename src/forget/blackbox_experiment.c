@@ -393,3 +393,33 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
     free_list(methods, nm), free_list(lens, nLs), free(Ls);
     return rc;
 }
+
+int blackbox_write_report(const BlackboxOpts *o, const BlackboxResult *r, const char *path, Err *e) {
+    double qx[BLACKBOX_MAX_CURVE + 1], qy[BLACKBOX_MAX_CURVE + 1];
+    qx[0] = 0, qy[0] = r->base_h; /* before any query: the zero-shot prompts */
+    for (int i = 0; i < r->n_curve; i++) qx[i + 1] = (double)r->curve_queries[i], qy[i + 1] = r->curve_h[i];
+    PlotSeries s = {o->method, r->n_curve + 1, qx, qy, NULL};
+    PlotAxes a = {"H on the test split against queries spent", "queries", "H of the best-so-far candidate", 0, 0, 1};
+    char *svg = svg_line_chart(&a, &s, 1);
+    char *html = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&html, &n);
+    fprintf(f, "<!doctype html><html><head><meta charset=\"utf-8\"><title>forget: black-box forgetting</title>"
+               "<style>body{font-family:sans-serif;max-width:820px;margin:2em auto}table{border-collapse:collapse}"
+               "td,th{border:1px solid #ccc;padding:3px 10px;text-align:right}td:first-child{text-align:left}</style></head><body>\n");
+    fprintf(f, "<h1>Black-box forgetting</h1><p>API <code>%s</code>, evaluation on <code>%s</code> (whole split). Forget "
+               "<b>%s</b> with <code>%s</code>%s (%s family), %ld queries, %.1f s. %s: <code>%s</code></p>\n",
+            o->api, o->eval_api ? o->eval_api : o->api, o->forget, o->method,
+            strcmp(o->method, "dirichlet") == 0 ? ", <b>our reconstruction</b> of the programme's strict method" : "",
+            family_name(o->method), r->queries, r->seconds, r->family ? "Context" : "Suffix", r->suffix);
+    fprintf(f, "<table><tr><th></th><th>Err_forget %%</th><th>Acc_keep %%</th><th>H %%</th></tr>\n"
+               "<tr><td>before (zero-shot)</td><td>%.2f</td><td>%.2f</td><td>%.2f</td></tr>\n"
+               "<tr><td>after</td><td>%.2f</td><td>%.2f</td><td><b>%.2f</b></td></tr></table>\n",
+            100 * r->base_err, 100 * r->base_acc, 100 * r->base_h, 100 * r->err_forget, 100 * r->acc_keep, 100 * r->h);
+    fprintf(f, "<p>Err_forget: top-1 error on the test images of the forgotten classes; Acc_keep: top-1 accuracy on the "
+               "others; H: their harmonic mean (higher is better).</p>\n%s</body></html>\n", svg);
+    fclose(f);
+    int rc = write_file_atomic(path, html, n, e);
+    free(html), free(svg);
+    return rc;
+}

@@ -18,7 +18,11 @@ typedef struct {
     int quiet;
 } BbExperimentOpts;
 
+#include "forget/blackbox.h"
+
 void bb_experiment_defaults(BbExperimentOpts *o);
+/* One run's report (forget blackbox --report FILE): before/after table and H against queries. */
+int blackbox_write_report(const BlackboxOpts *o, const BlackboxResult *r, const char *path, Err *e);
 int bb_experiment_run(const BbExperimentOpts *o, Err *e);
 
 #endif
