@@ -244,6 +244,33 @@ void dataset_expand_domains(Dataset *out, const Dataset *src) {
     out->domain_names = names_copy(FMNIST_DOMAIN_NAMES, D);
 }
 
+void dataset_tint_spurious(Dataset *out, const Dataset *src, int train) {
+    memset(out, 0, sizeof *out);
+    const int hw = src->h * src->w;
+    static const float TINT[2][3] = {{1.0f, 0.3f, 0.3f}, {0.3f, 0.45f, 1.0f}}; /* red, blue */
+    out->n = src->n;
+    out->h = src->h, out->w = src->w, out->channels = 3;
+    out->pixels = xmalloc((size_t)out->n * hw * 3);
+    out->labels = xmalloc(sizeof(int32_t) * (size_t)out->n);
+    out->domains = xmalloc(sizeof(int32_t) * (size_t)out->n);
+    for (int i = 0; i < src->n; i++) {
+        const int y = src->labels[i], usual = y < src->n_classes / 2 ? 0 : 1;
+        /* train: the usual tint 90% of the time; test: each tint half the time */
+        const double u = (hash32((uint32_t)i * 2654435761u + 17u) % 10000) / 10000.0;
+        const int tint = train ? (u < 0.9 ? usual : 1 - usual) : (u < 0.5 ? 0 : 1);
+        out->labels[i] = y, out->domains[i] = tint;
+        const uint8_t *p = src->pixels + (size_t)i * hw;
+        uint8_t *q = out->pixels + (size_t)i * hw * 3;
+        for (int k = 0; k < hw; k++)
+            for (int c = 0; c < 3; c++) q[k * 3 + c] = (uint8_t)(p[k] * TINT[tint][c] + 0.5f);
+    }
+    out->n_classes = src->n_classes;
+    out->class_names = names_copy((const char *const *)src->class_names, src->n_classes);
+    static const char *const TINT_NAMES[2] = {"red photo", "blue photo"};
+    out->n_domains = 2;
+    out->domain_names = names_copy(TINT_NAMES, 2);
+}
+
 int dataset_load_named(Dataset *d, const char *spec, const char *dir, Err *e) {
     char name[64], split[64] = "test";
     const char *colon = strchr(spec, ':');
@@ -258,6 +285,13 @@ int dataset_load_named(Dataset *d, const char *spec, const char *dir, Err *e) {
         Dataset base;
         if (dataset_load_fmnist(&base, dir, split, e)) return -1;
         dataset_expand_domains(d, &base);
+        dataset_free(&base);
+        return 0;
+    }
+    if (strcmp(name, "fmnist-spurious") == 0) {
+        Dataset base;
+        if (dataset_load_fmnist(&base, dir, split, e)) return -1;
+        dataset_tint_spurious(d, &base, strcmp(split, "train") == 0);
         dataset_free(&base);
         return 0;
     }
@@ -285,7 +319,7 @@ int dataset_load_named(Dataset *d, const char *spec, const char *dir, Err *e) {
     if (strcmp(name, "folder") == 0) return dataset_load_folder(d, split, 224, e);
     if (strcmp(name, "emoji") == 0) return dataset_load_emoji(d, split, 0, 32, e);
     if (strcmp(name, "emoji100") == 0) return dataset_load_emoji(d, split, 1, 32, e);
-    return err_set(e, "unknown dataset \"%s\" (fmnist:train|test, fmnist-domains:train|test, cifar10:train|test, "
+    return err_set(e, "unknown dataset \"%s\" (fmnist:train|test, fmnist-domains:train|test, fmnist-spurious:train|test, cifar10:train|test, "
                       "cifar100:train|test with --data-dir, folder:PATH, emoji:train|test, emoji100:train|val|test)", spec);
 }
 

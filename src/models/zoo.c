@@ -17,6 +17,8 @@ static const ZooRecipe RECIPES[] = {
      "fmnist-s", 6, 128, 1e-3, 1, 1, 2000, NULL},
     {"fmnist-domains-clip", "CLIP on Fashion-MNIST in four domains (photo, sketch, negative, painting)",
      "fmnist-domains:train", "fmnist-domains:test", "fmnist-s", 2, 128, 1e-3, 2, 1, 4000, NULL},
+    {"fmnist-spurious-clip", "CLIP on Fashion-MNIST tinted red/blue, the tint 90% tied to the class half (spurious)",
+     "fmnist-spurious:train", "fmnist-spurious:test", "fmnist-s", 6, 128, 1e-3, 5, 1, 2000, NULL},
     {"emoji-clip", "CLIP on Emoji-Domains: every emoji in colour (Noto) and line art (Symbola)", "emoji:train",
      "emoji:test", "emoji-s", 80, 128, 1e-3, 3, 20, 0, NULL},
     {"emoji-biased-clip", "emoji-clip trained with web-like gender and skin-tone skew on neutral people captions",
