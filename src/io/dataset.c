@@ -25,6 +25,9 @@ void dataset_free(Dataset *d) {
     if (d->class_neutral)
         for (int i = 0; i < d->n_classes; i++) free(d->class_neutral[i]);
     free(d->class_neutral);
+    for (int i = 0; d->class_group && i < d->n_classes; i++) free(d->class_group[i]);
+    for (int i = 0; d->class_subgroup && i < d->n_classes; i++) free(d->class_subgroup[i]);
+    free(d->class_group), free(d->class_subgroup);
     free(d->class_gender);
     free(d->class_tone);
     memset(d, 0, sizeof *d);

@@ -29,6 +29,7 @@ typedef struct {
      * NULL for other classes). All NULL for other data sets. */
     int32_t *class_gender, *class_tone;
     char **class_neutral;
+    char **class_group, **class_subgroup; /* emoji: "People & Body", "person-role"; NULL otherwise */
     int glyphs;           /* 1: pixels are RGBA glyphs to be composed by emoji_augment at out_size */
     int out_size;
 } Dataset;

@@ -95,7 +95,7 @@ int dataset_load_emoji(Dataset *d, const char *split, int emoji100, int size, Er
     uint8_t *px = NULL;
     int32_t *lab = NULL, *dom = NULL;
     int n = 0, n_cls = 0, rc = 0;
-    char **names = NULL, **kws = NULL, **neutral = NULL;
+    char **names = NULL, **kws = NULL, **neutral = NULL, **grp = NULL, **sub = NULL;
     int32_t *gender = NULL, *tone = NULL;
     int *chosen = xmalloc(sizeof(int) * (size_t)cat.n), n_chosen = 0;
     if (emoji100) { /* single code points of five object-like groups, both styles; 100 evenly spaced */
@@ -140,6 +140,10 @@ int dataset_load_emoji(Dataset *d, const char *split, int emoji100, int size, Er
             neutral = xrealloc(neutral, sizeof(char *) * (size_t)(n_cls + 1));
             gender = xrealloc(gender, sizeof(int32_t) * (size_t)(n_cls + 1));
             tone = xrealloc(tone, sizeof(int32_t) * (size_t)(n_cls + 1));
+            grp = xrealloc(grp, sizeof(char *) * (size_t)(n_cls + 1));
+            sub = xrealloc(sub, sizeof(char *) * (size_t)(n_cls + 1));
+            grp[n_cls] = xstrdup(m->group);
+            sub[n_cls] = xstrdup(m->subgroup);
             names[n_cls] = xstrdup(m->name);
             kws[n_cls] = xstrdup(m->keywords);
             gender[n_cls] = m->gender;
@@ -157,6 +161,8 @@ int dataset_load_emoji(Dataset *d, const char *split, int emoji100, int size, Er
     d->class_gender = gender;
     d->class_tone = tone;
     d->class_neutral = neutral;
+    d->class_group = grp;
+    d->class_subgroup = sub;
     d->n_domains = 2;
     d->domain_names = xmalloc(2 * sizeof(char *));
     d->domain_names[0] = xstrdup("color");

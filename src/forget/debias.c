@@ -1,0 +1,603 @@
+#include "forget/debias.h"
+
+#include <lapacke.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/gemm.h"
+#include "core/ops.h"
+#include "io/safetensors.h"
+#include "models/clip_encode.h"
+
+const char *const DEBIAS_METHOD_NAMES[DB_N_METHODS] = {"orth-proj", "orth-cali", "bend-vlm", "clip-clip",
+                                                        "sfid",      "prompt-array", "dear"};
+const char *const DEBIAS_FAMILY[DB_N_METHODS] = {"projection", "projection", "projection", "probing",
+                                                  "probing",    "adapter",    "adapter"};
+
+int debias_method_from_name(const char *name, DebiasMethod *m) {
+    for (int i = 0; i < DB_N_METHODS; i++)
+        if (strcmp(name, DEBIAS_METHOD_NAMES[i]) == 0) {
+            *m = (DebiasMethod)i;
+            return 0;
+        }
+    return -1;
+}
+
+void debias_params_default(DebiasParams *p) {
+    *p = (DebiasParams){.lambda = 1000, .mu = 0, .dims = 16, .n_ctx = 3, .steps = 200, .lr = 1e-2, .beta = 1.0, .seed = 1};
+}
+
+void debias_free(Debias *d) {
+    free(d->P), free(d->M), free(d->WWn), free(d->mask), free(d->impute), free(d->impute_txt);
+    free(d->mu_a), free(d->mu_b), free(d->ctx), free(d->w1), free(d->b1), free(d->w2), free(d->b2);
+    for (int i = 0; i < d->n_aug; i++) free(d->aug_tpl[i]);
+    free(d->aug_tpl);
+    memset(d, 0, sizeof *d);
+}
+
+/* ------------------------------------------------------------- closed forms */
+
+void debias_orth_proj(const float *B, int nb, int D, double *P0) {
+    double *a = xmalloc(sizeof(double) * (size_t)nb * D), *s = xmalloc(sizeof(double) * (size_t)(nb < D ? nb : D));
+    const int k = nb < D ? nb : D;
+    double *vt = xmalloc(sizeof(double) * (size_t)k * D), *sup = xmalloc(sizeof(double) * (size_t)(k + 1));
+    for (int i = 0; i < nb; i++) { /* rows normalised, as Chuang et al. embed the prompts */
+        double n = 0;
+        for (int j = 0; j < D; j++) n += (double)B[(size_t)i * D + j] * B[(size_t)i * D + j];
+        n = sqrt(n) + 1e-12;
+        for (int j = 0; j < D; j++) a[(size_t)i * D + j] = B[(size_t)i * D + j] / n;
+    }
+    for (int i = 0; i < D * D; i++) P0[i] = 0;
+    for (int i = 0; i < D; i++) P0[(size_t)i * D + i] = 1;
+    if (LAPACKE_dgesvd(LAPACK_ROW_MAJOR, 'N', 'S', nb, D, a, D, s, NULL, 1, vt, D, sup) == 0) {
+        for (int r = 0; r < k; r++) {
+            if (s[r] <= 1e-6 * s[0]) continue; /* the span only */
+            const double *v = vt + (size_t)r * D;
+            for (int i = 0; i < D; i++)
+                for (int j = 0; j < D; j++) P0[(size_t)i * D + j] -= v[i] * v[j];
+        }
+    }
+    free(a), free(s), free(vt), free(sup);
+}
+
+void debias_pair_scatter(const float *A, const float *B, int n, int D, double *M) {
+    double *d = xmalloc(sizeof(double) * (size_t)D);
+    for (int i = 0; i < D * D; i++) M[i] = 0;
+    for (int p = 0; p < n; p++) {
+        double na = 0, nb = 0;
+        for (int j = 0; j < D; j++) na += (double)A[(size_t)p * D + j] * A[(size_t)p * D + j], nb += (double)B[(size_t)p * D + j] * B[(size_t)p * D + j];
+        na = sqrt(na) + 1e-12, nb = sqrt(nb) + 1e-12;
+        for (int j = 0; j < D; j++) d[j] = A[(size_t)p * D + j] / na - B[(size_t)p * D + j] / nb;
+        for (int i = 0; i < D; i++)
+            for (int j = 0; j < D; j++) M[(size_t)i * D + j] += d[i] * d[j] / n;
+    }
+    free(d);
+}
+
+void debias_second_moment(const float *Wrows, int n, int D, double *Wn) {
+    float *wn = xalloc_floats((size_t)n * D), *g = xalloc_floats((size_t)D * D);
+    l2norm_forward(wn, NULL, Wrows, n, D);
+    sgemm(true, false, D, D, n, 1.0f / (float)n, wn, D, wn, D, 0.0f, g, D);
+    for (long i = 0; i < (long)D * D; i++) Wn[i] = g[i];
+    free(wn), free(g);
+}
+
+int debias_calibrate_closed_form(const double *P0, const double *M, double lambda, const double *Wn, double mu, int D,
+                                 double *P, Err *e) {
+    double *A = xmalloc(sizeof(double) * (size_t)D * D), *Bt = xmalloc(sizeof(double) * (size_t)D * D);
+    for (int i = 0; i < D; i++)
+        for (int j = 0; j < D; j++) {
+            const size_t k = (size_t)i * D + j;
+            A[k] = (i == j) + (M ? lambda * M[k] : 0) + (Wn ? mu * Wn[k] : 0);
+            /* B = P0 + mu Wn; the solve takes B^T (A is symmetric: P A = B  <=>  A P^T = B^T) */
+            Bt[(size_t)j * D + i] = P0[k] + (Wn ? mu * Wn[k] : 0);
+        }
+    int info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', D, D, A, D, Bt, D);
+    if (info == 0)
+        for (int i = 0; i < D; i++)
+            for (int j = 0; j < D; j++) P[(size_t)i * D + j] = Bt[(size_t)j * D + i];
+    free(A), free(Bt);
+    return info == 0 ? 0 : err_set(e, "calibration: the system matrix is not positive definite (LAPACK dposv info %d)", info);
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static char *fill(const char *tpl, const char *subject) {
+    char buf[1024];
+    const char *at = strstr(tpl, "{}");
+    if (at) snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - tpl), tpl, subject, at + 2);
+    else snprintf(buf, sizeof buf, "%s %s", tpl, subject);
+    return xstrdup(buf);
+}
+
+/* Plain features of tpl(subject) for n subjects. */
+static int encode_plain(const ClipModel *m, const Tokenizer *t, const char *tpl, const char *const *subj, int n, float *out,
+                        Err *e) {
+    char **p = xmalloc(sizeof(char *) * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) p[i] = tpl ? fill(tpl, subj[i]) : xstrdup(subj[i]);
+    int rc = clip_encode_texts(m, t, (const char *const *)p, n, out, e);
+    for (int i = 0; i < n; i++) free(p[i]);
+    free(p);
+    return rc;
+}
+
+static void apply_P(const double *P, int D, float *z) {
+    double *o = xmalloc(sizeof(double) * (size_t)D);
+    for (int i = 0; i < D; i++) {
+        double s = 0;
+        for (int j = 0; j < D; j++) s += P[(size_t)i * D + j] * z[j];
+        o[i] = s;
+    }
+    for (int i = 0; i < D; i++) z[i] = (float)o[i];
+    free(o);
+}
+
+static void normalise(float *v, int D) {
+    double n = 0;
+    for (int j = 0; j < D; j++) n += (double)v[j] * v[j];
+    n = sqrt(n) + 1e-12;
+    for (int j = 0; j < D; j++) v[j] = (float)(v[j] / n);
+}
+
+/* Mean normalised reference image feature of attribute value a. */
+static float *ref_mean(const DebiasData *dd, int a, int D) {
+    float *mu = xcalloc((size_t)D, sizeof(float)), *r = xalloc_floats((size_t)D);
+    int n = 0;
+    for (int i = 0; i < dd->n_ref; i++) {
+        if (dd->ref_attr[i] != a) continue;
+        memcpy(r, dd->ref_img + (size_t)i * D, sizeof(float) * (size_t)D);
+        normalise(r, D);
+        for (int j = 0; j < D; j++) mu[j] += r[j];
+        n++;
+    }
+    if (n) normalise(mu, D);
+    free(r);
+    return mu;
+}
+
+/* ----------------------------------------------------- probing: clip-clip, sfid */
+
+/* Mutual information (nats) between dimension j (8 equal-frequency bins) and the attribute. */
+static double dim_mi(const float *X, const int32_t *y, int n, int D, int j, int A) {
+    float *v = xalloc_floats((size_t)n), *sorted = xalloc_floats((size_t)n);
+    for (int i = 0; i < n; i++) v[i] = sorted[i] = X[(size_t)i * D + j];
+    /* bin edges from the order statistics */
+    for (int i = 1; i < n; i++) { /* insertion sort is enough for a few thousand references */
+        float x = sorted[i];
+        int k = i - 1;
+        while (k >= 0 && sorted[k] > x) sorted[k + 1] = sorted[k], k--;
+        sorted[k + 1] = x;
+    }
+    enum { NB = 8 };
+    float edge[NB - 1];
+    for (int b = 1; b < NB; b++) edge[b - 1] = sorted[(size_t)n * b / NB];
+    double *joint = xcalloc((size_t)NB * A, sizeof(double)), pb[NB] = {0}, *pa = xcalloc((size_t)A, sizeof(double));
+    for (int i = 0; i < n; i++) {
+        int b = 0;
+        while (b < NB - 1 && v[i] >= edge[b]) b++;
+        joint[b * A + y[i]] += 1.0 / n, pb[b] += 1.0 / n, pa[y[i]] += 1.0 / n;
+    }
+    double mi = 0;
+    for (int b = 0; b < NB; b++)
+        for (int a = 0; a < A; a++)
+            if (joint[b * A + a] > 0) mi += joint[b * A + a] * log(joint[b * A + a] / (pb[b] * pa[a]));
+    free(v), free(sorted), free(joint), free(pa);
+    return mi;
+}
+
+/* The labelled references as normalised rows. */
+static int labelled_refs(const DebiasData *dd, int D, float **X, int32_t **y) {
+    int n = 0;
+    *X = xalloc_floats((size_t)(dd->n_ref ? dd->n_ref : 1) * D);
+    *y = xmalloc(sizeof(int32_t) * (size_t)(dd->n_ref ? dd->n_ref : 1));
+    for (int i = 0; i < dd->n_ref; i++) {
+        if (dd->ref_attr[i] < 0 || dd->ref_attr[i] >= dd->A) continue;
+        memcpy(*X + (size_t)n * D, dd->ref_img + (size_t)i * D, sizeof(float) * (size_t)D);
+        normalise(*X + (size_t)n * D, D);
+        (*y)[n++] = dd->ref_attr[i];
+    }
+    return n;
+}
+
+static void top_dims(const double *score, int D, int m, uint8_t *mask) {
+    memset(mask, 0, (size_t)D);
+    for (int k = 0; k < m && k < D; k++) {
+        int best = -1;
+        for (int j = 0; j < D; j++)
+            if (!mask[j] && (best < 0 || score[j] > score[best])) best = j;
+        mask[best] = 1;
+    }
+}
+
+static int build_clip_clip(Debias *d, const DebiasData *dd, const DebiasParams *p, Err *e) {
+    float *X;
+    int32_t *y;
+    const int D = d->D, n = labelled_refs(dd, D, &X, &y);
+    if (n < 2 * dd->A) {
+        free(X), free(y);
+        return err_set(e, "clip-clip needs reference images with attribute labels (%d labelled)", n);
+    }
+    double *mi = xmalloc(sizeof(double) * (size_t)D);
+    for (int j = 0; j < D; j++) mi[j] = dim_mi(X, y, n, D, j, dd->A);
+    d->mask = xmalloc((size_t)D);
+    top_dims(mi, D, p->dims, d->mask);
+    d->impute = xcalloc((size_t)D, sizeof(float));
+    d->impute_txt = xcalloc((size_t)D, sizeof(float));
+    free(mi), free(X), free(y);
+    return 0;
+}
+
+/* Multinomial logistic probe on normalised features (full batch, L2 1e-3); returns W [A, D]. */
+static float *logistic_probe(const float *X, const int32_t *y, int n, int D, int A, float *prob) {
+    float *w = xcalloc((size_t)A * D, sizeof(float)), *b = xcalloc((size_t)A, sizeof(float));
+    float *z = xalloc_floats((size_t)n * A), *g = xalloc_floats((size_t)A * D);
+    for (int it = 0; it < 300; it++) {
+        sgemm(false, true, n, A, D, 1.0f, X, D, w, D, 0.0f, z, A);
+        for (int i = 0; i < n; i++)
+            for (int a = 0; a < A; a++) z[(size_t)i * A + a] += b[a];
+        softmax_forward(z, z, n, A);
+        for (int i = 0; i < n; i++) z[(size_t)i * A + y[i]] -= 1.0f; /* dL/dlogits */
+        sgemm(true, false, A, D, n, 1.0f / n, z, A, X, D, 0.0f, g, D);
+        for (int a = 0; a < A; a++) {
+            double gb = 0;
+            for (int i = 0; i < n; i++) gb += z[(size_t)i * A + a];
+            b[a] -= (float)(2.0 * gb / n);
+            for (int j = 0; j < D; j++) w[(size_t)a * D + j] -= 2.0f * (g[(size_t)a * D + j] + 1e-3f * w[(size_t)a * D + j]);
+        }
+    }
+    sgemm(false, true, n, A, D, 1.0f, X, D, w, D, 0.0f, z, A);
+    for (int i = 0; i < n; i++)
+        for (int a = 0; a < A; a++) z[(size_t)i * A + a] += b[a];
+    softmax_forward(z, z, n, A);
+    for (int i = 0; i < n; i++) {
+        float mx = 0;
+        for (int a = 0; a < A; a++) mx = fmaxf(mx, z[(size_t)i * A + a]);
+        prob[i] = mx;
+    }
+    free(b), free(z), free(g);
+    return w;
+}
+
+static int build_sfid(Debias *d, const ClipModel *m, const Tokenizer *t, const DebiasData *dd, const DebiasParams *p, Err *e) {
+    float *X;
+    int32_t *y;
+    const int D = d->D, n = labelled_refs(dd, D, &X, &y);
+    if (n < 2 * dd->A) {
+        free(X), free(y);
+        return err_set(e, "sfid needs reference images with attribute labels (%d labelled)", n);
+    }
+    float *conf = xalloc_floats((size_t)n);
+    float *w = logistic_probe(X, y, n, D, dd->A, conf);
+    double *imp = xcalloc((size_t)D, sizeof(double));
+    for (int j = 0; j < D; j++) { /* |weight| x spread of the dimension */
+        double mu = 0, sq = 0;
+        for (int i = 0; i < n; i++) mu += X[(size_t)i * D + j], sq += (double)X[(size_t)i * D + j] * X[(size_t)i * D + j];
+        mu /= n;
+        const double sd = sqrt(fmax(sq / n - mu * mu, 0));
+        for (int a = 0; a < dd->A; a++) imp[j] += fabs(w[(size_t)a * D + j]) * sd;
+    }
+    d->mask = xmalloc((size_t)D);
+    top_dims(imp, D, p->dims, d->mask);
+    /* image values: the mean over the 20% least confident references (unnormalised scale) */
+    float *c2 = xalloc_floats((size_t)n);
+    memcpy(c2, conf, sizeof(float) * (size_t)n);
+    for (int i = 1; i < n; i++) {
+        float x = c2[i];
+        int k = i - 1;
+        while (k >= 0 && c2[k] > x) c2[k + 1] = c2[k], k--;
+        c2[k + 1] = x;
+    }
+    const float cut = c2[n / 5];
+    d->impute = xcalloc((size_t)D, sizeof(float));
+    int cnt = 0, li = 0;
+    for (int i = 0; i < dd->n_ref; i++) {
+        if (dd->ref_attr[i] < 0 || dd->ref_attr[i] >= dd->A) continue;
+        if (conf[li++] <= cut) {
+            for (int j = 0; j < D; j++) d->impute[j] += dd->ref_img[(size_t)i * D + j];
+            cnt++;
+        }
+    }
+    for (int j = 0; j < D; j++) d->impute[j] /= cnt ? cnt : 1;
+    /* text values: text has no attribute labels; the mean over the general vocabulary's features */
+    d->impute_txt = xcalloc((size_t)D, sizeof(float));
+    int rc = 0;
+    if (dd->n_vocab > 0) {
+        float *tv = xalloc_floats((size_t)dd->n_vocab * D);
+        rc = encode_plain(m, t, dd->tpl, dd->vocab, dd->n_vocab, tv, e);
+        for (int i = 0; i < dd->n_vocab && rc == 0; i++)
+            for (int j = 0; j < D; j++) d->impute_txt[j] += tv[(size_t)i * D + j] / dd->n_vocab;
+        free(tv);
+    }
+    free(X), free(y), free(conf), free(w), free(imp), free(c2);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ build */
+
+int debias_build_adapter(Debias *d, const ClipModel *m, const Tokenizer *t, const DebiasData *dd, const DebiasParams *p,
+                         Err *e); /* debias_learned.c */
+
+int debias_build(Debias *d, DebiasMethod method, const ClipModel *m, const Tokenizer *t, const DebiasData *dd,
+                 const DebiasParams *p, Err *e) {
+    memset(d, 0, sizeof *d);
+    d->method = method;
+    d->D = m->cfg.embed_dim, d->W = m->cfg.t_width;
+    if (!m->cfg.has_text) return err_set(e, "debiasing needs the text tower, and this model has none");
+    const int D = d->D;
+    int rc = 0;
+    if (method == DB_ORTH_PROJ || method == DB_ORTH_CALI) {
+        if (dd->n_bias < 1) return err_set(e, "%s needs biased prompts (none given)", DEBIAS_METHOD_NAMES[method]);
+        float *B = xalloc_floats((size_t)dd->n_bias * D);
+        d->P = xmalloc(sizeof(double) * (size_t)D * D);
+        rc = encode_plain(m, t, NULL, dd->bias_prompts, dd->n_bias, B, e);
+        if (rc == 0) debias_orth_proj(B, dd->n_bias, D, d->P);
+        free(B);
+        if (rc == 0 && method == DB_ORTH_CALI) {
+            if (dd->n_pairs < 1) return err_set(e, "orth-cali needs positive pairs (none given)");
+            float *A = xalloc_floats((size_t)dd->n_pairs * D), *Bp = xalloc_floats((size_t)dd->n_pairs * D);
+            double *M = xmalloc(sizeof(double) * (size_t)D * D);
+            rc = encode_plain(m, t, NULL, dd->pair_a, dd->n_pairs, A, e);
+            if (rc == 0) rc = encode_plain(m, t, NULL, dd->pair_b, dd->n_pairs, Bp, e);
+            if (rc == 0) {
+                debias_pair_scatter(A, Bp, dd->n_pairs, D, M);
+                double *P0 = d->P;
+                d->P = xmalloc(sizeof(double) * (size_t)D * D);
+                rc = debias_calibrate_closed_form(P0, M, p->lambda, NULL, 0, D, d->P, e); /* P0 (I + lambda M)^-1 */
+                free(P0);
+            }
+            free(A), free(Bp), free(M);
+        }
+    } else if (method == DB_BEND) {
+        if (dd->n_aug < 2) return err_set(e, "bend-vlm needs at least two attribute templates");
+        d->n_aug = dd->n_aug;
+        d->aug_tpl = xmalloc(sizeof(char *) * (size_t)dd->n_aug);
+        for (int i = 0; i < dd->n_aug; i++) d->aug_tpl[i] = xstrdup(dd->aug_tpl[i]);
+        if (dd->n_ref > 0 && dd->A >= 2) d->mu_a = ref_mean(dd, 0, D), d->mu_b = ref_mean(dd, 1, D);
+    } else if (method == DB_CLIP_CLIP) {
+        rc = build_clip_clip(d, dd, p, e);
+    } else if (method == DB_SFID) {
+        rc = build_sfid(d, m, t, dd, p, e);
+    } else {
+        rc = debias_build_adapter(d, m, t, dd, p, e);
+    }
+    if (rc) debias_free(d);
+    return rc;
+}
+
+int debias_calibrate(Debias *d, const ClipModel *m, const Tokenizer *t, const DebiasData *dd, double lambda, double mu,
+                     Err *e) {
+    const int D = d->D;
+    if (d->method != DB_ORTH_PROJ && d->method != DB_ORTH_CALI && d->method != DB_BEND)
+        return err_set(e, "calibrate applies to projection methods (orth-proj, orth-cali, bend-vlm), not %s",
+                       DEBIAS_METHOD_NAMES[d->method]);
+    if (dd->n_vocab < 1) return err_set(e, "calibrate needs a general vocabulary (none given)");
+    int rc = 0;
+    float *Wf = xalloc_floats((size_t)dd->n_vocab * D);
+    d->WWn = d->WWn ? d->WWn : xmalloc(sizeof(double) * (size_t)D * D);
+    d->M = d->M ? d->M : xcalloc((size_t)D * D, sizeof(double));
+    rc = encode_plain(m, t, dd->tpl, dd->vocab, dd->n_vocab, Wf, e);
+    if (rc == 0) debias_second_moment(Wf, dd->n_vocab, D, d->WWn);
+    free(Wf);
+    if (rc == 0 && dd->n_pairs > 0) {
+        float *A = xalloc_floats((size_t)dd->n_pairs * D), *B = xalloc_floats((size_t)dd->n_pairs * D);
+        rc = encode_plain(m, t, NULL, dd->pair_a, dd->n_pairs, A, e);
+        if (rc == 0) rc = encode_plain(m, t, NULL, dd->pair_b, dd->n_pairs, B, e);
+        if (rc == 0) debias_pair_scatter(A, B, dd->n_pairs, D, d->M);
+        free(A), free(B);
+    }
+    d->lambda = lambda, d->mu = mu;
+    if (rc == 0 && d->P) {
+        double *P = xmalloc(sizeof(double) * (size_t)D * D);
+        rc = debias_calibrate_closed_form(d->P, d->M, lambda, d->WWn, mu, D, P, e);
+        if (rc == 0) memcpy(d->P, P, sizeof(double) * (size_t)D * D);
+        free(P);
+    }
+    if (rc == 0) d->calibrated = 1;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ apply */
+
+int debias_encode_prompt_array(const Debias *d, const ClipModel *m, const Tokenizer *t, const char *tpl,
+                               const char *const *subjects, int n, float *out, Err *e); /* debias_learned.c */
+
+/* Bend-VLM for one query feature z: orthogonalise against its augmentations (calibrated when
+ * asked), then remove the component along the reference attribute-mean difference. */
+static int bend_one(const Debias *d, const ClipModel *m, const Tokenizer *t, const char *subject, float *z, Err *e) {
+    const int D = d->D, A = d->n_aug;
+    float *za = xalloc_floats((size_t)A * D);
+    int rc = 0;
+    for (int a = 0; a < A && rc == 0; a++) rc = encode_plain(m, t, d->aug_tpl[a], &subject, 1, za + (size_t)a * D, e);
+    if (rc == 0) {
+        float *mean = xcalloc((size_t)D, sizeof(float));
+        for (int a = 0; a < A; a++) normalise(za + (size_t)a * D, D);
+        for (int a = 0; a < A; a++)
+            for (int j = 0; j < D; j++) mean[j] += za[(size_t)a * D + j] / A;
+        for (int a = 0; a < A; a++)
+            for (int j = 0; j < D; j++) za[(size_t)a * D + j] -= mean[j];
+        double *P = xmalloc(sizeof(double) * (size_t)D * D);
+        debias_orth_proj(za, A, D, P);
+        if (d->calibrated) {
+            double *Pc = xmalloc(sizeof(double) * (size_t)D * D);
+            rc = debias_calibrate_closed_form(P, d->M, d->lambda, d->WWn, d->mu, D, Pc, e);
+            memcpy(P, Pc, sizeof(double) * (size_t)D * D);
+            free(Pc);
+        }
+        apply_P(P, D, z);
+        if (d->mu_a && d->mu_b) { /* equidistant to the two reference groups: z . (mu_a - mu_b) = 0 */
+            double dz = 0, dd = 0;
+            for (int j = 0; j < D; j++) {
+                const double df = d->mu_a[j] - d->mu_b[j];
+                dz += z[j] * df, dd += df * df;
+            }
+            for (int j = 0; j < D && dd > 0; j++) z[j] -= (float)(dz / dd * (d->mu_a[j] - d->mu_b[j]));
+        }
+        free(mean), free(P);
+    }
+    free(za);
+    return rc;
+}
+
+int debias_encode_texts(const Debias *d, const ClipModel *m, const Tokenizer *t, const char *tpl,
+                        const char *const *subjects, int n, float *out, Err *e) {
+    const int D = d->D;
+    int rc = d->method == DB_PROMPT_ARRAY ? debias_encode_prompt_array(d, m, t, tpl, subjects, n, out, e)
+                                          : encode_plain(m, t, tpl, subjects, n, out, e);
+    for (int i = 0; i < n && rc == 0; i++) {
+        float *z = out + (size_t)i * D;
+        if (d->method == DB_BEND) rc = bend_one(d, m, t, subjects[i], z, e);
+        else if (d->P) apply_P(d->P, D, z);
+        if (d->mask)
+            for (int j = 0; j < D; j++)
+                if (d->mask[j]) z[j] = d->impute_txt[j];
+    }
+    return rc;
+}
+
+void debias_adapter_images(const Debias *d, float *feats, int n); /* debias_learned.c */
+
+void debias_images(const Debias *d, float *feats, int n) {
+    const int D = d->D;
+    if (d->mask)
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < D; j++)
+                if (d->mask[j]) feats[(size_t)i * D + j] = d->impute[j];
+    if (d->method == DB_DEAR) debias_adapter_images(d, feats, n);
+}
+
+/* ------------------------------------------------------------------ files */
+
+static StWriteTensor f32_tensor(const char *name, const float *x, int64_t r, int64_t c) {
+    StWriteTensor t = {name, ST_F32, c ? 2 : 1, {r, c}, x, NULL};
+    return t;
+}
+
+int debias_save(const Debias *d, const char *path, Err *e) {
+    const int D = d->D;
+    StWriteTensor ts[16];
+    int nt = 0;
+    float *tmp[4] = {NULL, NULL, NULL, NULL};
+    if (d->P) {
+        tmp[0] = xalloc_floats((size_t)D * D);
+        for (long i = 0; i < (long)D * D; i++) tmp[0][i] = (float)d->P[i];
+        ts[nt++] = f32_tensor("P", tmp[0], D, D);
+    }
+    if (d->M) {
+        tmp[1] = xalloc_floats((size_t)D * D), tmp[2] = xalloc_floats((size_t)D * D);
+        for (long i = 0; i < (long)D * D; i++) tmp[1][i] = (float)d->M[i], tmp[2][i] = d->WWn ? (float)d->WWn[i] : 0;
+        ts[nt++] = f32_tensor("M", tmp[1], D, D);
+        ts[nt++] = f32_tensor("WWn", tmp[2], D, D);
+    }
+    if (d->mask) {
+        tmp[3] = xalloc_floats((size_t)D);
+        for (int j = 0; j < D; j++) tmp[3][j] = d->mask[j];
+        ts[nt++] = f32_tensor("mask", tmp[3], D, 0);
+        ts[nt++] = f32_tensor("impute", d->impute, D, 0);
+        ts[nt++] = f32_tensor("impute_txt", d->impute_txt, D, 0);
+    }
+    if (d->mu_a) ts[nt++] = f32_tensor("mu_a", d->mu_a, D, 0), ts[nt++] = f32_tensor("mu_b", d->mu_b, D, 0);
+    if (d->ctx) ts[nt++] = f32_tensor("ctx", d->ctx, d->n_ctx, d->W);
+    if (d->w1) {
+        ts[nt++] = f32_tensor("dear.w1", d->w1, d->hidden, D);
+        ts[nt++] = f32_tensor("dear.b1", d->b1, d->hidden, 0);
+        ts[nt++] = f32_tensor("dear.w2", d->w2, D, d->hidden);
+        ts[nt++] = f32_tensor("dear.b2", d->b2, D, 0);
+    }
+    char lam[32], mu[32], dim[16], naug[16];
+    snprintf(lam, sizeof lam, "%.17g", d->lambda);
+    snprintf(mu, sizeof mu, "%.17g", d->mu);
+    snprintf(dim, sizeof dim, "%d", D);
+    snprintf(naug, sizeof naug, "%d", d->n_aug);
+    const char *meta[32] = {"forget.debias", DEBIAS_METHOD_NAMES[d->method], "calibrated", d->calibrated ? "1" : "0",
+                            "lambda", lam, "mu", mu, "embed_dim", dim, "n_aug", naug};
+    int nm = 6;
+    char keys[8][16];
+    for (int i = 0; i < d->n_aug && i < 8; i++) {
+        snprintf(keys[i], sizeof keys[i], "aug.%d", i);
+        meta[2 * nm] = keys[i], meta[2 * nm + 1] = d->aug_tpl[i], nm++;
+    }
+    int rc = st_write(path, ts, nt, meta, nm, e);
+    for (int i = 0; i < 4; i++) free(tmp[i]);
+    return rc;
+}
+
+static float *load_vec(const SafeTensors *st, const char *name, long want, Err *e, int *rc) {
+    const StTensor *t = st_find(st, name);
+    if (!t) return NULL;
+    if (st_numel(t) != want) {
+        *rc = err_set(e, "%s: tensor %s has %lld values, expected %ld", st->path, name, (long long)st_numel(t), want);
+        return NULL;
+    }
+    float *x = xalloc_floats((size_t)want);
+    if (st_to_f32(t, x, e)) *rc = -1;
+    return x;
+}
+
+int debias_load(Debias *d, const char *path, Err *e) {
+    memset(d, 0, sizeof *d);
+    SafeTensors st;
+    if (st_open(&st, path, e)) return -1;
+    const char *meth = st_meta(&st, "forget.debias"), *dim = st_meta(&st, "embed_dim");
+    int rc = 0;
+    if (!meth || debias_method_from_name(meth, &d->method) || !dim) {
+        st_close(&st);
+        return err_set(e, "%s: not a forget debias file (metadata forget.debias / embed_dim missing or unknown)", path);
+    }
+    const int D = d->D = atoi(dim);
+    d->calibrated = st_meta(&st, "calibrated") && strcmp(st_meta(&st, "calibrated"), "1") == 0;
+    d->lambda = st_meta(&st, "lambda") ? atof(st_meta(&st, "lambda")) : 0;
+    d->mu = st_meta(&st, "mu") ? atof(st_meta(&st, "mu")) : 0;
+    float *P = load_vec(&st, "P", (long)D * D, e, &rc), *M = load_vec(&st, "M", (long)D * D, e, &rc);
+    float *WWn = load_vec(&st, "WWn", (long)D * D, e, &rc), *mask = load_vec(&st, "mask", D, e, &rc);
+    if (P) {
+        d->P = xmalloc(sizeof(double) * (size_t)D * D);
+        for (long i = 0; i < (long)D * D; i++) d->P[i] = P[i];
+    }
+    if (M && WWn) {
+        d->M = xmalloc(sizeof(double) * (size_t)D * D), d->WWn = xmalloc(sizeof(double) * (size_t)D * D);
+        for (long i = 0; i < (long)D * D; i++) d->M[i] = M[i], d->WWn[i] = WWn[i];
+    }
+    if (mask) {
+        d->mask = xmalloc((size_t)D);
+        for (int j = 0; j < D; j++) d->mask[j] = mask[j] != 0;
+        d->impute = load_vec(&st, "impute", D, e, &rc);
+        d->impute_txt = load_vec(&st, "impute_txt", D, e, &rc);
+        if (rc == 0 && (!d->impute || !d->impute_txt)) rc = err_set(e, "%s: mask without impute values", path);
+    }
+    d->mu_a = load_vec(&st, "mu_a", D, e, &rc);
+    d->mu_b = load_vec(&st, "mu_b", D, e, &rc);
+    const StTensor *c = st_find(&st, "ctx");
+    if (c && c->ndim == 2) {
+        d->n_ctx = (int)c->shape[0], d->W = (int)c->shape[1];
+        d->ctx = load_vec(&st, "ctx", (long)d->n_ctx * d->W, e, &rc);
+    }
+    const StTensor *w1 = st_find(&st, "dear.w1");
+    if (w1 && w1->ndim == 2) {
+        d->hidden = (int)w1->shape[0];
+        d->w1 = load_vec(&st, "dear.w1", (long)D * d->hidden, e, &rc);
+        d->b1 = load_vec(&st, "dear.b1", d->hidden, e, &rc);
+        d->w2 = load_vec(&st, "dear.w2", (long)d->hidden * D, e, &rc);
+        d->b2 = load_vec(&st, "dear.b2", D, e, &rc);
+        if (rc == 0 && (!d->b1 || !d->w2 || !d->b2)) rc = err_set(e, "%s: incomplete dear adapter", path);
+    }
+    const char *na = st_meta(&st, "n_aug");
+    d->n_aug = na ? atoi(na) : 0;
+    if (d->n_aug > 0) {
+        d->aug_tpl = xcalloc((size_t)d->n_aug, sizeof(char *));
+        for (int i = 0; i < d->n_aug; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "aug.%d", i);
+            const char *v = st_meta(&st, k);
+            d->aug_tpl[i] = xstrdup(v ? v : "{}");
+        }
+    }
+    if (rc == 0 && d->method <= DB_ORTH_CALI && !d->P) rc = err_set(e, "%s: %s without its projection P", path, meth);
+    if (rc == 0 && d->method == DB_PROMPT_ARRAY && !d->ctx) rc = err_set(e, "%s: prompt-array without ctx", path);
+    if (rc == 0 && d->method == DB_DEAR && !d->w1) rc = err_set(e, "%s: dear without its adapter", path);
+    free(P), free(M), free(WWn), free(mask);
+    st_close(&st);
+    if (rc) debias_free(d);
+    return rc;
+}

@@ -1,0 +1,291 @@
+/* The adapter family of debias.h: prompt-array and dear, trained here with gradients we write
+ * out (text tower backward to the context rows; a two-layer adapter and a linear classifier). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/gemm.h"
+#include "core/ops.h"
+#include "core/optim.h"
+#include "core/rng.h"
+#include "forget/debias.h"
+#include "models/clip_encode.h"
+#include "models/clip_train.h"
+
+static char *fill(const char *tpl, const char *subject) {
+    char buf[1024];
+    const char *at = tpl ? strstr(tpl, "{}") : NULL;
+    if (at) snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - tpl), tpl, subject, at + 2);
+    else snprintf(buf, sizeof buf, "%s", subject);
+    return xstrdup(buf);
+}
+
+/* Token ids [n, context] of tpl(subject) with m context slots after [SOT]. */
+static int context_ids(const ClipModel *m, const Tokenizer *t, const char *tpl, const char *const *subj, int n, int nctx,
+                       int32_t *ids, Err *e) {
+    const int ctx = m->cfg.context;
+    for (int i = 0; i < n; i++) {
+        char *p = fill(tpl, subj[i]);
+        int len = tokenizer_tokenize(t, p, ctx, ids + (size_t)i * ctx, e);
+        free(p);
+        if (len < 0) return err_prefix(e, "prompt %d: ", i);
+        if (clip_context_slots(ids + (size_t)i * ctx, len, nctx, ctx) < 0)
+            return err_set(e, "prompt %d is too long for %d context tokens", i, nctx);
+    }
+    return 0;
+}
+
+/* Text features with the shared context; train: keep activations in a (caller frees). */
+static void forward_ctx(const ClipModel *m, TowerActs *a, const int32_t *ids, int n, const float *ctx, int nctx, float *rep,
+                        float *out, int train) {
+    Err e = {{0}};
+    text_acts_init(a, m, ids, n, train, &e);
+    const int W = m->cfg.t_width;
+    for (int i = 0; i < n; i++) memcpy(rep + (size_t)i * nctx * W, ctx, sizeof(float) * (size_t)nctx * W);
+    a->ctx = rep, a->n_ctx = nctx;
+    text_forward(m, a, out, NULL);
+}
+
+int debias_encode_prompt_array(const Debias *d, const ClipModel *m, const Tokenizer *t, const char *tpl,
+                               const char *const *subjects, int n, float *out, Err *e) {
+    const int ctx = m->cfg.context, W = m->cfg.t_width, E = m->cfg.embed_dim;
+    if (d->W != W) return err_set(e, "this prompt-array context has width %d, the model's tokens %d", d->W, W);
+    enum { CHUNK = 128 };
+    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)CHUNK * ctx);
+    float *rep = xalloc_floats((size_t)CHUNK * d->n_ctx * W);
+    int rc = 0;
+    for (int b = 0; b < n && rc == 0; b += CHUNK) {
+        const int nb = n - b < CHUNK ? n - b : CHUNK;
+        if ((rc = context_ids(m, t, tpl, subjects + b, nb, d->n_ctx, ids, e)) != 0) break;
+        TowerActs a;
+        forward_ctx(m, &a, ids, nb, d->ctx, d->n_ctx, rep, out + (size_t)b * E, 0);
+        tower_acts_free(&a);
+    }
+    free(ids), free(rep);
+    return rc;
+}
+
+/* prompt-array: the context is moved by Adam on
+ *   L = sum_q sum_a Cov_i(s_qi, [y_i = a])^2  +  beta mean_k ||n(z_k(ctx)) - n(z_k)||^2
+ * with s_qi the logit of training query q against labelled reference image i: the best linear
+ * adversary reading the attribute off the similarities has nothing to use when every such
+ * covariance is 0 (our simplification of Berg et al.'s adversarial training), while the general
+ * subjects keep their features. */
+static int train_prompt_array(Debias *d, const ClipModel *m, const Tokenizer *t, const DebiasData *dd, const DebiasParams *p,
+                              Err *e) {
+    const int ctxlen = m->cfg.context, W = m->cfg.t_width, E = m->cfg.embed_dim, M = p->n_ctx, A = dd->A;
+    const int nq = dd->n_train_queries, nk = dd->n_keep, n = nq + nk;
+    if (nq < 1 || dd->n_ref < 2) return err_set(e, "prompt-array needs training queries and labelled reference images");
+    /* the labelled references, normalised */
+    int nr = 0;
+    float *X = xalloc_floats((size_t)dd->n_ref * E);
+    int32_t *y = xmalloc(sizeof(int32_t) * (size_t)dd->n_ref);
+    for (int i = 0; i < dd->n_ref; i++)
+        if (dd->ref_attr[i] >= 0 && dd->ref_attr[i] < A) {
+            memcpy(X + (size_t)nr * E, dd->ref_img + (size_t)i * E, sizeof(float) * (size_t)E);
+            y[nr++] = dd->ref_attr[i];
+        }
+    l2norm_forward(X, NULL, X, nr, E);
+    double *pa = xcalloc((size_t)A, sizeof(double));
+    for (int i = 0; i < nr; i++) pa[y[i]] += 1.0 / nr;
+    const char **subj = xmalloc(sizeof(char *) * (size_t)n);
+    for (int i = 0; i < nq; i++) subj[i] = dd->train_queries[i];
+    for (int i = 0; i < nk; i++) subj[nq + i] = dd->keep_classes[i];
+    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)n * ctxlen);
+    int rc = context_ids(m, t, dd->tpl, subj, n, M, ids, e);
+    float *orig = xalloc_floats((size_t)n * E), *on = xalloc_floats((size_t)n * E);
+    if (rc == 0) {
+        const char **full = xmalloc(sizeof(char *) * (size_t)n);
+        for (int i = 0; i < n; i++) full[i] = fill(dd->tpl, subj[i]);
+        rc = clip_encode_texts(m, t, full, n, orig, e);
+        for (int i = 0; i < n; i++) free((char *)full[i]);
+        free(full);
+        l2norm_forward(on, NULL, orig, n, E);
+    }
+    d->n_ctx = M, d->W = W;
+    d->ctx = xalloc_floats((size_t)M * W);
+    Rng r;
+    rng_seed(&r, p->seed ^ 0xa77a);
+    for (int k = 0; k < M * W; k++) d->ctx[k] = 0.02f * rng_normal(&r);
+    float *rep = xalloc_floats((size_t)n * M * W), *drep = xalloc_floats((size_t)n * M * W), *g = xalloc_floats((size_t)M * W);
+    float *z = xalloc_floats((size_t)n * E), *zn = xalloc_floats((size_t)n * E), *norms = xalloc_floats((size_t)n);
+    float *dzn = xalloc_floats((size_t)n * E), *dz = xalloc_floats((size_t)n * E);
+    float *s = xalloc_floats((size_t)nq * nr), *ds = xalloc_floats((size_t)nq * nr);
+    const float scale = expf(m->logit_scale[0]);
+    ClipModel gm;
+    clip_init_zeros(&gm, &m->cfg);
+    AdamW opt;
+    adamw_init(&opt, (long)M * W, 0.9f, 0.999f, 1e-8f);
+    for (int step = 0; step < p->steps && rc == 0; step++) {
+        TowerActs a;
+        forward_ctx(m, &a, ids, n, d->ctx, M, rep, z, 1);
+        l2norm_forward(zn, norms, z, n, E);
+        /* adversary term on the queries' logits against the references */
+        sgemm(false, true, nq, nr, E, scale, zn, E, X, E, 0.0f, s, nr);
+        memset(dzn, 0, sizeof(float) * (size_t)n * E);
+        for (int q = 0; q < nq; q++) {
+            const float *sq = s + (size_t)q * nr;
+            float *dq = ds + (size_t)q * nr;
+            double mean = 0;
+            for (int i = 0; i < nr; i++) mean += sq[i] / nr;
+            for (int i = 0; i < nr; i++) dq[i] = 0;
+            for (int at = 0; at < A; at++) {
+                double cov = 0;
+                for (int i = 0; i < nr; i++) cov += (sq[i] - mean) * ((y[i] == at) - pa[at]) / nr;
+                for (int i = 0; i < nr; i++) dq[i] += (float)(2 * cov * ((y[i] == at) - pa[at]) / nr);
+            }
+        }
+        sgemm(false, false, nq, E, nr, scale, ds, nr, X, E, 0.0f, dzn, E);
+        /* preservation term */
+        for (int k = 0; k < n; k++)
+            for (int j = 0; j < E; j++)
+                dzn[(size_t)k * E + j] += (float)(p->beta * 2.0 / n * (zn[(size_t)k * E + j] - on[(size_t)k * E + j]));
+        memset(dz, 0, sizeof(float) * (size_t)n * E);
+        l2norm_backward(dz, dzn, zn, norms, n, E);
+        memset(drep, 0, sizeof(float) * (size_t)n * M * W);
+        a.dctx = drep;
+        text_backward(m, &gm, &a, dz, NULL);
+        tower_acts_free(&a);
+        memset(g, 0, sizeof(float) * (size_t)M * W);
+        for (int k = 0; k < n; k++)
+            for (int j = 0; j < M * W; j++) g[j] += drep[(size_t)k * M * W + j];
+        adamw_begin_step(&opt);
+        adamw_update(&opt, d->ctx, g, 0, (long)M * W, p->lr, 0.0);
+    }
+    adamw_free(&opt);
+    clip_free(&gm);
+    free(X), free(y), free(pa), free(subj), free(ids), free(orig), free(on), free(rep), free(drep), free(g);
+    free(z), free(zn), free(norms), free(dzn), free(dz), free(s), free(ds);
+    return rc;
+}
+
+/* The dear adapter on normalised features: f' = f + W2 gelu(W1 f + b1) + b2. */
+static void adapter_forward(const Debias *d, const float *f, float *h, float *a, float *out, int n) {
+    const int D = d->D, H = d->hidden;
+    linear_forward(h, f, d->w1, d->b1, n, D, H);
+    gelu_forward(a, h, (long)n * H);
+    linear_forward(out, a, d->w2, d->b2, n, H, D);
+    for (long i = 0; i < (long)n * D; i++) out[i] += f[i];
+}
+
+void debias_adapter_images(const Debias *d, float *feats, int n) {
+    const int D = d->D, H = d->hidden;
+    float *f = xalloc_floats((size_t)n * D), *h = xalloc_floats((size_t)n * H), *a = xalloc_floats((size_t)n * H);
+    l2norm_forward(f, NULL, feats, n, D);
+    adapter_forward(d, f, h, a, feats, n);
+    free(f), free(h), free(a);
+}
+
+/* dear: alternately, a linear attribute classifier G learns to read the attribute off f' (CE),
+ * and the adapter is moved by Adam on
+ *   L = CE(G f', uniform)  +  beta KL(p_zs(f) || p_zs(f'))  (p_zs: zero-shot over the kept classes)
+ * so the classifier is pushed to chance while zero-shot predictions stay (after Seth et al.). */
+static int train_dear(Debias *d, const ClipModel *m, const Tokenizer *t, const DebiasData *dd, const DebiasParams *p, Err *e) {
+    const int D = d->D, A = dd->A, H = 64, K = dd->n_keep;
+    if (dd->n_ref < 2 || K < 2) return err_set(e, "dear needs reference images and at least two classes to keep");
+    /* all references (zero-shot term) and the labelled ones (classifier) */
+    const int n = dd->n_ref;
+    float *f = xalloc_floats((size_t)n * D);
+    l2norm_forward(f, NULL, dd->ref_img, n, D);
+    float *T = xalloc_floats((size_t)K * D);
+    int rc = 0;
+    {
+        const char **full = xmalloc(sizeof(char *) * (size_t)K);
+        for (int i = 0; i < K; i++) full[i] = fill(dd->tpl, dd->keep_classes[i]);
+        rc = clip_encode_texts(m, t, full, K, T, e);
+        for (int i = 0; i < K; i++) free((char *)full[i]);
+        free(full);
+    }
+    if (rc) {
+        free(f), free(T);
+        return rc;
+    }
+    l2norm_forward(T, NULL, T, K, D);
+    const float scale = expf(m->logit_scale[0]);
+    float *p0 = xalloc_floats((size_t)n * K);
+    sgemm(false, true, n, K, D, scale, f, D, T, D, 0.0f, p0, K);
+    softmax_forward(p0, p0, n, K);
+    d->hidden = H;
+    d->w1 = xalloc_floats((size_t)H * D), d->b1 = xcalloc((size_t)H, sizeof(float));
+    d->w2 = xcalloc((size_t)D * H, sizeof(float)), d->b2 = xcalloc((size_t)D, sizeof(float)); /* identity at first */
+    Rng r;
+    rng_seed(&r, p->seed ^ 0xdea7);
+    for (int k = 0; k < H * D; k++) d->w1[k] = rng_normal(&r) / sqrtf((float)D);
+    float *G = xcalloc((size_t)A * D, sizeof(float)), *gb = xcalloc((size_t)A, sizeof(float));
+    const long NP = (long)H * D + H + (long)D * H + D;
+    float *params = xalloc_floats((size_t)NP), *grads = xalloc_floats((size_t)NP);
+    AdamW opt;
+    adamw_init(&opt, NP, 0.9f, 0.999f, 1e-8f);
+    float *h = xalloc_floats((size_t)n * H), *a = xalloc_floats((size_t)n * H), *fo = xalloc_floats((size_t)n * D);
+    float *fon = xalloc_floats((size_t)n * D), *nrm = xalloc_floats((size_t)n), *u = xalloc_floats((size_t)n * A);
+    float *zl = xalloc_floats((size_t)n * K), *dfo = xalloc_floats((size_t)n * D), *dfon = xalloc_floats((size_t)n * D);
+    float *da = xalloc_floats((size_t)n * H), *dh = xalloc_floats((size_t)n * H), *dG = xalloc_floats((size_t)A * D);
+    int nl = 0;
+    for (int i = 0; i < n; i++) nl += dd->ref_attr[i] >= 0 && dd->ref_attr[i] < A;
+    for (int step = 0; step < p->steps; step++) {
+        adapter_forward(d, f, h, a, fo, n);
+        /* the classifier: 5 gradient steps of CE on the labelled adapted features */
+        for (int it = 0; it < 5; it++) {
+            linear_forward(u, fo, G, gb, n, D, A);
+            softmax_forward(u, u, n, A);
+            memset(dG, 0, sizeof(float) * (size_t)A * D);
+            for (int i = 0; i < n; i++) {
+                const int yi = dd->ref_attr[i];
+                if (yi < 0 || yi >= A) continue;
+                for (int c = 0; c < A; c++) {
+                    const float gu = (u[(size_t)i * A + c] - (c == yi)) / nl;
+                    gb[c] -= 0.5f * gu;
+                    for (int j = 0; j < D; j++) dG[(size_t)c * D + j] += gu * fo[(size_t)i * D + j];
+                }
+            }
+            for (int k = 0; k < A * D; k++) G[k] -= 0.5f * dG[k];
+        }
+        /* the adapter's loss gradient at f' */
+        memset(dfo, 0, sizeof(float) * (size_t)n * D);
+        linear_forward(u, fo, G, gb, n, D, A);
+        softmax_forward(u, u, n, A);
+        for (int i = 0; i < n; i++) {
+            if (dd->ref_attr[i] < 0 || dd->ref_attr[i] >= A) continue;
+            for (int c = 0; c < A; c++) {
+                const float gu = (u[(size_t)i * A + c] - 1.0f / A) / nl; /* CE to uniform */
+                for (int j = 0; j < D; j++) dfo[(size_t)i * D + j] += gu * G[(size_t)c * D + j];
+            }
+        }
+        l2norm_forward(fon, nrm, fo, n, D);
+        sgemm(false, true, n, K, D, scale, fon, D, T, D, 0.0f, zl, K);
+        softmax_forward(zl, zl, n, K);
+        for (long k = 0; k < (long)n * K; k++) zl[k] = (float)(p->beta * (zl[k] - p0[k]) / n); /* dKL/dlogits */
+        sgemm(false, false, n, D, K, scale, zl, K, T, D, 0.0f, dfon, D);
+        l2norm_backward(dfo, dfon, fon, nrm, n, D);
+        /* back through the adapter (the residual path carries no parameters) */
+        float *gw1 = grads, *gb1 = grads + (long)H * D, *gw2 = gb1 + H, *gb2 = gw2 + (long)D * H;
+        memset(grads, 0, sizeof(float) * (size_t)NP);
+        memset(da, 0, sizeof(float) * (size_t)n * H);
+        linear_backward(da, gw2, gb2, dfo, a, d->w2, n, H, D);
+        memset(dh, 0, sizeof(float) * (size_t)n * H);
+        gelu_backward(dh, da, h, (long)n * H);
+        linear_backward(NULL, gw1, gb1, dh, f, d->w1, n, D, H);
+        memcpy(params, d->w1, sizeof(float) * (size_t)H * D);
+        memcpy(params + (long)H * D, d->b1, sizeof(float) * (size_t)H);
+        memcpy(params + (long)H * D + H, d->w2, sizeof(float) * (size_t)D * H);
+        memcpy(params + (long)H * D + H + (long)D * H, d->b2, sizeof(float) * (size_t)D);
+        adamw_begin_step(&opt);
+        adamw_update(&opt, params, grads, 0, NP, p->lr, 0.0);
+        memcpy(d->w1, params, sizeof(float) * (size_t)H * D);
+        memcpy(d->b1, params + (long)H * D, sizeof(float) * (size_t)H);
+        memcpy(d->w2, params + (long)H * D + H, sizeof(float) * (size_t)D * H);
+        memcpy(d->b2, params + (long)H * D + H + (long)D * H, sizeof(float) * (size_t)D);
+    }
+    adamw_free(&opt);
+    free(f), free(T), free(p0), free(G), free(gb), free(params), free(grads), free(h), free(a), free(fo), free(fon);
+    free(nrm), free(u), free(zl), free(dfo), free(dfon), free(da), free(dh), free(dG);
+    return 0;
+}
+
+int debias_build_adapter(Debias *d, const ClipModel *m, const Tokenizer *t, const DebiasData *dd, const DebiasParams *p,
+                         Err *e) {
+    if (d->method == DB_PROMPT_ARRAY) return train_prompt_array(d, m, t, dd, p, e);
+    if (d->method == DB_DEAR) return train_dear(d, m, t, dd, p, e);
+    return err_set(e, "not an adapter method");
+}
