@@ -33,8 +33,10 @@ int cli_load_model(const char *cmd, const char *path, ClipModel *m, int act_over
 /* --layout openai|hf and --dtype f32|f16|bf16 values; -1 with an error printed when unknown. */
 int cli_layout(const char *cmd, const char *s, ClipLayout *out);
 int cli_dtype(const char *cmd, const char *s, StDtype *out);
-/* forget bench blackbox (cmd_bench_blackbox.c), dispatched from forget bench. */
+/* forget bench blackbox (cmd_bench_methods.c), dispatched from forget bench. */
 int bench_blackbox(int argc, char **argv);
+/* forget bench debias (cmd_bench_methods.c). */
+int bench_debias(int argc, char **argv);
 /* Splits "a,b,c" into a NULL-terminated malloc'd array of trimmed strings (one block; free once). */
 char **cli_split(const char *s, char sep, int *n);
 

@@ -17,6 +17,10 @@ const Command cmd_bench = {
     "usage: forget bench clip [--config vit-b-32|vit-b-16|tiny] [--batch 16] [--iters 5] [--json] [--threads N]\n"
     "       forget bench train [--config fmnist-s] [--batch 128] [--steps 10] [--json] [--threads N]\n"
     "       forget bench blackbox [--config vit-b-32 | --model FILE] [--suffix-len 4] [--pop 30] [--iters 10] [--json]\n"
+    "       forget bench debias [--dim 512] [--vocab 20000] [--iters 5] [--json]\n"
+    "\n"
+    "debias: seconds of the closed-form calibration (the vocabulary's second moment by sgemm and the\n"
+    "D x D Cholesky solve), median over --iters after a warm-up.\n"
     "\n"
     "blackbox: queries/s of forget serve over loopback with and without the prefix cache of the\n"
     "text tower, on a search's request (pop suffix candidates x 10 class prompts x 160 images);\n"
@@ -203,8 +207,9 @@ static int run(int argc, char **argv) {
     }
     if (argc >= 2 && strcmp(argv[1], "train") == 0) return bench_train(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "blackbox") == 0) return bench_blackbox(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "debias") == 0) return bench_debias(argc, argv);
     if (argc < 2 || strcmp(argv[1], "clip") != 0)
-        return cli_error("bench", EXIT_USAGE, "what to benchmark? (forget bench clip|train|blackbox; forget help bench)");
+        return cli_error("bench", EXIT_USAGE, "what to benchmark? (forget bench clip|train|blackbox|debias; forget help bench)");
     BenchOpts bo = {"vit-b-32", 16, 5, 0};
     int st = parse_opts(argc, argv, "--iters", &bo);
     if (st >= 0) return st;

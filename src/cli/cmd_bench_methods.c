@@ -1,4 +1,4 @@
-/* forget bench blackbox: queries/s of the black-box API with and without the text tower's
+/* forget bench blackbox and forget bench debias. blackbox: queries/s of the black-box API with and without the text tower's
  * prefix cache, end to end over loopback (JSON, HTTP, the server's lock and all), on the query a
  * search sends: a population of word-suffix candidates for the ten Fashion-MNIST class prompts. */
 #include <stdio.h>
@@ -134,5 +134,69 @@ int bench_blackbox(int argc, char **argv) {
         printf("forget bench blackbox: %s, L = %ld, %ld candidates x 10 class prompts x 160 images per request, %d threads\n"
                "  whole prompts:  %.1f queries/s\n  prefix cache:   %.1f queries/s  (%.2fx)\n",
                tmp[0] ? config : model, L, pop, threads_get(), qs_without, qs_with, qs_with / qs_without);
+    return 0;
+}
+
+/* forget bench debias: the closed-form calibration at the issue's size (D = 512, a 20,000-word
+ * vocabulary): the vocabulary's second moment (sgemm) plus the D x D Cholesky solve. */
+#include "core/rng.h"
+#include "forget/debias.h"
+
+int bench_debias(int argc, char **argv) {
+    long D = 512, n = 20000, iters = 5;
+    int json = 0, done = 0, bad = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (cli_common(&cmd_bench, argc, argv, &i, &done, &bad)) {
+            if (done) return 0;
+            if (bad) return EXIT_USAGE;
+        } else if (strcmp(a, "--json") == 0) {
+            json = 1;
+        } else if (!(v = cli_value("bench", argc, argv, &i))) {
+            return EXIT_USAGE;
+        } else if (strcmp(a, "--dim") == 0) {
+            if (cli_int("bench", a, v, 2, 4096, &D)) return EXIT_USAGE;
+        } else if (strcmp(a, "--vocab") == 0) {
+            if (cli_int("bench", a, v, 1, 1000000, &n)) return EXIT_USAGE;
+        } else if (strcmp(a, "--iters") == 0) {
+            if (cli_int("bench", a, v, 1, 100, &iters)) return EXIT_USAGE;
+        } else {
+            return cli_error("bench", EXIT_USAGE, "unknown argument %s (forget help bench)", a);
+        }
+    }
+    Rng r;
+    rng_seed(&r, 7);
+    const int nb = 8, np = 50;
+    float *W = xalloc_floats((size_t)n * D), *B = xalloc_floats((size_t)nb * D);
+    float *A = xalloc_floats((size_t)np * D), *Bp = xalloc_floats((size_t)np * D);
+    rng_fill_normal(&r, W, n * D, 0, 1);
+    rng_fill_normal(&r, B, nb * D, 0, 1);
+    rng_fill_normal(&r, A, np * D, 0, 1);
+    rng_fill_normal(&r, Bp, np * D, 0, 1);
+    double *P0 = xmalloc(sizeof(double) * (size_t)D * D), *M = xmalloc(sizeof(double) * (size_t)D * D);
+    double *Wn = xmalloc(sizeof(double) * (size_t)D * D), *P = xmalloc(sizeof(double) * (size_t)D * D);
+    debias_orth_proj(B, nb, (int)D, P0);
+    debias_pair_scatter(A, Bp, np, (int)D, M);
+    double *t = xmalloc(sizeof(double) * (size_t)iters), *tm = xmalloc(sizeof(double) * (size_t)iters);
+    Err e = {{0}};
+    int rc = 0;
+    for (long it = 0; it <= iters && rc == 0; it++) { /* iteration 0 warms up */
+        double t0 = now_seconds();
+        debias_second_moment(W, (int)n, (int)D, Wn);
+        double t1 = now_seconds();
+        rc = debias_calibrate_closed_form(P0, M, 100.0, Wn, 10.0, (int)D, P, &e);
+        double t2 = now_seconds();
+        if (it) t[it - 1] = t2 - t0, tm[it - 1] = t1 - t0;
+    }
+    if (rc) return cli_error("bench", EXIT_WORK, "%s", e.msg);
+    const double med = median_of(t, (int)iters), medm = median_of(tm, (int)iters);
+    if (json)
+        printf("{\"dim\":%ld,\"vocab\":%ld,\"threads\":%d,\"calibrate_s\":%.4f,\"second_moment_s\":%.4f,\"solve_s\":%.4f}\n", D, n,
+               threads_get(), med, medm, med - medm);
+    else
+        printf("forget bench debias: D = %ld, %ld-word vocabulary, %d threads: calibration %.3f s (second moment %.3f s, "
+               "Cholesky solve %.3f s), median of %ld\n",
+               D, n, threads_get(), med, medm, med - medm, iters);
+    free(W), free(B), free(A), free(Bp), free(P0), free(M), free(Wn), free(P), free(t), free(tm);
     return 0;
 }
