@@ -1,0 +1,31 @@
+/* forget experiment bias: every debiasing method of debias.h on one model, with the bias and the
+ * general knowledge measured on the same model, the calibration's lambda and mu chosen on a
+ * validation split, and results.json, results.md and report.html (bias reduction against retained
+ * general accuracy, one point per method, an arrow from each projection to its calibrated
+ * version) written to the output directory.
+ * Settings:
+ *   emoji     (emoji-biased-clip) neutral profession/activity queries retrieve people emoji; the
+ *             bias is MaxSkew@K of gender and skin tone (KL@K, NDKL beside); general knowledge is
+ *             zero-shot top-1 on emoji100 and on every emoji group and subgroup as its own task
+ *   spurious  (fmnist-spurious-clip) zero-shot classification of tinted Fashion-MNIST; the bias is
+ *             the gap between average and worst-group accuracy over (class, tint) groups (MaxSkew of
+ *             the tint in each class query's retrievals beside); general knowledge is zero-shot
+ *             top-1 on Fashion-MNIST, its four domains and the tinted test set
+ * Validation: the emoji val split and the other half of the neutral phrases; the training split of
+ * the Fashion-MNIST sets. The test figures never choose anything. */
+#ifndef FORGET_BIAS_EXPERIMENT_H
+#define FORGET_BIAS_EXPERIMENT_H
+
+#include "core/err.h"
+
+typedef struct {
+    const char *model, *out, *setting, *data_dir;
+    const char *methods; /* NULL: all */
+    int K, vocab, quiet;
+    unsigned long long seed;
+} BiasExperimentOpts;
+
+void bias_experiment_defaults(BiasExperimentOpts *o);
+int bias_experiment_run(const BiasExperimentOpts *o, Err *e);
+
+#endif
