@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "forget/debias.h"
 #include "core/ops.h"
 #include "models/clip_encode.h"
 
@@ -11,7 +12,7 @@ static int run(int argc, char **argv);
 const Command cmd_classify = {
     "classify", "zero-shot classification of images",
     "usage: forget classify --model FILE --image PATH... --labels \"a,b,c\"\n"
-    "                       [--template \"a photo of a {}.\"] [--top K] [--json]\n"
+    "                       [--template \"a photo of a {}.\"] [--top K] [--debias FILE] [--json]\n"
     "\n"
     "Scores each image against one prompt per label (the template with {} replaced\n"
     "by the label) and prints the top K labels with their probabilities\n"
@@ -29,7 +30,7 @@ static char *fill_template(const char *tpl, const char *label) {
 }
 
 static int run(int argc, char **argv) {
-    const char *model = NULL, *labels = NULL, *tpl = "a photo of a {}.";
+    const char *model = NULL, *labels = NULL, *tpl = "a photo of a {}.", *debias = NULL;
     const char **images = NULL;
     int n_img = 0, json = 0, done = 0, bad = 0;
     long top = 5;
@@ -44,6 +45,8 @@ static int run(int argc, char **argv) {
             if (!(labels = cli_value("classify", argc, argv, &i))) return EXIT_USAGE;
         } else if (strcmp(a, "--template") == 0) {
             if (!(tpl = cli_value("classify", argc, argv, &i))) return EXIT_USAGE;
+        } else if (strcmp(a, "--debias") == 0) {
+            if (!(debias = cli_value("classify", argc, argv, &i))) return EXIT_USAGE;
         } else if (strcmp(a, "--top") == 0) {
             const char *v = cli_value("classify", argc, argv, &i);
             if (!v || cli_int("classify", "--top", v, 1, 1000000, &top)) return EXIT_USAGE;
@@ -79,10 +82,17 @@ static int run(int argc, char **argv) {
     Tokenizer t;
     Err e = {{0}};
     int rc = 0;
-    if (tokenizer_init(&t, &e) != 0 || clip_encode_texts(&m, &t, (const char *const *)prompts, n_lab, tf, &e) != 0 ||
+    Debias db = {0};
+    int have_db = 0;
+    if (debias && debias_load(&db, debias, &e) == 0) have_db = 1;
+    if ((debias && !have_db) || (have_db && db.D != E && err_set(&e, "%s is for %d-dimensional features, the model has %d", debias, db.D, E)) ||
+        tokenizer_init(&t, &e) != 0 ||
+        (have_db ? debias_encode_texts(&db, &m, &t, tpl, (const char *const *)lab, n_lab, tf, &e)
+                 : clip_encode_texts(&m, &t, (const char *const *)prompts, n_lab, tf, &e)) != 0 ||
         clip_encode_image_files(&m, images, n_img, imf, &e) != 0) {
         rc = cli_error("classify", EXIT_WORK, "%s", e.msg);
     } else {
+        if (have_db) debias_images(&db, imf, n_img);
         clip_logits(&m, imf, n_img, tf, n_lab, logits);
         for (int i = 0; i < n_img; i++) {
             softmax_forward(prob, logits + (size_t)i * n_lab, 1, n_lab);
@@ -113,6 +123,7 @@ static int run(int argc, char **argv) {
         }
     }
     tokenizer_free(&t);
+    debias_free(&db);
     for (int k = 0; k < n_lab; k++) free(prompts[k]);
     free(prompts), free(tf), free(imf), free(logits), free(prob), free(lab);
     clip_free(&m);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "forget/debias.h"
 #include "io/atomic_file.h"
 #include "models/clip_encode.h"
 
@@ -12,7 +13,7 @@ static int run(int argc, char **argv);
 const Command cmd_embed = {
     "embed", "CLIP features of texts or images",
     "usage: forget embed --model FILE (--text TEXT... | --image PATH... | --pixels FILE.f32 --shape N,3,H,W)\n"
-    "                    [--out FILE.f32] [--json] [--gelu] [--threads N]\n"
+    "                    [--out FILE.f32] [--debias FILE] [--json] [--gelu] [--threads N]\n"
     "\n"
     "Prints the unnormalised encode_text / encode_image features, one row per input.\n"
     "With --out the rows are written as raw little-endian float32 (N x embed_dim);\n"
@@ -22,7 +23,10 @@ const Command cmd_embed = {
     "  --text TEXT...        texts (every following argument up to the next option)\n"
     "  --image PATH...       PNG or JPEG files, preprocessed as CLIP does\n"
     "  --pixels FILE.f32     already-normalised pixels, float32 N x 3 x H x W, with --shape\n"
-    "  --gelu                use erf GELU instead of the checkpoint's activation (open_clip non-quickgelu)\n",
+    "  --gelu                use erf GELU instead of the checkpoint's activation (open_clip non-quickgelu)\n"
+    "  --debias FILE         apply a debiasing written by forget debias / forget experiment bias\n"
+    "  --template T          with --debias: the texts are subjects put into T (\"an emoji of {}.\"), which\n"
+    "                        bend-vlm needs to build its attribute-augmented versions (default \"{}\")\n",
     run};
 
 /* Collects the non-option arguments after argv[*i]. */
@@ -54,7 +58,7 @@ static int read_pixels(const char *path, const char *shape, int R, float **px, i
 }
 
 static int run(int argc, char **argv) {
-    const char *model = NULL, *out = NULL, *pixels = NULL, *shape = NULL;
+    const char *model = NULL, *out = NULL, *pixels = NULL, *shape = NULL, *debias = NULL, *tpl = "{}";
     const char **texts = NULL, **images = NULL;
     int n_text = 0, n_image = 0, json = 0, gelu = 0, done = 0, bad = 0;
     for (int i = 1; i < argc; i++) {
@@ -66,6 +70,10 @@ static int run(int argc, char **argv) {
             if (!(model = cli_value("embed", argc, argv, &i))) return EXIT_USAGE;
         } else if (strcmp(a, "--out") == 0) {
             if (!(out = cli_value("embed", argc, argv, &i))) return EXIT_USAGE;
+        } else if (strcmp(a, "--template") == 0) {
+            if (!(tpl = cli_value("embed", argc, argv, &i))) return EXIT_USAGE;
+        } else if (strcmp(a, "--debias") == 0) {
+            if (!(debias = cli_value("embed", argc, argv, &i))) return EXIT_USAGE;
         } else if (strcmp(a, "--pixels") == 0) {
             if (!(pixels = cli_value("embed", argc, argv, &i))) return EXIT_USAGE;
         } else if (strcmp(a, "--shape") == 0) {
@@ -97,15 +105,22 @@ static int run(int argc, char **argv) {
         if ((rc = read_pixels(pixels, shape, m.cfg.image_res, &px, &n)) != 0) goto done;
     }
     feat = malloc(sizeof(float) * (size_t)n * E);
-    if (n_text) {
+    Debias db = {0};
+    if (debias && debias_load(&db, debias, &e) != 0) rc = EXIT_WORK;
+    else if (debias && db.D != E && err_set(&e, "%s is for %d-dimensional features, the model has %d", debias, db.D, E)) rc = EXIT_WORK;
+    else if (n_text) {
         Tokenizer t;
-        if (tokenizer_init(&t, &e) != 0 || clip_encode_texts(&m, &t, texts, n, feat, &e) != 0) rc = EXIT_WORK;
+        if (tokenizer_init(&t, &e) != 0 ||
+            (debias ? debias_encode_texts(&db, &m, &t, tpl, texts, n, feat, &e) : clip_encode_texts(&m, &t, texts, n, feat, &e)) != 0)
+            rc = EXIT_WORK;
         tokenizer_free(&t);
     } else if (n_image) {
         if (clip_encode_image_files(&m, images, n, feat, &e) != 0) rc = EXIT_WORK;
     } else {
         if (clip_encode_image(&m, px, n, feat, NULL, &e) != 0) rc = EXIT_WORK;
     }
+    if (rc == 0 && debias && !n_text) debias_images(&db, feat, n);
+    debias_free(&db);
     if (rc) {
         cli_error("embed", rc, "%s", e.msg);
         goto done;

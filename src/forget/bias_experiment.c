@@ -805,3 +805,43 @@ int bias_experiment_run(const BiasExperimentOpts *o, Err *e) {
     clip_free(&m);
     return rc;
 }
+
+int debias_build_for_setting(const BiasExperimentOpts *o, const char *method, int calibrate, double lambda, double mu, int dims,
+                             const char *out, Err *e) {
+    DebiasMethod dm;
+    if (debias_method_from_name(method, &dm))
+        return err_set(e, "--method: \"%s\" is not a debiasing method (orth-proj, orth-cali, bend-vlm, clip-clip, sfid, "
+                          "prompt-array, dear)", method);
+    if (calibrate && dm > DB_BEND) return err_set(e, "--calibrate applies to projection methods (orth-proj, orth-cali, bend-vlm), not %s", method);
+    const char *setting = o->setting;
+    if (!setting) setting = strstr(o->model, "emoji") ? "emoji" : strstr(o->model, "fmnist") ? "spurious" : NULL;
+    if (!setting || (strcmp(setting, "emoji") && strcmp(setting, "spurious")))
+        return err_set(e, "--setting must be emoji or spurious (it could not be told from the model's file name)");
+    ClipModel m;
+    Tokenizer t;
+    if (clip_load(&m, o->model, NULL, e)) return -1;
+    if (!m.cfg.has_text || !m.cfg.has_vision) {
+        clip_free(&m);
+        return err_set(e, "%s: debiasing needs both towers (this model lacks %s)", o->model, m.cfg.has_text ? "the image tower" : "the text tower");
+    }
+    if (tokenizer_init(&t, e)) return clip_free(&m), -1;
+    Setting st;
+    memset(&st, 0, sizeof st);
+    int rc = strcmp(setting, "emoji") == 0 ? setup_emoji(&st, &m, &t, o, e) : setup_spurious(&st, &m, o, e);
+    if (rc == 0) rc = setup_vocab(&st, o, e);
+    DebiasParams p;
+    debias_params_default(&p);
+    p.dims = dims > 0 ? dims : m.cfg.embed_dim / 8;
+    p.seed = o->seed;
+    Debias d;
+    if (rc == 0) rc = debias_build(&d, dm, &m, &t, &st.data, &p, e);
+    if (rc == 0) {
+        if (calibrate) rc = debias_calibrate(&d, &m, &t, &st.data, lambda, mu, e);
+        if (rc == 0) rc = debias_save(&d, out, e);
+        debias_free(&d);
+    }
+    setting_free(&st);
+    tokenizer_free(&t);
+    clip_free(&m);
+    return rc;
+}

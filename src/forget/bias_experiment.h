@@ -27,5 +27,9 @@ typedef struct {
 
 void bias_experiment_defaults(BiasExperimentOpts *o);
 int bias_experiment_run(const BiasExperimentOpts *o, Err *e);
+/* forget debias: one method (calibrated when asked, with lambda and mu) built from the setting's
+ * data (o->model, o->setting, o->data_dir, o->vocab, o->seed) and written to out. */
+int debias_build_for_setting(const BiasExperimentOpts *o, const char *method, int calibrate, double lambda, double mu, int dims,
+                             const char *out, Err *e);
 
 #endif

@@ -215,7 +215,7 @@ static int build_clip_clip(Debias *d, const DebiasData *dd, const DebiasParams *
     float *X;
     int32_t *y;
     const int D = d->D, n = labelled_refs(dd, D, &X, &y);
-    if (n < 2 * dd->A) {
+    if (dd->A < 2 || n < 2 * dd->A) {
         free(X), free(y);
         return err_set(e, "clip-clip needs reference images with attribute labels (%d labelled)", n);
     }
@@ -264,7 +264,7 @@ static int build_sfid(Debias *d, const ClipModel *m, const Tokenizer *t, const D
     float *X;
     int32_t *y;
     const int D = d->D, n = labelled_refs(dd, D, &X, &y);
-    if (n < 2 * dd->A) {
+    if (dd->A < 2 || n < 2 * dd->A) {
         free(X), free(y);
         return err_set(e, "sfid needs reference images with attribute labels (%d labelled)", n);
     }

@@ -116,6 +116,36 @@ int debias_calibrate_closed_form(const double *P0, const double *M, double lambd
 /* (1/n) W W^T from n normalised rows W [n, D] (sgemm). */
 void debias_second_moment(const float *Wrows, int n, int D, double *Wn);
 
+/* The adapters' objectives with their gradients, for training and for the finite-difference
+ * checks (debias_learned.c). */
+typedef struct {
+    const ClipModel *m;
+    const int32_t *ids;  /* [n, context] prompts with context slots: the nq queries first */
+    int n, nq, M;
+    const float *X;      /* [nr, E] normalised labelled reference images */
+    const int32_t *y;
+    int nr, A;
+    const double *pa;    /* attribute prior of the references */
+    const float *orig_n; /* [n, E] normalised features without the context */
+    double beta;
+} PaProblem;
+double prompt_array_loss_grad(const PaProblem *pp, const float *ctx, float *grad);
+
+typedef struct {
+    const float *f; /* [n, D] normalised image features */
+    int n;
+    const int32_t *attr;
+    int A, nl;      /* values, labelled count */
+    const float *G, *gb; /* the attribute classifier [A, D], [A] */
+    const float *T; /* [K, D] normalised class text features */
+    int K;
+    float scale;
+    const float *p0; /* [n, K] zero-shot probabilities before the adapter */
+    double beta;
+} DearProblem;
+/* grads: [H*D + H + D*H + D] in the order w1, b1, w2, b2. */
+double dear_loss_grad(const Debias *d, const DearProblem *q, float *grads);
+
 /* Files: safetensors with the transform's tensors and the method in the metadata. */
 int debias_save(const Debias *d, const char *path, Err *e);
 int debias_load(Debias *d, const char *path, Err *e);

@@ -66,6 +66,63 @@ int debias_encode_prompt_array(const Debias *d, const ClipModel *m, const Tokeni
     return rc;
 }
 
+double prompt_array_loss_grad(const PaProblem *pp, const float *ctx, float *grad) {
+    const ClipModel *m = pp->m;
+    const int W = m->cfg.t_width, E = m->cfg.embed_dim, n = pp->n, nq = pp->nq, nr = pp->nr, M = pp->M, A = pp->A;
+    float *rep = xalloc_floats((size_t)n * M * W), *drep = xalloc_floats((size_t)n * M * W);
+    float *z = xalloc_floats((size_t)n * E), *zn = xalloc_floats((size_t)n * E), *norms = xalloc_floats((size_t)n);
+    float *dzn = xalloc_floats((size_t)n * E), *dz = xalloc_floats((size_t)n * E);
+    float *s = xalloc_floats((size_t)nq * nr), *ds = xalloc_floats((size_t)nq * nr);
+    const float scale = expf(m->logit_scale[0]);
+    TowerActs a;
+    forward_ctx(m, &a, pp->ids, n, ctx, M, rep, z, grad != NULL);
+    l2norm_forward(zn, norms, z, n, E);
+    /* adversary term on the queries' logits against the references */
+    sgemm(false, true, nq, nr, E, scale, zn, E, pp->X, E, 0.0f, s, nr);
+    double loss = 0;
+    for (int q = 0; q < nq; q++) {
+        const float *sq = s + (size_t)q * nr;
+        float *dq = ds + (size_t)q * nr;
+        double mean = 0;
+        for (int i = 0; i < nr; i++) mean += sq[i] / nr;
+        for (int i = 0; i < nr; i++) dq[i] = 0;
+        for (int at = 0; at < A; at++) {
+            double cov = 0;
+            for (int i = 0; i < nr; i++) cov += (sq[i] - mean) * ((pp->y[i] == at) - pp->pa[at]) / nr;
+            loss += cov * cov;
+            for (int i = 0; i < nr; i++) dq[i] += (float)(2 * cov * ((pp->y[i] == at) - pp->pa[at]) / nr);
+        }
+    }
+    /* preservation term */
+    for (int k = 0; k < n; k++)
+        for (int j = 0; j < E; j++) {
+            const double df = zn[(size_t)k * E + j] - pp->orig_n[(size_t)k * E + j];
+            loss += pp->beta * df * df / n;
+        }
+    if (grad) {
+        sgemm(false, false, nq, E, nr, scale, ds, nr, pp->X, E, 0.0f, dzn, E);
+        for (int k = nq; k < n; k++)
+            for (int j = 0; j < E; j++) dzn[(size_t)k * E + j] = 0;
+        for (int k = 0; k < n; k++)
+            for (int j = 0; j < E; j++)
+                dzn[(size_t)k * E + j] += (float)(pp->beta * 2.0 / n * (zn[(size_t)k * E + j] - pp->orig_n[(size_t)k * E + j]));
+        memset(dz, 0, sizeof(float) * (size_t)n * E);
+        l2norm_backward(dz, dzn, zn, norms, n, E);
+        memset(drep, 0, sizeof(float) * (size_t)n * M * W);
+        a.dctx = drep;
+        ClipModel gm;
+        clip_init_zeros(&gm, &m->cfg); /* the tower's own gradients: computed, not used */
+        text_backward(m, &gm, &a, dz, NULL);
+        clip_free(&gm);
+        memset(grad, 0, sizeof(float) * (size_t)M * W);
+        for (int k = 0; k < n; k++)
+            for (int j = 0; j < M * W; j++) grad[j] += drep[(size_t)k * M * W + j];
+    }
+    tower_acts_free(&a);
+    free(rep), free(drep), free(z), free(zn), free(norms), free(dzn), free(dz), free(s), free(ds);
+    return loss;
+}
+
 /* prompt-array: the context is moved by Adam on
  *   L = sum_q sum_a Cov_i(s_qi, [y_i = a])^2  +  beta mean_k ||n(z_k(ctx)) - n(z_k)||^2
  * with s_qi the logit of training query q against labelled reference image i: the best linear
@@ -108,55 +165,17 @@ static int train_prompt_array(Debias *d, const ClipModel *m, const Tokenizer *t,
     Rng r;
     rng_seed(&r, p->seed ^ 0xa77a);
     for (int k = 0; k < M * W; k++) d->ctx[k] = 0.02f * rng_normal(&r);
-    float *rep = xalloc_floats((size_t)n * M * W), *drep = xalloc_floats((size_t)n * M * W), *g = xalloc_floats((size_t)M * W);
-    float *z = xalloc_floats((size_t)n * E), *zn = xalloc_floats((size_t)n * E), *norms = xalloc_floats((size_t)n);
-    float *dzn = xalloc_floats((size_t)n * E), *dz = xalloc_floats((size_t)n * E);
-    float *s = xalloc_floats((size_t)nq * nr), *ds = xalloc_floats((size_t)nq * nr);
-    const float scale = expf(m->logit_scale[0]);
-    ClipModel gm;
-    clip_init_zeros(&gm, &m->cfg);
+    float *g = xalloc_floats((size_t)M * W);
     AdamW opt;
     adamw_init(&opt, (long)M * W, 0.9f, 0.999f, 1e-8f);
+    PaProblem pp = {m, ids, n, nq, M, X, y, nr, A, pa, on, p->beta};
     for (int step = 0; step < p->steps && rc == 0; step++) {
-        TowerActs a;
-        forward_ctx(m, &a, ids, n, d->ctx, M, rep, z, 1);
-        l2norm_forward(zn, norms, z, n, E);
-        /* adversary term on the queries' logits against the references */
-        sgemm(false, true, nq, nr, E, scale, zn, E, X, E, 0.0f, s, nr);
-        memset(dzn, 0, sizeof(float) * (size_t)n * E);
-        for (int q = 0; q < nq; q++) {
-            const float *sq = s + (size_t)q * nr;
-            float *dq = ds + (size_t)q * nr;
-            double mean = 0;
-            for (int i = 0; i < nr; i++) mean += sq[i] / nr;
-            for (int i = 0; i < nr; i++) dq[i] = 0;
-            for (int at = 0; at < A; at++) {
-                double cov = 0;
-                for (int i = 0; i < nr; i++) cov += (sq[i] - mean) * ((y[i] == at) - pa[at]) / nr;
-                for (int i = 0; i < nr; i++) dq[i] += (float)(2 * cov * ((y[i] == at) - pa[at]) / nr);
-            }
-        }
-        sgemm(false, false, nq, E, nr, scale, ds, nr, X, E, 0.0f, dzn, E);
-        /* preservation term */
-        for (int k = 0; k < n; k++)
-            for (int j = 0; j < E; j++)
-                dzn[(size_t)k * E + j] += (float)(p->beta * 2.0 / n * (zn[(size_t)k * E + j] - on[(size_t)k * E + j]));
-        memset(dz, 0, sizeof(float) * (size_t)n * E);
-        l2norm_backward(dz, dzn, zn, norms, n, E);
-        memset(drep, 0, sizeof(float) * (size_t)n * M * W);
-        a.dctx = drep;
-        text_backward(m, &gm, &a, dz, NULL);
-        tower_acts_free(&a);
-        memset(g, 0, sizeof(float) * (size_t)M * W);
-        for (int k = 0; k < n; k++)
-            for (int j = 0; j < M * W; j++) g[j] += drep[(size_t)k * M * W + j];
+        prompt_array_loss_grad(&pp, d->ctx, g);
         adamw_begin_step(&opt);
         adamw_update(&opt, d->ctx, g, 0, (long)M * W, p->lr, 0.0);
     }
     adamw_free(&opt);
-    clip_free(&gm);
-    free(X), free(y), free(pa), free(subj), free(ids), free(orig), free(on), free(rep), free(drep), free(g);
-    free(z), free(zn), free(norms), free(dzn), free(dz), free(s), free(ds);
+    free(X), free(y), free(pa), free(subj), free(ids), free(orig), free(on), free(g);
     return rc;
 }
 
@@ -175,6 +194,46 @@ void debias_adapter_images(const Debias *d, float *feats, int n) {
     l2norm_forward(f, NULL, feats, n, D);
     adapter_forward(d, f, h, a, feats, n);
     free(f), free(h), free(a);
+}
+
+double dear_loss_grad(const Debias *d, const DearProblem *q, float *grads) {
+    const int D = d->D, H = d->hidden, n = q->n, A = q->A, K = q->K;
+    float *h = xalloc_floats((size_t)n * H), *a = xalloc_floats((size_t)n * H), *fo = xalloc_floats((size_t)n * D);
+    float *fon = xalloc_floats((size_t)n * D), *nrm = xalloc_floats((size_t)n), *u = xalloc_floats((size_t)n * A);
+    float *zl = xalloc_floats((size_t)n * K), *dfo = xcalloc((size_t)n * D, sizeof(float)), *dfon = xalloc_floats((size_t)n * D);
+    float *da = xcalloc((size_t)n * H, sizeof(float)), *dh = xcalloc((size_t)n * H, sizeof(float));
+    adapter_forward(d, q->f, h, a, fo, n);
+    double loss = 0;
+    /* the classifier pushed to chance: CE to uniform on the labelled samples */
+    linear_forward(u, fo, q->G, q->gb, n, D, A);
+    softmax_forward(u, u, n, A);
+    for (int i = 0; i < n; i++) {
+        if (q->attr[i] < 0 || q->attr[i] >= A) continue;
+        for (int c = 0; c < A; c++) {
+            loss -= log(u[(size_t)i * A + c] + 1e-12) / A / q->nl;
+            const float gu = (u[(size_t)i * A + c] - 1.0f / A) / q->nl;
+            for (int j = 0; j < D; j++) dfo[(size_t)i * D + j] += gu * q->G[(size_t)c * D + j];
+        }
+    }
+    /* zero-shot kept: KL(p0 || p(f')) over the kept classes */
+    l2norm_forward(fon, nrm, fo, n, D);
+    sgemm(false, true, n, K, D, q->scale, fon, D, q->T, D, 0.0f, zl, K);
+    softmax_forward(zl, zl, n, K);
+    for (long k = 0; k < (long)n * K; k++) {
+        if (q->p0[k] > 0) loss += q->beta * q->p0[k] * log(q->p0[k] / (zl[k] + 1e-12)) / n;
+        zl[k] = (float)(q->beta * (zl[k] - q->p0[k]) / n);
+    }
+    sgemm(false, false, n, D, K, q->scale, zl, K, q->T, D, 0.0f, dfon, D);
+    l2norm_backward(dfo, dfon, fon, nrm, n, D);
+    /* back through the adapter (the residual path carries no parameters) */
+    const long NP = (long)H * D + H + (long)D * H + D;
+    float *gw1 = grads, *gb1 = grads + (long)H * D, *gw2 = gb1 + H, *gb2 = gw2 + (long)D * H;
+    memset(grads, 0, sizeof(float) * (size_t)NP);
+    linear_backward(da, gw2, gb2, dfo, a, d->w2, n, H, D);
+    gelu_backward(dh, da, h, (long)n * H);
+    linear_backward(NULL, gw1, gb1, dh, q->f, d->w1, n, D, H);
+    free(h), free(a), free(fo), free(fon), free(nrm), free(u), free(zl), free(dfo), free(dfon), free(da), free(dh);
+    return loss;
 }
 
 /* dear: alternately, a linear attribute classifier G learns to read the attribute off f' (CE),
@@ -218,9 +277,7 @@ static int train_dear(Debias *d, const ClipModel *m, const Tokenizer *t, const D
     AdamW opt;
     adamw_init(&opt, NP, 0.9f, 0.999f, 1e-8f);
     float *h = xalloc_floats((size_t)n * H), *a = xalloc_floats((size_t)n * H), *fo = xalloc_floats((size_t)n * D);
-    float *fon = xalloc_floats((size_t)n * D), *nrm = xalloc_floats((size_t)n), *u = xalloc_floats((size_t)n * A);
-    float *zl = xalloc_floats((size_t)n * K), *dfo = xalloc_floats((size_t)n * D), *dfon = xalloc_floats((size_t)n * D);
-    float *da = xalloc_floats((size_t)n * H), *dh = xalloc_floats((size_t)n * H), *dG = xalloc_floats((size_t)A * D);
+    float *u = xalloc_floats((size_t)n * A), *dG = xalloc_floats((size_t)A * D);
     int nl = 0;
     for (int i = 0; i < n; i++) nl += dd->ref_attr[i] >= 0 && dd->ref_attr[i] < A;
     for (int step = 0; step < p->steps; step++) {
@@ -241,31 +298,8 @@ static int train_dear(Debias *d, const ClipModel *m, const Tokenizer *t, const D
             }
             for (int k = 0; k < A * D; k++) G[k] -= 0.5f * dG[k];
         }
-        /* the adapter's loss gradient at f' */
-        memset(dfo, 0, sizeof(float) * (size_t)n * D);
-        linear_forward(u, fo, G, gb, n, D, A);
-        softmax_forward(u, u, n, A);
-        for (int i = 0; i < n; i++) {
-            if (dd->ref_attr[i] < 0 || dd->ref_attr[i] >= A) continue;
-            for (int c = 0; c < A; c++) {
-                const float gu = (u[(size_t)i * A + c] - 1.0f / A) / nl; /* CE to uniform */
-                for (int j = 0; j < D; j++) dfo[(size_t)i * D + j] += gu * G[(size_t)c * D + j];
-            }
-        }
-        l2norm_forward(fon, nrm, fo, n, D);
-        sgemm(false, true, n, K, D, scale, fon, D, T, D, 0.0f, zl, K);
-        softmax_forward(zl, zl, n, K);
-        for (long k = 0; k < (long)n * K; k++) zl[k] = (float)(p->beta * (zl[k] - p0[k]) / n); /* dKL/dlogits */
-        sgemm(false, false, n, D, K, scale, zl, K, T, D, 0.0f, dfon, D);
-        l2norm_backward(dfo, dfon, fon, nrm, n, D);
-        /* back through the adapter (the residual path carries no parameters) */
-        float *gw1 = grads, *gb1 = grads + (long)H * D, *gw2 = gb1 + H, *gb2 = gw2 + (long)D * H;
-        memset(grads, 0, sizeof(float) * (size_t)NP);
-        memset(da, 0, sizeof(float) * (size_t)n * H);
-        linear_backward(da, gw2, gb2, dfo, a, d->w2, n, H, D);
-        memset(dh, 0, sizeof(float) * (size_t)n * H);
-        gelu_backward(dh, da, h, (long)n * H);
-        linear_backward(NULL, gw1, gb1, dh, f, d->w1, n, D, H);
+        DearProblem dp = {f, n, dd->ref_attr, A, nl, G, gb, T, K, scale, p0, p->beta};
+        dear_loss_grad(d, &dp, grads);
         memcpy(params, d->w1, sizeof(float) * (size_t)H * D);
         memcpy(params + (long)H * D, d->b1, sizeof(float) * (size_t)H);
         memcpy(params + (long)H * D + H, d->w2, sizeof(float) * (size_t)D * H);
@@ -278,8 +312,8 @@ static int train_dear(Debias *d, const ClipModel *m, const Tokenizer *t, const D
         memcpy(d->b2, params + (long)H * D + H + (long)D * H, sizeof(float) * (size_t)D);
     }
     adamw_free(&opt);
-    free(f), free(T), free(p0), free(G), free(gb), free(params), free(grads), free(h), free(a), free(fo), free(fon);
-    free(nrm), free(u), free(zl), free(dfo), free(dfon), free(da), free(dh), free(dG);
+    free(f), free(T), free(p0), free(G), free(gb), free(params), free(grads), free(h), free(a), free(fo);
+    free(u), free(dG);
     return 0;
 }
 

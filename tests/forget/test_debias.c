@@ -114,3 +114,166 @@ TEST(debias_files_round_trip_and_errors_are_clear) {
     CHECK(debias_build(&b, DB_ORTH_PROJ, &m, NULL, &dd, &p, &e) != 0 && strstr(e.msg, "text tower"));
     clip_free(&m);
 }
+
+#include "core/ops.h"
+#include "models/clip_encode.h"
+
+/* A small random model and synthetic data for every method. */
+static ClipConfig small_cfg(void) {
+    return (ClipConfig){.embed_dim = 16, .has_vision = 1, .image_res = 8, .patch = 4, .v_width = 16, .v_layers = 1, .v_heads = 2,
+                        .has_text = 1, .context = 77, .vocab = 49408, .t_width = 16, .t_layers = 2, .t_heads = 2};
+}
+
+TEST(debias_adapter_gradients_check) {
+    ClipConfig c = small_cfg();
+    ClipModel m;
+    clip_init_random(&m, &c, 9);
+    Tokenizer t;
+    Err e = {{0}};
+    CHECK(tokenizer_init(&t, &e) == 0);
+    Rng r;
+    rng_seed(&r, 4);
+    /* prompt-array: 2 queries + 2 kept subjects, 3 context slots, 12 references of 2 values */
+    enum { NQ = 2, N = 4, M = 3, NR = 12, E = 16, W = 16 };
+    const char *subj[N] = {"a farmer", "a cook", "a dog", "a tree"};
+    int32_t ids[N * 77];
+    for (int i = 0; i < N; i++) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "an emoji of %s.", subj[i]);
+        int len = tokenizer_tokenize(&t, buf, 77, ids + i * 77, &e);
+        CHECK(clip_context_slots(ids + i * 77, len, M, 77) > 0);
+    }
+    float X[NR * E], orig[N * E], ctx[M * W], g[M * W];
+    int32_t y[NR];
+    double pa[2] = {0.5, 0.5};
+    rng_fill_normal(&r, X, NR * E, 0, 1);
+    l2norm_forward(X, NULL, X, NR, E);
+    rng_fill_normal(&r, orig, N * E, 0, 1);
+    l2norm_forward(orig, NULL, orig, N, E);
+    rng_fill_normal(&r, ctx, M * W, 0, 0.5f);
+    for (int i = 0; i < NR; i++) y[i] = i % 2;
+    PaProblem pp = {&m, ids, N, NQ, M, X, y, NR, 2, pa, orig, 0.7};
+    prompt_array_loss_grad(&pp, ctx, g);
+    double worst = 0;
+    for (int k = 0; k < M * W; k += 5) {
+        const float keep = ctx[k], h = 1e-2f;
+        ctx[k] = keep + h;
+        const double lp = prompt_array_loss_grad(&pp, ctx, NULL);
+        ctx[k] = keep - h;
+        const double lm = prompt_array_loss_grad(&pp, ctx, NULL);
+        ctx[k] = keep;
+        const double num = (lp - lm) / (2 * h);
+        worst = fmax(worst, fabs(num - g[k]) / (1e-4 + fabs(num) + fabs(g[k])));
+    }
+    CHECK_MSG(worst < 3e-2, "prompt-array: worst relative gradient error %g", worst);
+    /* dear: a random adapter, classifier and class texts */
+    enum { H = 6, A = 2, K = 3, NI = 10 };
+    Debias d = {0};
+    d.D = E, d.hidden = H;
+    float w1[H * E], b1[H], w2[E * H], b2[E], G[A * E], gb[A], T[K * E], f[NI * E], p0[NI * K];
+    rng_fill_normal(&r, w1, H * E, 0, 0.5f), rng_fill_normal(&r, b1, H, 0, 0.5f);
+    rng_fill_normal(&r, w2, E * H, 0, 0.5f), rng_fill_normal(&r, b2, E, 0, 0.5f);
+    rng_fill_normal(&r, G, A * E, 0, 1), rng_fill_normal(&r, gb, A, 0, 1), rng_fill_normal(&r, T, K * E, 0, 1);
+    rng_fill_normal(&r, f, NI * E, 0, 1), rng_fill_normal(&r, p0, NI * K, 0, 1);
+    l2norm_forward(T, NULL, T, K, E);
+    l2norm_forward(f, NULL, f, NI, E);
+    softmax_forward(p0, p0, NI, K);
+    d.w1 = w1, d.b1 = b1, d.w2 = w2, d.b2 = b2;
+    int32_t attr[NI];
+    for (int i = 0; i < NI; i++) attr[i] = i % 3 == 2 ? -1 : i % 2;
+    DearProblem q = {f, NI, attr, A, 7, G, gb, T, K, 10.0f, p0, 0.8};
+    enum { NP = H * E + H + E * H + E };
+    float grads[NP], tmp[NP];
+    dear_loss_grad(&d, &q, grads);
+    float *par[4] = {w1, b1, w2, b2};
+    const int len[4] = {H * E, H, E * H, E};
+    worst = 0;
+    for (int b = 0, off = 0; b < 4; off += len[b], b++)
+        for (int k = 0; k < len[b]; k += 3) {
+            const float keep = par[b][k], h = 1e-2f;
+            par[b][k] = keep + h;
+            const double lp = dear_loss_grad(&d, &q, tmp);
+            par[b][k] = keep - h;
+            const double lm = dear_loss_grad(&d, &q, tmp);
+            par[b][k] = keep;
+            const double num = (lp - lm) / (2 * h);
+            worst = fmax(worst, fabs(num - grads[off + k]) / (1e-4 + fabs(num) + fabs(grads[off + k])));
+        }
+    CHECK_MSG(worst < 3e-2, "dear: worst relative gradient error %g", worst);
+    tokenizer_free(&t);
+    clip_free(&m);
+}
+
+TEST(debias_every_method_builds_and_applies) {
+    ClipConfig c = small_cfg();
+    ClipModel m;
+    clip_init_random(&m, &c, 2);
+    Tokenizer t;
+    Err e = {{0}};
+    CHECK(tokenizer_init(&t, &e) == 0);
+    enum { NREF = 40, E = 16 };
+    Rng r;
+    rng_seed(&r, 8);
+    float ref[NREF * E];
+    int32_t attr[NREF];
+    rng_fill_normal(&r, ref, NREF * E, 0, 1);
+    for (int i = 0; i < NREF; i++) { /* the attribute lives in dimension 3 */
+        attr[i] = i % 2;
+        ref[i * E + 3] += attr[i] ? 3.0f : -3.0f;
+    }
+    const char *bias[2] = {"an emoji of a man.", "an emoji of a woman."};
+    const char *pa[2] = {"an emoji of a man cook.", "an emoji of a man farmer."};
+    const char *pb[2] = {"an emoji of a woman cook.", "an emoji of a woman farmer."};
+    const char *vocab[6] = {"apple", "river", "stone", "house", "cloud", "table"};
+    const char *aug[2] = {"an emoji of {} who is a man.", "an emoji of {} who is a woman."};
+    const char *trq[2] = {"a cook", "a farmer"};
+    const char *keep[3] = {"dog", "tree", "car"};
+    DebiasData dd = {"an emoji of {}.", bias, 2, pa, pb, 2, vocab, 6, aug, 2, ref, attr, NREF, 2, trq, 2, keep, 3};
+    DebiasParams p;
+    debias_params_default(&p);
+    p.dims = 2, p.steps = 5;
+    for (int k = 0; k < DB_N_METHODS; k++) {
+        Debias d;
+        CHECK_MSG(debias_build(&d, (DebiasMethod)k, &m, &t, &dd, &p, &e) == 0, "%s: %s", DEBIAS_METHOD_NAMES[k], e.msg);
+        float out[2 * E], img[2 * E];
+        CHECK_MSG(debias_encode_texts(&d, &m, &t, dd.tpl, trq, 2, out, &e) == 0, "%s: %s", DEBIAS_METHOD_NAMES[k], e.msg);
+        memcpy(img, ref, sizeof img);
+        debias_images(&d, img, 2);
+        int finite = 1;
+        for (int i = 0; i < 2 * E; i++) finite &= isfinite(out[i]) && isfinite(img[i]);
+        CHECK_MSG(finite, "%s gives non-finite features", DEBIAS_METHOD_NAMES[k]);
+        if (k == DB_ORTH_PROJ) { /* the biased prompts themselves lose all their length */
+            float bf[2 * E];
+            CHECK(debias_encode_texts(&d, &m, &t, "{}", bias, 2, bf, &e) == 0);
+            double nrm = 0;
+            for (int i = 0; i < 2 * E; i++) nrm += (double)bf[i] * bf[i];
+            CHECK_MSG(nrm < 1e-8, "orth-proj leaves %g of the biased prompts", nrm);
+        }
+        if (k == DB_CLIP_CLIP || k == DB_SFID) CHECK_MSG(d.mask[3], "%s misses the attribute dimension", DEBIAS_METHOD_NAMES[k]);
+        if (k <= DB_BEND) {
+            CHECK_MSG(debias_calibrate(&d, &m, &t, &dd, 10, 3, &e) == 0, "%s: %s", DEBIAS_METHOD_NAMES[k], e.msg);
+            CHECK(debias_encode_texts(&d, &m, &t, dd.tpl, trq, 2, out, &e) == 0);
+        } else {
+            CHECK(debias_calibrate(&d, &m, &t, &dd, 10, 3, &e) != 0 && strstr(e.msg, "projection methods"));
+        }
+        /* a save/load round trip gives the same features */
+        char path[600];
+        snprintf(path, sizeof path, "%s/m%d.debias.safetensors", scratch_dir(), k);
+        CHECK_MSG(debias_save(&d, path, &e) == 0, "%s", e.msg);
+        Debias l;
+        CHECK_MSG(debias_load(&l, path, &e) == 0, "%s: %s", DEBIAS_METHOD_NAMES[k], e.msg);
+        float again[2 * E];
+        if (l.method == DB_PROMPT_ARRAY) l.W = m.cfg.t_width;
+        CHECK(debias_encode_texts(&l, &m, &t, dd.tpl, trq, 2, again, &e) == 0);
+        CHECK_CLOSE(again, out, 2 * E, 1e-5, 1e-4);
+        debias_free(&l);
+        debias_free(&d);
+    }
+    /* what is missing is named */
+    Debias d;
+    DebiasData none = {0};
+    CHECK(debias_build(&d, DB_ORTH_PROJ, &m, &t, &none, &p, &e) != 0 && strstr(e.msg, "biased prompts"));
+    CHECK(debias_build(&d, DB_CLIP_CLIP, &m, &t, &none, &p, &e) != 0 && strstr(e.msg, "reference images"));
+    tokenizer_free(&t);
+    clip_free(&m);
+}
