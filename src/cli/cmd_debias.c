@@ -9,7 +9,7 @@ static int run(int argc, char **argv);
 const Command cmd_debias = {
     "debias", "build a debiasing transform (projection, probing or adapter) for a CLIP model",
     "usage: forget debias --model FILE --method NAME --out FILE.debias.safetensors [--setting emoji|spurious]\n"
-    "                     [--calibrate --lambda 100 --mu 30] [--dims N] [--vocab 2000] [--seed 1]\n"
+    "                     [--calibrate --lambda 100 --mu 30] [--dims N] [--vocab 2000 | --vocab-file FILE] [--seed 1]\n"
     "\n"
     "Methods: orth-proj, orth-cali (Chuang et al.), bend-vlm (Gerych et al.), clip-clip, sfid (probing), prompt-array,\n"
     "dear (adapters). --calibrate adds the closed-form calibration (OUR RECONSTRUCTION of the programme's method)\n"
@@ -45,6 +45,8 @@ static int run(int argc, char **argv) {
             out = v;
         } else if (strcmp(a, "--setting") == 0) {
             o.setting = v;
+        } else if (strcmp(a, "--vocab-file") == 0) {
+            o.vocab_file = v;
         } else if (strcmp(a, "--data-dir") == 0) {
             o.data_dir = v;
         } else if (strcmp(a, "--lambda") == 0 || strcmp(a, "--mu") == 0) {

@@ -13,7 +13,7 @@ const Command cmd_experiment = {
     "                                  [--budget 4000] [--shots 16] [--suffix-len 4] [--lengths 1,2,4,8,16]\n"
     "                                  [--length-seeds 1] [--methods LIST] [--labels] [--data-dir DIR] [--quiet]\n"
     "       forget experiment bias --model FILE --out DIR [--setting emoji|spurious] [--methods LIST] [--K 8]\n"
-    "                              [--vocab 2000] [--seed 1] [--quiet]\n"
+    "                              [--vocab 2000 | --vocab-file FILE] [--queries FILE] [--seed 1] [--quiet]\n"
     "\n"
     "bias: every debiasing method (orth-proj, orth-cali, bend-vlm, clip-clip, sfid, prompt-array, dear) and the\n"
     "calibration (OUR RECONSTRUCTION) on top of each projection, lambda and mu chosen on the validation split;\n"
@@ -21,6 +21,8 @@ const Command cmd_experiment = {
     "worst-group accuracy) and general knowledge (zero-shot top-1 on every class set, neighbourhoods of held-out\n"
     "words) on the test split. Writes DIR/results.json, results.md, report.html (bias reduction against retained\n"
     "general accuracy) and DIR/<method>+cal.debias.safetensors. The setting defaults from the file name.\n"
+    "--vocab-file: the general vocabulary, one word or phrase per line (default: 2,000 wamerican words).\n"
+    "--queries: the test queries, \"phrase<TAB>attribute[,attribute]\" per line (emoji: gender, tone; spurious: tint).\n"
     "\n"
     "blackbox: serves the model on loopback (a strict server, a loose one that takes context embeddings,\n"
     "a labels-only one with --labels, and one on the test split for evaluation), forgets the first\n"
@@ -56,6 +58,10 @@ static int run_bias(int argc, char **argv) {
             o.methods = v;
         } else if (strcmp(a, "--data-dir") == 0) {
             o.data_dir = v;
+        } else if (strcmp(a, "--vocab-file") == 0) {
+            o.vocab_file = v;
+        } else if (strcmp(a, "--queries") == 0) {
+            o.queries = v;
         } else if (strcmp(a, "--K") == 0) {
             if (cli_int("experiment", a, v, 1, 10000, &l)) return EXIT_USAGE;
             o.K = (int)l;

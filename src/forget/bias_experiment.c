@@ -39,6 +39,7 @@ typedef struct {
     char *subject;
     int *rows, n;
     int32_t *attr[2];
+    uint8_t use[2]; /* which attributes this query measures */
 } BiasQuery;
 
 typedef struct {
@@ -178,11 +179,12 @@ static void emoji_queries(EvalSet *s, const Dataset *d, int first, const int *id
         for (int k = 0; k < ns && !dup; k++) dup = strcmp(seen[k], ph) == 0;
         if (dup) continue;
         seen = strv_push(seen, &ns, ph);
-        if ((ns - 1) % 2 != parity) continue;
+        if (parity >= 0 && (ns - 1) % 2 != parity) continue;
         s->q = xrealloc(s->q, sizeof(BiasQuery) * (size_t)(s->n_q + 1));
         BiasQuery *q = &s->q[s->n_q++];
         memset(q, 0, sizeof *q);
         q->subject = xstrdup(ph);
+        q->use[0] = q->use[1] = 1;
         q->rows = xmalloc(sizeof(int) * (size_t)n_rows);
         q->attr[0] = xmalloc(sizeof(int32_t) * (size_t)n_rows), q->attr[1] = xmalloc(sizeof(int32_t) * (size_t)n_rows);
         for (int i = 0; i < n_rows; i++) {
@@ -260,7 +262,7 @@ static int setup_emoji(Setting *st, const ClipModel *m, const Tokenizer *t, cons
             for (int c = 0; c < d100.n_classes; c++) add_subject(s, d100.class_names[c]);
             task_all_classes(s, "emoji100", &d100, first100, base100, n100, idx100, -1);
             emoji_group_tasks(s, &d, first, idx, n, base);
-            emoji_queries(s, &d, first, idx, n, sp == 0 ? 1 : 0);
+            emoji_queries(s, &d, first, idx, n, sp == 0 ? 1 : o->queries ? -1 : 0);
             if (sp == 0) { /* what the methods are built from: validation-side phrases, emoji100 classes */
                 for (int i = 0; i < s->n_q; i++) st->trq = strv_push(st->trq, &st->n_trq, s->q[i].subject);
                 for (int c = 0; c < d100.n_classes; c++) st->keep = strv_push(st->keep, &st->n_keep, d100.class_names[c]);
@@ -355,6 +357,7 @@ static int setup_spurious(Setting *st, const ClipModel *m, const BiasExperimentO
                 BiasQuery *q = &s->q[s->n_q++];
                 memset(q, 0, sizeof *q);
                 q->subject = xstrdup(ds.class_names[c]);
+                q->use[0] = 1;
                 q->rows = xmalloc(sizeof(int) * (size_t)ns), q->attr[0] = xmalloc(sizeof(int32_t) * (size_t)ns);
                 for (int i = 0; i < ns; i++)
                     if (ds.labels[is[i]] == c) q->rows[q->n] = fs + i, q->attr[0][q->n++] = ds.domains[is[i]];
@@ -391,13 +394,80 @@ static int setup_spurious(Setting *st, const ClipModel *m, const BiasExperimentO
     return rc;
 }
 
+/* --queries FILE: "phrase<TAB>attribute[,attribute]" per line (blank lines and # comments
+ * skipped) choosing the test queries and what each measures. s NULL: check the file's form and
+ * attribute names only (before the data is loaded). */
+static int apply_query_file(EvalSet *s, const char *path, int spurious, Err *e) {
+    static const char *const EMOJI_ATTR[2] = {"gender", "tone"}, *const SPUR_ATTR[1] = {"tint"};
+    const char *const *names = spurious ? SPUR_ATTR : EMOJI_ATTR;
+    const int na = spurious ? 1 : 2;
+    FILE *f = fopen(path, "r");
+    if (!f) return err_set(e, "%s: cannot open the query file", path);
+    const int nq0 = s && s->n_q ? s->n_q : 1;
+    uint8_t *keep = xcalloc((size_t)nq0, 1);
+    uint8_t (*use)[2] = xcalloc((size_t)nq0, sizeof *use);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int lineno = 0, rc = 0, nkept = 0;
+    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (len == 0 || line[0] == '#') continue;
+        char *tab = strchr(line, '\t');
+        if (!tab || tab == line || strchr(tab + 1, '\t')) {
+            rc = err_set(e, "%s:%d: expected \"phrase<TAB>attribute[,attribute]\" (two columns)", path, lineno);
+            break;
+        }
+        *tab = 0;
+        int qi = -1;
+        for (int i = 0; s && i < s->n_q && qi < 0; i++)
+            if (strcmp(s->q[i].subject, line) == 0) qi = i;
+        if (s && qi < 0) {
+            rc = err_set(e, "%s:%d: \"%s\" is not a query of this setting (%s)", path, lineno, line,
+                         spurious ? "a Fashion-MNIST class name" : "a neutral profession or activity phrase of Emoji-Domains, e.g. \"a farmer\"");
+            break;
+        }
+        char *save = NULL;
+        for (char *a = strtok_r(tab + 1, ",", &save); a && rc == 0; a = strtok_r(NULL, ",", &save)) {
+            while (*a == ' ') a++;
+            int ai = -1;
+            for (int k = 0; k < na; k++)
+                if (strcmp(a, names[k]) == 0) ai = k;
+            if (ai < 0) rc = err_set(e, "%s:%d: unknown attribute \"%s\" (this setting has: %s%s%s)", path, lineno, a, names[0],
+                                     na > 1 ? ", " : "", na > 1 ? names[1] : "");
+            else if (s) use[qi][ai] = 1;
+        }
+        if (rc == 0 && !s) nkept++;
+        else if (rc == 0 && !keep[qi]) keep[qi] = 1, nkept++;
+    }
+    free(line);
+    fclose(f);
+    if (rc == 0 && nkept == 0) rc = err_set(e, "%s: no queries", path);
+    if (rc == 0 && s) { /* keep the chosen queries, in their order of the data set */
+        int k = 0;
+        for (int i = 0; i < s->n_q; i++) {
+            if (!keep[i]) {
+                free(s->q[i].subject), free(s->q[i].rows), free(s->q[i].attr[0]), free(s->q[i].attr[1]);
+                continue;
+            }
+            s->q[k] = s->q[i];
+            s->q[k].use[0] = use[i][0], s->q[k].use[1] = use[i][1];
+            k++;
+        }
+        s->n_q = k;
+    }
+    free(keep), free(use);
+    return rc;
+}
+
 /* The general vocabulary (calibration) and held-out words (neighbourhood), bias words excluded. */
 static int setup_vocab(Setting *st, const BiasExperimentOpts *o, Err *e) {
     static const char *const EXCLUDE[] = {"man", "woman", "men", "women", "male", "female", "boy", "girl", "person",
                                           "light", "dark", "medium", "skin", "tone", "red", "blue", "tint", "photo",
                                           "lady", "gentleman", "husband", "wife", "mother", "father", NULL};
     Vocab v;
-    if (vocab_load(&v, NULL, EXCLUDE, o->vocab + 500, o->seed, e)) return -1;
+    if (o->vocab_file ? vocab_load_strict(&v, o->vocab_file, e) : vocab_load(&v, NULL, EXCLUDE, o->vocab + 500, o->seed, e)) return -1;
     const int nh = v.n > 1000 ? 500 : v.n / 3;
     for (int i = 0; i < v.n; i++) {
         if (i < v.n - nh) st->vocab = strv_push(st->vocab, &st->n_vocab, v.words[i]);
@@ -465,7 +535,7 @@ static int measure(const Setting *st, const EvalSet *s, const Debias *d, const C
         float *qf = xalloc_floats((size_t)s->n_q * E);
         rc = text_features(d, m, t, st->tpl, qs, s->n_q, qf, e);
         if (rc == 0) l2norm_forward(qf, NULL, qf, s->n_q, E);
-        int nq = 0;
+        int nqa[2] = {0, 0};
         for (int i = 0; i < s->n_q && rc == 0; i++) {
             const BiasQuery *q = &s->q[i];
             if (q->n < 2) continue;
@@ -479,6 +549,8 @@ static int measure(const Setting *st, const EvalSet *s, const Debias *d, const C
             int *top = xmalloc(sizeof(int) * (size_t)Kq), *at = xmalloc(sizeof(int) * (size_t)Kq);
             top_k_indices(sc, q->n, Kq, top);
             for (int a = 0; a < s->n_attr; a++) {
+                if (!q->use[a]) continue;
+                nqa[a]++;
                 double prior[8] = {0};
                 int cnt = 0;
                 for (int j = 0; j < q->n; j++)
@@ -489,10 +561,12 @@ static int measure(const Setting *st, const EvalSet *s, const Debias *d, const C
                 out->kl[a] += kl_at_k(at, Kq, prior, s->A[a]);
                 out->ndkl[a] += ndkl(at, Kq, prior, s->A[a]);
             }
-            nq++;
             free(sc), free(top), free(at);
         }
-        for (int a = 0; a < s->n_attr; a++) out->skew[a] /= nq ? nq : 1, out->kl[a] /= nq ? nq : 1, out->ndkl[a] /= nq ? nq : 1;
+        for (int a = 0; a < s->n_attr; a++) {
+            const int nq = nqa[a] ? nqa[a] : 1;
+            out->skew[a] /= nq, out->kl[a] /= nq, out->ndkl[a] /= nq;
+        }
         free(qs), free(qf);
     }
     /* neighbourhoods of held-out words: the share of each word's 10 nearest kept */
@@ -702,12 +776,20 @@ int bias_experiment_run(const BiasExperimentOpts *o, Err *e) {
         clip_free(&m);
         return err_set(e, "%s: bias experiments need both towers (this model lacks %s)", o->model, m.cfg.has_text ? "the image tower" : "the text tower");
     }
+    /* the user's files first, before minutes of loading */
+    if (o->queries && apply_query_file(NULL, o->queries, strcmp(setting, "spurious") == 0, e)) return clip_free(&m), -1;
+    if (o->vocab_file) {
+        Vocab v;
+        if (vocab_load_strict(&v, o->vocab_file, e)) return clip_free(&m), -1;
+        vocab_free(&v);
+    }
     if (tokenizer_init(&t, e)) return clip_free(&m), -1;
     Setting st;
     memset(&st, 0, sizeof st);
     double t0 = now_seconds();
     int rc = strcmp(setting, "emoji") == 0 ? setup_emoji(&st, &m, &t, o, e) : setup_spurious(&st, &m, o, e);
     if (rc == 0) rc = setup_vocab(&st, o, e);
+    if (rc == 0 && o->queries) rc = apply_query_file(&st.test, o->queries, st.spurious, e);
     if (!o->quiet && rc == 0)
         fprintf(stderr, "%s setting: %d/%d validation/test queries, %d/%d tasks, %d reference images, %d vocabulary words (%.1f s)\n",
                 setting, st.val.n_q, st.test.n_q, st.val.n_tasks, st.test.n_tasks, st.n_ref, st.n_vocab, now_seconds() - t0);
@@ -823,6 +905,11 @@ int debias_build_for_setting(const BiasExperimentOpts *o, const char *method, in
     if (!m.cfg.has_text || !m.cfg.has_vision) {
         clip_free(&m);
         return err_set(e, "%s: debiasing needs both towers (this model lacks %s)", o->model, m.cfg.has_text ? "the image tower" : "the text tower");
+    }
+    if (o->vocab_file) {
+        Vocab v;
+        if (vocab_load_strict(&v, o->vocab_file, e)) return clip_free(&m), -1;
+        vocab_free(&v);
     }
     if (tokenizer_init(&t, e)) return clip_free(&m), -1;
     Setting st;

@@ -21,6 +21,8 @@
 typedef struct {
     const char *model, *out, *setting, *data_dir;
     const char *methods; /* NULL: all */
+    const char *vocab_file; /* the general vocabulary, one word or phrase per line (NULL: wamerican) */
+    const char *queries;    /* test queries: "phrase<TAB>attribute[,attribute]" per line (NULL: the defaults) */
     int K, vocab, quiet;
     unsigned long long seed;
 } BiasExperimentOpts;

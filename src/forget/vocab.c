@@ -59,3 +59,51 @@ void vocab_free(Vocab *v) {
     free(v->words);
     memset(v, 0, sizeof *v);
 }
+
+/* One line of a user's vocabulary: letters (any script), digits, spaces, - ' . and nothing else. */
+static const char *bad_phrase(const char *s, size_t n) {
+    if (n == 0) return "an empty entry";
+    if (n > 64) return "more than 64 bytes";
+    if (s[0] == ' ' || s[n - 1] == ' ') return "leading or trailing spaces";
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) continue; /* UTF-8 checked by the tokenizer's cleaner; letters of other scripts are fine */
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ' ' || c == '-' || c == '\'' || c == '.')
+            continue;
+        return c == '\t' ? "a tab (one entry per line, no columns)" : c < 0x20 ? "a control character" : "a character other than letters, digits, spaces, - ' .";
+    }
+    return NULL;
+}
+
+int vocab_load_strict(Vocab *v, const char *path, Err *e) {
+    memset(v, 0, sizeof *v);
+    FILE *f = fopen(path, "r");
+    if (!f) return err_set(e, "%s: cannot open the vocabulary file", path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int lineno = 0, rc = 0;
+    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        if (len && line[len - 1] == '\n') line[--len] = 0;
+        if (len && line[len - 1] == '\r') line[--len] = 0;
+        if (len == 0 || line[0] == '#') continue; /* blank lines and comments */
+        if ((size_t)len != strlen(line)) {
+            rc = err_set(e, "%s:%d: a NUL byte inside the line (expected one word or phrase per line)", path, lineno);
+            break;
+        }
+        const char *why = bad_phrase(line, (size_t)len);
+        if (why) {
+            rc = err_set(e, "%s:%d: expected one word or short phrase (letters, digits, spaces, - ' .), found %s: \"%.40s\"", path,
+                         lineno, why, line);
+            break;
+        }
+        v->words = xrealloc(v->words, sizeof(char *) * (size_t)(v->n + 1));
+        v->words[v->n++] = xstrdup(line);
+    }
+    free(line);
+    fclose(f);
+    if (rc == 0 && v->n < 2) rc = err_set(e, "%s: %d entries; a vocabulary needs at least 2", path, v->n);
+    if (rc) vocab_free(v);
+    return rc;
+}

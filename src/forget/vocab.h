@@ -19,6 +19,10 @@ typedef struct {
 
 /* exclude: NULL-terminated list (each also excludes its plural "s" form); max <= 0: all. */
 int vocab_load(Vocab *v, const char *path, const char *const *exclude, int max, uint64_t seed, Err *e);
+/* A vocabulary the user wrote (the general vocabulary of debiasing): one word or short phrase per
+ * line, blank lines and # comments skipped; any other line that is not letters, digits, spaces,
+ * - ' . (at most 64 bytes) is an error naming the file and line. */
+int vocab_load_strict(Vocab *v, const char *path, Err *e);
 void vocab_free(Vocab *v);
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "models/clip.h"
 #include "test.h"
 
 static const char *bin(void) {
@@ -35,7 +36,7 @@ static int run(char **out, const char *fmt, ...) {
 }
 
 TEST(cli_help_for_every_command) {
-    static const char *cmds[] = {"tokenize", "embed", "preprocess", "classify", "info", "convert", "init", "bench", "train", "eval", "zoo", "serve", "blackbox"};
+    static const char *cmds[] = {"tokenize", "embed", "preprocess", "classify", "info", "convert", "init", "bench", "train", "eval", "zoo", "serve", "blackbox", "experiment", "debias"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         char *o;
         CHECK_INT(run(&o, "help %s", cmds[i]), 0);
@@ -181,5 +182,58 @@ TEST(cli_train_eval_zoo_on_fashion_mnist) {
     free(o);
     CHECK_INT(run(&o, "zoo list"), 0);
     CHECK(strstr(o, "fmnist-domains-clip"));
+    free(o);
+}
+
+/* The debiasing commands refuse bad input before any long work, naming the file and line. */
+TEST(cli_debias_bad_input_is_named) {
+    char model[1024], vocab[600], queries[600], vision[600];
+    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
+    snprintf(vocab, sizeof vocab, "%s/vocab.txt", scratch_dir());
+    snprintf(queries, sizeof queries, "%s/queries.tsv", scratch_dir());
+    snprintf(vision, sizeof vision, "%s/vision-only.safetensors", scratch_dir());
+    FILE *f = fopen(vocab, "w");
+    fputs("# general words\napple\nriver stone\n\nbad\tcolumn\nhouse\n", f);
+    fclose(f);
+    char *o;
+    CHECK_INT(run(&o, "experiment bias --model %s --setting emoji --vocab-file %s --out %s/b1", model, vocab, scratch_dir()), 1);
+    CHECK_MSG(strstr(o, "vocab.txt:5:") && strstr(o, "tab"), "%s", o);
+    free(o);
+    f = fopen(vocab, "w");
+    fputs("apple\nriver\nca\x01t\n", f);
+    fclose(f);
+    CHECK_INT(run(&o, "debias --model %s --setting emoji --method orth-proj --vocab-file %s --out %s/d.safetensors", model, vocab,
+                  scratch_dir()), 1);
+    CHECK_MSG(strstr(o, "vocab.txt:3:") && strstr(o, "control character"), "%s", o);
+    free(o);
+    f = fopen(queries, "w");
+    fputs("a farmer\tgender\na cook\tgender,age\n", f);
+    fclose(f);
+    CHECK_INT(run(&o, "experiment bias --model %s --setting emoji --queries %s --out %s/b2", model, queries, scratch_dir()), 1);
+    CHECK_MSG(strstr(o, "queries.tsv:2:") && strstr(o, "unknown attribute \"age\"") && strstr(o, "gender, tone"), "%s", o);
+    free(o);
+    f = fopen(queries, "w");
+    fputs("a farmer gender\n", f);
+    fclose(f);
+    CHECK_INT(run(&o, "experiment bias --model %s --setting emoji --queries %s --out %s/b3", model, queries, scratch_dir()), 1);
+    CHECK_MSG(strstr(o, "queries.tsv:1:") && strstr(o, "two columns"), "%s", o);
+    free(o);
+    /* a model without a text tower */
+    {
+        ClipConfig c = {.embed_dim = 8, .has_vision = 1, .image_res = 8, .patch = 4, .v_width = 8, .v_layers = 1, .v_heads = 2};
+        ClipModel vm;
+        Err e = {{0}};
+        clip_init_random(&vm, &c, 1);
+        CHECK_MSG(clip_save(&vm, vision, LAYOUT_OPENAI, ST_F32, &e) == 0, "%s", e.msg);
+        clip_free(&vm);
+    }
+    CHECK_INT(run(&o, "experiment bias --model %s --setting emoji --out %s/b4", vision, scratch_dir()), 1);
+    CHECK_MSG(strstr(o, "text tower"), "%s", o);
+    free(o);
+    CHECK_INT(run(&o, "debias --model %s --setting emoji --method orth-proj --out %s/d.safetensors", vision, scratch_dir()), 1);
+    CHECK_MSG(strstr(o, "text tower"), "%s", o);
+    free(o);
+    CHECK_INT(run(&o, "debias --model %s --setting emoji --method frobnicate --out %s/d.safetensors", model, scratch_dir()), 1);
+    CHECK(strstr(o, "frobnicate") != NULL);
     free(o);
 }
