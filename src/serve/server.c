@@ -289,13 +289,20 @@ static void add_answer(const BbServer *s, cJSON *obj, const float *logits, int N
         }
         return;
     }
+    /* rows printed with float precision (9 significant digits round-trip a float): cJSON's own
+     * printing of doubles takes 17 digits and dominated large replies */
     cJSON *arr = cJSON_AddArrayToObject(obj, "probs");
     float *p = xalloc_floats((size_t)K);
+    char *row = xmalloc((size_t)K * 24 + 3);
     for (int i = 0; i < N; i++) {
         softmax_forward(p, logits + (size_t)i * K, 1, K);
-        cJSON_AddItemToArray(arr, cJSON_CreateFloatArray(p, K));
+        size_t n = 0;
+        row[n++] = '[';
+        for (int k = 0; k < K; k++) n += (size_t)sprintf(row + n, "%s%.9g", k ? "," : "", (double)p[k]);
+        row[n++] = ']', row[n] = 0;
+        cJSON_AddItemToArray(arr, cJSON_CreateRaw(row));
     }
-    free(p);
+    free(row), free(p);
 }
 
 /* The work of one /v1/classify request. Fills out or returns an error message. */
