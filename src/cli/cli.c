@@ -99,3 +99,13 @@ int cli_dtype(const char *cmd, const char *s, StDtype *out) {
     else return cli_error(cmd, EXIT_USAGE, "--dtype must be f32, f16 or bf16, got \"%s\"", s), -1;
     return 0;
 }
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double cli_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}

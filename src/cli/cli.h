@@ -33,6 +33,8 @@ int cli_load_model(const char *cmd, const char *path, ClipModel *m, int act_over
 /* --layout openai|hf and --dtype f32|f16|bf16 values; -1 with an error printed when unknown. */
 int cli_layout(const char *cmd, const char *s, ClipLayout *out);
 int cli_dtype(const char *cmd, const char *s, StDtype *out);
+/* Median of v[n] (sorts v). */
+double cli_median(double *v, int n);
 /* forget bench blackbox (cmd_bench_methods.c), dispatched from forget bench. */
 int bench_blackbox(int argc, char **argv);
 /* forget bench debias (cmd_bench_methods.c). */

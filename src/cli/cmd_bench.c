@@ -35,15 +35,6 @@ const Command cmd_bench = {
     "ratio to the sgemm peak. Times are medians over --iters runs after one warm-up.\n",
     run};
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static double sgemm_peak(int iters) {
     const int n = 2048;
@@ -59,7 +50,7 @@ static double sgemm_peak(int iters) {
         sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
         t[i] = now_seconds() - t0;
     }
-    double med = median(t, iters);
+    double med = cli_median(t, iters);
     free(a), free(b), free(c), free(t);
     return 2.0 * n * n * n / med / 1e9;
 }
@@ -92,7 +83,7 @@ static Rate time_calls(const EncodeCall *c, int iters, double flops) {
         encode_once(c);
         t[i] = now_seconds() - t0;
     }
-    double med = median(t, iters);
+    double med = cli_median(t, iters);
     free(t);
     return (Rate){c->n / med, flops / med / 1e9, med};
 }
@@ -187,7 +178,7 @@ static int bench_train(int argc, char **argv) {
         if (s) t[s - 1] = now_seconds() - t0;
     }
     if (rc) return cli_error("bench", EXIT_WORK, "%s", e.msg);
-    double med = median(t, (int)steps);
+    double med = cli_median(t, (int)steps);
     if (json)
         printf("{\"config\":\"%s\",\"batch\":%d,\"threads\":%d,\"train_images_per_s\":%.2f,\"step_s\":%.4f}\n", config, B,
                threads_get(), B / med, med);

@@ -21,15 +21,6 @@ static const char *CLASSES[10] = {"t-shirt", "trouser", "pullover", "dress", "co
                                   "sandal",  "shirt",   "sneaker",  "bag",   "ankle boot"};
 
 /* Median seconds per request over iters requests of pop candidates (after one warm-up request). */
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median_of(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_d);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 static int time_server(const char *model, int no_cache, int L, int pop, int iters, const Vocab *v, double *sec_per_req,
                        Err *e) {
@@ -65,7 +56,7 @@ static int time_server(const char *model, int no_cache, int L, int pop, int iter
         if (it) t[it - 1] = now_seconds() - t0; /* request 0 warms up (image features, cache) */
         for (int k = 0; k < pop * 10; k++) free(p[k]);
     }
-    if (rc == 0) *sec_per_req = median_of(t, iters);
+    if (rc == 0) *sec_per_req = cli_median(t, iters);
     free(p), free(probs), free(labels), free(t);
     bb_client_free(&c);
     bb_server_stop(s);
@@ -189,7 +180,7 @@ int bench_debias(int argc, char **argv) {
         if (it) t[it - 1] = t2 - t0, tm[it - 1] = t1 - t0;
     }
     if (rc) return cli_error("bench", EXIT_WORK, "%s", e.msg);
-    const double med = median_of(t, (int)iters), medm = median_of(tm, (int)iters);
+    const double med = cli_median(t, (int)iters), medm = cli_median(tm, (int)iters);
     if (json)
         printf("{\"dim\":%ld,\"vocab\":%ld,\"threads\":%d,\"calibrate_s\":%.4f,\"second_moment_s\":%.4f,\"solve_s\":%.4f}\n", D, n,
                threads_get(), med, medm, med - medm);

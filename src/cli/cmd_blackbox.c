@@ -136,11 +136,7 @@ static int run(int argc, char **argv) {
         cJSON_AddNumberToObject(z, "err_forget", r.base_err);
         cJSON_AddNumberToObject(z, "acc_keep", r.base_acc);
         cJSON_AddNumberToObject(z, "H", r.base_h);
-        cJSON *cv = cJSON_AddArrayToObject(j, "curve");
-        for (int i = 0; i < r.n_curve; i++) {
-            double pt[2] = {(double)r.curve_queries[i], r.curve_h[i]};
-            cJSON_AddItemToArray(cv, cJSON_CreateDoubleArray(pt, 2));
-        }
+        blackbox_curve_json(j, &r);
         char *s = cJSON_PrintUnformatted(j);
         puts(s);
         free(s);

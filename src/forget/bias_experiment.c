@@ -760,29 +760,37 @@ static void metrics_free(Metrics *m) {
     m->task_acc = NULL;
 }
 
+/* The setting's name, the model (both towers) and the user's files, all checked before minutes of
+ * loading; what names the command in errors. */
+static int open_setting(const BiasExperimentOpts *o, const char *what, const char **setting, ClipModel *m, Err *e) {
+    *setting = o->setting;
+    if (!*setting) *setting = strstr(o->model, "emoji") ? "emoji" : strstr(o->model, "fmnist") ? "spurious" : NULL;
+    if (!*setting || (strcmp(*setting, "emoji") && strcmp(*setting, "spurious")))
+        return err_set(e, "--setting must be emoji or spurious (it could not be told from the model's file name)");
+    if (clip_load(m, o->model, NULL, e)) return -1;
+    if (!m->cfg.has_text || !m->cfg.has_vision) {
+        const char *lacks = m->cfg.has_text ? "the image tower" : "the text tower";
+        clip_free(m);
+        return err_set(e, "%s: %s needs both towers (this model lacks %s)", o->model, what, lacks);
+    }
+    int rc = o->queries ? apply_query_file(NULL, o->queries, strcmp(*setting, "spurious") == 0, e) : 0;
+    if (rc == 0 && o->vocab_file) {
+        Vocab v;
+        if ((rc = vocab_load_strict(&v, o->vocab_file, e)) == 0) vocab_free(&v);
+    }
+    if (rc) clip_free(m);
+    return rc;
+}
+
 int bias_experiment_run(const BiasExperimentOpts *o, Err *e) {
     if (mkdir(o->out, 0755) != 0) {
         struct stat sb;
         if (stat(o->out, &sb) != 0 || !S_ISDIR(sb.st_mode)) return err_set(e, "cannot create the output directory %s", o->out);
     }
-    const char *setting = o->setting;
-    if (!setting) setting = strstr(o->model, "emoji") ? "emoji" : strstr(o->model, "fmnist") ? "spurious" : NULL;
-    if (!setting || (strcmp(setting, "emoji") && strcmp(setting, "spurious")))
-        return err_set(e, "--setting must be emoji or spurious (it could not be told from the model's file name)");
+    const char *setting;
     ClipModel m;
     Tokenizer t;
-    if (clip_load(&m, o->model, NULL, e)) return -1;
-    if (!m.cfg.has_text || !m.cfg.has_vision) {
-        clip_free(&m);
-        return err_set(e, "%s: bias experiments need both towers (this model lacks %s)", o->model, m.cfg.has_text ? "the image tower" : "the text tower");
-    }
-    /* the user's files first, before minutes of loading */
-    if (o->queries && apply_query_file(NULL, o->queries, strcmp(setting, "spurious") == 0, e)) return clip_free(&m), -1;
-    if (o->vocab_file) {
-        Vocab v;
-        if (vocab_load_strict(&v, o->vocab_file, e)) return clip_free(&m), -1;
-        vocab_free(&v);
-    }
+    if (open_setting(o, "a bias experiment", &setting, &m, e)) return -1;
     if (tokenizer_init(&t, e)) return clip_free(&m), -1;
     Setting st;
     memset(&st, 0, sizeof st);
@@ -895,22 +903,10 @@ int debias_build_for_setting(const BiasExperimentOpts *o, const char *method, in
         return err_set(e, "--method: \"%s\" is not a debiasing method (orth-proj, orth-cali, bend-vlm, clip-clip, sfid, "
                           "prompt-array, dear)", method);
     if (calibrate && dm > DB_BEND) return err_set(e, "--calibrate applies to projection methods (orth-proj, orth-cali, bend-vlm), not %s", method);
-    const char *setting = o->setting;
-    if (!setting) setting = strstr(o->model, "emoji") ? "emoji" : strstr(o->model, "fmnist") ? "spurious" : NULL;
-    if (!setting || (strcmp(setting, "emoji") && strcmp(setting, "spurious")))
-        return err_set(e, "--setting must be emoji or spurious (it could not be told from the model's file name)");
+    const char *setting;
     ClipModel m;
     Tokenizer t;
-    if (clip_load(&m, o->model, NULL, e)) return -1;
-    if (!m.cfg.has_text || !m.cfg.has_vision) {
-        clip_free(&m);
-        return err_set(e, "%s: debiasing needs both towers (this model lacks %s)", o->model, m.cfg.has_text ? "the image tower" : "the text tower");
-    }
-    if (o->vocab_file) {
-        Vocab v;
-        if (vocab_load_strict(&v, o->vocab_file, e)) return clip_free(&m), -1;
-        vocab_free(&v);
-    }
+    if (open_setting(o, "debiasing", &setting, &m, e)) return -1;
     if (tokenizer_init(&t, e)) return clip_free(&m), -1;
     Setting st;
     memset(&st, 0, sizeof st);

@@ -84,10 +84,41 @@ static int save_json(const char *dir, cJSON *root, Err *e) {
     return rc;
 }
 
+
 static const char *family_name(const char *method) {
     static const char *F[] = {"strict", "loose", "white box"};
     int f = blackbox_family(method);
     return f < 0 ? "?" : F[f];
+}
+
+/* The main table (mean ± std over seeds at length L) as Markdown or HTML rows. */
+static void write_table(FILE *f, int html, cJSON *runs, cJSON *zs, char **methods, int nm, int L) {
+    static const char *const reveals[2] = {"probs", "labels"};
+    static const char *const head[] = {"method", "family", "revealed", "seeds", "Err_forget %", "Acc_keep %", "H %", "queries", "seconds"};
+    const int nh = (int)(sizeof head / sizeof *head);
+    fputs(html ? "<table><tr>" : "|", f);
+    for (int i = 0; i < nh; i++) fprintf(f, html ? "<th>%s</th>" : " %s |", head[i]);
+    fputs(html ? "</tr>\n" : "\n|", f);
+    for (int i = 0; i < nh && !html; i++) fputs("---|", f);
+    if (!html) fputs("\n", f);
+    /* cells joined by the format's separators */
+    const char *open = html ? "<tr><td>" : "| ", *sep = html ? "</td><td>" : " | ", *close = html ? "</td></tr>\n" : " |\n";
+    fprintf(f, "%szero-shot%s—%s—%s—%s%.2f%s%.2f%s%.2f%s0%s—%s", open, sep, sep, sep, sep, 100 * num(zs, "err_forget"), sep,
+            100 * num(zs, "acc_keep"), sep, 100 * num(zs, "H"), sep, sep, close);
+    for (int rv = 0; rv < 2; rv++)
+        for (int k = 0; k < nm; k++) {
+            double hm, hs, em, es, am, as, qm, qs, sm, ss;
+            int n = stats(runs, methods[k], reveals[rv], L, "H", &hm, &hs);
+            if (!n) continue;
+            stats(runs, methods[k], reveals[rv], L, "err_forget", &em, &es);
+            stats(runs, methods[k], reveals[rv], L, "acc_keep", &am, &as);
+            stats(runs, methods[k], reveals[rv], L, "queries", &qm, &qs);
+            stats(runs, methods[k], reveals[rv], L, "seconds", &sm, &ss);
+            fprintf(f, "%s%s%s%s%s%s%s%d%s%.2f ± %.2f%s%.2f ± %.2f%s%s%.2f ± %.2f%s%s%.0f%s%.1f%s", open, methods[k], sep,
+                    family_name(methods[k]), sep, reveals[rv], sep, n, sep, 100 * em, 100 * es, sep, 100 * am, 100 * as, sep,
+                    html ? "<b>" : "**", 100 * hm, 100 * hs, html ? "</b>" : "**", sep, qm, sep, sm, close);
+        }
+    if (html) fputs("</table>\n", f);
 }
 
 /* results.md and report.html from the runs. */
@@ -101,21 +132,7 @@ static int write_reports(const BbExperimentOpts *o, cJSON *root, char **methods,
     fprintf(f, "Forget %s (first %.0f%% of the classes); budget %ld queries; %d-shot; L = %d; mean ± std over seeds; "
                "test figures on the whole test split. `dirichlet` is OUR RECONSTRUCTION of the strict method.\n\n",
             cJSON_GetObjectItem(root, "forget")->valuestring, 100 * o->forget_ratio, o->budget, o->shots, o->L);
-    fprintf(f, "| method | family | revealed | seeds | Err_forget %% | Acc_keep %% | H %% | queries | seconds |\n|---|---|---|---|---|---|---|---|---|\n");
-    fprintf(f, "| zero-shot | — | — | — | %.2f | %.2f | %.2f | 0 | — |\n", 100 * num(zs, "err_forget"), 100 * num(zs, "acc_keep"),
-            100 * num(zs, "H"));
-    for (int rv = 0; rv < 2; rv++)
-        for (int k = 0; k < nm; k++) {
-            double hm, hs, em, es, am, as, qm, qs, sm, ss;
-            int n = stats(runs, methods[k], reveals[rv], o->L, "H", &hm, &hs);
-            if (!n) continue;
-            stats(runs, methods[k], reveals[rv], o->L, "err_forget", &em, &es);
-            stats(runs, methods[k], reveals[rv], o->L, "acc_keep", &am, &as);
-            stats(runs, methods[k], reveals[rv], o->L, "queries", &qm, &qs);
-            stats(runs, methods[k], reveals[rv], o->L, "seconds", &sm, &ss);
-            fprintf(f, "| %s | %s | %s | %d | %.2f ± %.2f | %.2f ± %.2f | **%.2f ± %.2f** | %.0f | %.1f |\n", methods[k],
-                    family_name(methods[k]), reveals[rv], n, 100 * em, 100 * es, 100 * am, 100 * as, 100 * hm, 100 * hs, qm, sm);
-        }
+    write_table(f, 0, runs, zs, methods, nm, o->L);
     fprintf(f, "\nH %% against suffix length L (context tokens m for bbt, bbf, coop), probabilities revealed:\n\n| method |");
     for (int i = 0; i < nL; i++) fprintf(f, " L=%d |", Ls[i]);
     fprintf(f, "\n|---|");
@@ -198,23 +215,7 @@ static int write_reports(const BbExperimentOpts *o, cJSON *root, char **methods,
                "<code>dirichlet</code> is <b>our reconstruction</b> of the programme's strict method. Command: <code>%s</code></p>\n",
             o->model, o->dataset, cJSON_GetObjectItem(root, "forget")->valuestring, o->budget, o->shots, o->L,
             cJSON_GetObjectItem(root, "command")->valuestring);
-    fprintf(f, "<table><tr><th>method</th><th>family</th><th>revealed</th><th>seeds</th><th>Err_forget %%</th><th>Acc_keep %%</th>"
-               "<th>H %%</th><th>queries</th><th>seconds</th></tr>\n");
-    fprintf(f, "<tr><td>zero-shot</td><td>—</td><td>—</td><td>—</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>0</td><td>—</td></tr>\n",
-            100 * num(zs, "err_forget"), 100 * num(zs, "acc_keep"), 100 * num(zs, "H"));
-    for (int rv = 0; rv < 2; rv++)
-        for (int k = 0; k < nm; k++) {
-            double hm, hs, em, es, am, as, qm, qs, sm, ss;
-            int n = stats(runs, methods[k], reveals[rv], o->L, "H", &hm, &hs);
-            if (!n) continue;
-            stats(runs, methods[k], reveals[rv], o->L, "err_forget", &em, &es);
-            stats(runs, methods[k], reveals[rv], o->L, "acc_keep", &am, &as);
-            stats(runs, methods[k], reveals[rv], o->L, "queries", &qm, &qs);
-            stats(runs, methods[k], reveals[rv], o->L, "seconds", &sm, &ss);
-            fprintf(f, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%d</td><td>%.2f ± %.2f</td><td>%.2f ± %.2f</td><td><b>%.2f ± %.2f</b></td>"
-                       "<td>%.0f</td><td>%.1f</td></tr>\n",
-                    methods[k], family_name(methods[k]), reveals[rv], n, 100 * em, 100 * es, 100 * am, 100 * as, 100 * hm, 100 * hs, qm, sm);
-        }
+    write_table(f, 1, runs, zs, methods, nm, o->L);
     fprintf(f, "</table>\n<h2>H against suffix length</h2>\n%s\n", svg_l);
     for (int rv = 0; rv < 2; rv++)
         if (svg_q[rv]) fprintf(f, "<h2>H against queries (%s)</h2>\n%s\n", reveals[rv], svg_q[rv]);
@@ -372,11 +373,7 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
                         cJSON_AddNumberToObject(j, "validation_H", r.val_h);
                         cJSON_AddNumberToObject(j, "queries", (double)r.queries);
                         cJSON_AddNumberToObject(j, "seconds", r.seconds);
-                        cJSON *cv = cJSON_AddArrayToObject(j, "curve");
-                        for (int i = 0; i < r.n_curve; i++) {
-                            double pt[2] = {(double)r.curve_queries[i], r.curve_h[i]};
-                            cJSON_AddItemToArray(cv, cJSON_CreateDoubleArray(pt, 2));
-                        }
+                        blackbox_curve_json(j, &r);
                         cJSON_AddItemToArray(runs, j);
                         cJSON_DeleteItemFromObject(root, "zero_shot");
                         cJSON *z = cJSON_AddObjectToObject(root, "zero_shot");
@@ -422,4 +419,12 @@ int blackbox_write_report(const BlackboxOpts *o, const BlackboxResult *r, const 
     int rc = write_file_atomic(path, html, n, e);
     free(html), free(svg);
     return rc;
+}
+
+void blackbox_curve_json(cJSON *parent, const BlackboxResult *r) {
+    cJSON *cv = cJSON_AddArrayToObject(parent, "curve");
+    for (int i = 0; i < r->n_curve; i++) {
+        double pt[2] = {(double)r->curve_queries[i], r->curve_h[i]};
+        cJSON_AddItemToArray(cv, cJSON_CreateDoubleArray(pt, 2));
+    }
 }

@@ -22,6 +22,9 @@ typedef struct {
 
 void bb_experiment_defaults(BbExperimentOpts *o);
 /* One run's report (forget blackbox --report FILE): before/after table and H against queries. */
+/* "curve": [[queries, H], ...] added to parent. */
+struct cJSON;
+void blackbox_curve_json(struct cJSON *parent, const BlackboxResult *r);
 int blackbox_write_report(const BlackboxOpts *o, const BlackboxResult *r, const char *path, Err *e);
 int bb_experiment_run(const BbExperimentOpts *o, Err *e);
 

@@ -32,13 +32,9 @@ void block_acts_free(BlockActs *a) {
     memset(a, 0, sizeof *a);
 }
 
-void block_forward(const ClipBlock *b, BlockActs *a, float *x, int T, int W, int H, ClipAct act,
-                   const Packing *pk, int causal) {
+/* After the attention (a->attn filled): out_proj and the residual, then the MLP half. */
+static void block_forward_rest(const ClipBlock *b, BlockActs *a, float *x, int T, int W, ClipAct act) {
     const long n = (long)T * W;
-    if (a->x_in) memcpy(a->x_in, x, (size_t)n * sizeof(float));
-    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, b->ln1_w, b->ln1_b, T, W, LN_EPS);
-    linear_forward(a->qkv, a->ln1, b->qkv_w, b->qkv_b, T, W, 3 * W);
-    attention_forward(a->attn, a->att, a->qkv, pk, W, H, causal);
     linear_forward(a->tmp, a->attn, b->out_w, b->out_b, T, W, W);
     add_forward(a->x_mid, x, a->tmp, n);
     layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->x_mid, b->ln2_w, b->ln2_b, T, W, LN_EPS);
@@ -51,10 +47,19 @@ void block_forward(const ClipBlock *b, BlockActs *a, float *x, int T, int W, int
     add_forward(x, a->x_mid, a->tmp, n);
 }
 
+void block_forward(const ClipBlock *b, BlockActs *a, float *x, int T, int W, int H, ClipAct act,
+                   const Packing *pk, int causal) {
+    const long n = (long)T * W;
+    if (a->x_in) memcpy(a->x_in, x, (size_t)n * sizeof(float));
+    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, b->ln1_w, b->ln1_b, T, W, LN_EPS);
+    linear_forward(a->qkv, a->ln1, b->qkv_w, b->qkv_b, T, W, 3 * W);
+    attention_forward(a->attn, a->att, a->qkv, pk, W, H, causal);
+    block_forward_rest(b, a, x, T, W, act);
+}
+
 void block_forward_prefix(const ClipBlock *b, BlockActs *a, float *x, int Tn, int W, int H, ClipAct act,
                           const Packing *pk_full, const int *pre, const int *new_start, float *full_qkv,
                           float *full_attn) {
-    const long n = (long)Tn * W;
     layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, b->ln1_w, b->ln1_b, Tn, W, LN_EPS);
     linear_forward(a->qkv, a->ln1, b->qkv_w, b->qkv_b, Tn, W, 3 * W);
     for (int s = 0; s < pk_full->nseq; s++) {
@@ -68,16 +73,7 @@ void block_forward_prefix(const ClipBlock *b, BlockActs *a, float *x, int Tn, in
         memcpy(a->attn + (size_t)new_start[s] * W, full_attn + (size_t)(pk_full->start[s] + pre[s]) * W,
                sizeof(float) * (size_t)rows * W);
     }
-    linear_forward(a->tmp, a->attn, b->out_w, b->out_b, Tn, W, W);
-    add_forward(a->x_mid, x, a->tmp, n);
-    layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->x_mid, b->ln2_w, b->ln2_b, Tn, W, LN_EPS);
-    linear_forward(a->fc, a->ln2, b->fc_w, b->fc_b, Tn, W, 4 * W);
-    if (act == ACT_GELU)
-        gelu_forward(a->act, a->fc, n * 4);
-    else
-        quickgelu_forward(a->act, a->fc, n * 4);
-    linear_forward(a->tmp, a->act, b->proj_w, b->proj_b, Tn, 4 * W, W);
-    add_forward(x, a->x_mid, a->tmp, n);
+    block_forward_rest(b, a, x, Tn, W, act);
 }
 
 void block_backward(const ClipBlock *b, ClipBlock *gb, const BlockActs *a, float *dx, int T, int W, int H,
