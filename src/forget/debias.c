@@ -8,6 +8,7 @@
 
 #include "core/gemm.h"
 #include "core/ops.h"
+#include "core/strmap.h"
 #include "io/safetensors.h"
 #include "models/clip_encode.h"
 
@@ -29,7 +30,22 @@ void debias_params_default(DebiasParams *p) {
     *p = (DebiasParams){.lambda = 1000, .mu = 0, .dims = 16, .n_ctx = 3, .steps = 200, .lr = 1e-2, .beta = 1.0, .seed = 1};
 }
 
+struct BendCache {
+    StrMap index; /* subject -> row */
+    float *feats; /* [rows, n_aug, D] normalised and centred augmentations */
+    int rows, cap;
+};
+
+static void bend_cache_free(struct BendCache *c) {
+    if (!c) return;
+    strmap_free(&c->index);
+    free(c->feats);
+    free(c);
+}
+
 void debias_free(Debias *d) {
+    bend_cache_free(d->bend_cache);
+    free(d->P0);
     free(d->P), free(d->M), free(d->WWn), free(d->mask), free(d->impute), free(d->impute_txt);
     free(d->mu_a), free(d->mu_b), free(d->ctx), free(d->w1), free(d->b1), free(d->w2), free(d->b2);
     for (int i = 0; i < d->n_aug; i++) free(d->aug_tpl[i]);
@@ -355,6 +371,8 @@ int debias_build(Debias *d, DebiasMethod method, const ClipModel *m, const Token
         d->aug_tpl = xmalloc(sizeof(char *) * (size_t)dd->n_aug);
         for (int i = 0; i < dd->n_aug; i++) d->aug_tpl[i] = xstrdup(dd->aug_tpl[i]);
         if (dd->n_ref > 0 && dd->A >= 2) d->mu_a = ref_mean(dd, 0, D), d->mu_b = ref_mean(dd, 1, D);
+        d->bend_cache = xcalloc(1, sizeof *d->bend_cache);
+        strmap_init(&d->bend_cache->index, 1024);
     } else if (method == DB_CLIP_CLIP) {
         rc = build_clip_clip(d, dd, p, e);
     } else if (method == DB_SFID) {
@@ -374,13 +392,19 @@ int debias_calibrate(Debias *d, const ClipModel *m, const Tokenizer *t, const De
                        DEBIAS_METHOD_NAMES[d->method]);
     if (dd->n_vocab < 1) return err_set(e, "calibrate needs a general vocabulary (none given)");
     int rc = 0;
-    float *Wf = xalloc_floats((size_t)dd->n_vocab * D);
-    d->WWn = d->WWn ? d->WWn : xmalloc(sizeof(double) * (size_t)D * D);
-    d->M = d->M ? d->M : xcalloc((size_t)D * D, sizeof(double));
-    rc = encode_plain(m, t, dd->tpl, dd->vocab, dd->n_vocab, Wf, e);
-    if (rc == 0) debias_second_moment(Wf, dd->n_vocab, D, d->WWn);
-    free(Wf);
-    if (rc == 0 && dd->n_pairs > 0) {
+    if (!d->WWn) { /* the vocabulary's and the pairs' statistics, once per transform */
+        float *Wf = xalloc_floats((size_t)dd->n_vocab * D);
+        d->M = xcalloc((size_t)D * D, sizeof(double));
+        rc = encode_plain(m, t, dd->tpl, dd->vocab, dd->n_vocab, Wf, e);
+        if (rc == 0) {
+            d->WWn = xmalloc(sizeof(double) * (size_t)D * D);
+            debias_second_moment(Wf, dd->n_vocab, D, d->WWn);
+        }
+        free(Wf);
+    } else {
+        dd = NULL; /* statistics already there */
+    }
+    if (rc == 0 && dd && dd->n_pairs > 0) {
         float *A = xalloc_floats((size_t)dd->n_pairs * D), *B = xalloc_floats((size_t)dd->n_pairs * D);
         rc = encode_plain(m, t, NULL, dd->pair_a, dd->n_pairs, A, e);
         if (rc == 0) rc = encode_plain(m, t, NULL, dd->pair_b, dd->n_pairs, B, e);
@@ -389,8 +413,12 @@ int debias_calibrate(Debias *d, const ClipModel *m, const Tokenizer *t, const De
     }
     d->lambda = lambda, d->mu = mu;
     if (rc == 0 && d->P) {
+        if (!d->P0) { /* the uncalibrated projection, kept so a second calibration starts from it */
+            d->P0 = xmalloc(sizeof(double) * (size_t)D * D);
+            memcpy(d->P0, d->P, sizeof(double) * (size_t)D * D);
+        }
         double *P = xmalloc(sizeof(double) * (size_t)D * D);
-        rc = debias_calibrate_closed_form(d->P, d->M, lambda, d->WWn, mu, D, P, e);
+        rc = debias_calibrate_closed_form(d->P0, d->M, lambda, d->WWn, mu, D, P, e);
         if (rc == 0) memcpy(d->P, P, sizeof(double) * (size_t)D * D);
         free(P);
     }
@@ -403,40 +431,71 @@ int debias_calibrate(Debias *d, const ClipModel *m, const Tokenizer *t, const De
 int debias_encode_prompt_array(const Debias *d, const ClipModel *m, const Tokenizer *t, const char *tpl,
                                const char *const *subjects, int n, float *out, Err *e); /* debias_learned.c */
 
+/* The rest of Bend-VLM for z with its query projection P (calibrated when asked): project, then
+ * remove the component along the reference attribute-mean difference. */
+static int bend_apply(const Debias *d, double *P, float *z, Err *e) {
+    const int D = d->D;
+    if (d->calibrated) {
+        double *Pc = xmalloc(sizeof(double) * (size_t)D * D);
+        int rc = debias_calibrate_closed_form(P, d->M, d->lambda, d->WWn, d->mu, D, Pc, e);
+        memcpy(P, Pc, sizeof(double) * (size_t)D * D);
+        free(Pc);
+        if (rc) return rc;
+    }
+    apply_P(P, D, z);
+    if (d->mu_a && d->mu_b) { /* equidistant to the two reference groups: z . (mu_a - mu_b) = 0 */
+        double dz = 0, dd = 0;
+        for (int j = 0; j < D; j++) {
+            const double df = d->mu_a[j] - d->mu_b[j];
+            dz += z[j] * df, dd += df * df;
+        }
+        for (int j = 0; j < D && dd > 0; j++) z[j] -= (float)(dz / dd * (d->mu_a[j] - d->mu_b[j]));
+    }
+    return 0;
+}
+
 /* Bend-VLM for one query feature z: orthogonalise against its augmentations (calibrated when
  * asked), then remove the component along the reference attribute-mean difference. */
 static int bend_one(const Debias *d, const ClipModel *m, const Tokenizer *t, const char *subject, float *z, Err *e) {
     const int D = d->D, A = d->n_aug;
-    float *za = xalloc_floats((size_t)A * D);
+    struct BendCache *c = d->bend_cache;
+    int32_t row = -1;
     int rc = 0;
-    for (int a = 0; a < A && rc == 0; a++) rc = encode_plain(m, t, d->aug_tpl[a], &subject, 1, za + (size_t)a * D, e);
-    if (rc == 0) {
+    if (!c || !strmap_get(&c->index, subject, strlen(subject), &row)) {
+        float *za = xalloc_floats((size_t)A * D);
+        for (int a = 0; a < A && rc == 0; a++) rc = encode_plain(m, t, d->aug_tpl[a], &subject, 1, za + (size_t)a * D, e);
+        if (rc) {
+            free(za);
+            return rc;
+        }
         float *mean = xcalloc((size_t)D, sizeof(float));
         for (int a = 0; a < A; a++) normalise(za + (size_t)a * D, D);
         for (int a = 0; a < A; a++)
             for (int j = 0; j < D; j++) mean[j] += za[(size_t)a * D + j] / A;
         for (int a = 0; a < A; a++)
             for (int j = 0; j < D; j++) za[(size_t)a * D + j] -= mean[j];
-        double *P = xmalloc(sizeof(double) * (size_t)D * D);
-        debias_orth_proj(za, A, D, P);
-        if (d->calibrated) {
-            double *Pc = xmalloc(sizeof(double) * (size_t)D * D);
-            rc = debias_calibrate_closed_form(P, d->M, d->lambda, d->WWn, d->mu, D, Pc, e);
-            memcpy(P, Pc, sizeof(double) * (size_t)D * D);
-            free(Pc);
+        free(mean);
+        if (!c) { /* no cache (a loaded file): use and drop */
+            double *P = xmalloc(sizeof(double) * (size_t)D * D);
+            debias_orth_proj(za, A, D, P);
+            free(za);
+            rc = bend_apply(d, P, z, e);
+            free(P);
+            return rc;
         }
-        apply_P(P, D, z);
-        if (d->mu_a && d->mu_b) { /* equidistant to the two reference groups: z . (mu_a - mu_b) = 0 */
-            double dz = 0, dd = 0;
-            for (int j = 0; j < D; j++) {
-                const double df = d->mu_a[j] - d->mu_b[j];
-                dz += z[j] * df, dd += df * df;
-            }
-            for (int j = 0; j < D && dd > 0; j++) z[j] -= (float)(dz / dd * (d->mu_a[j] - d->mu_b[j]));
+        if (c->rows == c->cap) {
+            c->cap = c->cap ? 2 * c->cap : 256;
+            c->feats = xrealloc(c->feats, sizeof(float) * (size_t)c->cap * A * D);
         }
-        free(mean), free(P);
+        memcpy(c->feats + (size_t)c->rows * A * D, za, sizeof(float) * (size_t)A * D);
+        free(za);
+        row = c->rows++;
+        strmap_put(&c->index, subject, strlen(subject), row);
     }
-    free(za);
+    double *P = xmalloc(sizeof(double) * (size_t)D * D);
+    debias_orth_proj(c->feats + (size_t)row * A * D, A, D, P);
+    rc = bend_apply(d, P, z, e);
+    free(P);
     return rc;
 }
 

@@ -75,6 +75,8 @@ typedef struct {
     int calibrated;          /* P is calibrated (bend: per query) */
     int D, W;                /* embedding dim, token width */
     double *P;               /* [D, D] text projection (orth-proj/-cali, calibrated) */
+    double *P0;              /* [D, D] the projection before calibration (so it can be re-calibrated) */
+    struct BendCache *bend_cache; /* bend: each subject's augmented features, computed once */
     double *M, *WWn;         /* [D, D] pair scatter and (1/n) W W^T, kept for bend's per-query calibration */
     double lambda, mu;
     uint8_t *mask;           /* [D] clip-clip, sfid: dimensions changed */

@@ -293,7 +293,8 @@ int dataset_load_named(Dataset *d, const char *spec, const char *dir, Err *e) {
     }
     if (strcmp(name, "fmnist-spurious") == 0) {
         Dataset base;
-        if (dataset_load_fmnist(&base, dir, split, e)) return -1;
+        const int val = strcmp(split, "val") == 0; /* training images with the test's balanced tints */
+        if (dataset_load_fmnist(&base, dir, val ? "train" : split, e)) return -1;
         dataset_tint_spurious(d, &base, strcmp(split, "train") == 0);
         dataset_free(&base);
         return 0;
@@ -322,7 +323,7 @@ int dataset_load_named(Dataset *d, const char *spec, const char *dir, Err *e) {
     if (strcmp(name, "folder") == 0) return dataset_load_folder(d, split, 224, e);
     if (strcmp(name, "emoji") == 0) return dataset_load_emoji(d, split, 0, 32, e);
     if (strcmp(name, "emoji100") == 0) return dataset_load_emoji(d, split, 1, 32, e);
-    return err_set(e, "unknown dataset \"%s\" (fmnist:train|test, fmnist-domains:train|test, fmnist-spurious:train|test, cifar10:train|test, "
+    return err_set(e, "unknown dataset \"%s\" (fmnist:train|test, fmnist-domains:train|test, fmnist-spurious:train|val|test, cifar10:train|test, "
                       "cifar100:train|test with --data-dir, folder:PATH, emoji:train|test, emoji100:train|val|test)", spec);
 }
 
