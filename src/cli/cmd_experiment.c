@@ -17,7 +17,7 @@ const Command cmd_experiment = {
     "\n"
     "bias: every debiasing method (orth-proj, orth-cali, bend-vlm, clip-clip, sfid, prompt-array, dear) and the\n"
     "calibration (OUR RECONSTRUCTION) on top of each projection, lambda and mu chosen on the validation split;\n"
-    "bias (emoji: MaxSkew@K, KL@K, NDKL of gender and skin tone on neutral queries; spurious: average minus\n"
+    "bias (emoji: MaxSkew@K, KL@K, NDKL of gender and skin tone on neutral queries; spurious: 1 minus\n"
     "worst-group accuracy) and general knowledge (zero-shot top-1 on every class set, neighbourhoods of held-out\n"
     "words) on the test split. Writes DIR/results.json, results.md, report.html (bias reduction against retained\n"
     "general accuracy) and DIR/<method>+cal.debias.safetensors. The setting defaults from the file name.\n"

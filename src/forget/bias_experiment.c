@@ -595,7 +595,8 @@ static int measure(const Setting *st, const EvalSet *s, const Debias *d, const C
         }
         free(h), free(g0), free(g1);
     }
-    out->bias = st->spurious ? out->avg - out->worst : 0.5 * (out->skew[0] + out->skew[1]);
+    /* spurious: 1 - worst-group accuracy (the gap to the average would reward a collapse of both) */
+    out->bias = st->spurious ? 1 - out->worst : 0.5 * (out->skew[0] + out->skew[1]);
     free(img), free(txt);
     return rc;
 }
@@ -662,7 +663,7 @@ static int write_outputs(const BiasExperimentOpts *o, const Setting *st, const M
                "Test split figures; lambda, mu chosen on the validation split. `+cal` is the calibration, OUR RECONSTRUCTION.\n\n",
             o->model, st->spurious ? "spurious" : "emoji", o->model, st->spurious ? "spurious" : "emoji", o->out);
     if (st->spurious)
-        fprintf(f, "| method | family | bias (avg - worst) | bias reduction %% | worst-group %% | average %% | MaxSkew tint | general %% | retained %% | neighbours %% |\n|---|---|---|---|---|---|---|---|---|---|\n");
+        fprintf(f, "| method | family | bias (1 - worst-group) | bias reduction %% | worst-group %% | average %% | MaxSkew tint | general %% | retained %% | neighbours %% |\n|---|---|---|---|---|---|---|---|---|---|\n");
     else
         fprintf(f, "| method | family | bias (MaxSkew) | bias reduction %% | MaxSkew gender | MaxSkew tone | KL gender | KL tone | NDKL gender | NDKL tone | general %% | retained %% | neighbours %% |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = -1; i < ne; i++) {

@@ -8,11 +8,11 @@
  *             bias is MaxSkew@K of gender and skin tone (KL@K, NDKL beside); general knowledge is
  *             zero-shot top-1 on emoji100 and on every emoji group and subgroup as its own task
  *   spurious  (fmnist-spurious-clip) zero-shot classification of tinted Fashion-MNIST; the bias is
- *             the gap between average and worst-group accuracy over (class, tint) groups (MaxSkew of
+ *             1 - the worst-group accuracy over (class, tint) groups (MaxSkew of
  *             the tint in each class query's retrievals beside); general knowledge is zero-shot
  *             top-1 on Fashion-MNIST, its four domains and the tinted test set
- * Validation: the emoji val split and the other half of the neutral phrases; the training split of
- * the Fashion-MNIST sets. The test figures never choose anything. */
+ * Validation: the emoji val split and the other half of the neutral phrases; training images of
+ * the Fashion-MNIST sets (tints balanced as in the test split). The test figures never choose anything. */
 #ifndef FORGET_BIAS_EXPERIMENT_H
 #define FORGET_BIAS_EXPERIMENT_H
 
