@@ -313,8 +313,11 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
         cJSON_AddStringToObject(root, "forget", forget);
         cJSON_DeleteItemFromObject(root, "command");
         char cmd[1024];
-        snprintf(cmd, sizeof cmd, "forget experiment blackbox --model %s --dataset %s --forget-ratio %g --seeds %d --budget %ld --out %s%s",
-                 o->model, o->dataset, o->forget_ratio, o->seeds, o->budget, o->out, o->labels ? " --labels" : "");
+        snprintf(cmd, sizeof cmd,
+                 "forget experiment blackbox --model %s --dataset %s --forget-ratio %g --seeds %d --budget %ld --shots %d "
+                 "--suffix-len %d --lengths %s --length-seeds %d --out %s%s",
+                 o->model, o->dataset, o->forget_ratio, o->seeds, o->budget, o->shots, o->L, o->lengths, o->length_seeds, o->out,
+                 o->labels ? " --labels" : "");
         cJSON_AddStringToObject(root, "command", cmd);
     }
     /* the plan: (method, reveal, L, seed) */
