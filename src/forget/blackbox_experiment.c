@@ -366,17 +366,9 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
                         cJSON *j = cJSON_CreateObject();
                         cJSON_AddStringToObject(j, "method", methods[k]);
                         cJSON_AddStringToObject(j, "family", family_name(methods[k]));
-                        cJSON_AddStringToObject(j, "revealed", reveal);
                         cJSON_AddNumberToObject(j, "L", L);
                         cJSON_AddNumberToObject(j, "seed", seed);
-                        cJSON_AddStringToObject(j, "suffix", r.suffix);
-                        cJSON_AddNumberToObject(j, "err_forget", r.err_forget);
-                        cJSON_AddNumberToObject(j, "acc_keep", r.acc_keep);
-                        cJSON_AddNumberToObject(j, "H", r.h);
-                        cJSON_AddNumberToObject(j, "validation_H", r.val_h);
-                        cJSON_AddNumberToObject(j, "queries", (double)r.queries);
-                        cJSON_AddNumberToObject(j, "seconds", r.seconds);
-                        blackbox_curve_json(j, &r);
+                        blackbox_result_json(j, &r);
                         cJSON_AddItemToArray(runs, j);
                         cJSON_DeleteItemFromObject(root, "zero_shot");
                         cJSON *z = cJSON_AddObjectToObject(root, "zero_shot");
@@ -424,8 +416,21 @@ int blackbox_write_report(const BlackboxOpts *o, const BlackboxResult *r, const 
     return rc;
 }
 
-void blackbox_curve_json(cJSON *parent, const BlackboxResult *r) {
-    cJSON *cv = cJSON_AddArrayToObject(parent, "curve");
+void blackbox_result_json(cJSON *j, const BlackboxResult *r) {
+    cJSON_AddStringToObject(j, "suffix", r->suffix);
+    cJSON_AddNumberToObject(j, "err_forget", r->err_forget);
+    cJSON_AddNumberToObject(j, "acc_keep", r->acc_keep);
+    cJSON_AddNumberToObject(j, "H", r->h);
+    cJSON_AddNumberToObject(j, "validation_H", r->val_h);
+    cJSON_AddNumberToObject(j, "queries", (double)r->queries);
+    cJSON_AddNumberToObject(j, "eval_queries", (double)r->eval_queries);
+    cJSON_AddNumberToObject(j, "seconds", r->seconds);
+    cJSON_AddStringToObject(j, "revealed", r->labels_only ? "labels" : "probs");
+    cJSON *z = cJSON_AddObjectToObject(j, "zero_shot");
+    cJSON_AddNumberToObject(z, "err_forget", r->base_err);
+    cJSON_AddNumberToObject(z, "acc_keep", r->base_acc);
+    cJSON_AddNumberToObject(z, "H", r->base_h);
+    cJSON *cv = cJSON_AddArrayToObject(j, "curve");
     for (int i = 0; i < r->n_curve; i++) {
         double pt[2] = {(double)r->curve_queries[i], r->curve_h[i]};
         cJSON_AddItemToArray(cv, cJSON_CreateDoubleArray(pt, 2));

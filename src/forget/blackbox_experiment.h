@@ -22,9 +22,10 @@ typedef struct {
 
 void bb_experiment_defaults(BbExperimentOpts *o);
 /* One run's report (forget blackbox --report FILE): before/after table and H against queries. */
-/* "curve": [[queries, H], ...] added to parent. */
+/* A result's fields (suffix, err_forget, acc_keep, H, validation_H, queries, eval_queries, seconds,
+ * revealed, zero_shot, curve: [[queries, H], ...]) added to the JSON object j. */
 struct cJSON;
-void blackbox_curve_json(struct cJSON *parent, const BlackboxResult *r);
+void blackbox_result_json(struct cJSON *j, const BlackboxResult *r);
 int blackbox_write_report(const BlackboxOpts *o, const BlackboxResult *r, const char *path, Err *e);
 int bb_experiment_run(const BbExperimentOpts *o, Err *e);
 
