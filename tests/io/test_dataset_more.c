@@ -120,3 +120,34 @@ TEST(dataset_image_folder_and_caption_list) {
     fclose(f);
     CHECK(caption_list_load(&cl, tsv, &e) != 0 && strstr(e.msg, "captions.tsv:4:"));
 }
+
+/* fmnist-spurious: the tint follows the class half 90% of the time in training, half the time in
+ * test; pixels are the grey value times the tint. */
+TEST(dataset_spurious_tint_proportions) {
+    enum { N = 4000 };
+    Dataset base = {0};
+    base.n = N, base.h = 2, base.w = 2, base.channels = 1, base.n_classes = 10;
+    base.pixels = calloc((size_t)N * 4, 1);
+    base.labels = malloc(sizeof(int32_t) * N);
+    base.class_names = calloc(10, sizeof(char *));
+    for (int c = 0; c < 10; c++) base.class_names[c] = strdup("c");
+    for (int i = 0; i < N; i++) base.labels[i] = i % 10, base.pixels[i * 4] = 200;
+    for (int train = 0; train < 2; train++) {
+        Dataset d;
+        dataset_tint_spurious(&d, &base, train);
+        CHECK(d.channels == 3 && d.n == N && d.n_domains == 2 && strcmp(d.domain_names[0], "red photo") == 0);
+        int usual = 0;
+        for (int i = 0; i < N; i++) usual += d.domains[i] == (d.labels[i] < 5 ? 0 : 1);
+        const double share = (double)usual / N;
+        if (train) CHECK_MSG(share > 0.88 && share < 0.92, "train: usual tint %.3f", share);
+        else CHECK_MSG(share > 0.46 && share < 0.54, "test: usual tint %.3f", share);
+        /* red: (v, 0.3 v, 0.3 v); blue: (0.3 v, 0.45 v, v) */
+        for (int i = 0; i < 20; i++) {
+            const uint8_t *p = d.pixels + (size_t)i * 12;
+            if (d.domains[i] == 0) CHECK(p[0] == 200 && p[1] == 60 && p[2] == 60);
+            else CHECK(p[0] == 60 && p[1] == 90 && p[2] == 200);
+        }
+        dataset_free(&d);
+    }
+    dataset_free(&base);
+}
