@@ -413,15 +413,31 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/v1/classify") != 0) return fail(s, c, 404, "no such endpoint: %s", url);
     if (strcmp(method, "POST") != 0) return fail(s, c, 405, "/v1/classify takes POST");
     if (body->too_big) return fail(s, c, 413, "request body over %ld bytes", s->o.max_body);
-    cJSON *req = body->buf ? cJSON_ParseWithLength(body->buf, body->len) : NULL;
-    if (!req) return fail(s, c, 400, "request body is not valid JSON");
-    cJSON *out = NULL;
     unsigned status;
+    char *text = bb_server_classify_json(s, body->buf, body->len, &status);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+char *bb_server_classify_json(BbServer *s, const char *body, size_t len, unsigned *status) {
+    cJSON *req = body ? cJSON_ParseWithLength(body, len) : NULL, *out = NULL;
     char msg[512];
-    const char *err = classify(s, req, &out, &status, msg, sizeof msg);
+    const char *err = req ? classify(s, req, &out, status, msg, sizeof msg) : "request body is not valid JSON";
+    if (!req) *status = 400;
     cJSON_Delete(req);
-    if (err) return fail(s, c, status, "%s", err);
-    return reply(c, 200, out);
+    if (err) {
+        pthread_mutex_lock(&s->lock);
+        s->rejected++;
+        pthread_mutex_unlock(&s->lock);
+        out = cJSON_CreateObject();
+        cJSON_AddStringToObject(out, "error", err);
+    }
+    char *text = cJSON_PrintUnformatted(out);
+    cJSON_Delete(out);
+    return text;
 }
 
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {

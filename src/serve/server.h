@@ -43,5 +43,8 @@ typedef struct BbServer BbServer;
 BbServer *bb_server_start(const ServerOpts *o, Err *e);
 int bb_server_port(const BbServer *s);
 void bb_server_stop(BbServer *s);
+/* The body of a POST /v1/classify without HTTP: the reply's JSON (malloc'd) and its status. The
+ * HTTP handler calls it; so does the fuzz target (fuzz/fuzz_request.c). */
+char *bb_server_classify_json(BbServer *s, const char *body, size_t len, unsigned *status);
 
 #endif
