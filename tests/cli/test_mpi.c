@@ -65,7 +65,7 @@ TEST(mpi_two_ranks_equal_serial) {
     st_close(&b);
 }
 
-#include "serve/server.h"
+#include "serve/fixture.h"
 
 /* forget blackbox under mpirun -np 2: each rank scores half of every population, and the chosen
  * suffix and its figures equal the serial run's. */
@@ -74,15 +74,8 @@ TEST(mpi_blackbox_equals_serial) {
         test_skip("mpirun not found (Debian openmpi-bin): MPI populations not checked");
         return;
     }
-    char model[1024];
-    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
-    ServerOpts so = {.model = model, .dataset = "fmnist:test"};
-    Err e = {{0}};
-    BbServer *s = bb_server_start(&so, &e);
-    if (!s) {
-        test_fail(__FILE__, __LINE__, "%s", e.msg);
-        return;
-    }
+    BbServer *s = tiny_server((ServerOpts){0}, NULL, 0);
+    if (!s) return;
     const char *bin = getenv("FORGET_BIN") ? getenv("FORGET_BIN") : "bin/forget";
     char args[600], cmd[3000], out[2][600];
     snprintf(args, sizeof args, "blackbox --api http://127.0.0.1:%d --forget 0,1,2,3 --budget 200 --shots 4 --vocab 60 "

@@ -8,19 +8,14 @@
 #include "forget/blackbox.h"
 #include "serve/client.h"
 #include "serve/server.h"
+#include "serve/fixture.h"
 #include "test.h"
 
 TEST(blackbox_search_through_the_api_only) {
-    char model[1024], url[64];
-    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
-    ServerOpts so = {.model = model, .dataset = "fmnist:test"};
+    char url[64];
+    BbServer *s = tiny_server((ServerOpts){.dataset = "fmnist:test"}, url, sizeof url);
+    if (!s) return;
     Err e = {{0}};
-    BbServer *s = bb_server_start(&so, &e);
-    if (!s) {
-        test_fail(__FILE__, __LINE__, "%s", e.msg);
-        return;
-    }
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", bb_server_port(s));
     BlackboxOpts o;
     blackbox_defaults(&o);
     o.api = url;
@@ -59,16 +54,10 @@ TEST(blackbox_search_through_the_api_only) {
 }
 
 TEST(blackbox_loose_and_white_box_methods) {
-    char model[1024], url[64];
-    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
-    ServerOpts so = {.model = model, .dataset = "fmnist:test", .allow_embeddings = 1};
+    char url[64];
+    BbServer *s = tiny_server((ServerOpts){.dataset = "fmnist:test", .allow_embeddings = 1}, url, sizeof url);
+    if (!s) return;
     Err e = {{0}};
-    BbServer *s = bb_server_start(&so, &e);
-    if (!s) {
-        test_fail(__FILE__, __LINE__, "%s", e.msg);
-        return;
-    }
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", bb_server_port(s));
     BlackboxOpts o;
     blackbox_defaults(&o);
     o.api = url;
@@ -88,6 +77,8 @@ TEST(blackbox_loose_and_white_box_methods) {
     /* CoOp: in process on the split the server serves; its validation H can only rise from the start */
     BlackboxResult r;
     o.method = "coop";
+    char model[1024];
+    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
     o.model = model;
     o.dataset = "fmnist:test";
     o.coop_steps = 20;

@@ -10,18 +10,13 @@
 #include "models/clip_encode.h"
 #include "serve/client.h"
 #include "serve/server.h"
+#include "serve/fixture.h"
 #include "test.h"
 
 static const char *PROMPTS[3] = {"a photo of a t-shirt.", "a photo of a bag.", "a photo of a sneaker."};
 
 static BbServer *start(int labels, const char *key) {
-    char model[1024];
-    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
-    ServerOpts o = {.model = model, .dataset = "fmnist:test", .reveal_labels = labels, .api_key = key, .max_body = 4096};
-    Err e = {{0}};
-    BbServer *s = bb_server_start(&o, &e);
-    if (!s) test_fail(__FILE__, __LINE__, "%s", e.msg);
-    return s;
+    return tiny_server((ServerOpts){.reveal_labels = labels, .api_key = key, .max_body = 4096}, NULL, 0);
 }
 
 static void base_url(const BbServer *s, char *buf, size_t cap) {
@@ -195,16 +190,7 @@ TEST(server_serves_concurrent_clients) {
     bb_server_stop(s);
 }
 
-static BbServer *start_opts(ServerOpts o) {
-    static char model[1024];
-    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
-    o.model = model;
-    o.dataset = "fmnist:test";
-    Err e = {{0}};
-    BbServer *s = bb_server_start(&o, &e);
-    if (!s) test_fail(__FILE__, __LINE__, "%s", e.msg);
-    return s;
-}
+static BbServer *start_opts(ServerOpts o) { return tiny_server(o, NULL, 0); }
 
 #include <glib.h>
 

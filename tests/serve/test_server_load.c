@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "serve/client.h"
 #include "serve/server.h"
+#include "serve/fixture.h"
 #include "test.h"
 
 typedef struct {
@@ -62,15 +63,9 @@ static void *load(void *arg) {
 }
 
 TEST(server_load_test_10000_requests_8_clients) {
-    char model[1024];
-    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
-    ServerOpts o = {.model = model, .dataset = "fmnist:test"};
+    BbServer *s = tiny_server((ServerOpts){0}, NULL, 0);
+    if (!s) return;
     Err e = {{0}};
-    BbServer *s = bb_server_start(&o, &e);
-    if (!s) {
-        test_fail(__FILE__, __LINE__, "%s", e.msg);
-        return;
-    }
     char url[96], base[64];
     snprintf(base, sizeof base, "http://127.0.0.1:%d", bb_server_port(s));
     snprintf(url, sizeof url, "%s/v1/classify", base);
