@@ -9,6 +9,7 @@
 
 #include "core/gemm.h"
 #include "core/ops.h"
+#include "core/progress.h"
 #include "core/threads.h"
 #include "eval/bias_metrics.h"
 #include "eval/svg_plot.h"
@@ -798,6 +799,7 @@ int bias_experiment_run(const BiasExperimentOpts *o, Err *e) {
     Setting st;
     memset(&st, 0, sizeof st);
     double t0 = now_seconds();
+    if (!o->quiet) fprintf(stderr, "encoding the %s setting's images (validation, test, references)...\n", setting);
     int rc = strcmp(setting, "emoji") == 0 ? setup_emoji(&st, &m, &t, o, e) : setup_spurious(&st, &m, o, e);
     if (rc == 0) rc = setup_vocab(&st, o, e);
     if (rc == 0 && o->queries) rc = apply_query_file(&st.test, o->queries, st.spurious, e);
@@ -851,8 +853,13 @@ int bias_experiment_run(const BiasExperimentOpts *o, Err *e) {
         double ts = now_seconds();
         Debias d; /* built once: each calibration starts again from its uncalibrated projection */
         if ((rc = debias_build(&d, en[b].method, &m, &t, &st.data, &p, e)) != 0) break;
+        char label[64];
+        snprintf(label, sizeof label, "tuning %s+cal", DEBIAS_METHOD_NAMES[en[b].method]);
+        Progress prog;
+        progress_start(&prog, label, 3 * 8, o->quiet);
         for (int li = 0; li < 3 && rc == 0; li++)
             for (int mi = 0; mi < 8 && rc == 0; mi++) {
+                progress_update(&prog, li * 8 + mi, 1, "pairs", "lambda, mu on validation");
                 Metrics mv;
                 rc = debias_calibrate(&d, &m, &t, &st.data, LAMBDAS[li], MUS[mi], e);
                 if (rc == 0) rc = measure(&st, &st.val, &d, &m, &t, o->K, NULL, &mv, e);
@@ -865,6 +872,7 @@ int bias_experiment_run(const BiasExperimentOpts *o, Err *e) {
                 if ((ok && !found) || (ok == found && score > best_score)) best_score = score, bl = LAMBDAS[li], bm = MUS[mi], found |= ok;
                 metrics_free(&mv);
             }
+        progress_end(&prog);
         if (rc) {
             debias_free(&d);
             break;

@@ -349,7 +349,7 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
                         bo.shots = o->shots;
                         bo.suffix_len = bo.n_ctx = L;
                         bo.seed = (uint64_t)seed;
-                        bo.quiet = 1;
+                        bo.quiet = o->quiet; /* each run's own progress bar */
                         bo.model = o->model;
                         bo.dataset = train_spec;
                         bo.data_dir = o->data_dir;
