@@ -764,6 +764,118 @@ static void metrics_free(Metrics *m) {
     m->task_acc = NULL;
 }
 
+/* ------------------------------------------------------------ checkpoint */
+
+/* DIR/checkpoint.json holds every finished method's figures, so a stopped experiment resumes
+ * where it was; it belongs to one model, setting and set of options. */
+static cJSON *metrics_to_json(const Metrics *m, int n_tasks) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddItemToObject(j, "skew", cJSON_CreateDoubleArray(m->skew, 2));
+    cJSON_AddItemToObject(j, "kl", cJSON_CreateDoubleArray(m->kl, 2));
+    cJSON_AddItemToObject(j, "ndkl", cJSON_CreateDoubleArray(m->ndkl, 2));
+    const double v[5] = {m->avg, m->worst, m->general, m->neighbour, m->bias};
+    cJSON_AddItemToObject(j, "scalars", cJSON_CreateDoubleArray(v, 5));
+    cJSON_AddItemToObject(j, "tasks", cJSON_CreateDoubleArray(m->task_acc, n_tasks));
+    return j;
+}
+
+static int metrics_from_json(const cJSON *j, Metrics *m, int n_tasks) {
+    memset(m, 0, sizeof *m);
+    const cJSON *sk = cJSON_GetObjectItem(j, "skew"), *kl = cJSON_GetObjectItem(j, "kl"), *nd = cJSON_GetObjectItem(j, "ndkl");
+    const cJSON *sc = cJSON_GetObjectItem(j, "scalars"), *tk = cJSON_GetObjectItem(j, "tasks");
+    if (cJSON_GetArraySize(sk) != 2 || cJSON_GetArraySize(kl) != 2 || cJSON_GetArraySize(nd) != 2 || cJSON_GetArraySize(sc) != 5 ||
+        cJSON_GetArraySize(tk) != n_tasks)
+        return -1;
+    for (int a = 0; a < 2; a++)
+        m->skew[a] = cJSON_GetArrayItem(sk, a)->valuedouble, m->kl[a] = cJSON_GetArrayItem(kl, a)->valuedouble,
+        m->ndkl[a] = cJSON_GetArrayItem(nd, a)->valuedouble;
+    double *v[5] = {&m->avg, &m->worst, &m->general, &m->neighbour, &m->bias};
+    for (int i = 0; i < 5; i++) *v[i] = cJSON_GetArrayItem(sc, i)->valuedouble;
+    m->task_acc = xmalloc(sizeof(double) * (size_t)(n_tasks ? n_tasks : 1));
+    for (int i = 0; i < n_tasks; i++) m->task_acc[i] = cJSON_GetArrayItem(tk, i)->valuedouble;
+    return 0;
+}
+
+static void checkpoint_key(const BiasExperimentOpts *o, const char *setting, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s|%s|K%d|vocab%d|%s|%s|seed%llu", o->model, setting, o->K, o->vocab, o->vocab_file ? o->vocab_file : "-",
+             o->queries ? o->queries : "-", o->seed);
+}
+
+static int checkpoint_save(const BiasExperimentOpts *o, const char *setting, const Setting *st, const Entry *en, int ne, Err *e) {
+    cJSON *root = cJSON_CreateObject();
+    char key[2048];
+    checkpoint_key(o, setting, key, sizeof key);
+    cJSON_AddStringToObject(root, "key", key);
+    cJSON *arr = cJSON_AddArrayToObject(root, "entries");
+    for (int i = 0; i < ne; i++) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "name", en[i].name);
+        cJSON_AddStringToObject(j, "base", en[i].base);
+        cJSON_AddNumberToObject(j, "method", en[i].method);
+        cJSON_AddNumberToObject(j, "calibrated", en[i].calibrated);
+        cJSON_AddNumberToObject(j, "lambda", en[i].lambda);
+        cJSON_AddNumberToObject(j, "mu", en[i].mu);
+        cJSON_AddNumberToObject(j, "seconds", en[i].seconds);
+        cJSON_AddItemToObject(j, "val", metrics_to_json(&en[i].val, st->val.n_tasks));
+        cJSON_AddItemToObject(j, "test", metrics_to_json(&en[i].test, st->test.n_tasks));
+        cJSON_AddItemToArray(arr, j);
+    }
+    char path[1024], *text = cJSON_Print(root);
+    snprintf(path, sizeof path, "%s/checkpoint.json", o->out);
+    int rc = write_file_atomic(path, text, strlen(text), e);
+    free(text);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* The finished entry called name, from the checkpoint (NULL root: none). */
+static int checkpoint_find(const cJSON *root, const char *name, const Setting *st, Entry *x) {
+    const cJSON *arr = root ? cJSON_GetObjectItem(root, "entries") : NULL, *j;
+    cJSON_ArrayForEach(j, arr) {
+        const cJSON *nm = cJSON_GetObjectItem(j, "name");
+        if (!cJSON_IsString(nm) || strcmp(nm->valuestring, name)) continue;
+        memset(x, 0, sizeof *x);
+        snprintf(x->name, sizeof x->name, "%s", name);
+        const cJSON *b = cJSON_GetObjectItem(j, "base");
+        snprintf(x->base, sizeof x->base, "%s", cJSON_IsString(b) ? b->valuestring : "");
+        x->method = (DebiasMethod)cJSON_GetObjectItem(j, "method")->valueint;
+        x->calibrated = cJSON_GetObjectItem(j, "calibrated")->valueint;
+        x->lambda = cJSON_GetObjectItem(j, "lambda")->valuedouble;
+        x->mu = cJSON_GetObjectItem(j, "mu")->valuedouble;
+        x->seconds = cJSON_GetObjectItem(j, "seconds")->valuedouble;
+        if (metrics_from_json(cJSON_GetObjectItem(j, "val"), &x->val, st->val.n_tasks) ||
+            metrics_from_json(cJSON_GetObjectItem(j, "test"), &x->test, st->test.n_tasks)) {
+            free(x->val.task_acc), free(x->test.task_acc);
+            return 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static cJSON *checkpoint_load(const BiasExperimentOpts *o, const char *setting) {
+    char path[1024], key[2048];
+    snprintf(path, sizeof path, "%s/checkpoint.json", o->out);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = xmalloc((size_t)n + 1);
+    buf[fread(buf, 1, (size_t)n, f)] = 0;
+    fclose(f);
+    cJSON *root = cJSON_Parse(buf);
+    free(buf);
+    checkpoint_key(o, setting, key, sizeof key);
+    const cJSON *k = root ? cJSON_GetObjectItem(root, "key") : NULL;
+    if (!cJSON_IsString(k) || strcmp(k->valuestring, key)) { /* another experiment's: start afresh */
+        cJSON_Delete(root);
+        return NULL;
+    }
+    if (!o->quiet) fprintf(stderr, "resuming from %s (%d methods done)\n", path, cJSON_GetArraySize(cJSON_GetObjectItem(root, "entries")));
+    return root;
+}
+
 /* The setting's name, the model (both towers) and the user's files, all checked before minutes of
  * loading; what names the command in errors. */
 static int open_setting(const BiasExperimentOpts *o, const char *what, const char **setting, ClipModel *m, Err *e) {
@@ -825,8 +937,13 @@ int bias_experiment_run(const BiasExperimentOpts *o, Err *e) {
     debias_params_default(&p);
     p.dims = E / 8;
     p.seed = o->seed;
+    cJSON *ckpt = rc == 0 ? checkpoint_load(o, setting) : NULL;
     for (int k = 0; k < DB_N_METHODS && rc == 0; k++) {
         if (o->methods && !strstr(o->methods, DEBIAS_METHOD_NAMES[k])) continue;
+        if (checkpoint_find(ckpt, DEBIAS_METHOD_NAMES[k], &st, &en[ne])) {
+            ne++;
+            continue;
+        }
         double ts = now_seconds();
         Debias d;
         Entry *x = &en[ne];
@@ -841,12 +958,19 @@ int bias_experiment_run(const BiasExperimentOpts *o, Err *e) {
             fprintf(stderr, "%-12s bias %.4f (reduction %.1f%%), general %.2f%% (%.1f s)\n", x->name, x->test.bias,
                     100 * (1 - x->test.bias / orig_test.bias), 100 * x->test.general, x->seconds);
         debias_free(&d);
+        if (rc == 0) rc = checkpoint_save(o, setting, &st, en, ne, e);
     }
     /* the calibration on top of each projection; lambda, mu chosen on validation */
     static const double LAMBDAS[3] = {0, 100, 1000}, MUS[8] = {1, 3, 10, 30, 100, 300, 1000, 3000};
     const int nbase = ne;
     for (int b = 0; b < nbase && rc == 0; b++) {
-        if (en[b].method > DB_BEND) continue;
+        if (en[b].method > DB_BEND || en[b].calibrated) continue;
+        char cname[48];
+        snprintf(cname, sizeof cname, "%s+cal", DEBIAS_METHOD_NAMES[en[b].method]);
+        if (checkpoint_find(ckpt, cname, &st, &en[ne])) {
+            ne++;
+            continue;
+        }
         const double base_red = 1 - en[b].val.bias / orig_val.bias;
         double best_score = -INFINITY, bl = 0, bm = 0;
         int found = 0;
@@ -895,7 +1019,9 @@ int bias_experiment_run(const BiasExperimentOpts *o, Err *e) {
         if (!o->quiet && rc == 0)
             fprintf(stderr, "%-12s lambda %g mu %g: bias %.4f (reduction %.1f%%), general %.2f%% (%.1f s with tuning)\n", x->name, bl, bm,
                     x->test.bias, 100 * (1 - x->test.bias / orig_test.bias), 100 * x->test.general, x->seconds);
+        if (rc == 0) rc = checkpoint_save(o, setting, &st, en, ne, e);
     }
+    cJSON_Delete(ckpt);
     if (rc == 0) rc = write_outputs(o, &st, &orig_test, en, ne, e);
     if (rc == 0 && !o->quiet) fprintf(stderr, "wrote %s/results.json, results.md, report.html (%.0f s)\n", o->out, now_seconds() - t0);
     for (int i = 0; i < ne; i++) metrics_free(&en[i].val), metrics_free(&en[i].test);
