@@ -17,6 +17,7 @@
 #include "forget/vocab.h"
 #include "io/atomic_file.h"
 #include "io/dataset.h"
+#include "io/json_file.h"
 #include "io/emoji.h"
 #include "models/clip_encode.h"
 
@@ -651,10 +652,9 @@ static int write_outputs(const BiasExperimentOpts *o, const Setting *st, const M
         metrics_json(j, &en[i].test, &st->test, st->spurious);
         cJSON_AddItemToArray(arr, j);
     }
-    char path[1024], *s = cJSON_Print(root);
+    char path[1024];
     snprintf(path, sizeof path, "%s/results.json", o->out);
-    int rc = write_file_atomic(path, s, strlen(s), e);
-    free(s);
+    int rc = json_write_atomic(path, root, e);
     cJSON_Delete(root);
     /* table, claims and the scatter plot */
     char *md = NULL, *html = NULL;
@@ -820,10 +820,9 @@ static int checkpoint_save(const BiasExperimentOpts *o, const char *setting, con
         cJSON_AddItemToObject(j, "test", metrics_to_json(&en[i].test, st->test.n_tasks));
         cJSON_AddItemToArray(arr, j);
     }
-    char path[1024], *text = cJSON_Print(root);
+    char path[1024];
     snprintf(path, sizeof path, "%s/checkpoint.json", o->out);
-    int rc = write_file_atomic(path, text, strlen(text), e);
-    free(text);
+    int rc = json_write_atomic(path, root, e);
     cJSON_Delete(root);
     return rc;
 }
@@ -856,16 +855,7 @@ static int checkpoint_find(const cJSON *root, const char *name, const Setting *s
 static cJSON *checkpoint_load(const BiasExperimentOpts *o, const char *setting) {
     char path[1024], key[2048];
     snprintf(path, sizeof path, "%s/checkpoint.json", o->out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = xmalloc((size_t)n + 1);
-    buf[fread(buf, 1, (size_t)n, f)] = 0;
-    fclose(f);
-    cJSON *root = cJSON_Parse(buf);
-    free(buf);
+    cJSON *root = json_read_file(path);
     checkpoint_key(o, setting, key, sizeof key);
     const cJSON *k = root ? cJSON_GetObjectItem(root, "key") : NULL;
     if (!cJSON_IsString(k) || strcmp(k->valuestring, key)) { /* another experiment's: start afresh */

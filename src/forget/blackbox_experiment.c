@@ -10,6 +10,7 @@
 #include "eval/svg_plot.h"
 #include "forget/blackbox.h"
 #include "io/atomic_file.h"
+#include "io/json_file.h"
 #include "serve/client.h"
 #include "serve/server.h"
 
@@ -78,10 +79,7 @@ static int stats(cJSON *runs, const char *method, const char *reveal, int L, con
 static int save_json(const char *dir, cJSON *root, Err *e) {
     char path[1024];
     snprintf(path, sizeof path, "%s/results.json", dir);
-    char *s = cJSON_Print(root);
-    int rc = write_file_atomic(path, s, strlen(s), e);
-    free(s);
-    return rc;
+    return json_write_atomic(path, root, e);
 }
 
 
@@ -280,17 +278,10 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
     snprintf(path, sizeof path, "%s/results.json", o->out);
     cJSON *root = NULL;
     if (rc == 0) {
-        char *old = NULL;
         FILE *f = fopen(path, "rb");
         if (f) {
-            fseek(f, 0, SEEK_END);
-            long n = ftell(f);
-            fseek(f, 0, SEEK_SET);
-            old = xmalloc((size_t)n + 1);
-            old[fread(old, 1, (size_t)n, f)] = 0;
             fclose(f);
-            root = cJSON_Parse(old);
-            free(old);
+            root = json_read_file(path); /* NULL when it is not JSON: refused below */
             const cJSON *m = root ? cJSON_GetObjectItem(root, "model") : NULL, *d = root ? cJSON_GetObjectItem(root, "dataset") : NULL;
             if (!root || !cJSON_IsString(m) || strcmp(m->valuestring, o->model) || !cJSON_IsString(d) ||
                 strcmp(d->valuestring, o->dataset) || num(root, "budget") != o->budget || num(root, "shots") != o->shots) {
