@@ -59,9 +59,27 @@ int check_close(const char *file, int line, const char *what, const float *a, co
     return 1;
 }
 
+/* $FORGET_CLIP_REF, else ../shared/clip-ref beside the checkout, else beside the repository this
+ * one was cloned from (a scratch clone in /tmp of a checkout that has ../shared). */
 const char *ref_dir(void) {
+    static char found[1200];
     const char *env = getenv("FORGET_CLIP_REF");
-    return env && *env ? env : "../shared/clip-ref";
+    if (env && *env) return env;
+    if (found[0]) return found;
+    snprintf(found, sizeof found, "../shared/clip-ref");
+    struct stat st;
+    if (stat(found, &st) == 0) return found;
+    FILE *p = popen("git config --get remote.origin.url 2>/dev/null", "r");
+    char origin[1024] = "";
+    if (p) {
+        if (!fgets(origin, sizeof origin, p)) origin[0] = 0;
+        pclose(p);
+    }
+    origin[strcspn(origin, "\n")] = 0;
+    char cand[1200];
+    snprintf(cand, sizeof cand, "%s/../shared/clip-ref", origin);
+    if (origin[0] == '/' && stat(cand, &st) == 0) snprintf(found, sizeof found, "%s", cand);
+    return found;
 }
 
 void *read_whole(const char *path, size_t *len) {
