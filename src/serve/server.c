@@ -41,14 +41,25 @@ typedef struct {
     int too_big;
 } Body;
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, cJSON *json) {
-    char *s = cJSON_PrintUnformatted(json);
-    cJSON_Delete(json);
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+/* Queues JSON text (malloc'd; the response frees it). */
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, char *text) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", "application/json");
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, cJSON *json) {
+    char *s = cJSON_PrintUnformatted(json);
+    cJSON_Delete(json);
+    return reply_text(c, status, s);
+}
+
+static void count_rejected(BbServer *s) {
+    pthread_mutex_lock(&s->lock);
+    s->rejected++;
+    pthread_mutex_unlock(&s->lock);
 }
 
 static enum MHD_Result fail(BbServer *s, struct MHD_Connection *c, unsigned status, const char *fmt, ...)
@@ -59,9 +70,7 @@ static enum MHD_Result fail(BbServer *s, struct MHD_Connection *c, unsigned stat
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    pthread_mutex_lock(&s->lock);
-    s->rejected++;
-    pthread_mutex_unlock(&s->lock);
+    count_rejected(s);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "error", msg);
     return reply(c, status, j);
@@ -100,10 +109,11 @@ static int valid_base64(const char *s) {
     return 1;
 }
 
+/* cJSON arrays are linked lists: every loop below walks them once rather than indexing. */
 static int parse_strings(const cJSON *arr, const char **dst, int K) {
     if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != K) return -1;
-    for (int k = 0; k < K; k++) {
-        const cJSON *p = cJSON_GetArrayItem(arr, k);
+    int k = 0;
+    for (const cJSON *p = arr->child; p; p = p->next, k++) {
         if (!cJSON_IsString(p)) return -1;
         dst[k] = p->valuestring;
     }
@@ -128,8 +138,7 @@ static const char *parse_request(BbServer *s, cJSON *req, Request *r, unsigned *
         return "context embeddings are refused: this server was not started with --allow-embeddings";
     }
     if (ctxs && (!cJSON_IsArray(ctxs) || cJSON_GetArraySize(ctxs) < 1)) return "contexts: a non-empty array";
-    const int W = s->m.cfg.t_width, E = s->m.cfg.embed_dim;
-    (void)E;
+    const int W = s->m.cfg.t_width;
     r->batched = sets != NULL || (ctxs && cJSON_GetArraySize(ctxs) > 1);
     r->S = sets ? cJSON_GetArraySize(sets) : ctxs ? cJSON_GetArraySize(ctxs) : 1;
     r->K = cJSON_GetArraySize(sets ? cJSON_GetArrayItem(sets, 0) : prompts);
@@ -139,8 +148,9 @@ static const char *parse_request(BbServer *s, cJSON *req, Request *r, unsigned *
         return msg;
     }
     r->texts = xmalloc(sizeof(char *) * (size_t)r->S * r->K);
-    for (int q = 0; q < r->S; q++)
-        if (parse_strings(sets ? cJSON_GetArrayItem(sets, q) : prompts, r->texts + (size_t)q * r->K, r->K))
+    const cJSON *set = sets ? sets->child : prompts;
+    for (int q = 0; q < r->S; q++, set = sets ? set->next : prompts)
+        if (parse_strings(set, r->texts + (size_t)q * r->K, r->K))
             return "prompts must be strings, every set with the same number";
     if (ctxs) {
         const int len = cJSON_GetArraySize(cJSON_GetArrayItem(ctxs, 0));
@@ -150,8 +160,8 @@ static const char *parse_request(BbServer *s, cJSON *req, Request *r, unsigned *
             return msg;
         }
         r->ctx = xalloc_floats((size_t)r->S * len);
-        for (int q = 0; q < r->S; q++) {
-            const cJSON *c = cJSON_GetArrayItem(ctxs, q);
+        const cJSON *c = ctxs->child;
+        for (int q = 0; q < r->S; q++, c = c->next) {
             if (!cJSON_IsArray(c) || cJSON_GetArraySize(c) != len) return "contexts: every context the same length";
             int k = 0;
             for (const cJSON *v = c->child; v; v = v->next, k++) {
@@ -167,8 +177,8 @@ static const char *parse_request(BbServer *s, cJSON *req, Request *r, unsigned *
     }
     if (images) {
         r->ids = xmalloc(sizeof(int) * (size_t)r->N);
-        for (int i = 0; i < r->N; i++) {
-            const cJSON *v = cJSON_GetArrayItem(images, i);
+        const cJSON *v = images->child;
+        for (int i = 0; i < r->N; i++, v = v->next) {
             if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 ||
                 v->valuedouble >= s->ds.n) {
                 snprintf(msg, msz, "images[%d]: unknown image id (ids are integers in [0, %d))", i, s->ds.n);
@@ -180,8 +190,8 @@ static const char *parse_request(BbServer *s, cJSON *req, Request *r, unsigned *
     }
     const int R = s->m.cfg.image_res;
     r->pixels = xalloc_floats((size_t)r->N * 3 * R * R);
-    for (int i = 0; i < r->N; i++) {
-        const cJSON *v = cJSON_GetArrayItem(b64, i);
+    const cJSON *v = b64->child;
+    for (int i = 0; i < r->N; i++, v = v->next) {
         if (!cJSON_IsString(v) || !valid_base64(v->valuestring)) {
             snprintf(msg, msz, "images_b64[%d]: not a padded base64 string", i);
             return msg;
@@ -415,11 +425,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (body->too_big) return fail(s, c, 413, "request body over %ld bytes", s->o.max_body);
     unsigned status;
     char *text = bb_server_classify_json(s, body->buf, body->len, &status);
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return reply_text(c, status, text);
 }
 
 char *bb_server_classify_json(BbServer *s, const char *body, size_t len, unsigned *status) {
@@ -429,9 +435,7 @@ char *bb_server_classify_json(BbServer *s, const char *body, size_t len, unsigne
     if (!req) *status = 400;
     cJSON_Delete(req);
     if (err) {
-        pthread_mutex_lock(&s->lock);
-        s->rejected++;
-        pthread_mutex_unlock(&s->lock);
+        count_rejected(s);
         out = cJSON_CreateObject();
         cJSON_AddStringToObject(out, "error", err);
     }
