@@ -80,6 +80,7 @@ static enum MHD_Result fail(BbServer *s, struct MHD_Connection *c, unsigned stat
 typedef struct {
     int S, K, N;          /* prompt sets, prompts per set, images */
     const char **texts;   /* [S * K], pointing into the JSON */
+    int32_t *tok;         /* [S * K, context] token ids (with the context slots), made outside the lock */
     float *ctx;           /* [S, m, W] context embeddings (loose mode) or NULL */
     int m;
     int *ids;             /* [N] split ids, or NULL when images come as PNG/JPEG */
@@ -88,7 +89,7 @@ typedef struct {
 } Request;
 
 static void request_free(Request *r) {
-    free(r->texts), free(r->ctx), free(r->ids), free(r->pixels);
+    free(r->texts), free(r->tok), free(r->ctx), free(r->ids), free(r->pixels);
     memset(r, 0, sizeof *r);
 }
 
@@ -116,6 +117,20 @@ static int parse_strings(const cJSON *arr, const char **dst, int K) {
     for (const cJSON *p = arr->child; p; p = p->next, k++) {
         if (!cJSON_IsString(p)) return -1;
         dst[k] = p->valuestring;
+    }
+    return 0;
+}
+
+/* Token ids of every prompt, m context slots after [SOT] when contexts come with the request. */
+static int tokenize_prompts(const BbServer *s, Request *r, Err *e) {
+    const int ctx = s->m.cfg.context, n = r->S * r->K;
+    r->tok = xmalloc(sizeof(int32_t) * (size_t)n * ctx);
+    for (int i = 0; i < n; i++) {
+        int32_t *row = r->tok + (size_t)i * ctx;
+        const int len = tokenizer_tokenize(&s->tok, r->texts[i], ctx, row, e);
+        if (len < 0) return err_prefix(e, "prompt %d: ", i);
+        if (r->ctx && clip_context_slots(row, len, r->m, ctx) < 0)
+            return err_set(e, "prompt %d: %d tokens and %d context embeddings exceed the context of %d", i, len, r->m, ctx);
     }
     return 0;
 }
@@ -170,6 +185,11 @@ static const char *parse_request(BbServer *s, cJSON *req, Request *r, unsigned *
             }
         }
     }
+    Err te = {{0}};
+    if (tokenize_prompts(s, r, &te)) {
+        snprintf(msg, msz, "%.500s", te.msg);
+        return msg;
+    }
     r->N = cJSON_GetArraySize(images ? images : b64);
     if (r->N < 1 || r->N > s->o.max_images) {
         snprintf(msg, msz, "between 1 and %d images", s->o.max_images);
@@ -214,32 +234,18 @@ static const char *parse_request(BbServer *s, cJSON *req, Request *r, unsigned *
     return NULL;
 }
 
-/* Text features [S*K, E] for the request's prompts (and contexts). Under the lock. */
+/* Text features [S*K, E] for the request's tokenised prompts (and contexts). Under the lock. */
 static int encode_prompts(BbServer *s, const Request *r, float *tf, Err *e) {
     const int ctx = s->m.cfg.context, E = s->m.cfg.embed_dim, W = s->m.cfg.t_width, n = r->S * r->K;
     enum { CHUNK = 256 };
-    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)ctx * CHUNK);
     float *cx = r->ctx ? xalloc_floats((size_t)CHUNK * r->m * W) : NULL;
     int rc = 0;
     for (int b0 = 0; b0 < n && rc == 0; b0 += CHUNK) {
         const int nb = n - b0 < CHUNK ? n - b0 : CHUNK;
-        for (int i = 0; i < nb && rc == 0; i++) {
-            int32_t *row = ids + (size_t)i * ctx;
-            int len = tokenizer_tokenize(&s->tok, r->texts[b0 + i], ctx, row, e);
-            if (len < 0) {
-                rc = err_prefix(e, "prompt %d: ", b0 + i);
-            } else if (r->ctx) { /* [SOT] p_1..p_m words [EOT]: m placeholder ids after SOT */
-                if (clip_context_slots(row, len, r->m, ctx) < 0) {
-                    rc = err_set(e, "prompt %d: %d tokens and %d context embeddings exceed the context of %d", b0 + i,
-                                 len, r->m, ctx);
-                    break;
-                }
-                memcpy(cx + (size_t)i * r->m * W, r->ctx + (size_t)((b0 + i) / r->K) * r->m * W,
-                       sizeof(float) * (size_t)r->m * W);
-            }
-        }
-        if (rc) break;
-        if (r->ctx) {
+        const int32_t *ids = r->tok + (size_t)b0 * ctx;
+        if (r->ctx) { /* each prompt's set's context, in its slots */
+            for (int i = 0; i < nb; i++)
+                memcpy(cx + (size_t)i * r->m * W, r->ctx + (size_t)((b0 + i) / r->K) * r->m * W, sizeof(float) * (size_t)r->m * W);
             TowerActs a;
             if ((rc = text_acts_init(&a, &s->m, ids, nb, 0, e)) != 0) break;
             a.ctx = cx, a.n_ctx = r->m;
@@ -251,7 +257,7 @@ static int encode_prompts(BbServer *s, const Request *r, float *tf, Err *e) {
             rc = clip_encode_text_cached(&s->m, &s->cache, ids, nb, tf + (size_t)b0 * E, e);
         }
     }
-    free(ids), free(cx);
+    free(cx);
     return rc;
 }
 
