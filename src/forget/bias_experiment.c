@@ -495,9 +495,8 @@ static int setup_vocab(Setting *st, const BiasExperimentOpts *o, Err *e) {
 
 static int text_features(const Debias *d, const ClipModel *m, const Tokenizer *t, const char *tpl, char **subj, int n, float *out,
                          Err *e) {
-    if (d) return debias_encode_texts(d, m, t, tpl, (const char *const *)subj, n, out, e);
-    Debias none = {.method = DB_ORTH_PROJ, .D = m->cfg.embed_dim}; /* P == NULL: plain features */
-    return debias_encode_texts(&none, m, t, tpl, (const char *const *)subj, n, out, e);
+    return d ? debias_encode_texts(d, m, t, tpl, (const char *const *)subj, n, out, e)
+             : clip_encode_filled(m, t, tpl, (const char *const *)subj, n, out, e);
 }
 
 static int measure(const Setting *st, const EvalSet *s, const Debias *d, const ClipModel *m, const Tokenizer *t, int K,

@@ -120,25 +120,6 @@ int debias_calibrate_closed_form(const double *P0, const double *M, double lambd
 
 /* ------------------------------------------------------------- helpers */
 
-static char *fill(const char *tpl, const char *subject) {
-    char buf[1024];
-    const char *at = strstr(tpl, "{}");
-    if (at) snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - tpl), tpl, subject, at + 2);
-    else snprintf(buf, sizeof buf, "%s %s", tpl, subject);
-    return xstrdup(buf);
-}
-
-/* Plain features of tpl(subject) for n subjects. */
-static int encode_plain(const ClipModel *m, const Tokenizer *t, const char *tpl, const char *const *subj, int n, float *out,
-                        Err *e) {
-    char **p = xmalloc(sizeof(char *) * (size_t)(n ? n : 1));
-    for (int i = 0; i < n; i++) p[i] = tpl ? fill(tpl, subj[i]) : xstrdup(subj[i]);
-    int rc = clip_encode_texts(m, t, (const char *const *)p, n, out, e);
-    for (int i = 0; i < n; i++) free(p[i]);
-    free(p);
-    return rc;
-}
-
 static void apply_P(const double *P, int D, float *z) {
     double *o = xmalloc(sizeof(double) * (size_t)D);
     for (int i = 0; i < D; i++) {
@@ -321,7 +302,7 @@ static int build_sfid(Debias *d, const ClipModel *m, const Tokenizer *t, const D
     int rc = 0;
     if (dd->n_vocab > 0) {
         float *tv = xalloc_floats((size_t)dd->n_vocab * D);
-        rc = encode_plain(m, t, dd->tpl, dd->vocab, dd->n_vocab, tv, e);
+        rc = clip_encode_filled(m, t, dd->tpl, dd->vocab, dd->n_vocab, tv, e);
         for (int i = 0; i < dd->n_vocab && rc == 0; i++)
             for (int j = 0; j < D; j++) d->impute_txt[j] += tv[(size_t)i * D + j] / dd->n_vocab;
         free(tv);
@@ -347,15 +328,15 @@ int debias_build(Debias *d, DebiasMethod method, const ClipModel *m, const Token
         if (dd->n_bias < 1) return err_set(e, "%s needs biased prompts (none given)", DEBIAS_METHOD_NAMES[method]);
         float *B = xalloc_floats((size_t)dd->n_bias * D);
         d->P = xmalloc(sizeof(double) * (size_t)D * D);
-        rc = encode_plain(m, t, NULL, dd->bias_prompts, dd->n_bias, B, e);
+        rc = clip_encode_filled(m, t, NULL, dd->bias_prompts, dd->n_bias, B, e);
         if (rc == 0) debias_orth_proj(B, dd->n_bias, D, d->P);
         free(B);
         if (rc == 0 && method == DB_ORTH_CALI) {
             if (dd->n_pairs < 1) return err_set(e, "orth-cali needs positive pairs (none given)");
             float *A = xalloc_floats((size_t)dd->n_pairs * D), *Bp = xalloc_floats((size_t)dd->n_pairs * D);
             double *M = xmalloc(sizeof(double) * (size_t)D * D);
-            rc = encode_plain(m, t, NULL, dd->pair_a, dd->n_pairs, A, e);
-            if (rc == 0) rc = encode_plain(m, t, NULL, dd->pair_b, dd->n_pairs, Bp, e);
+            rc = clip_encode_filled(m, t, NULL, dd->pair_a, dd->n_pairs, A, e);
+            if (rc == 0) rc = clip_encode_filled(m, t, NULL, dd->pair_b, dd->n_pairs, Bp, e);
             if (rc == 0) {
                 debias_pair_scatter(A, Bp, dd->n_pairs, D, M);
                 double *P0 = d->P;
@@ -395,7 +376,7 @@ int debias_calibrate(Debias *d, const ClipModel *m, const Tokenizer *t, const De
     if (!d->WWn) { /* the vocabulary's and the pairs' statistics, once per transform */
         float *Wf = xalloc_floats((size_t)dd->n_vocab * D);
         d->M = xcalloc((size_t)D * D, sizeof(double));
-        rc = encode_plain(m, t, dd->tpl, dd->vocab, dd->n_vocab, Wf, e);
+        rc = clip_encode_filled(m, t, dd->tpl, dd->vocab, dd->n_vocab, Wf, e);
         if (rc == 0) {
             d->WWn = xmalloc(sizeof(double) * (size_t)D * D);
             debias_second_moment(Wf, dd->n_vocab, D, d->WWn);
@@ -406,8 +387,8 @@ int debias_calibrate(Debias *d, const ClipModel *m, const Tokenizer *t, const De
     }
     if (rc == 0 && dd && dd->n_pairs > 0) {
         float *A = xalloc_floats((size_t)dd->n_pairs * D), *B = xalloc_floats((size_t)dd->n_pairs * D);
-        rc = encode_plain(m, t, NULL, dd->pair_a, dd->n_pairs, A, e);
-        if (rc == 0) rc = encode_plain(m, t, NULL, dd->pair_b, dd->n_pairs, B, e);
+        rc = clip_encode_filled(m, t, NULL, dd->pair_a, dd->n_pairs, A, e);
+        if (rc == 0) rc = clip_encode_filled(m, t, NULL, dd->pair_b, dd->n_pairs, B, e);
         if (rc == 0) debias_pair_scatter(A, B, dd->n_pairs, D, d->M);
         free(A), free(B);
     }
@@ -463,7 +444,7 @@ static int bend_one(const Debias *d, const ClipModel *m, const Tokenizer *t, con
     int rc = 0;
     if (!c || !strmap_get(&c->index, subject, strlen(subject), &row)) {
         float *za = xalloc_floats((size_t)A * D);
-        for (int a = 0; a < A && rc == 0; a++) rc = encode_plain(m, t, d->aug_tpl[a], &subject, 1, za + (size_t)a * D, e);
+        for (int a = 0; a < A && rc == 0; a++) rc = clip_encode_filled(m, t, d->aug_tpl[a], &subject, 1, za + (size_t)a * D, e);
         if (rc) {
             free(za);
             return rc;
@@ -503,7 +484,7 @@ int debias_encode_texts(const Debias *d, const ClipModel *m, const Tokenizer *t,
                         const char *const *subjects, int n, float *out, Err *e) {
     const int D = d->D;
     int rc = d->method == DB_PROMPT_ARRAY ? debias_encode_prompt_array(d, m, t, tpl, subjects, n, out, e)
-                                          : encode_plain(m, t, tpl, subjects, n, out, e);
+                                          : clip_encode_filled(m, t, tpl, subjects, n, out, e);
     for (int i = 0; i < n && rc == 0; i++) {
         float *z = out + (size_t)i * D;
         if (d->method == DB_BEND) rc = bend_one(d, m, t, subjects[i], z, e);

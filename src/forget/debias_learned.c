@@ -13,20 +13,12 @@
 #include "models/clip_encode.h"
 #include "models/clip_train.h"
 
-static char *fill(const char *tpl, const char *subject) {
-    char buf[1024];
-    const char *at = tpl ? strstr(tpl, "{}") : NULL;
-    if (at) snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - tpl), tpl, subject, at + 2);
-    else snprintf(buf, sizeof buf, "%s", subject);
-    return xstrdup(buf);
-}
-
 /* Token ids [n, context] of tpl(subject) with m context slots after [SOT]. */
 static int context_ids(const ClipModel *m, const Tokenizer *t, const char *tpl, const char *const *subj, int n, int nctx,
                        int32_t *ids, Err *e) {
     const int ctx = m->cfg.context;
     for (int i = 0; i < n; i++) {
-        char *p = fill(tpl, subj[i]);
+        char *p = clip_prompt_fill(tpl, subj[i]);
         int len = tokenizer_tokenize(t, p, ctx, ids + (size_t)i * ctx, e);
         free(p);
         if (len < 0) return err_prefix(e, "prompt %d: ", i);
@@ -152,14 +144,8 @@ static int train_prompt_array(Debias *d, const ClipModel *m, const Tokenizer *t,
     int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)n * ctxlen);
     int rc = context_ids(m, t, dd->tpl, subj, n, M, ids, e);
     float *orig = xalloc_floats((size_t)n * E), *on = xalloc_floats((size_t)n * E);
-    if (rc == 0) {
-        const char **full = xmalloc(sizeof(char *) * (size_t)n);
-        for (int i = 0; i < n; i++) full[i] = fill(dd->tpl, subj[i]);
-        rc = clip_encode_texts(m, t, full, n, orig, e);
-        for (int i = 0; i < n; i++) free((char *)full[i]);
-        free(full);
-        l2norm_forward(on, NULL, orig, n, E);
-    }
+    if (rc == 0) rc = clip_encode_filled(m, t, dd->tpl, subj, n, orig, e);
+    if (rc == 0) l2norm_forward(on, NULL, orig, n, E);
     d->n_ctx = M, d->W = W;
     d->ctx = xalloc_floats((size_t)M * W);
     Rng r;
@@ -248,14 +234,7 @@ static int train_dear(Debias *d, const ClipModel *m, const Tokenizer *t, const D
     float *f = xalloc_floats((size_t)n * D);
     l2norm_forward(f, NULL, dd->ref_img, n, D);
     float *T = xalloc_floats((size_t)K * D);
-    int rc = 0;
-    {
-        const char **full = xmalloc(sizeof(char *) * (size_t)K);
-        for (int i = 0; i < K; i++) full[i] = fill(dd->tpl, dd->keep_classes[i]);
-        rc = clip_encode_texts(m, t, full, K, T, e);
-        for (int i = 0; i < K; i++) free((char *)full[i]);
-        free(full);
-    }
+    int rc = clip_encode_filled(m, t, dd->tpl, dd->keep_classes, K, T, e);
     if (rc) {
         free(f), free(T);
         return rc;

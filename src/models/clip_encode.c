@@ -1,5 +1,6 @@
 #include "models/clip_encode.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,4 +48,23 @@ int clip_context_slots(int32_t *row, int len, int m, int ctx) {
     memmove(row + 1 + m, row + 1, sizeof(int32_t) * (size_t)(len - 1));
     for (int k = 1; k <= m; k++) row[k] = 0;
     return len + m;
+}
+
+char *clip_prompt_fill(const char *tpl, const char *subject) {
+    char buf[1024];
+    const char *at = tpl ? strstr(tpl, "{}") : NULL;
+    if (!tpl) snprintf(buf, sizeof buf, "%s", subject);
+    else if (at) snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - tpl), tpl, subject, at + 2);
+    else snprintf(buf, sizeof buf, "%s %s", tpl, subject);
+    return xstrdup(buf);
+}
+
+int clip_encode_filled(const ClipModel *m, const Tokenizer *t, const char *tpl, const char *const *subjects, int n, float *out,
+                       Err *e) {
+    char **p = xmalloc(sizeof(char *) * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) p[i] = clip_prompt_fill(tpl, subjects[i]);
+    int rc = clip_encode_texts(m, t, (const char *const *)p, n, out, e);
+    for (int i = 0; i < n; i++) free(p[i]);
+    free(p);
+    return rc;
 }

@@ -18,4 +18,11 @@ int clip_encode_image_files(const ClipModel *m, const char *const *paths, int n,
  * Returns the new length, -1 when it would not fit in ctx positions. */
 int clip_context_slots(int32_t *row, int len, int m, int ctx);
 
+/* tpl with "{}" replaced by subject (malloc'd); a template without "{}" is followed by the subject,
+ * a NULL template gives the subject alone. */
+char *clip_prompt_fill(const char *tpl, const char *subject);
+/* clip_encode_texts of the n prompts clip_prompt_fill(tpl, subjects[i]). */
+int clip_encode_filled(const ClipModel *m, const Tokenizer *t, const char *tpl, const char *const *subjects, int n, float *out,
+                       Err *e);
+
 #endif
