@@ -156,17 +156,16 @@ static float *ref_mean(const DebiasData *dd, int a, int D) {
 
 /* ----------------------------------------------------- probing: clip-clip, sfid */
 
+static int cmp_float(const void *a, const void *b) {
+    const float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
 /* Mutual information (nats) between dimension j (8 equal-frequency bins) and the attribute. */
 static double dim_mi(const float *X, const int32_t *y, int n, int D, int j, int A) {
     float *v = xalloc_floats((size_t)n), *sorted = xalloc_floats((size_t)n);
     for (int i = 0; i < n; i++) v[i] = sorted[i] = X[(size_t)i * D + j];
-    /* bin edges from the order statistics */
-    for (int i = 1; i < n; i++) { /* insertion sort is enough for a few thousand references */
-        float x = sorted[i];
-        int k = i - 1;
-        while (k >= 0 && sorted[k] > x) sorted[k + 1] = sorted[k], k--;
-        sorted[k + 1] = x;
-    }
+    qsort(sorted, (size_t)n, sizeof(float), cmp_float); /* bin edges from the order statistics */
     enum { NB = 8 };
     float edge[NB - 1];
     for (int b = 1; b < NB; b++) edge[b - 1] = sorted[(size_t)n * b / NB];
@@ -280,12 +279,7 @@ static int build_sfid(Debias *d, const ClipModel *m, const Tokenizer *t, const D
     /* image values: the mean over the 20% least confident references (unnormalised scale) */
     float *c2 = xalloc_floats((size_t)n);
     memcpy(c2, conf, sizeof(float) * (size_t)n);
-    for (int i = 1; i < n; i++) {
-        float x = c2[i];
-        int k = i - 1;
-        while (k >= 0 && c2[k] > x) c2[k + 1] = c2[k], k--;
-        c2[k + 1] = x;
-    }
+    qsort(c2, (size_t)n, sizeof(float), cmp_float);
     const float cut = c2[n / 5];
     d->impute = xcalloc((size_t)D, sizeof(float));
     int cnt = 0, li = 0;
