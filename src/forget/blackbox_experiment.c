@@ -42,14 +42,18 @@ static void free_list(char **l, int n) {
     free(l);
 }
 
+/* Whether run r is of (method, reveal, L). */
+static int run_is(const cJSON *r, const char *method, const char *reveal, int L) {
+    const cJSON *m = cJSON_GetObjectItem(r, "method"), *v = cJSON_GetObjectItem(r, "revealed"), *l = cJSON_GetObjectItem(r, "L");
+    return cJSON_IsString(m) && strcmp(m->valuestring, method) == 0 && cJSON_IsString(v) && strcmp(v->valuestring, reveal) == 0 &&
+           cJSON_IsNumber(l) && l->valueint == L;
+}
+
 /* A run already in results (the resume path), or NULL. */
 static cJSON *find_run(cJSON *runs, const char *method, const char *reveal, int L, int seed) {
     cJSON *r;
     cJSON_ArrayForEach(r, runs) {
-        const cJSON *m = cJSON_GetObjectItem(r, "method"), *v = cJSON_GetObjectItem(r, "revealed");
-        if (cJSON_IsString(m) && strcmp(m->valuestring, method) == 0 && cJSON_IsString(v) && strcmp(v->valuestring, reveal) == 0 &&
-            cJSON_GetObjectItem(r, "L")->valueint == L && cJSON_GetObjectItem(r, "seed")->valueint == seed)
-            return r;
+        if (run_is(r, method, reveal, L) && cJSON_GetObjectItem(r, "seed")->valueint == seed) return r;
     }
     return NULL;
 }
@@ -65,9 +69,7 @@ static int stats(cJSON *runs, const char *method, const char *reveal, int L, con
     int n = 0;
     cJSON *r;
     cJSON_ArrayForEach(r, runs) {
-        if (strcmp(cJSON_GetObjectItem(r, "method")->valuestring, method) || strcmp(cJSON_GetObjectItem(r, "revealed")->valuestring, reveal) ||
-            cJSON_GetObjectItem(r, "L")->valueint != L)
-            continue;
+        if (!run_is(r, method, reveal, L)) continue;
         double x = num(r, field);
         s += x, s2 += x * x, n++;
     }
@@ -176,9 +178,7 @@ static int write_reports(const BbExperimentOpts *o, cJSON *root, char **methods,
             int npts = MAXC, seeds = 0;
             cJSON *r;
             cJSON_ArrayForEach(r, runs) {
-                if (strcmp(cJSON_GetObjectItem(r, "method")->valuestring, methods[k]) ||
-                    strcmp(cJSON_GetObjectItem(r, "revealed")->valuestring, reveals[rv]) || cJSON_GetObjectItem(r, "L")->valueint != o->L)
-                    continue;
+                if (!run_is(r, methods[k], reveals[rv], o->L)) continue;
                 cJSON *cv = cJSON_GetObjectItem(r, "curve");
                 int n = cJSON_GetArraySize(cv);
                 if (n == 0) continue;
