@@ -18,24 +18,12 @@ void coop_defaults(CoopOpts *o) {
     *o = (CoopOpts){.n_ctx = 4, .steps = 300, .eval_every = 5, .lr = 5e-3, .seed = 0};
 }
 
-/* Text features [C, E] of the prompts with one shared context; with dctx set, also the training
- * activations for a backward (the caller frees a). */
-static void encode(const ClipModel *m, TowerActs *a, const int32_t *ids, int C, const float *ctx, int n_ctx, float *tf,
-                   float *rep, int train) {
-    const int W = m->cfg.t_width;
-    Err e = {{0}};
-    text_acts_init(a, m, ids, C, train, &e); /* ids were checked when they were built */
-    for (int k = 0; k < C; k++) memcpy(rep + (size_t)k * n_ctx * W, ctx, sizeof(float) * (size_t)n_ctx * W);
-    a->ctx = rep, a->n_ctx = n_ctx;
-    text_forward(m, a, tf, NULL);
-}
-
 static double val_h(const ClipModel *m, const int32_t *ids, int C, const float *ctx, int n_ctx, const float *img_n,
                     const int32_t *y, int N, const uint8_t *forget, float *rep) {
     const int E = m->cfg.embed_dim;
     float *tf = xalloc_floats((size_t)C * E), *tn = xalloc_floats((size_t)C * E), *lg = xalloc_floats((size_t)N * C);
     TowerActs a;
-    encode(m, &a, ids, C, ctx, n_ctx, tf, rep, 0);
+    clip_text_forward_context(m, &a, ids, C, ctx, n_ctx, rep, tf, 0);
     tower_acts_free(&a);
     l2norm_forward(tn, NULL, tf, C, E);
     sgemm(false, true, N, C, E, 1.0f, img_n, E, tn, E, 0.0f, lg, C);
@@ -51,13 +39,9 @@ int coop_run(const ClipModel *m, const Tokenizer *t, const char *const *prompts,
     const int E = m->cfg.embed_dim, W = m->cfg.t_width, ctxlen = m->cfg.context, M = o->n_ctx;
     if (!m->cfg.has_text) return err_set(e, "coop: the model has no text tower");
     int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)C * ctxlen);
-    for (int k = 0; k < C; k++) {
-        int32_t *row = ids + (size_t)k * ctxlen;
-        int len = tokenizer_tokenize(t, prompts[k], ctxlen, row, e);
-        if (len < 0 || clip_context_slots(row, len, M, ctxlen) < 0) {
-            free(ids);
-            return len < 0 ? err_prefix(e, "coop: prompt %d: ", k) : err_set(e, "coop: prompt %d is too long for %d context tokens", k, M);
-        }
+    if (clip_context_ids(m, t, NULL, prompts, C, M, ids, e)) {
+        free(ids);
+        return err_prefix(e, "coop: ");
     }
     /* normalised image features: the logits are e^s cos(img, txt) */
     float *itr = xalloc_floats((size_t)ntr * E), *iva = xalloc_floats((size_t)nva * E);
@@ -86,7 +70,7 @@ int coop_run(const ClipModel *m, const Tokenizer *t, const char *const *prompts,
         }
         if (step == o->steps) break;
         TowerActs a;
-        encode(m, &a, ids, C, ctx, M, tf, rep, 1);
+        clip_text_forward_context(m, &a, ids, C, ctx, M, rep, tf, 1);
         l2norm_forward(tn, norms, tf, C, E);
         sgemm(false, true, ntr, C, E, scale, itr, E, tn, E, 0.0f, lg, C);
         double loss = bbf_loss_grad(lg, y_tr, ntr, C, forget, dlg);

@@ -13,32 +13,6 @@
 #include "models/clip_encode.h"
 #include "models/clip_train.h"
 
-/* Token ids [n, context] of tpl(subject) with m context slots after [SOT]. */
-static int context_ids(const ClipModel *m, const Tokenizer *t, const char *tpl, const char *const *subj, int n, int nctx,
-                       int32_t *ids, Err *e) {
-    const int ctx = m->cfg.context;
-    for (int i = 0; i < n; i++) {
-        char *p = clip_prompt_fill(tpl, subj[i]);
-        int len = tokenizer_tokenize(t, p, ctx, ids + (size_t)i * ctx, e);
-        free(p);
-        if (len < 0) return err_prefix(e, "prompt %d: ", i);
-        if (clip_context_slots(ids + (size_t)i * ctx, len, nctx, ctx) < 0)
-            return err_set(e, "prompt %d is too long for %d context tokens", i, nctx);
-    }
-    return 0;
-}
-
-/* Text features with the shared context; train: keep activations in a (caller frees). */
-static void forward_ctx(const ClipModel *m, TowerActs *a, const int32_t *ids, int n, const float *ctx, int nctx, float *rep,
-                        float *out, int train) {
-    Err e = {{0}};
-    text_acts_init(a, m, ids, n, train, &e);
-    const int W = m->cfg.t_width;
-    for (int i = 0; i < n; i++) memcpy(rep + (size_t)i * nctx * W, ctx, sizeof(float) * (size_t)nctx * W);
-    a->ctx = rep, a->n_ctx = nctx;
-    text_forward(m, a, out, NULL);
-}
-
 int debias_encode_prompt_array(const Debias *d, const ClipModel *m, const Tokenizer *t, const char *tpl,
                                const char *const *subjects, int n, float *out, Err *e) {
     const int ctx = m->cfg.context, W = m->cfg.t_width, E = m->cfg.embed_dim;
@@ -49,9 +23,9 @@ int debias_encode_prompt_array(const Debias *d, const ClipModel *m, const Tokeni
     int rc = 0;
     for (int b = 0; b < n && rc == 0; b += CHUNK) {
         const int nb = n - b < CHUNK ? n - b : CHUNK;
-        if ((rc = context_ids(m, t, tpl, subjects + b, nb, d->n_ctx, ids, e)) != 0) break;
+        if ((rc = clip_context_ids(m, t, tpl, subjects + b, nb, d->n_ctx, ids, e)) != 0) break;
         TowerActs a;
-        forward_ctx(m, &a, ids, nb, d->ctx, d->n_ctx, rep, out + (size_t)b * E, 0);
+        clip_text_forward_context(m, &a, ids, nb, d->ctx, d->n_ctx, rep, out + (size_t)b * E, 0);
         tower_acts_free(&a);
     }
     free(ids), free(rep);
@@ -67,7 +41,7 @@ double prompt_array_loss_grad(const PaProblem *pp, const float *ctx, float *grad
     float *s = xalloc_floats((size_t)nq * nr), *ds = xalloc_floats((size_t)nq * nr);
     const float scale = expf(m->logit_scale[0]);
     TowerActs a;
-    forward_ctx(m, &a, pp->ids, n, ctx, M, rep, z, grad != NULL);
+    clip_text_forward_context(m, &a, pp->ids, n, ctx, M, rep, z, grad != NULL);
     l2norm_forward(zn, norms, z, n, E);
     /* adversary term on the queries' logits against the references */
     sgemm(false, true, nq, nr, E, scale, zn, E, pp->X, E, 0.0f, s, nr);
@@ -142,7 +116,7 @@ static int train_prompt_array(Debias *d, const ClipModel *m, const Tokenizer *t,
     for (int i = 0; i < nq; i++) subj[i] = dd->train_queries[i];
     for (int i = 0; i < nk; i++) subj[nq + i] = dd->keep_classes[i];
     int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)n * ctxlen);
-    int rc = context_ids(m, t, dd->tpl, subj, n, M, ids, e);
+    int rc = clip_context_ids(m, t, dd->tpl, subj, n, M, ids, e);
     float *orig = xalloc_floats((size_t)n * E), *on = xalloc_floats((size_t)n * E);
     if (rc == 0) rc = clip_encode_filled(m, t, dd->tpl, subj, n, orig, e);
     if (rc == 0) l2norm_forward(on, NULL, orig, n, E);

@@ -68,3 +68,17 @@ int clip_encode_filled(const ClipModel *m, const Tokenizer *t, const char *tpl, 
     free(p);
     return rc;
 }
+
+int clip_context_ids(const ClipModel *m, const Tokenizer *t, const char *tpl, const char *const *subjects, int n, int nctx,
+                     int32_t *ids, Err *e) {
+    const int ctx = m->cfg.context;
+    for (int i = 0; i < n; i++) {
+        char *p = clip_prompt_fill(tpl, subjects[i]);
+        int len = tokenizer_tokenize(t, p, ctx, ids + (size_t)i * ctx, e);
+        free(p);
+        if (len < 0) return err_prefix(e, "prompt %d: ", i);
+        if (clip_context_slots(ids + (size_t)i * ctx, len, nctx, ctx) < 0)
+            return err_set(e, "prompt %d is too long for %d context tokens", i, nctx);
+    }
+    return 0;
+}

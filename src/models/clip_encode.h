@@ -18,6 +18,9 @@ int clip_encode_image_files(const ClipModel *m, const char *const *paths, int n,
  * Returns the new length, -1 when it would not fit in ctx positions. */
 int clip_context_slots(int32_t *row, int len, int m, int ctx);
 
+/* Token ids [n, context] of clip_prompt_fill(tpl, subjects[i]), each with nctx context slots. */
+int clip_context_ids(const ClipModel *m, const Tokenizer *t, const char *tpl, const char *const *subjects, int n, int nctx,
+                     int32_t *ids, Err *e);
 /* tpl with "{}" replaced by subject (malloc'd); a template without "{}" is followed by the subject,
  * a NULL template gives the subject alone. */
 char *clip_prompt_fill(const char *tpl, const char *subject);

@@ -191,6 +191,16 @@ void text_forward(const ClipModel *m, TowerActs *a, float *out, const ClipTrace 
     free(pool);
 }
 
+void clip_text_forward_context(const ClipModel *m, TowerActs *a, const int32_t *ids, int n, const float *ctx, int nctx,
+                               float *rep, float *out, int train) {
+    Err e = {{0}};
+    text_acts_init(a, m, ids, n, train, &e); /* the ids were built by clip_context_ids, and checked there */
+    const int W = m->cfg.t_width;
+    for (int i = 0; i < n; i++) memcpy(rep + (size_t)i * nctx * W, ctx, sizeof(float) * (size_t)nctx * W);
+    a->ctx = rep, a->n_ctx = nctx;
+    text_forward(m, a, out, NULL);
+}
+
 /* dL/d(features) -> dL/d(residual stream) at the pooled rows (dx zeroed elsewhere). */
 /* The trace gets the gradient of the final LN's output at the pooled rows: as [n, W] (image) or
  * scattered into a zero [T, W] matrix (text, as the reference stores all positions). */

@@ -41,6 +41,11 @@ void image_forward(const ClipModel *m, TowerActs *a, const float *pixels, float 
 /* Row id of the token table (widened from F16/BF16 when the table stays mapped). */
 void clip_token_row(const ClipModel *m, int32_t id, float *dst);
 void text_forward(const ClipModel *m, TowerActs *a, float *out, const ClipTrace *tr);
+/* The n prompts ids [n, context] with one context [nctx, W] shared by all (copied into rep
+ * [n, nctx, W], which must outlive a): text features into out; train keeps the activations for
+ * text_backward. The caller frees a. */
+void clip_text_forward_context(const ClipModel *m, TowerActs *a, const int32_t *ids, int n, const float *ctx, int nctx,
+                               float *rep, float *out, int train);
 /* Accumulate parameter gradients into g (a model of the same config, see clip_init_zeros).
  * tr (may be NULL) receives the gradient of each traced activation, under the forward's names. */
 void image_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const float *dout, const ClipTrace *tr);
