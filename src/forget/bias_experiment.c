@@ -148,6 +148,15 @@ static char **strv_push(char **v, int *n, const char *s) {
     return v;
 }
 
+/* One positive pair: two prompts that differ only in the attribute. */
+static void push_pair(Setting *st, const char *a, const char *b) {
+    int n = st->n_pairs;
+    st->pa = strv_push(st->pa, &n, a);
+    n = st->n_pairs;
+    st->pb = strv_push(st->pb, &n, b);
+    st->n_pairs = n;
+}
+
 static void strv_free(char **v, int n) {
     for (int i = 0; i < n; i++) free(v[i]);
     free(v);
@@ -286,19 +295,16 @@ static int setup_emoji(Setting *st, const ClipModel *m, const Tokenizer *t, cons
         snprintf(buf, sizeof buf, "an emoji of {}: %s skin tone.", TONE_WORDS[i]);
         st->aug = strv_push(st->aug, &st->n_aug, buf);
     }
+    char other[256];
     for (int i = 0; i < st->n_trq; i++) {
         const char *ph = st->trq[i];
-        int k = st->n_pairs;
-        snprintf(buf, sizeof buf, "an emoji of %s who is a man.", ph), st->pa = strv_push(st->pa, &k, buf);
-        k = st->n_pairs;
-        snprintf(buf, sizeof buf, "an emoji of %s who is a woman.", ph), st->pb = strv_push(st->pb, &k, buf);
-        st->n_pairs = k;
-        for (int a = 0; a < 2; a++) {
-            k = st->n_pairs;
-            snprintf(buf, sizeof buf, "an emoji of %s: %s skin tone.", ph, TONE_WORDS[a]), st->pa = strv_push(st->pa, &k, buf);
-            k = st->n_pairs;
-            snprintf(buf, sizeof buf, "an emoji of %s: %s skin tone.", ph, TONE_WORDS[4 - a]), st->pb = strv_push(st->pb, &k, buf);
-            st->n_pairs = k;
+        snprintf(buf, sizeof buf, "an emoji of %s who is a man.", ph);
+        snprintf(other, sizeof other, "an emoji of %s who is a woman.", ph);
+        push_pair(st, buf, other);
+        for (int a = 0; a < 2; a++) { /* light vs dark, medium-light vs medium-dark */
+            snprintf(buf, sizeof buf, "an emoji of %s: %s skin tone.", ph, TONE_WORDS[a]);
+            snprintf(other, sizeof other, "an emoji of %s: %s skin tone.", ph, TONE_WORDS[4 - a]);
+            push_pair(st, buf, other);
         }
     }
     /* reference images: the training split's colour people emoji with a binary gender */
@@ -388,12 +394,11 @@ static int setup_spurious(Setting *st, const ClipModel *m, const BiasExperimentO
         snprintf(buf, sizeof buf, "a %s photo.", tints[i]), st->bias = strv_push(st->bias, &st->n_bias, buf);
         snprintf(buf, sizeof buf, "a %s photo of a {}.", tints[i]), st->aug = strv_push(st->aug, &st->n_aug, buf);
     }
+    char other[256];
     for (int c = 0; c < st->n_trq; c++) {
-        int k = st->n_pairs;
-        snprintf(buf, sizeof buf, "a red photo of a %s.", st->trq[c]), st->pa = strv_push(st->pa, &k, buf);
-        k = st->n_pairs;
-        snprintf(buf, sizeof buf, "a blue photo of a %s.", st->trq[c]), st->pb = strv_push(st->pb, &k, buf);
-        st->n_pairs = k;
+        snprintf(buf, sizeof buf, "a red photo of a %s.", st->trq[c]);
+        snprintf(other, sizeof other, "a blue photo of a %s.", st->trq[c]);
+        push_pair(st, buf, other);
     }
     return rc;
 }
@@ -477,9 +482,7 @@ static int setup_vocab(Setting *st, const BiasExperimentOpts *o, Err *e) {
         if (i < v.n - nh) st->vocab = strv_push(st->vocab, &st->n_vocab, v.words[i]);
         else {
             st->val.heldout = strv_push(st->val.heldout, &st->val.n_heldout, v.words[i]);
-            int k = st->test.n_heldout;
-            st->test.heldout = strv_push(st->test.heldout, &k, v.words[i]);
-            st->test.n_heldout = k;
+            st->test.heldout = strv_push(st->test.heldout, &st->test.n_heldout, v.words[i]);
         }
     }
     vocab_free(&v);
