@@ -120,6 +120,18 @@ int debias_calibrate_closed_form(const double *P0, const double *M, double lambd
 
 /* ------------------------------------------------------------- helpers */
 
+/* M of the data's positive pairs (zero without pairs). */
+static int pair_scatter_of(const ClipModel *m, const Tokenizer *t, const DebiasData *dd, int D, double *M, Err *e) {
+    memset(M, 0, sizeof(double) * (size_t)D * D);
+    if (dd->n_pairs < 1) return 0;
+    float *A = xalloc_floats((size_t)dd->n_pairs * D), *B = xalloc_floats((size_t)dd->n_pairs * D);
+    int rc = clip_encode_filled(m, t, NULL, dd->pair_a, dd->n_pairs, A, e);
+    if (rc == 0) rc = clip_encode_filled(m, t, NULL, dd->pair_b, dd->n_pairs, B, e);
+    if (rc == 0) debias_pair_scatter(A, B, dd->n_pairs, D, M);
+    free(A), free(B);
+    return rc;
+}
+
 static void apply_P(const double *P, int D, float *z) {
     double *o = xmalloc(sizeof(double) * (size_t)D);
     for (int i = 0; i < D; i++) {
@@ -326,19 +338,16 @@ int debias_build(Debias *d, DebiasMethod method, const ClipModel *m, const Token
         if (rc == 0) debias_orth_proj(B, dd->n_bias, D, d->P);
         free(B);
         if (rc == 0 && method == DB_ORTH_CALI) {
-            if (dd->n_pairs < 1) return err_set(e, "orth-cali needs positive pairs (none given)");
-            float *A = xalloc_floats((size_t)dd->n_pairs * D), *Bp = xalloc_floats((size_t)dd->n_pairs * D);
             double *M = xmalloc(sizeof(double) * (size_t)D * D);
-            rc = clip_encode_filled(m, t, NULL, dd->pair_a, dd->n_pairs, A, e);
-            if (rc == 0) rc = clip_encode_filled(m, t, NULL, dd->pair_b, dd->n_pairs, Bp, e);
+            if (dd->n_pairs < 1) rc = err_set(e, "orth-cali needs positive pairs (none given)");
+            else rc = pair_scatter_of(m, t, dd, D, M, e);
             if (rc == 0) {
-                debias_pair_scatter(A, Bp, dd->n_pairs, D, M);
                 double *P0 = d->P;
                 d->P = xmalloc(sizeof(double) * (size_t)D * D);
                 rc = debias_calibrate_closed_form(P0, M, p->lambda, NULL, 0, D, d->P, e); /* P0 (I + lambda M)^-1 */
                 free(P0);
             }
-            free(A), free(Bp), free(M);
+            free(M);
         }
     } else if (method == DB_BEND) {
         if (dd->n_aug < 2) return err_set(e, "bend-vlm needs at least two attribute templates");
@@ -369,22 +378,14 @@ int debias_calibrate(Debias *d, const ClipModel *m, const Tokenizer *t, const De
     int rc = 0;
     if (!d->WWn) { /* the vocabulary's and the pairs' statistics, once per transform */
         float *Wf = xalloc_floats((size_t)dd->n_vocab * D);
-        d->M = xcalloc((size_t)D * D, sizeof(double));
+        d->M = xmalloc(sizeof(double) * (size_t)D * D);
         rc = clip_encode_filled(m, t, dd->tpl, dd->vocab, dd->n_vocab, Wf, e);
+        if (rc == 0) rc = pair_scatter_of(m, t, dd, D, d->M, e);
         if (rc == 0) {
             d->WWn = xmalloc(sizeof(double) * (size_t)D * D);
             debias_second_moment(Wf, dd->n_vocab, D, d->WWn);
         }
         free(Wf);
-    } else {
-        dd = NULL; /* statistics already there */
-    }
-    if (rc == 0 && dd && dd->n_pairs > 0) {
-        float *A = xalloc_floats((size_t)dd->n_pairs * D), *B = xalloc_floats((size_t)dd->n_pairs * D);
-        rc = clip_encode_filled(m, t, NULL, dd->pair_a, dd->n_pairs, A, e);
-        if (rc == 0) rc = clip_encode_filled(m, t, NULL, dd->pair_b, dd->n_pairs, B, e);
-        if (rc == 0) debias_pair_scatter(A, B, dd->n_pairs, D, d->M);
-        free(A), free(B);
     }
     d->lambda = lambda, d->mu = mu;
     if (rc == 0 && d->P) {
