@@ -1,6 +1,8 @@
 /* forget bench blackbox and forget bench debias. blackbox: queries/s of the black-box API with and without the text tower's
- * prefix cache, end to end over loopback (JSON, HTTP, the server's lock and all), on the query a
- * search sends: a population of word-suffix candidates for the ten Fashion-MNIST class prompts. */
+ * prefix cache, end to end over loopback (JSON, HTTP, the server's lock and all), on two streams of
+ * queries: populations of uniformly random word suffixes (nothing shared but the class prompt) and
+ * the populations a dirichlet search actually sends (its sampling distribution concentrates, so
+ * candidates come to share words and whole strings). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,8 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "core/threads.h"
+#include "eval/forget_metrics.h"
+#include "forget/suffix_search.h"
 #include "models/clip.h"
 #include "forget/vocab.h"
 #include "serve/client.h"
@@ -20,52 +24,99 @@ extern const Command cmd_bench;
 static const char *CLASSES[10] = {"t-shirt", "trouser", "pullover", "dress", "coat",
                                   "sandal",  "shirt",   "sneaker",  "bag",   "ankle boot"};
 
-/* Median seconds per request over iters requests of pop candidates (after one warm-up request). */
-
-static int time_server(const char *model, int no_cache, int L, int pop, int iters, const Vocab *v, double *sec_per_req,
-                       Err *e) {
+static BbServer *bench_server(const char *model, int no_cache, BbClient *c, Err *e) {
     ServerOpts so = {.model = model, .dataset = "fmnist:train", .no_prefix_cache = no_cache};
     BbServer *s = bb_server_start(&so, e);
-    if (!s) return -1;
+    if (!s) return NULL;
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", bb_server_port(s));
-    BbClient c;
-    int rc = bb_client_init(&c, url, NULL, e);
-    int ids[160];
-    for (int i = 0; i < 160; i++) ids[i] = i * 37;
+    if (bb_client_init(c, url, NULL, e)) {
+        bb_server_stop(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The ten class prompts of each of pop suffixes words [pop][L] into p [pop*10]. */
+static void suffix_prompts(const Vocab *v, const int32_t *words, int pop, int L, char **p) {
+    for (int q = 0; q < pop; q++) {
+        char suffix[512] = "";
+        size_t sl = 0;
+        for (int i = 0; i < L; i++) sl += (size_t)snprintf(suffix + sl, sizeof suffix - sl, " %s", v->words[words[q * L + i]]);
+        for (int k = 0; k < 10; k++) {
+            char buf[640];
+            snprintf(buf, sizeof buf, "a photo of a %s%s.", CLASSES[k], suffix);
+            p[q * 10 + k] = xstrdup(buf);
+        }
+    }
+}
+
+/* Seconds of one population request; probs [pop,160,10]. */
+static int timed_request(BbClient *c, char **p, int pop, const int *ids, float *probs, int32_t *labels, double *sec, Err *e) {
+    int lo;
+    double t0 = now_seconds();
+    int rc = bb_classify_sets(c, (const char *const *)p, pop, 10, NULL, 0, 0, ids, 160, probs, labels, &lo, e);
+    *sec = now_seconds() - t0;
+    return rc;
+}
+
+/* Random suffixes: median seconds per request over iters requests (after one warm-up), each
+ * population sent to both servers. */
+static int time_random(BbClient *cache, BbClient *whole, int L, int pop, int iters, const Vocab *v, const int *ids,
+                       double *sec_cache, double *sec_whole, Err *e) {
     char **p = xmalloc(sizeof(char *) * (size_t)pop * 10);
+    int32_t *words = xmalloc(sizeof(int32_t) * (size_t)pop * L), *labels = xmalloc(sizeof(int32_t) * (size_t)pop * 160);
     float *probs = xalloc_floats((size_t)pop * 160 * 10);
-    int32_t *labels = xmalloc(sizeof(int32_t) * (size_t)pop * 160);
-    double *t = xmalloc(sizeof(double) * (size_t)iters);
+    double *tc = xmalloc(sizeof(double) * (size_t)iters), *tw = xmalloc(sizeof(double) * (size_t)iters), a = 0, b = 0;
     Rng r;
     rng_seed(&r, 9);
+    int rc = 0;
     for (int it = 0; it <= iters && rc == 0; it++) {
-        for (int q = 0; q < pop; q++) {
-            char suffix[512] = "";
-            size_t sl = 0;
-            for (int i = 0; i < L; i++) sl += (size_t)snprintf(suffix + sl, sizeof suffix - sl, " %s", v->words[rng_below(&r, (uint32_t)v->n)]);
-            for (int k = 0; k < 10; k++) {
-                char buf[640];
-                snprintf(buf, sizeof buf, "a photo of a %s%s.", CLASSES[k], suffix);
-                p[q * 10 + k] = xstrdup(buf);
-            }
-        }
-        int lo;
-        double t0 = now_seconds();
-        rc = bb_classify_sets(&c, (const char *const *)p, pop, 10, NULL, 0, 0, ids, 160, probs, labels, &lo, e);
-        if (it) t[it - 1] = now_seconds() - t0; /* request 0 warms up (image features, cache) */
+        for (int k = 0; k < pop * L; k++) words[k] = (int32_t)rng_below(&r, (uint32_t)v->n);
+        suffix_prompts(v, words, pop, L, p);
+        rc = timed_request(whole, p, pop, ids, probs, labels, &a, e);
+        if (rc == 0) rc = timed_request(cache, p, pop, ids, probs, labels, &b, e);
+        if (it) tw[it - 1] = a, tc[it - 1] = b; /* request 0 warms up (image features, cache) */
         for (int k = 0; k < pop * 10; k++) free(p[k]);
     }
-    if (rc == 0) *sec_per_req = cli_median(t, iters);
-    free(p), free(probs), free(labels), free(t);
-    bb_client_free(&c);
-    bb_server_stop(s);
+    if (rc == 0) *sec_cache = cli_median(tc, iters), *sec_whole = cli_median(tw, iters);
+    free(p), free(words), free(labels), free(probs), free(tc), free(tw);
+    return rc;
+}
+
+/* A dirichlet search (forgetting the first four classes, BBF's loss from the cached server's
+ * probabilities) for iters populations; every population also goes to the whole-prompt server.
+ * Total seconds of each over the search (the cost changes as the distribution concentrates). */
+static int time_search(BbClient *cache, BbClient *whole, int L, int iters, const Vocab *v, const int *ids,
+                       const int32_t *lab, double *sec_cache, double *sec_whole, int *pop_out, Err *e) {
+    SuffixSearch ss;
+    suffix_search_init(&ss, SS_DIRICHLET, L, v->n, NULL, 5);
+    const int pop = ss.lambda;
+    const uint8_t forget[10] = {1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+    char **p = xmalloc(sizeof(char *) * (size_t)pop * 10);
+    int32_t *labels = xmalloc(sizeof(int32_t) * (size_t)pop * 160);
+    float *probs = xalloc_floats((size_t)pop * 160 * 10);
+    double *fit = xmalloc(sizeof(double) * (size_t)pop), a = 0, b = 0;
+    int rc = 0;
+    *sec_cache = *sec_whole = 0;
+    for (int it = 0; it < iters && rc == 0; it++) {
+        suffix_prompts(v, suffix_search_ask(&ss), pop, L, p);
+        rc = timed_request(whole, p, pop, ids, probs, labels, &a, e);
+        if (rc == 0) rc = timed_request(cache, p, pop, ids, probs, labels, &b, e);
+        *sec_whole += a, *sec_cache += b;
+        for (int q = 0; q < pop && rc == 0; q++) fit[q] = bbf_loss(probs + (size_t)q * 160 * 10, lab, 160, 10, forget);
+        if (rc == 0) suffix_search_tell(&ss, fit);
+        for (int k = 0; k < pop * 10; k++) free(p[k]);
+    }
+    *pop_out = pop;
+    suffix_search_free(&ss);
+    free(p), free(labels), free(probs), free(fit);
     return rc;
 }
 
 int bench_blackbox(int argc, char **argv) {
     const char *config = "vit-b-32", *model = NULL;
-    long L = 4, pop = 30, iters = 10;
+    long L = 4, pop = 30, iters = 10, search_iters = 60;
     int json = 0, done = 0, bad = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -86,6 +137,8 @@ int bench_blackbox(int argc, char **argv) {
             if (cli_int("bench", a, v, 1, 500, &pop)) return EXIT_USAGE;
         } else if (strcmp(a, "--iters") == 0) {
             if (cli_int("bench", a, v, 1, 1000, &iters)) return EXIT_USAGE;
+        } else if (strcmp(a, "--search-iters") == 0) {
+            if (cli_int("bench", a, v, 0, 10000, &search_iters)) return EXIT_USAGE;
         } else {
             return cli_error("bench", EXIT_USAGE, "unknown argument %s (forget help bench)", a);
         }
@@ -110,21 +163,44 @@ int bench_blackbox(int argc, char **argv) {
         if (tmp[0]) unlink(tmp);
         return cli_error("bench", EXIT_WORK, "%s", e.msg);
     }
-    double with = 0, without = 0;
-    int rc = time_server(model, 1, (int)L, (int)pop, (int)iters, &v, &without, &e);
-    if (rc == 0) rc = time_server(model, 0, (int)L, (int)pop, (int)iters, &v, &with, &e);
+    BbClient cc = {0}, cw = {0};
+    BbServer *sc = bench_server(model, 0, &cc, &e), *sw = sc ? bench_server(model, 1, &cw, &e) : NULL;
+    int rc = sc && sw ? 0 : -1, spop = 0, nl = 0, nc = 0;
+    int ids[160];
+    for (int i = 0; i < 160; i++) ids[i] = i * 37;
+    int32_t *all = NULL, lab[160];
+    char **cls = NULL;
+    if (rc == 0) rc = bb_dataset(&cc, &cls, &nc, &all, &nl, &e);
+    for (int i = 0; i < 160 && rc == 0; i++) lab[i] = all[ids[i]];
+    double rc_s = 0, rw_s = 0, sc_s = 0, sw_s = 0;
+    if (rc == 0) rc = time_random(&cc, &cw, (int)L, (int)pop, (int)iters, &v, ids, &rc_s, &rw_s, &e);
+    if (rc == 0 && search_iters > 0) {
+        if (!json) fprintf(stderr, "a dirichlet search of %ld populations, each sent to both servers...\n", search_iters);
+        rc = time_search(&cc, &cw, (int)L, (int)search_iters, &v, ids, lab, &sc_s, &sw_s, &spop, &e);
+    }
+    if (cls) bb_dataset_free(cls, nc, all);
+    if (sc) bb_client_free(&cc), bb_server_stop(sc);
+    if (sw) bb_client_free(&cw), bb_server_stop(sw);
     vocab_free(&v);
     if (tmp[0]) unlink(tmp);
     if (rc) return cli_error("bench", EXIT_WORK, "%s", e.msg);
-    const double qs_with = pop / with, qs_without = pop / without;
+    const double qc = pop / rc_s, qw = pop / rw_s;
+    const double sq = (double)spop * search_iters, sqc = search_iters ? sq / sc_s : 0, sqw = search_iters ? sq / sw_s : 0;
     if (json)
         printf("{\"model\":\"%s\",\"suffix_len\":%ld,\"population\":%ld,\"threads\":%d,\"queries_per_s_cache\":%.2f,"
-               "\"queries_per_s_no_cache\":%.2f,\"speedup\":%.3f}\n",
-               tmp[0] ? config : model, L, pop, threads_get(), qs_with, qs_without, qs_with / qs_without);
-    else
-        printf("forget bench blackbox: %s, L = %ld, %ld candidates x 10 class prompts x 160 images per request, %d threads\n"
-               "  whole prompts:  %.1f queries/s\n  prefix cache:   %.1f queries/s  (%.2fx)\n",
-               tmp[0] ? config : model, L, pop, threads_get(), qs_without, qs_with, qs_with / qs_without);
+               "\"queries_per_s_no_cache\":%.2f,\"speedup\":%.3f,\"search_queries\":%.0f,\"search_queries_per_s_cache\":%.2f,"
+               "\"search_queries_per_s_no_cache\":%.2f,\"search_speedup\":%.3f}\n",
+               tmp[0] ? config : model, L, pop, threads_get(), qc, qw, qc / qw, sq, sqc, sqw, search_iters ? sqc / sqw : 0);
+    else {
+        printf("forget bench blackbox: %s, L = %ld, 10 class prompts x 160 images per candidate, %d threads\n"
+               "  random suffixes (%ld per request, median of %ld):\n"
+               "    whole prompts:  %.1f queries/s\n    prefix cache:   %.1f queries/s  (%.2fx)\n",
+               tmp[0] ? config : model, L, threads_get(), pop, iters, qw, qc, qc / qw);
+        if (search_iters)
+            printf("  a dirichlet search's stream (%d per request, %ld requests, all timed):\n"
+                   "    whole prompts:  %.1f queries/s\n    prefix cache:   %.1f queries/s  (%.2fx)\n",
+                   spop, search_iters, sqw, sqc, sqc / sqw);
+    }
     return 0;
 }
 

@@ -15,7 +15,7 @@ const Command cmd_blackbox = {
     "                       [--budget 2000] [--shots 16] [--vocab 500] [--wordlist FILE]\n"
     "                       [--template \"a photo of a {}\"] [--n-ctx 4] [--model FILE --dataset NAME]\n"
     "                       [--coop-steps 300] [--curve-points 8] [--report FILE.html] [--api-key K] [--seed S]\n"
-    "                       [--json] [--quiet]\n"
+    "                       [--dirichlet K=3,rho=0.25,alpha=0.01,beta=1,eta=0.3,elitist=1,pick=best] [--json] [--quiet]\n"
     "\n"
     "Makes the served classifier forget CLASSES (names or indices, comma-separated) using only the\n"
     "API's outputs. Methods (--method, default dirichlet):\n"
@@ -33,7 +33,11 @@ const Command cmd_blackbox = {
     "search (one per candidate; a population is one request). Under mpirun -np N each rank scores a\n"
     "share of every population; the result equals the serial run's.\n"
     "With --json the last line is {\"method\", \"suffix\", \"err_forget\", \"acc_keep\", \"H\",\n"
-    "\"queries\", \"seconds\", \"zero_shot\": {...}, \"curve\": [[queries, H]...]}.\n",
+    "\"queries\", \"seconds\", \"zero_shot\": {...}, \"curve\": [[queries, H]...]}.\n"
+    "--dirichlet sets the reconstruction's search (any subset of the items): K mixture components,\n"
+    "rho elite fraction, alpha and beta Dirichlet concentrations, eta EMA rate, elitist=1 keeps the best\n"
+    "string so far in every elite, pick=mode validates the mixture's most probable string instead of the\n"
+    "population's best. The population (30) is every strict method's.\n",
     run};
 
 static int run(int argc, char **argv) {
@@ -65,6 +69,10 @@ static int run(int argc, char **argv) {
             o.method = v;
         } else if (strcmp(a, "--template") == 0) {
             o.tpl = v;
+        } else if (strcmp(a, "--dirichlet") == 0) {
+            char msg[256];
+            if (dirichlet_params_parse(v, &o.dirichlet, msg, sizeof msg))
+                return cli_error("blackbox", EXIT_USAGE, "--dirichlet: %s", msg);
         } else if (strcmp(a, "--wordlist") == 0) {
             o.wordlist = v;
         } else if (strcmp(a, "--report") == 0) {

@@ -12,7 +12,7 @@ const Command cmd_serve = {
     "serve", "serve a CLIP classifier as a black-box API",
     "usage: forget serve --model FILE --dataset NAME [--split train] [--port 8080] [--bind 127.0.0.1]\n"
     "                    [--reveal probs|labels] [--api-key K] [--max-body BYTES] [--data-dir DIR]\n"
-    "                    [--allow-embeddings] [--no-prefix-cache]\n"
+    "                    [--allow-embeddings] [--no-prefix-cache] [--prefix-cache-mb 512]\n"
     "\n"
     "Answers POST /v1/classify {\"prompts\": [one text per class], \"images\": [ids into the split]}\n"
     "with {\"probs\": [[...]]} (or {\"labels\": [...]} with --reveal labels); {\"prompt_sets\": [[...],\n"
@@ -21,7 +21,8 @@ const Command cmd_serve = {
     "names and labels. Only outputs leave the server: no weights, gradients or embeddings.\n"
     "--allow-embeddings (off by default) is the loose mode of the BBT/BBF baselines: requests may carry\n"
     "\"contexts\" (token embeddings placed after [SOT]) and /v1/stats reveals the embedding width, mean\n"
-    "and std. --no-prefix-cache recomputes every prompt whole (for benchmarks).\n"
+    "and std. --no-prefix-cache recomputes every prompt whole (for benchmarks);\n"
+    "--prefix-cache-mb bounds the memory of the text tower's prefix cache (at most 1024 prompts are kept).\n"
     "Listens on loopback unless --bind says otherwise; runs until interrupted (Ctrl-C).\n",
     run};
 
@@ -63,6 +64,9 @@ static int run(int argc, char **argv) {
         } else if (strcmp(a, "--port") == 0) {
             if (cli_int("serve", a, v, 0, 65535, &l)) return EXIT_USAGE;
             o.port = (int)l;
+        } else if (strcmp(a, "--prefix-cache-mb") == 0) {
+            if (cli_int("serve", a, v, 1, 1L << 20, &l)) return EXIT_USAGE;
+            o.prefix_cache_mb = l;
         } else if (strcmp(a, "--max-body") == 0) {
             if (cli_int("serve", a, v, 64, 1L << 30, &l)) return EXIT_USAGE;
             o.max_body = l;

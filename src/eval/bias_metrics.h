@@ -24,4 +24,23 @@ void top_k_indices(const float *score, int n, int K, int *top);
 double group_accuracy(const int32_t *pred, const int32_t *label, const int32_t *group, int n, int G, double *worst,
                       double *acc);
 
+/* How much of a base method's bias reduction another method keeps, with its sampling noise: a
+ * paired bootstrap that redraws the evaluation units (the same draw for the original model, the
+ * base and the method) B times and recomputes
+ *   keep = (1 - bias_method / bias_orig) / (1 - bias_base / bias_orig).
+ * Units and biases as the bias experiment measures them:
+ *   RB_QUERIES  unit[q * 2 + a]: MaxSkew of query q for attribute a (NaN: not measured); bias is
+ *               the mean over the two attributes of each attribute's mean over queries;
+ *   RB_GROUPS   unit[i]: 1 if image i is classified right, group[i] in [0, G); bias is 1 - the
+ *               lowest group accuracy; images are redrawn within their group.
+ * Resamples where the base reduces nothing are left out (n_valid counts the others). */
+typedef enum { RB_QUERIES, RB_GROUPS } RetentionUnits;
+typedef struct {
+    double lo, hi;  /* 5th and 95th percentiles of keep */
+    double p_keep;  /* share of resamples with keep >= the threshold asked */
+    int n_valid;
+} RetentionCI;
+void retention_bootstrap(RetentionUnits kind, const double *orig, const double *base, const double *method, int n,
+                         const int32_t *group, int G, int B, double threshold, uint64_t seed, RetentionCI *out);
+
 #endif

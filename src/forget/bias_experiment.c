@@ -67,6 +67,9 @@ typedef struct {
     double neighbour;               /* 10-NN overlap of held-out words */
     double bias;                    /* the setting's scalar */
     double *task_acc;
+    double *unit;                   /* what the bias is made of, for the bootstrap: emoji [n_q][2] MaxSkew
+                                       (NaN: not measured), spurious [n] 1/0 right on the group task */
+    int n_unit, unit_stride;        /* queries (stride 2) or images (stride 1) */
 } Metrics;
 
 static void evalset_free(EvalSet *s) {
@@ -531,7 +534,11 @@ static int measure(const Setting *st, const EvalSet *s, const Debias *d, const C
         }
         out->task_acc[k] = tk->n ? (double)right / tk->n : 0;
         out->general += out->task_acc[k] / s->n_tasks;
-        if (k == s->group_task) out->avg = group_accuracy(pred, tk->label, s->group, tk->n, s->G, &out->worst, NULL);
+        if (k == s->group_task) {
+            out->avg = group_accuracy(pred, tk->label, s->group, tk->n, s->G, &out->worst, NULL);
+            out->unit = xmalloc(sizeof(double) * (size_t)(tk->n ? tk->n : 1)), out->n_unit = tk->n, out->unit_stride = 1;
+            for (int i = 0; i < tk->n; i++) out->unit[i] = pred[i] == tk->label[i];
+        }
         free(tt), free(ii), free(lg), free(pred);
     }
     /* retrieval bias */
@@ -542,6 +549,10 @@ static int measure(const Setting *st, const EvalSet *s, const Debias *d, const C
         rc = text_features(d, m, t, st->tpl, qs, s->n_q, qf, e);
         if (rc == 0) l2norm_forward(qf, NULL, qf, s->n_q, E);
         int nqa[2] = {0, 0};
+        if (!st->spurious) {
+            out->unit = xmalloc(sizeof(double) * (size_t)s->n_q * 2), out->n_unit = s->n_q, out->unit_stride = 2;
+            for (int i = 0; i < 2 * s->n_q; i++) out->unit[i] = NAN;
+        }
         for (int i = 0; i < s->n_q && rc == 0; i++) {
             const BiasQuery *q = &s->q[i];
             if (q->n < 2) continue;
@@ -563,7 +574,9 @@ static int measure(const Setting *st, const EvalSet *s, const Debias *d, const C
                     if (q->attr[a][j] >= 0 && q->attr[a][j] < s->A[a]) prior[q->attr[a][j]]++, cnt++;
                 for (int v = 0; v < s->A[a]; v++) prior[v] /= cnt ? cnt : 1;
                 for (int k = 0; k < Kq; k++) at[k] = q->attr[a][top[k]];
-                out->skew[a] += max_skew_at_k(at, Kq, prior, s->A[a]);
+                const double sk = max_skew_at_k(at, Kq, prior, s->A[a]);
+                out->skew[a] += sk;
+                if (!st->spurious && a < 2) out->unit[(size_t)i * 2 + a] = sk;
                 out->kl[a] += kl_at_k(at, Kq, prior, s->A[a]);
                 out->ndkl[a] += ndkl(at, Kq, prior, s->A[a]);
             }
@@ -632,6 +645,24 @@ static void metrics_json(cJSON *o, const Metrics *m, const EvalSet *s, int spuri
     for (int k = 0; k < s->n_tasks; k++) cJSON_AddNumberToObject(t, s->tasks[k].name, m->task_acc[k]);
 }
 
+/* The calibrated method's kept share of its base's bias reduction under a paired bootstrap of
+ * the test units (queries or images); -1 when a checkpoint from before the units has no data. */
+static int keep_interval(const Setting *st, const Metrics *orig, const Metrics *base, const Metrics *cal, RetentionCI *ci) {
+    if (!orig->unit || !base->unit || !cal->unit || orig->n_unit != base->n_unit || orig->n_unit != cal->n_unit) return -1;
+    if (st->spurious)
+        retention_bootstrap(RB_GROUPS, orig->unit, base->unit, cal->unit, orig->n_unit, st->test.group, st->test.G, 2000, 0.95, 7, ci);
+    else
+        retention_bootstrap(RB_QUERIES, orig->unit, base->unit, cal->unit, orig->n_unit, NULL, 0, 2000, 0.95, 7, ci);
+    return ci->n_valid > 0 ? 0 : -1;
+}
+
+/* The uncalibrated entry a calibrated one started from, or NULL. */
+static const Entry *base_of(const Entry *en, int ne, const Entry *cal) {
+    for (int k = 0; k < ne; k++)
+        if (!en[k].calibrated && strcmp(en[k].name, cal->base) == 0) return &en[k];
+    return NULL;
+}
+
 static int write_outputs(const BiasExperimentOpts *o, const Setting *st, const Metrics *orig, Entry *en, int ne, Err *e) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "model", o->model);
@@ -650,6 +681,15 @@ static int write_outputs(const BiasExperimentOpts *o, const Setting *st, const M
         cJSON_AddNumberToObject(j, "bias_reduction", br);
         cJSON_AddNumberToObject(j, "general_accuracy", orig->general > 0 ? en[i].test.general / orig->general : 0);
         if (en[i].calibrated) cJSON_AddNumberToObject(j, "lambda", en[i].lambda), cJSON_AddNumberToObject(j, "mu", en[i].mu);
+        const Entry *b = en[i].calibrated ? base_of(en, ne, &en[i]) : NULL;
+        RetentionCI ci;
+        if (b && keep_interval(st, orig, &b->test, &en[i].test, &ci) == 0) {
+            const double rb = 1 - b->test.bias / orig->bias;
+            cJSON_AddNumberToObject(j, "keeps_of_base_reduction", rb > 0 ? br / rb : 0);
+            const double iv[2] = {ci.lo, ci.hi};
+            cJSON_AddItemToObject(j, "keeps_bootstrap_90", cJSON_CreateDoubleArray(iv, 2));
+            cJSON_AddNumberToObject(j, "keeps_95_share_of_resamples", ci.p_keep);
+        }
         cJSON_AddNumberToObject(j, "seconds", en[i].seconds);
         metrics_json(j, &en[i].test, &st->test, st->spurious);
         cJSON_AddItemToArray(arr, j);
@@ -681,12 +721,11 @@ static int write_outputs(const BiasExperimentOpts *o, const Setting *st, const M
                     mm->skew[0], mm->skew[1], mm->kl[0], mm->kl[1], mm->ndkl[0], mm->ndkl[1], 100 * mm->general, ret,
                     100 * mm->neighbour);
     }
-    fprintf(f, "\nClaims (test split):\n\n");
+    fprintf(f, "\nClaims (test split; the interval is a paired bootstrap of the test %s, 2,000 resamples, 5th-95th percentile):\n\n",
+            st->spurious ? "images within their (class, tint) groups" : "queries");
     for (int i = 0; i < ne; i++) {
         if (!en[i].calibrated) continue;
-        const Entry *b = NULL;
-        for (int k = 0; k < ne; k++)
-            if (!en[k].calibrated && strcmp(en[k].name, en[i].base) == 0) b = &en[k];
+        const Entry *b = base_of(en, ne, &en[i]);
         if (!b) continue;
         const double rb = 1 - b->test.bias / orig->bias, rc2 = 1 - en[i].test.bias / orig->bias;
         double worst_loss = INFINITY;
@@ -695,9 +734,13 @@ static int write_outputs(const BiasExperimentOpts *o, const Setting *st, const M
             if (!en[k].calibrated && en[k].method <= DB_BEND && orig->general - en[k].test.general < worst_loss)
                 worst_loss = orig->general - en[k].test.general, who = en[k].name;
         const double loss = orig->general - en[i].test.general;
-        fprintf(f, "- %s keeps %.1f%% of %s's bias reduction (%.1f%% vs %.1f%%): %s; loses %.2f points of general accuracy, "
+        RetentionCI ci;
+        char civ[160] = " (no bootstrap: units missing from the checkpoint)";
+        if (keep_interval(st, orig, &b->test, &en[i].test, &ci) == 0)
+            snprintf(civ, sizeof civ, " (bootstrap %.0f-%.0f%%, >= 95%% in %.0f%% of resamples)", 100 * ci.lo, 100 * ci.hi, 100 * ci.p_keep);
+        fprintf(f, "- %s keeps %.1f%% of %s's bias reduction (%.1f%% vs %.1f%%)%s: %s; loses %.2f points of general accuracy, "
                    "the least-losing uncalibrated projection (%s) %.2f: %s\n",
-                en[i].name, rb > 0 ? 100 * rc2 / rb : 0, b->name, 100 * rc2, 100 * rb, rb > 0 && rc2 >= 0.95 * rb ? "yes" : "NO",
+                en[i].name, rb > 0 ? 100 * rc2 / rb : 0, b->name, 100 * rc2, 100 * rb, civ, rb > 0 && rc2 >= 0.95 * rb ? "yes" : "NO",
                 100 * loss, who, 100 * worst_loss, loss < worst_loss ? "less, yes" : "NO");
     }
     fclose(f);
@@ -762,8 +805,8 @@ static int write_outputs(const BiasExperimentOpts *o, const Setting *st, const M
 }
 
 static void metrics_free(Metrics *m) {
-    free(m->task_acc);
-    m->task_acc = NULL;
+    free(m->task_acc), free(m->unit);
+    m->task_acc = NULL, m->unit = NULL, m->n_unit = 0;
 }
 
 /* ------------------------------------------------------------ checkpoint */
@@ -778,6 +821,10 @@ static cJSON *metrics_to_json(const Metrics *m, int n_tasks) {
     const double v[5] = {m->avg, m->worst, m->general, m->neighbour, m->bias};
     cJSON_AddItemToObject(j, "scalars", cJSON_CreateDoubleArray(v, 5));
     cJSON_AddItemToObject(j, "tasks", cJSON_CreateDoubleArray(m->task_acc, n_tasks));
+    cJSON *u = cJSON_AddArrayToObject(j, "units"); /* NaN (unmeasured) as null */
+    for (int i = 0; i < m->n_unit * m->unit_stride; i++)
+        cJSON_AddItemToArray(u, isnan(m->unit[i]) ? cJSON_CreateNull() : cJSON_CreateNumber(m->unit[i]));
+    cJSON_AddNumberToObject(j, "unit_stride", m->unit_stride);
     return j;
 }
 
@@ -795,6 +842,13 @@ static int metrics_from_json(const cJSON *j, Metrics *m, int n_tasks) {
     for (int i = 0; i < 5; i++) *v[i] = cJSON_GetArrayItem(sc, i)->valuedouble;
     m->task_acc = xmalloc(sizeof(double) * (size_t)(n_tasks ? n_tasks : 1));
     for (int i = 0; i < n_tasks; i++) m->task_acc[i] = cJSON_GetArrayItem(tk, i)->valuedouble;
+    const cJSON *u = cJSON_GetObjectItem(j, "units"), *us = cJSON_GetObjectItem(j, "unit_stride");
+    const int stride = cJSON_IsNumber(us) ? us->valueint : 0, nu = cJSON_GetArraySize(u);
+    if (stride >= 1 && stride <= 2 && nu % stride == 0 && nu > 0) { /* absent in older checkpoints: no bootstrap then */
+        m->unit = xmalloc(sizeof(double) * (size_t)nu), m->n_unit = nu / stride, m->unit_stride = stride;
+        int i = 0;
+        for (const cJSON *x = u->child; x; x = x->next, i++) m->unit[i] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+    }
     return 0;
 }
 

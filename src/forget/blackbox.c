@@ -28,6 +28,7 @@ void blackbox_defaults(BlackboxOpts *o) {
     o->n_ctx = 4, o->bbt_d = 10, o->bbf_ds = 20, o->bbf_du = 5; /* BBF's CIFAR-10 settings */
     o->coop_steps = 300;
     o->curve_points = 8;
+    o->dirichlet = dirichlet_defaults();
 }
 
 int blackbox_family(const char *method) {
@@ -310,7 +311,7 @@ int blackbox_run(const BlackboxOpts *o, BlackboxResult *r, Err *e) {
         if (family == 0) {
             SuffixMethod sm;
             suffix_method_from_name(o->method, &sm);
-            suffix_search_init(&ss, sm, o->suffix_len, vocab.n, o->seed);
+            suffix_search_init(&ss, sm, o->suffix_len, vocab.n, &o->dirichlet, o->seed);
             lam = ss.lambda;
         } else {
             ContextMethod cm;

@@ -16,6 +16,7 @@
 
 #include "core/dist.h"
 #include "core/err.h"
+#include "forget/dirichlet_search.h"
 
 typedef struct {
     const char *api, *eval_api, *api_key;
@@ -27,6 +28,7 @@ typedef struct {
     int n_ctx, bbt_d, bbf_ds, bbf_du;     /* loose methods and coop */
     const char *model, *dataset, *data_dir; /* coop: the weights and the split the API serves */
     int coop_steps;
+    DirichletParams dirichlet; /* the strict method's settings (lambda: every strict method's population) */
     long budget; /* classify queries of the search (validation included) */
     int curve_points; /* test-split H of the best-so-far candidate this many times during the search */
     uint64_t seed;

@@ -20,9 +20,9 @@ int suffix_method_from_name(const char *name, SuffixMethod *m) {
     return -1;
 }
 
-void suffix_search_init(SuffixSearch *s, SuffixMethod m, int L, int V, uint64_t seed) {
+void suffix_search_init(SuffixSearch *s, SuffixMethod m, int L, int V, const DirichletParams *params, uint64_t seed) {
     memset(s, 0, sizeof *s);
-    DirichletParams dp = dirichlet_defaults();
+    const DirichletParams dp = params ? *params : dirichlet_defaults();
     s->method = m, s->L = L, s->V = V, s->lambda = dp.lambda; /* one population size for every method */
     rng_seed(&s->rng, seed ^ 0xabc);
     s->pop = xmalloc(sizeof(int32_t) * (size_t)s->lambda * L);
@@ -32,6 +32,7 @@ void suffix_search_init(SuffixSearch *s, SuffixMethod m, int L, int V, uint64_t 
     for (int i = 0; i < L; i++) s->cur[i] = (int32_t)rng_below(&s->rng, (uint32_t)V);
     s->cur_f = INFINITY;
     if (m == SS_DIRICHLET) dirsearch_init(&s->ds, L, V, &dp, seed);
+    if (m == SS_DIRICHLET && dp.pick_mode) s->mode = xcalloc((size_t)L, sizeof(int32_t));
     if (m == SS_BDPL) { /* independent categoricals, uniform at first */
         const long PV = (long)L * V;
         s->p = xalloc_floats((size_t)PV), s->g = xalloc_floats((size_t)PV);
@@ -44,7 +45,7 @@ void suffix_search_init(SuffixSearch *s, SuffixMethod m, int L, int V, uint64_t 
 void suffix_search_free(SuffixSearch *s) {
     if (s->method == SS_DIRICHLET) dirsearch_free(&s->ds);
     if (s->method == SS_BDPL) adamw_free(&s->opt);
-    free(s->pop), free(s->prev), free(s->prev_fit), free(s->cur), free(s->p), free(s->g), free(s->argmax);
+    free(s->pop), free(s->prev), free(s->prev_fit), free(s->cur), free(s->p), free(s->g), free(s->argmax), free(s->mode);
     memset(s, 0, sizeof *s);
 }
 
@@ -152,6 +153,7 @@ void suffix_search_tell(SuffixSearch *s, const double *fit) {
         if (fit[k] < fit[arg]) arg = k;
     s->arg = arg;
     if (s->method == SS_DIRICHLET) dirsearch_tell(&s->ds, fit);
+    if (s->mode) dirsearch_mode(&s->ds, s->mode);
     if (s->method == SS_BDPL) bdpl_step(s, fit);
     if (fit[arg] < s->cur_f) {
         s->cur_f = fit[arg];
@@ -163,5 +165,6 @@ void suffix_search_tell(SuffixSearch *s, const double *fit) {
 }
 
 const int32_t *suffix_search_pick(const SuffixSearch *s) {
+    if (s->mode) return s->mode;
     return s->method == SS_BDPL ? s->argmax : s->pop + (size_t)s->arg * s->L;
 }

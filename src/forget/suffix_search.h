@@ -27,6 +27,7 @@ typedef struct {
     int32_t *cur;          /* [L]: best so far (greedy's base) */
     double cur_f;
     int arg;               /* best of the last told population */
+    int32_t *mode;         /* dirichlet with pick=mode: [L], the mixture's mode after the last tell */
     DirichletSearch ds;
     float *p, *g;          /* BDPL: [L][V] categoricals and their gradient */
     AdamW opt;
@@ -35,13 +36,14 @@ typedef struct {
 
 /* name: dirichlet, random, greedy, ga or bdpl; -1 for another name. */
 int suffix_method_from_name(const char *name, SuffixMethod *m);
-void suffix_search_init(SuffixSearch *s, SuffixMethod m, int L, int V, uint64_t seed);
+/* dp: dirichlet's settings (NULL: dirichlet_defaults()); its lambda is every method's population. */
+void suffix_search_init(SuffixSearch *s, SuffixMethod m, int L, int V, const DirichletParams *dp, uint64_t seed);
 void suffix_search_free(SuffixSearch *s);
 /* The next population, [lambda][L]; valid until the next ask. */
 const int32_t *suffix_search_ask(SuffixSearch *s);
 void suffix_search_tell(SuffixSearch *s, const double *fit);
 /* The suffix the method would answer now (validated by the caller): the best of the last
- * population, BDPL's argmax. */
+ * population, BDPL's argmax, dirichlet's mode with pick=mode. */
 const int32_t *suffix_search_pick(const SuffixSearch *s);
 
 #endif

@@ -20,6 +20,7 @@ void text_cache_init(TextPrefixCache *c, const ClipModel *m, long max_bytes) {
     const long per = (long)m->cfg.t_layers * 16 * 3 * m->cfg.t_width * (long)sizeof(float);
     c->cap = (int)(max_bytes / per);
     if (c->cap < 8) c->cap = 8;
+    if (c->cap > 1024) c->cap = 1024; /* lookups scan every entry; two populations of 30 x 10 prompts fit */
     c->entries = xcalloc((size_t)c->cap, sizeof(TextCacheEntry));
 }
 
@@ -75,10 +76,8 @@ static void remember(TextPrefixCache *c, const int32_t *tokens, int len, float *
     slot->stamp = ++c->clock;
 }
 
-int clip_encode_text_cached(const ClipModel *m, TextPrefixCache *c, const int32_t *ids, int N, float *out, Err *e) {
+static int encode_unique(const ClipModel *m, TextPrefixCache *c, const int32_t *ids, int N, float *out, Err *e) {
     const ClipConfig *cf = &m->cfg;
-    if (!cf->has_text) return err_set(e, "this model has no text tower");
-    if (N <= 0) return 0;
     const int W = cf->t_width, H = cf->t_heads, Ly = cf->t_layers, ctx = cf->context;
     int *len = xmalloc(sizeof(int) * (size_t)N), *pre = xmalloc(sizeof(int) * (size_t)N);
     int *fstart = xmalloc(sizeof(int) * (size_t)N), *nstart = xmalloc(sizeof(int) * (size_t)N);
@@ -131,4 +130,34 @@ int clip_encode_text_cached(const ClipModel *m, TextPrefixCache *c, const int32_
     free(qkv), free(full_qkv), free(x), free(full_attn), free(pool), free(pool_ln);
     free(len), free(pre), free(fstart), free(nstart), free(from), free(off);
     return 0;
+}
+
+/* A search's population often holds the same string several times (a concentrated sampling
+ * distribution draws it again): each distinct token row is encoded once and its feature copied. */
+int clip_encode_text_cached(const ClipModel *m, TextPrefixCache *c, const int32_t *ids, int N, float *out, Err *e) {
+    const ClipConfig *cf = &m->cfg;
+    if (!cf->has_text) return err_set(e, "this model has no text tower");
+    if (N <= 0) return 0;
+    const int ctx = cf->context, E = cf->embed_dim;
+    int *first = xmalloc(sizeof(int) * (size_t)N), *slot = xmalloc(sizeof(int) * (size_t)N), nu = 0;
+    for (int n = 0; n < N; n++) { /* first[n]: the distinct row n repeats; slot[k]: where distinct row k is */
+        int k = 0;
+        while (k < nu && memcmp(ids + (size_t)slot[k] * ctx, ids + (size_t)n * ctx, sizeof(int32_t) * (size_t)ctx) != 0) k++;
+        if (k == nu) slot[nu++] = n;
+        first[n] = k;
+    }
+    c->rows_deduplicated += N - nu;
+    int rc;
+    if (nu == N) {
+        rc = encode_unique(m, c, ids, N, out, e);
+    } else {
+        int32_t *u = xmalloc(sizeof(int32_t) * (size_t)nu * ctx);
+        float *uo = xalloc_floats((size_t)nu * E);
+        for (int k = 0; k < nu; k++) memcpy(u + (size_t)k * ctx, ids + (size_t)slot[k] * ctx, sizeof(int32_t) * (size_t)ctx);
+        rc = encode_unique(m, c, u, nu, uo, e);
+        for (int n = 0; n < N && rc == 0; n++) memcpy(out + (size_t)n * E, uo + (size_t)first[n] * E, sizeof(float) * (size_t)E);
+        free(u), free(uo);
+    }
+    free(first), free(slot);
+    return rc;
 }

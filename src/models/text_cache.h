@@ -20,12 +20,14 @@ typedef struct {
     long clock;
     TextCacheEntry *entries;
     long rows_reused, rows_computed; /* positions served from the cache vs computed */
+    long rows_deduplicated;          /* whole prompts repeated within one call, encoded once */
 } TextPrefixCache;
 
-/* Room for entries of about 16 positions within max_bytes (at least 8 entries). */
+/* Room for entries of about 16 positions within max_bytes (8 to 1024 entries). */
 void text_cache_init(TextPrefixCache *c, const ClipModel *m, long max_bytes);
 void text_cache_free(TextPrefixCache *c);
-/* Like clip_encode_text: ids [N, context] -> out [N, embed_dim], unnormalised. */
+/* Like clip_encode_text: ids [N, context] -> out [N, embed_dim], unnormalised. Identical rows
+ * within the call are encoded once. */
 int clip_encode_text_cached(const ClipModel *m, TextPrefixCache *c, const int32_t *ids, int N, float *out, Err *e);
 
 #endif

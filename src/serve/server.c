@@ -484,7 +484,7 @@ BbServer *bb_server_start(const ServerOpts *o, Err *e) {
     }
     s->feat = xalloc_floats((size_t)s->ds.n * s->m.cfg.embed_dim);
     s->have = xcalloc((size_t)s->ds.n, 1);
-    text_cache_init(&s->cache, &s->m, 64L << 20);
+    text_cache_init(&s->cache, &s->m, (o->prefix_cache_mb > 0 ? o->prefix_cache_mb : 512) << 20);
     if (o->allow_embeddings) { /* BBT's p0 and sigma: mean token embedding, std of all entries */
         const int W = s->m.cfg.t_width, V = s->m.cfg.vocab;
         double *sum = xcalloc((size_t)W, sizeof(double)), sq = 0, all = 0;

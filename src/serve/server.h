@@ -36,6 +36,7 @@ typedef struct {
     int max_prompts, max_images;             /* per request; defaults 8192 and 4096 */
     int allow_embeddings;                    /* loose mode: accept context token embeddings */
     int no_prefix_cache;                     /* recompute whole prompts (for benchmarks) */
+    long prefix_cache_mb;                    /* the prefix cache's memory; 0: 512 */
 } ServerOpts;
 
 typedef struct BbServer BbServer;

@@ -50,3 +50,36 @@ TEST(dirichlet_search_finds_hidden_string) {
     free(w), free(f);
     dirsearch_free(&s);
 }
+
+/* The elitist variant and the mode: the mode is the heaviest component's per-position argmax,
+ * and once the search has found the string the mode is that string. */
+TEST(dirichlet_search_elitist_mode_and_settings) {
+    DirichletParams p = dirichlet_defaults();
+    char msg[256];
+    CHECK(dirichlet_params_parse("K=2,eta=0.5,elitist=1,pick=mode", &p, msg, sizeof msg) == 0);
+    CHECK(p.K == 2 && p.eta == 0.5 && p.elitist == 1 && p.pick_mode == 1 && p.lambda == 30);
+    DirichletParams q = p;
+    CHECK(dirichlet_params_parse("K=0", &q, msg, sizeof msg) != 0 && strstr(msg, "K=0"));
+    CHECK(dirichlet_params_parse("eta", &q, msg, sizeof msg) != 0 && strstr(msg, "key=value"));
+    CHECK(dirichlet_params_parse("pick=worst", &q, msg, sizeof msg) != 0 && strstr(msg, "pick=worst"));
+    CHECK(memcmp(&q, &p, sizeof p) == 0); /* a refused spec changes nothing */
+    DirichletSearch s;
+    dirsearch_init(&s, 4, 200, &p, 3);
+    int32_t *w = malloc(sizeof(int32_t) * (size_t)p.lambda * 4), mode[4];
+    double *f = malloc(sizeof(double) * (size_t)p.lambda);
+    while (s.evals < 20000 && s.best_f > 0) {
+        dirsearch_ask(&s, w);
+        for (int k = 0; k < p.lambda; k++) f[k] = mismatches(w + 4 * k);
+        dirsearch_tell(&s, f);
+    }
+    CHECK_MSG(s.best_f == 0, "elitist search: best %g mismatches after %ld evaluations", s.best_f, s.evals);
+    for (int k = 0; k < 20; k++) { /* let the distribution settle on the find */
+        dirsearch_ask(&s, w);
+        for (int j = 0; j < p.lambda; j++) f[j] = mismatches(w + 4 * j);
+        dirsearch_tell(&s, f);
+    }
+    dirsearch_mode(&s, mode);
+    CHECK_MSG(memcmp(mode, TARGET, sizeof TARGET) == 0, "mode %d %d %d %d", mode[0], mode[1], mode[2], mode[3]);
+    free(w), free(f);
+    dirsearch_free(&s);
+}

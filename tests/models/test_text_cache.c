@@ -25,17 +25,19 @@ TEST(text_cache_equals_uncached_tower) {
     Tokenizer tok;
     Err e = {{0}};
     CHECK(tokenizer_init(&tok, &e) == 0);
-    const char *calls[3][4] = {
+    const char *calls[4][4] = {
         {"a photo of a t-shirt.", "a photo of a trouser.", "a photo of a bag.", "a photo of a coat."},
         {"a photo of a t-shirt apple river.", "a photo of a trouser apple river.", "a photo of a bag apple river.",
          "a photo of a coat apple river."},
         {"a photo of a t-shirt apple stone.", "a photo of a trouser.", "an emoji of a bag", "a photo of a t-shirt apple river."},
+        /* repeats within one call are encoded once */
+        {"a photo of a bag stone river.", "a photo of a coat.", "a photo of a bag stone river.", "a photo of a bag stone river."},
     };
     for (int cap_small = 0; cap_small < 2; cap_small++) {
         TextPrefixCache cache;
         /* the minimum of 8 entries (the third call evicts what it may reuse) or room for all */
         text_cache_init(&cache, &m, cap_small ? 0 : 1L << 26);
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             int32_t ids[4 * 77];
             float ref[4 * 24], got[4 * 24];
             tokenize_all(&tok, calls[k], 4, ids);
@@ -45,6 +47,7 @@ TEST(text_cache_equals_uncached_tower) {
         }
         /* the second and third calls reused the class prefixes */
         CHECK(cache.rows_reused > 0 && cache.rows_computed > 0);
+        CHECK(cache.rows_deduplicated == 2);
         text_cache_free(&cache);
     }
     /* a bad id is an error, not a crash, and the cache stays usable */
