@@ -770,11 +770,11 @@ static int write_outputs(const BiasExperimentOpts *o, const Setting *st, const M
     fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">bias reduction (test)</text><text transform=\"translate(14,%g) rotate(-90)\" "
                "text-anchor=\"middle\">general accuracy retained</text>\n", L + pw / 2, H - 10, T + ph / 2);
     for (int i = 0; i < ne; i++) {
-        if (!en[i].calibrated) continue;
-        for (int k = 0; k < ne; k++)
-            if (!en[k].calibrated && strcmp(en[k].name, en[i].base) == 0)
-                fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" marker-end=\"url(#ar)\"/>\n", SX(x[k]), SY(y[k]),
-                        SX(x[i]), SY(y[i]));
+        const Entry *b = en[i].calibrated ? base_of(en, ne, &en[i]) : NULL;
+        if (!b) continue;
+        const long k = b - en;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" marker-end=\"url(#ar)\"/>\n", SX(x[k]), SY(y[k]),
+                SX(x[i]), SY(y[i]));
     }
     for (int i = 0; i < ne; i++) {
         const char *col = en[i].calibrated ? "#009E73" : en[i].method <= DB_BEND ? "#0072B2" : en[i].method <= DB_SFID ? "#D55E00" : "#CC79A7";
