@@ -151,6 +151,17 @@ TEST(cli_bench_tiny_json) {
     free(o);
 }
 
+/* Both query streams of the black-box bench on a tiny tower: a JSON line with every rate, and
+ * the search stream timed (its population is the strict methods' 30). */
+TEST(cli_bench_blackbox_tiny_json) {
+    char *o;
+    CHECK_INT(run(&o, "bench blackbox --config tiny --pop 4 --iters 1 --search-iters 2 --json"), 0);
+    CHECK_MSG(strstr(o, "\"queries_per_s_cache\":") && strstr(o, "\"search_queries\":60,") &&
+                  strstr(o, "\"search_speedup\":") && !strstr(o, "\"search_speedup\":0.000"),
+              "got: %s", o);
+    free(o);
+}
+
 TEST(cli_train_eval_zoo_on_fashion_mnist) {
     char out[600], *o;
     snprintf(out, sizeof out, "%s/xs.safetensors", scratch_dir());
