@@ -21,8 +21,9 @@
 
 extern const Command cmd_bench;
 
-static const char *CLASSES[10] = {"t-shirt", "trouser", "pullover", "dress", "coat",
-                                  "sandal",  "shirt",   "sneaker",  "bag",   "ankle boot"};
+/* NULL-terminated: it is also the words the candidate vocabulary leaves out */
+static const char *const CLASSES[11] = {"t-shirt", "trouser", "pullover", "dress", "coat", "sandal",
+                                        "shirt",   "sneaker", "bag",      "ankle boot", NULL};
 
 static BbServer *bench_server(const char *model, int no_cache, BbClient *c, Err *e) {
     ServerOpts so = {.model = model, .dataset = "fmnist:train", .no_prefix_cache = no_cache};
