@@ -405,6 +405,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         cJSON_AddNumberToObject(j, "requests", (double)s->requests);
         cJSON_AddNumberToObject(j, "text_rows_reused", (double)s->cache.rows_reused);
         cJSON_AddNumberToObject(j, "text_rows_computed", (double)s->cache.rows_computed);
+        cJSON_AddNumberToObject(j, "prompts_repeated", (double)s->cache.rows_deduplicated);
         cJSON_AddNumberToObject(j, "images_scored", (double)s->images_scored);
         cJSON_AddNumberToObject(j, "prompts_encoded", (double)s->prompts_encoded);
         cJSON_AddNumberToObject(j, "rejected", (double)s->rejected);
