@@ -329,9 +329,22 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
                             continue;
                         }
                         done++;
-                        if (find_run(runs, methods[k], reveal, L, seed)) continue;
                         BlackboxOpts bo;
                         blackbox_defaults(&bo);
+                        cJSON *old = find_run(runs, methods[k], reveal, L, seed);
+                        char spec[256] = "";
+                        if (strcmp(methods[k], "dirichlet") == 0) dirichlet_params_format(&bo.dirichlet, spec, sizeof spec);
+                        if (old && spec[0]) { /* a run with other (or unrecorded, older) dirichlet settings is redone */
+                            const cJSON *was = cJSON_GetObjectItem(old, "dirichlet");
+                            if (!cJSON_IsString(was) || strcmp(was->valuestring, spec) != 0) {
+                                if (!o->quiet)
+                                    fprintf(stderr, "dirichlet %s L=%d seed %d: stored with settings %s, now %s: running it again\n",
+                                            reveal, L, seed, cJSON_IsString(was) ? was->valuestring : "(not recorded)", spec);
+                                cJSON_Delete(cJSON_DetachItemViaPointer(runs, old));
+                                old = NULL;
+                            }
+                        }
+                        if (old) continue;
                         bo.api = url[rv ? 2 : fam == 1 ? 1 : 0];
                         bo.eval_api = url[3];
                         bo.forget = forget;
@@ -360,6 +373,7 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
                         cJSON_AddNumberToObject(j, "L", L);
                         cJSON_AddNumberToObject(j, "seed", seed);
                         blackbox_result_json(j, &r);
+                        if (spec[0]) cJSON_AddStringToObject(j, "dirichlet", spec); /* defaults change between versions */
                         cJSON_AddItemToArray(runs, j);
                         cJSON_DeleteItemFromObject(root, "zero_shot");
                         cJSON *z = cJSON_AddObjectToObject(root, "zero_shot");

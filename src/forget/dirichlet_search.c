@@ -46,6 +46,19 @@ int dirichlet_params_parse(const char *spec, DirichletParams *p, char *msg, size
     return rc;
 }
 
+/* The shortest of %.15g and %.17g that reads back as v ("0.3", not "0.29999999999999999"). */
+static void shortest(double v, char *out, size_t len) {
+    snprintf(out, len, "%.15g", v);
+    if (strtod(out, NULL) != v) snprintf(out, len, "%.17g", v);
+}
+
+void dirichlet_params_format(const DirichletParams *p, char *buf, size_t len) {
+    char r[32], a[32], b[32], e[32];
+    shortest(p->rho, r, sizeof r), shortest(p->alpha, a, sizeof a), shortest(p->beta, b, sizeof b), shortest(p->eta, e, sizeof e);
+    snprintf(buf, len, "K=%d,rho=%s,alpha=%s,beta=%s,eta=%s,elitist=%d,pick=%s", p->K, r, a, b, e, p->elitist,
+             p->pick_mode ? "mode" : "best");
+}
+
 static double *theta_row(const DirichletSearch *s, int c, int i) { return s->theta + ((size_t)c * s->L + i) * s->V; }
 
 void dirsearch_init(DirichletSearch *s, int L, int V, const DirichletParams *p, uint64_t seed) {

@@ -42,6 +42,8 @@ DirichletParams dirichlet_defaults(void);
 /* "K=3,rho=0.25,alpha=0.01,beta=1,eta=0.3,elitist=1,pick=mode": any subset, over p's values; -1 and a
  * message naming the bad item otherwise. lambda is the population of every method and is not set here. */
 int dirichlet_params_parse(const char *spec, DirichletParams *p, char *msg, size_t msg_len);
+/* The settings as dirichlet_params_parse reads them (lambda aside), for results files. */
+void dirichlet_params_format(const DirichletParams *p, char *buf, size_t len);
 void dirsearch_init(DirichletSearch *s, int L, int V, const DirichletParams *p, uint64_t seed);
 void dirsearch_free(DirichletSearch *s);
 /* Writes lambda candidate word strings (indices into the vocabulary) into words [lambda * L]. */

@@ -63,6 +63,11 @@ TEST(dirichlet_search_elitist_mode_and_settings) {
     CHECK(dirichlet_params_parse("eta", &q, msg, sizeof msg) != 0 && strstr(msg, "key=value"));
     CHECK(dirichlet_params_parse("pick=worst", &q, msg, sizeof msg) != 0 && strstr(msg, "pick=worst"));
     CHECK(memcmp(&q, &p, sizeof p) == 0); /* a refused spec changes nothing */
+    char spec[256];
+    p.rho = 0.3, p.alpha = 0.02;
+    dirichlet_params_format(&p, spec, sizeof spec);
+    DirichletParams back = dirichlet_defaults();
+    CHECK_MSG(dirichlet_params_parse(spec, &back, msg, sizeof msg) == 0 && memcmp(&back, &p, sizeof p) == 0, "%s", spec);
     DirichletSearch s;
     dirsearch_init(&s, 4, 200, &p, 3);
     int32_t *w = malloc(sizeof(int32_t) * (size_t)p.lambda * 4), mode[4];
