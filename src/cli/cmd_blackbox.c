@@ -132,11 +132,6 @@ static int run(int argc, char **argv) {
         cJSON_AddStringToObject(j, "family", FAMILY[r.family]);
         cJSON_AddBoolToObject(j, "reconstruction", strcmp(o.method, "dirichlet") == 0);
         blackbox_result_json(j, &r);
-        if (strcmp(o.method, "dirichlet") == 0) {
-            char spec[256];
-            dirichlet_params_format(&o.dirichlet, spec, sizeof spec);
-            cJSON_AddStringToObject(j, "dirichlet", spec);
-        }
         char *s = cJSON_PrintUnformatted(j);
         puts(s);
         free(s);

@@ -670,6 +670,13 @@ static int write_outputs(const BiasExperimentOpts *o, const Setting *st, const M
     cJSON_AddStringToObject(root, "calibration", "reconstruction (shared/methods/vlm-bias.md D.2)");
     cJSON_AddNumberToObject(root, "K", o->K);
     metrics_json(cJSON_AddObjectToObject(root, "original"), orig, &st->test, st->spurious);
+    /* each calibrated method's bootstrap, once, for results.json and the claims (has[i]: computed) */
+    RetentionCI *ci = xcalloc((size_t)(ne ? ne : 1), sizeof(RetentionCI));
+    int *has = xcalloc((size_t)(ne ? ne : 1), sizeof(int));
+    for (int i = 0; i < ne; i++) {
+        const Entry *b = en[i].calibrated ? base_of(en, ne, &en[i]) : NULL;
+        has[i] = b && keep_interval(st, orig, &b->test, &en[i].test, &ci[i]) == 0;
+    }
     cJSON *arr = cJSON_AddArrayToObject(root, "methods");
     for (int i = 0; i < ne; i++) {
         cJSON *j = cJSON_CreateObject();
@@ -681,14 +688,12 @@ static int write_outputs(const BiasExperimentOpts *o, const Setting *st, const M
         cJSON_AddNumberToObject(j, "bias_reduction", br);
         cJSON_AddNumberToObject(j, "general_accuracy", orig->general > 0 ? en[i].test.general / orig->general : 0);
         if (en[i].calibrated) cJSON_AddNumberToObject(j, "lambda", en[i].lambda), cJSON_AddNumberToObject(j, "mu", en[i].mu);
-        const Entry *b = en[i].calibrated ? base_of(en, ne, &en[i]) : NULL;
-        RetentionCI ci;
-        if (b && keep_interval(st, orig, &b->test, &en[i].test, &ci) == 0) {
-            const double rb = 1 - b->test.bias / orig->bias;
+        if (has[i]) {
+            const double rb = 1 - base_of(en, ne, &en[i])->test.bias / orig->bias;
             cJSON_AddNumberToObject(j, "keeps_of_base_reduction", rb > 0 ? br / rb : 0);
-            const double iv[2] = {ci.lo, ci.hi};
+            const double iv[2] = {ci[i].lo, ci[i].hi};
             cJSON_AddItemToObject(j, "keeps_bootstrap_90", cJSON_CreateDoubleArray(iv, 2));
-            cJSON_AddNumberToObject(j, "keeps_95_share_of_resamples", ci.p_keep);
+            cJSON_AddNumberToObject(j, "keeps_95_share_of_resamples", ci[i].p_keep);
         }
         cJSON_AddNumberToObject(j, "seconds", en[i].seconds);
         metrics_json(j, &en[i].test, &st->test, st->spurious);
@@ -734,10 +739,10 @@ static int write_outputs(const BiasExperimentOpts *o, const Setting *st, const M
             if (!en[k].calibrated && en[k].method <= DB_BEND && orig->general - en[k].test.general < worst_loss)
                 worst_loss = orig->general - en[k].test.general, who = en[k].name;
         const double loss = orig->general - en[i].test.general;
-        RetentionCI ci;
         char civ[160] = " (no bootstrap: units missing from the checkpoint)";
-        if (keep_interval(st, orig, &b->test, &en[i].test, &ci) == 0)
-            snprintf(civ, sizeof civ, " (bootstrap %.0f-%.0f%%, >= 95%% in %.0f%% of resamples)", 100 * ci.lo, 100 * ci.hi, 100 * ci.p_keep);
+        if (has[i])
+            snprintf(civ, sizeof civ, " (bootstrap %.0f-%.0f%%, >= 95%% in %.0f%% of resamples)", 100 * ci[i].lo, 100 * ci[i].hi,
+                     100 * ci[i].p_keep);
         fprintf(f, "- %s keeps %.1f%% of %s's bias reduction (%.1f%% vs %.1f%%)%s: %s; loses %.2f points of general accuracy, "
                    "the least-losing uncalibrated projection (%s) %.2f: %s\n",
                 en[i].name, rb > 0 ? 100 * rc2 / rb : 0, b->name, 100 * rc2, 100 * rb, civ, rb > 0 && rc2 >= 0.95 * rb ? "yes" : "NO",
@@ -800,7 +805,7 @@ static int write_outputs(const BiasExperimentOpts *o, const Setting *st, const M
     fclose(f);
     snprintf(path, sizeof path, "%s/report.html", o->out);
     if (rc == 0) rc = write_file_atomic(path, html, hl, e);
-    free(md), free(html), free(x), free(y);
+    free(md), free(html), free(x), free(y), free(ci), free(has);
     return rc;
 }
 

@@ -263,6 +263,7 @@ int blackbox_run(const BlackboxOpts *o, BlackboxResult *r, Err *e) {
     const Dist *d = o->dist;
     const int root = !d || d->rank == 0, family = blackbox_family(o->method);
     r->family = family;
+    if (strcmp(o->method, "dirichlet") == 0) dirichlet_params_format(&o->dirichlet, r->settings, sizeof r->settings);
     if (family < 0)
         return err_set(e, "--method: \"%s\" is not a method (strict: dirichlet, random, greedy, ga, bdpl; loose: bbt, bbf; "
                           "white box: coop)", o->method);

@@ -40,6 +40,7 @@ enum { BLACKBOX_MAX_CURVE = 64 };
 
 typedef struct {
     char suffix[512];                        /* the words (strict), "(context)" otherwise */
+    char settings[256];                      /* dirichlet: the search's settings as --dirichlet reads them; "" otherwise */
     double err_forget, acc_keep, h;          /* with the suffix, on the evaluation split */
     double base_err, base_acc, base_h;       /* zero-shot, no suffix */
     double val_h;                            /* k-shot validation H of the chosen candidate */

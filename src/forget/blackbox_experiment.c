@@ -373,7 +373,6 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
                         cJSON_AddNumberToObject(j, "L", L);
                         cJSON_AddNumberToObject(j, "seed", seed);
                         blackbox_result_json(j, &r);
-                        if (spec[0]) cJSON_AddStringToObject(j, "dirichlet", spec); /* defaults change between versions */
                         cJSON_AddItemToArray(runs, j);
                         cJSON_DeleteItemFromObject(root, "zero_shot");
                         cJSON *z = cJSON_AddObjectToObject(root, "zero_shot");
@@ -423,6 +422,7 @@ int blackbox_write_report(const BlackboxOpts *o, const BlackboxResult *r, const 
 
 void blackbox_result_json(cJSON *j, const BlackboxResult *r) {
     cJSON_AddStringToObject(j, "suffix", r->suffix);
+    if (r->settings[0]) cJSON_AddStringToObject(j, "dirichlet", r->settings); /* defaults change between versions */
     cJSON_AddNumberToObject(j, "err_forget", r->err_forget);
     cJSON_AddNumberToObject(j, "acc_keep", r->acc_keep);
     cJSON_AddNumberToObject(j, "H", r->h);
