@@ -6,8 +6,16 @@
 
 #include <stddef.h>
 
+#include "io/dataset.h"
+#include "io/tokenizer.h"
+#include "models/clip.h"
 #include "serve/server.h"
 
 BbServer *tiny_server(ServerOpts o, char *url, size_t cap);
+/* The tiny reference model's path into buf (what tiny_server serves). */
+const char *tiny_model_path(char *buf, size_t cap);
+/* What tiny_server serves by default, in process, to compare answers with: the tiny model, the
+ * tokenizer and Fashion-MNIST's test split. Nonzero with e set on failure. */
+int tiny_in_process(ClipModel *m, Tokenizer *t, Dataset *d, Err *e);
 
 #endif

@@ -31,6 +31,7 @@ TEST(blackbox_search_through_the_api_only) {
     int words = 1;
     for (const char *p = r.suffix; *p; p++) words += *p == ' ';
     CHECK_MSG(words == 4 && r.suffix[0], "suffix \"%s\"", r.suffix);
+    CHECK_MSG(strstr(r.settings, "K=3,") && strstr(r.settings, "elitist=1"), "settings \"%s\"", r.settings); /* what ran */
     BbClient c;
     long q, n;
     CHECK(bb_client_init(&c, url, NULL, &e) == 0 && bb_stats(&c, &q, &n, &e) == 0);
@@ -42,7 +43,7 @@ TEST(blackbox_search_through_the_api_only) {
     const char *methods[4] = {"random", "greedy", "ga", "bdpl"};
     for (int k = 0; k < 4; k++) {
         o.method = methods[k];
-        CHECK_MSG(blackbox_run(&o, &r, &e) == 0 && r.queries <= 100, "%s: %s", methods[k], e.msg);
+        CHECK_MSG(blackbox_run(&o, &r, &e) == 0 && r.queries <= 100 && !r.settings[0], "%s: %s", methods[k], e.msg);
     }
     o.method = "bbt"; /* the loose baselines need a server that takes embeddings */
     CHECK(blackbox_run(&o, &r, &e) != 0 && strstr(e.msg, "--allow-embeddings"));
@@ -78,8 +79,7 @@ TEST(blackbox_loose_and_white_box_methods) {
     BlackboxResult r;
     o.method = "coop";
     char model[1024];
-    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
-    o.model = model;
+    o.model = tiny_model_path(model, sizeof model);
     o.dataset = "fmnist:test";
     o.coop_steps = 20;
     CHECK_MSG(blackbox_run(&o, &r, &e) == 0, "%s", e.msg);

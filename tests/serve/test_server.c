@@ -38,12 +38,10 @@ TEST(server_answers_equal_in_process_clip) {
     CHECK_MSG(bb_classify(&c, PROMPTS, 3, ids, 2, probs, labels, &lo, &e) == 0, "%s", e.msg);
     CHECK_INT(lo, 0);
     /* the same computation in process */
-    char model[1024];
-    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
     ClipModel m;
     Tokenizer t;
     Dataset d;
-    CHECK(clip_load(&m, model, NULL, &e) == 0 && tokenizer_init(&t, &e) == 0 && dataset_load_named(&d, "fmnist:test", NULL, &e) == 0);
+    CHECK_MSG(tiny_in_process(&m, &t, &d, &e) == 0, "%s", e.msg);
     float tf[3 * 32], imf[2 * 32], px[2 * 3 * 32 * 32], logits[6], want[6];
     CHECK(clip_encode_texts(&m, &t, PROMPTS, 3, tf, &e) == 0);
     dataset_pixels(&d, ids, 2, 32, px, NULL, 0);
@@ -239,12 +237,10 @@ TEST(server_population_requests_contexts_and_uploaded_images) {
     float cp[2 * 4 * 3];
     CHECK(bb_classify_sets(&c, sets, 1, 3, ctx, M, W, ids, 4, cp, lab, &lo, &e) != 0 && strstr(e.msg, "403"));
     CHECK_MSG(bb_classify_sets(&cl, sets, 2, 3, ctx, M, W, ids, 4, cp, lab, &lo, &e) == 0, "%s", e.msg);
-    char model[1024];
-    snprintf(model, sizeof model, "%s/tiny/model.safetensors", ref_dir());
     ClipModel m;
     Tokenizer t;
     Dataset d;
-    CHECK(clip_load(&m, model, NULL, &e) == 0 && tokenizer_init(&t, &e) == 0 && dataset_load_named(&d, "fmnist:test", NULL, &e) == 0);
+    CHECK_MSG(tiny_in_process(&m, &t, &d, &e) == 0, "%s", e.msg);
     const int E = m.cfg.embed_dim, R = m.cfg.image_res;
     int32_t tok[6 * 77];
     float *cx = xalloc_floats((size_t)6 * M * W), *tf = xalloc_floats((size_t)6 * E), *imf = xalloc_floats((size_t)4 * E);
