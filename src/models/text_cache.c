@@ -139,12 +139,13 @@ int clip_encode_text_cached(const ClipModel *m, TextPrefixCache *c, const int32_
     if (!cf->has_text) return err_set(e, "this model has no text tower");
     if (N <= 0) return 0;
     const int ctx = cf->context, E = cf->embed_dim;
-    int *first = xmalloc(sizeof(int) * (size_t)N), *slot = xmalloc(sizeof(int) * (size_t)N), nu = 0;
-    for (int n = 0; n < N; n++) { /* first[n]: the distinct row n repeats; slot[k]: where distinct row k is */
+    /* distinct[n]: which distinct row row n is; slot[k]: where distinct row k first appears */
+    int *distinct = xmalloc(sizeof(int) * (size_t)N), *slot = xmalloc(sizeof(int) * (size_t)N), nu = 0;
+    for (int n = 0; n < N; n++) {
         int k = 0;
         while (k < nu && memcmp(ids + (size_t)slot[k] * ctx, ids + (size_t)n * ctx, sizeof(int32_t) * (size_t)ctx) != 0) k++;
         if (k == nu) slot[nu++] = n;
-        first[n] = k;
+        distinct[n] = k;
     }
     c->rows_deduplicated += N - nu;
     int rc;
@@ -155,9 +156,9 @@ int clip_encode_text_cached(const ClipModel *m, TextPrefixCache *c, const int32_
         float *uo = xalloc_floats((size_t)nu * E);
         for (int k = 0; k < nu; k++) memcpy(u + (size_t)k * ctx, ids + (size_t)slot[k] * ctx, sizeof(int32_t) * (size_t)ctx);
         rc = encode_unique(m, c, u, nu, uo, e);
-        for (int n = 0; n < N && rc == 0; n++) memcpy(out + (size_t)n * E, uo + (size_t)first[n] * E, sizeof(float) * (size_t)E);
+        for (int n = 0; n < N && rc == 0; n++) memcpy(out + (size_t)n * E, uo + (size_t)distinct[n] * E, sizeof(float) * (size_t)E);
         free(u), free(uo);
     }
-    free(first), free(slot);
+    free(distinct), free(slot);
     return rc;
 }
