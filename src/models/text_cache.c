@@ -139,7 +139,7 @@ int clip_encode_text_cached(const ClipModel *m, TextPrefixCache *c, const int32_
     if (!cf->has_text) return err_set(e, "this model has no text tower");
     if (N <= 0) return 0;
     const int ctx = cf->context, E = cf->embed_dim;
-    /* distinct[n]: which distinct row row n is; slot[k]: where distinct row k first appears */
+    /* distinct[n]: the distinct row that row n equals; slot[k]: where distinct row k first appears */
     int *distinct = xmalloc(sizeof(int) * (size_t)N), *slot = xmalloc(sizeof(int) * (size_t)N), nu = 0;
     for (int n = 0; n < N; n++) {
         int k = 0;
