@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/threads.h"
+#include "io/json_file.h"
 
 int cli_error(const char *cmd, int code, const char *fmt, ...) {
     fprintf(stderr, "forget %s: ", cmd);
@@ -108,4 +109,10 @@ static int cmp_double(const void *a, const void *b) {
 double cli_median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int cli_json_line(const char *cmd, const void *j) {
+    Err e = {{0}};
+    if (json_print_line(stdout, j, &e)) return cli_error(cmd, EXIT_WORK, "%s", e.msg);
+    return 0;
 }

@@ -39,6 +39,9 @@ double cli_median(double *v, int n);
 int bench_blackbox(int argc, char **argv);
 /* forget bench debias (cmd_bench_methods.c). */
 int bench_debias(int argc, char **argv);
+/* Prints j as one line of JSON on stdout; with a non-finite number in it prints nothing, reports
+ * where the number is and returns EXIT_WORK (JSON has no NaN). */
+int cli_json_line(const char *cmd, const void *j);
 /* Splits "a,b,c" into a NULL-terminated malloc'd array of trimmed strings (one block; free once). */
 char **cli_split(const char *s, char sep, int *n);
 

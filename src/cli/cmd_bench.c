@@ -182,19 +182,26 @@ static int bench_train(int argc, char **argv) {
     }
     if (rc) return cli_error("bench", EXIT_WORK, "%s", e.msg);
     double med = cli_median(t, (int)steps);
-    if (json)
-        printf("{\"config\":\"%s\",\"batch\":%d,\"threads\":%d,\"train_images_per_s\":%.2f,\"step_s\":%.4f}\n", config, B,
-               threads_get(), B / med, med);
-    else
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "config", config);
+        cJSON_AddNumberToObject(j, "batch", B);
+        cJSON_AddNumberToObject(j, "threads", threads_get());
+        cJSON_AddNumberToObject(j, "train_images_per_s", B / med);
+        cJSON_AddNumberToObject(j, "step_s", med);
+        rc = cli_json_line("bench", j);
+        cJSON_Delete(j);
+    } else
         printf("forget bench train: %s, batch %d, %d threads: %.1f images/s (median step %.3f s over %ld steps)\n", config,
                B, threads_get(), B / med, med, steps);
     free(t), free(px), free(ids), free(specs);
     adamw_free(&opt);
     clip_free(&m), clip_free(&g);
-    return 0;
+    return rc;
 }
 
 static int run(int argc, char **argv) {
+    int json_failed = 0;
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(cmd_bench.help, stdout);
         return 0;
@@ -264,9 +271,7 @@ static int run(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "short_texts_per_s", short_t.per_s);
         cJSON_AddNumberToObject(o, "short_text_mean_tokens", (double)short_tokens / N);
         cJSON_AddNumberToObject(o, "short_text_gflops", short_t.gflops);
-        char *s = cJSON_PrintUnformatted(o);
-        puts(s);
-        free(s);
+        json_failed = cli_json_line("bench", o);
         cJSON_Delete(o);
     } else {
         printf("forget bench clip: %s, batch %ld, %d threads, medians of %ld runs\n", config, batch, threads_get(), iters);
@@ -279,5 +284,5 @@ static int run(int argc, char **argv) {
                (double)short_tokens / N, short_t.per_s, short_t.gflops, 100 * short_t.gflops / peak);
     }
     clip_free(&m);
-    return 0;
+    return json_failed;
 }

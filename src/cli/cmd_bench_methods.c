@@ -1,3 +1,4 @@
+#include <cjson/cJSON.h>
 /* forget bench blackbox and forget bench debias. blackbox: queries/s of the black-box API with and without the text tower's
  * prefix cache, end to end over loopback (JSON, HTTP, the server's lock and all), on two streams of
  * queries: populations of uniformly random word suffixes (nothing shared but the class prompt) and
@@ -145,23 +146,26 @@ int bench_blackbox(int argc, char **argv) {
         }
     }
     Err e = {{0}};
-    char tmp[512] = "";
+    char *tmp = NULL;
     if (!model) { /* a random model of the named shape, written once for the server to load */
         ClipConfig cfg;
         if (clip_config_named(&cfg, config) != 0) return cli_error("bench", EXIT_USAGE, "unknown --config \"%s\"", config);
         ClipModel m;
         clip_init_random(&m, &cfg, 42);
         const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-        snprintf(tmp, sizeof tmp, "%s/forget-bench-%d.safetensors", dir, (int)getpid());
+        tmp = xasprintf("%s/forget-bench-%d.safetensors", dir, (int)getpid());
         if (!json) fprintf(stderr, "writing a random %s to %s...\n", config, tmp);
         int rc = clip_save(&m, tmp, LAYOUT_OPENAI, ST_F32, &e);
         clip_free(&m);
-        if (rc) return cli_error("bench", EXIT_WORK, "%s", e.msg);
+        if (rc) {
+            free(tmp);
+            return cli_error("bench", EXIT_WORK, "%s", e.msg);
+        }
         model = tmp;
     }
     Vocab v;
     if (vocab_load(&v, NULL, CLASSES, 500, 1, &e)) {
-        if (tmp[0]) unlink(tmp);
+        if (tmp) unlink(tmp), free(tmp);
         return cli_error("bench", EXIT_WORK, "%s", e.msg);
     }
     BbClient cc = {0}, cw = {0};
@@ -183,26 +187,37 @@ int bench_blackbox(int argc, char **argv) {
     if (sc) bb_client_free(&cc), bb_server_stop(sc);
     if (sw) bb_client_free(&cw), bb_server_stop(sw);
     vocab_free(&v);
-    if (tmp[0]) unlink(tmp);
+    const int random_model = tmp != NULL;
+    if (tmp) unlink(tmp), free(tmp);
     if (rc) return cli_error("bench", EXIT_WORK, "%s", e.msg);
     const double qc = pop / rc_s, qw = pop / rw_s;
     const double sq = (double)spop * search_iters, sqc = search_iters ? sq / sc_s : 0, sqw = search_iters ? sq / sw_s : 0;
-    if (json)
-        printf("{\"model\":\"%s\",\"suffix_len\":%ld,\"population\":%ld,\"threads\":%d,\"queries_per_s_cache\":%.2f,"
-               "\"queries_per_s_no_cache\":%.2f,\"speedup\":%.3f,\"search_queries\":%.0f,\"search_queries_per_s_cache\":%.2f,"
-               "\"search_queries_per_s_no_cache\":%.2f,\"search_speedup\":%.3f}\n",
-               tmp[0] ? config : model, L, pop, threads_get(), qc, qw, qc / qw, sq, sqc, sqw, search_iters ? sqc / sqw : 0);
-    else {
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "model", random_model ? config : model);
+        cJSON_AddNumberToObject(j, "suffix_len", (double)L);
+        cJSON_AddNumberToObject(j, "population", (double)pop);
+        cJSON_AddNumberToObject(j, "threads", threads_get());
+        cJSON_AddNumberToObject(j, "queries_per_s_cache", qc);
+        cJSON_AddNumberToObject(j, "queries_per_s_no_cache", qw);
+        cJSON_AddNumberToObject(j, "speedup", qc / qw);
+        cJSON_AddNumberToObject(j, "search_queries", sq);
+        cJSON_AddNumberToObject(j, "search_queries_per_s_cache", sqc);
+        cJSON_AddNumberToObject(j, "search_queries_per_s_no_cache", sqw);
+        cJSON_AddNumberToObject(j, "search_speedup", search_iters ? sqc / sqw : 0);
+        rc = cli_json_line("bench", j);
+        cJSON_Delete(j);
+    } else {
         printf("forget bench blackbox: %s, L = %ld, 10 class prompts x 160 images per candidate, %d threads\n"
                "  random suffixes (%ld per request, median of %ld):\n"
                "    whole prompts:  %.1f queries/s\n    prefix cache:   %.1f queries/s  (%.2fx)\n",
-               tmp[0] ? config : model, L, threads_get(), pop, iters, qw, qc, qc / qw);
+               random_model ? config : model, L, threads_get(), pop, iters, qw, qc, qc / qw);
         if (search_iters)
             printf("  a dirichlet search's stream (%d per request, %ld requests, all timed):\n"
                    "    whole prompts:  %.1f queries/s\n    prefix cache:   %.1f queries/s  (%.2fx)\n",
                    spop, search_iters, sqw, sqc, sqc / sqw);
     }
-    return 0;
+    return rc;
 }
 
 /* forget bench debias: the closed-form calibration at the issue's size (D = 512, a 20,000-word
@@ -258,13 +273,20 @@ int bench_debias(int argc, char **argv) {
     }
     if (rc) return cli_error("bench", EXIT_WORK, "%s", e.msg);
     const double med = cli_median(t, (int)iters), medm = cli_median(tm, (int)iters);
-    if (json)
-        printf("{\"dim\":%ld,\"vocab\":%ld,\"threads\":%d,\"calibrate_s\":%.4f,\"second_moment_s\":%.4f,\"solve_s\":%.4f}\n", D, n,
-               threads_get(), med, medm, med - medm);
-    else
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "dim", (double)D);
+        cJSON_AddNumberToObject(j, "vocab", (double)n);
+        cJSON_AddNumberToObject(j, "threads", threads_get());
+        cJSON_AddNumberToObject(j, "calibrate_s", med);
+        cJSON_AddNumberToObject(j, "second_moment_s", medm);
+        cJSON_AddNumberToObject(j, "solve_s", med - medm);
+        rc = cli_json_line("bench", j);
+        cJSON_Delete(j);
+    } else
         printf("forget bench debias: D = %ld, %ld-word vocabulary, %d threads: calibration %.3f s (second moment %.3f s, "
                "Cholesky solve %.3f s), median of %ld\n",
                D, n, threads_get(), med, medm, med - medm, iters);
     free(W), free(B), free(A), free(Bp), free(P0), free(M), free(Wn), free(P), free(t), free(tm);
-    return 0;
+    return rc;
 }

@@ -41,6 +41,7 @@ const Command cmd_blackbox = {
     run};
 
 static int run(int argc, char **argv) {
+    int json_failed = 0;
     BlackboxOpts o;
     blackbox_defaults(&o);
     int json = 0, done = 0, bad = 0;
@@ -132,9 +133,7 @@ static int run(int argc, char **argv) {
         cJSON_AddStringToObject(j, "family", FAMILY[r.family]);
         cJSON_AddBoolToObject(j, "reconstruction", strcmp(o.method, "dirichlet") == 0);
         blackbox_result_json(j, &r);
-        char *s = cJSON_PrintUnformatted(j);
-        puts(s);
-        free(s);
+        json_failed = cli_json_line("blackbox", j);
         cJSON_Delete(j);
     } else {
         printf("%s (%s%s): %s \"%s\" after %ld queries (%.1f s)\n", o.method, FAMILY[r.family],
@@ -143,5 +142,5 @@ static int run(int argc, char **argv) {
         printf("  zero-shot:  Err_forget %.2f%%  Acc_keep %.2f%%  H %.2f%%\n", 100 * r.base_err, 100 * r.base_acc, 100 * r.base_h);
         printf("  forgotten:  Err_forget %.2f%%  Acc_keep %.2f%%  H %.2f%%\n", 100 * r.err_forget, 100 * r.acc_keep, 100 * r.h);
     }
-    return 0;
+    return json_failed;
 }

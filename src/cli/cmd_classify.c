@@ -115,9 +115,7 @@ static int run(int argc, char **argv) {
                 prob[best] = -1;
             }
             if (json) {
-                char *s = cJSON_PrintUnformatted(row);
-                puts(s);
-                free(s);
+                if (cli_json_line("classify", row)) rc = EXIT_WORK;
             }
             cJSON_Delete(row);
         }

@@ -7,6 +7,7 @@
 #include "forget/debias.h"
 #include "io/atomic_file.h"
 #include "models/clip_encode.h"
+#include "io/file_open.h"
 
 static int run(int argc, char **argv);
 
@@ -42,8 +43,9 @@ static int read_pixels(const char *path, const char *shape, int R, float **px, i
     int n, c, h, w;
     if (sscanf(shape, "%d,%d,%d,%d", &n, &c, &h, &w) != 4 || n <= 0 || c != 3 || h != R || w != R)
         return cli_error("embed", EXIT_USAGE, "--shape must be N,3,%d,%d for this model, got \"%s\"", R, R, shape);
-    FILE *f = fopen(path, "rb");
-    if (!f) return cli_error("embed", EXIT_WORK, "%s: cannot open: %s", path, strerror(errno));
+    Err fe = {{0}};
+    FILE *f = fopen_regular(path, &fe);
+    if (!f) return cli_error("embed", EXIT_WORK, "%s", fe.msg);
     size_t want = (size_t)n * 3 * R * R;
     *px = malloc(want * sizeof(float) + 1);
     size_t got = fread(*px, sizeof(float), want + 1, f);
@@ -136,9 +138,7 @@ static int run(int argc, char **argv) {
         cJSON_AddNumberToObject(root, "dim", E);
         cJSON *rows = cJSON_AddArrayToObject(root, "features");
         for (int i = 0; i < n; i++) cJSON_AddItemToArray(rows, cJSON_CreateFloatArray(feat + (size_t)i * E, E));
-        char *s = cJSON_PrintUnformatted(root);
-        puts(s);
-        free(s);
+        if (cli_json_line("embed", root)) rc = EXIT_WORK;
         cJSON_Delete(root);
     }
 done:

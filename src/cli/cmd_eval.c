@@ -81,9 +81,7 @@ static int run(int argc, char **argv) {
                 cJSON_AddNumberToObject(o, "n", z.dom_n[k]);
             }
         }
-        char *s = cJSON_PrintUnformatted(j);
-        puts(s);
-        free(s);
+        if (cli_json_line("eval", j)) rc = EXIT_WORK;
         cJSON_Delete(j);
     } else {
         printf("%s on %s (%d images): top-1 %.2f%%, top-5 %.2f%%\n", model, dataset, z.n, 100 * z.top1, 100 * z.top5);

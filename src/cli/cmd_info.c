@@ -15,6 +15,7 @@ const Command cmd_info = {
     run};
 
 static int run(int argc, char **argv) {
+    int json_failed = 0;
     const char *model = NULL;
     int json = 0, done = 0, bad = 0;
     for (int i = 1; i < argc; i++) {
@@ -62,9 +63,7 @@ static int run(int argc, char **argv) {
             cJSON_AddNumberToObject(t, "heads", c->t_heads);
             cJSON_AddNumberToObject(t, "params", (double)pt);
         }
-        char *s = cJSON_PrintUnformatted(r);
-        puts(s);
-        free(s);
+        json_failed = cli_json_line("info", r);
         cJSON_Delete(r);
     } else {
         printf("model       %s\nlayout      %s\ndtype       %s\nactivation  %s\nembed_dim   %d\nparameters  %.2fM\n",
@@ -81,5 +80,5 @@ static int run(int argc, char **argv) {
             printf("text        none\n");
     }
     clip_free(&m);
-    return 0;
+    return json_failed;
 }

@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "io/tokenizer.h"
+#include "io/file_open.h"
 
 static int run(int argc, char **argv);
 
@@ -65,9 +66,10 @@ static int run(int argc, char **argv) {
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)context);
     int rc = 0;
     if (jsonl) {
-        FILE *f = strcmp(jsonl, "-") == 0 ? stdin : fopen(jsonl, "r");
+        Err fe = {{0}};
+        FILE *f = strcmp(jsonl, "-") == 0 ? stdin : fopen_regular(jsonl, &fe);
         if (!f) {
-            rc = cli_error("tokenize", EXIT_WORK, "%s: cannot open", jsonl);
+            rc = cli_error("tokenize", EXIT_WORK, "%s", fe.msg);
         } else {
             char *line = NULL;
             size_t cap = 0;

@@ -41,6 +41,7 @@ static int num(const char *opt, const char *v, double *out) {
 }
 
 static int run(int argc, char **argv) {
+    int json_failed = 0;
     TrainOpts o;
     train_opts_default(&o);
     const char *config = NULL;
@@ -126,14 +127,12 @@ static int run(int argc, char **argv) {
             cJSON_AddNumberToObject(j, "top1", r.eval.top1);
             cJSON_AddNumberToObject(j, "top5", r.eval.top5);
         }
-        char *s = cJSON_PrintUnformatted(j);
-        puts(s);
-        free(s);
+        json_failed = cli_json_line("train", j);
         cJSON_Delete(j);
     } else if (!r.finished) {
         printf("stopped at step %ld of %ld; checkpoint %s.ckpt (rerun to resume)\n", r.steps_done, r.total_steps, o.out);
     } else {
         printf("wrote %s (%ld steps, final loss %.4f, %.1f images/s)\n", o.out, r.steps_done, r.last_loss, r.images_per_s);
     }
-    return 0;
+    return json_failed;
 }

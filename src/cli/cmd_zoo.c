@@ -28,8 +28,9 @@ static int run(int argc, char **argv) {
     const ZooRecipe *rs = zoo_recipes(&n);
     if (strcmp(argv[1], "list") == 0) {
         for (int i = 0; i < n; i++) {
-            char path[1024];
-            int built = zoo_model_path(&rs[i], NULL, path, sizeof path, &e) == 0 && access(path, F_OK) == 0;
+            char *path = zoo_model_path(&rs[i], NULL, &e);
+            int built = path && access(path, F_OK) == 0;
+            free(path);
             printf("%-22s %-8s %s\n", rs[i].name, built ? "built" : "-", rs[i].summary);
         }
         return 0;
@@ -50,23 +51,25 @@ static int run(int argc, char **argv) {
             return cli_error("zoo", EXIT_USAGE, "unknown argument %s (forget help zoo)", argv[i]);
         }
     }
-    char path[1024];
-    if (zoo_model_path(r, dir, path, sizeof path, &e)) return cli_error("zoo", EXIT_WORK, "%s", e.msg);
-    if (strcmp(argv[1], "path") == 0) {
-        puts(path);
-        return 0;
-    }
-    if (access(path, F_OK) == 0) {
-        printf("%s: already built (%s)\n", r->name, path);
+    char *path = zoo_model_path(r, dir, &e);
+    if (!path) return cli_error("zoo", EXIT_WORK, "%s", e.msg);
+    if (strcmp(argv[1], "path") == 0 || access(path, F_OK) == 0) {
+        if (strcmp(argv[1], "path") == 0) puts(path);
+        else printf("%s: already built (%s)\n", r->name, path);
+        free(path);
         return 0;
     }
     fprintf(stderr, "building %s -> %s\n", r->name, path);
     TrainOpts o;
     zoo_train_opts(r, path, &o);
     TrainResult res;
-    if (clip_train(&o, &res, &e)) return cli_error("zoo", EXIT_WORK, "%s: %s", r->name, e.msg);
+    if (clip_train(&o, &res, &e)) {
+        free(path);
+        return cli_error("zoo", EXIT_WORK, "%s: %s", r->name, e.msg);
+    }
     printf("%s: built %s in %ld steps (%.1f images/s)", r->name, path, res.steps_done, res.images_per_s);
     if (res.evaluated) printf(", zero-shot top-1 %.2f%% on %s (%d images)", 100 * res.eval.top1, r->eval_set, res.eval.n);
     printf("\n");
+    free(path);
     return 0;
 }

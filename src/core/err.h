@@ -22,6 +22,9 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+/* printf into a malloc'd string of exactly the length needed: paths and messages built with it
+ * are never truncated (a fixed buffer that cuts a path silently writes somewhere else). */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* 64-byte aligned (AVX-512 rows); free with free(). */
 float *xalloc_floats(size_t n);
 

@@ -20,6 +20,7 @@
 #include "io/json_file.h"
 #include "io/emoji.h"
 #include "models/clip_encode.h"
+#include "io/file_open.h"
 
 void bias_experiment_defaults(BiasExperimentOpts *o) {
     memset(o, 0, sizeof *o);
@@ -413,8 +414,8 @@ static int apply_query_file(EvalSet *s, const char *path, int spurious, Err *e) 
     static const char *const EMOJI_ATTR[2] = {"gender", "tone"}, *const SPUR_ATTR[1] = {"tint"};
     const char *const *names = spurious ? SPUR_ATTR : EMOJI_ATTR;
     const int na = spurious ? 1 : 2;
-    FILE *f = fopen(path, "r");
-    if (!f) return err_set(e, "%s: cannot open the query file", path);
+    FILE *f = fopen_regular(path, e);
+    if (!f) return err_prefix(e, "the query file: ");
     const int nq0 = s && s->n_q ? s->n_q : 1;
     uint8_t *keep = xcalloc((size_t)nq0, 1);
     uint8_t (*use)[2] = xcalloc((size_t)nq0, sizeof *use);
@@ -699,9 +700,9 @@ static int write_outputs(const BiasExperimentOpts *o, const Setting *st, const M
         metrics_json(j, &en[i].test, &st->test, st->spurious);
         cJSON_AddItemToArray(arr, j);
     }
-    char path[1024];
-    snprintf(path, sizeof path, "%s/results.json", o->out);
+    char *path = xasprintf("%s/results.json", o->out);
     int rc = json_write_atomic(path, root, e);
+    free(path);
     cJSON_Delete(root);
     /* table, claims and the scatter plot */
     char *md = NULL, *html = NULL;
@@ -749,8 +750,9 @@ static int write_outputs(const BiasExperimentOpts *o, const Setting *st, const M
                 100 * loss, who, 100 * worst_loss, loss < worst_loss ? "less, yes" : "NO");
     }
     fclose(f);
-    snprintf(path, sizeof path, "%s/results.md", o->out);
+    path = xasprintf("%s/results.md", o->out);
     if (rc == 0) rc = write_file_atomic(path, md, ml, e);
+    free(path);
     /* scatter: x bias reduction, y retained general accuracy */
     double *x = xmalloc(sizeof(double) * (size_t)(ne + 1)), *y = xmalloc(sizeof(double) * (size_t)(ne + 1));
     for (int i = 0; i < ne; i++)
@@ -803,8 +805,9 @@ static int write_outputs(const BiasExperimentOpts *o, const Setting *st, const M
     /* the Markdown table as preformatted text keeps one source of truth */
     fprintf(f, "<h2>Table</h2><pre>%s</pre></body></html>\n", md);
     fclose(f);
-    snprintf(path, sizeof path, "%s/report.html", o->out);
+    path = xasprintf("%s/report.html", o->out);
     if (rc == 0) rc = write_file_atomic(path, html, hl, e);
+    free(path);
     free(md), free(html), free(x), free(y), free(ci), free(has);
     return rc;
 }
@@ -857,16 +860,16 @@ static int metrics_from_json(const cJSON *j, Metrics *m, int n_tasks) {
     return 0;
 }
 
-static void checkpoint_key(const BiasExperimentOpts *o, const char *setting, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s|%s|K%d|vocab%d|%s|%s|seed%llu", o->model, setting, o->K, o->vocab, o->vocab_file ? o->vocab_file : "-",
+static char *checkpoint_key(const BiasExperimentOpts *o, const char *setting) {
+    return xasprintf("%s|%s|K%d|vocab%d|%s|%s|seed%llu", o->model, setting, o->K, o->vocab, o->vocab_file ? o->vocab_file : "-",
              o->queries ? o->queries : "-", o->seed);
 }
 
 static int checkpoint_save(const BiasExperimentOpts *o, const char *setting, const Setting *st, const Entry *en, int ne, Err *e) {
     cJSON *root = cJSON_CreateObject();
-    char key[2048];
-    checkpoint_key(o, setting, key, sizeof key);
+    char *key = checkpoint_key(o, setting);
     cJSON_AddStringToObject(root, "key", key);
+    free(key);
     cJSON *arr = cJSON_AddArrayToObject(root, "entries");
     for (int i = 0; i < ne; i++) {
         cJSON *j = cJSON_CreateObject();
@@ -881,9 +884,9 @@ static int checkpoint_save(const BiasExperimentOpts *o, const char *setting, con
         cJSON_AddItemToObject(j, "test", metrics_to_json(&en[i].test, st->test.n_tasks));
         cJSON_AddItemToArray(arr, j);
     }
-    char path[1024];
-    snprintf(path, sizeof path, "%s/checkpoint.json", o->out);
+    char *path = xasprintf("%s/checkpoint.json", o->out);
     int rc = json_write_atomic(path, root, e);
+    free(path);
     cJSON_Delete(root);
     return rc;
 }
@@ -898,11 +901,17 @@ static int checkpoint_find(const cJSON *root, const char *name, const Setting *s
         snprintf(x->name, sizeof x->name, "%s", name);
         const cJSON *b = cJSON_GetObjectItem(j, "base");
         snprintf(x->base, sizeof x->base, "%s", cJSON_IsString(b) ? b->valuestring : "");
-        x->method = (DebiasMethod)cJSON_GetObjectItem(j, "method")->valueint;
-        x->calibrated = cJSON_GetObjectItem(j, "calibrated")->valueint;
-        x->lambda = cJSON_GetObjectItem(j, "lambda")->valuedouble;
-        x->mu = cJSON_GetObjectItem(j, "mu")->valuedouble;
-        x->seconds = cJSON_GetObjectItem(j, "seconds")->valuedouble;
+        const cJSON *me = cJSON_GetObjectItem(j, "method"), *ca = cJSON_GetObjectItem(j, "calibrated"),
+                    *la = cJSON_GetObjectItem(j, "lambda"), *mu = cJSON_GetObjectItem(j, "mu"),
+                    *se = cJSON_GetObjectItem(j, "seconds");
+        if (!cJSON_IsNumber(me) || !cJSON_IsNumber(ca) || !cJSON_IsNumber(la) || !cJSON_IsNumber(mu) || !cJSON_IsNumber(se) ||
+            me->valueint < 0 || me->valueint >= DB_N_METHODS)
+            return 0; /* a damaged entry is redone, not trusted */
+        x->method = (DebiasMethod)me->valueint;
+        x->calibrated = ca->valueint;
+        x->lambda = la->valuedouble;
+        x->mu = mu->valuedouble;
+        x->seconds = se->valuedouble;
         if (metrics_from_json(cJSON_GetObjectItem(j, "val"), &x->val, st->val.n_tasks) ||
             metrics_from_json(cJSON_GetObjectItem(j, "test"), &x->test, st->test.n_tasks)) {
             free(x->val.task_acc), free(x->test.task_acc);
@@ -914,16 +923,16 @@ static int checkpoint_find(const cJSON *root, const char *name, const Setting *s
 }
 
 static cJSON *checkpoint_load(const BiasExperimentOpts *o, const char *setting) {
-    char path[1024], key[2048];
-    snprintf(path, sizeof path, "%s/checkpoint.json", o->out);
+    char *path = xasprintf("%s/checkpoint.json", o->out), *key = checkpoint_key(o, setting);
     cJSON *root = json_read_file(path);
-    checkpoint_key(o, setting, key, sizeof key);
     const cJSON *k = root ? cJSON_GetObjectItem(root, "key") : NULL;
-    if (!cJSON_IsString(k) || strcmp(k->valuestring, key)) { /* another experiment's: start afresh */
-        cJSON_Delete(root);
-        return NULL;
+    if (!cJSON_IsString(k) || strcmp(k->valuestring, key) || !cJSON_IsArray(cJSON_GetObjectItem(root, "entries"))) {
+        cJSON_Delete(root); /* another experiment's, or damaged: start afresh */
+        root = NULL;
+    } else if (!o->quiet) {
+        fprintf(stderr, "resuming from %s (%d methods done)\n", path, cJSON_GetArraySize(cJSON_GetObjectItem(root, "entries")));
     }
-    if (!o->quiet) fprintf(stderr, "resuming from %s (%d methods done)\n", path, cJSON_GetArraySize(cJSON_GetObjectItem(root, "entries")));
+    free(path), free(key);
     return root;
 }
 
@@ -1060,9 +1069,9 @@ int bias_experiment_run(const BiasExperimentOpts *o, Err *e) {
         if (rc == 0) rc = measure(&st, &st.val, &d, &m, &t, o->K, oh_val, &x->val, e);
         if (rc == 0) rc = measure(&st, &st.test, &d, &m, &t, o->K, oh_test, &x->test, e);
         if (rc == 0 && o->out) { /* the calibrated transform itself, for forget classify/embed --debias */
-            char path[1024];
-            snprintf(path, sizeof path, "%s/%s.debias.safetensors", o->out, x->name);
+            char *path = xasprintf("%s/%s.debias.safetensors", o->out, x->name);
             rc = debias_save(&d, path, e);
+            free(path);
         }
         debias_free(&d);
         x->seconds = now_seconds() - ts;

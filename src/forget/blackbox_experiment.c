@@ -79,9 +79,10 @@ static int stats(cJSON *runs, const char *method, const char *reveal, int L, con
 }
 
 static int save_json(const char *dir, cJSON *root, Err *e) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/results.json", dir);
-    return json_write_atomic(path, root, e);
+    char *path = xasprintf("%s/results.json", dir);
+    int rc = json_write_atomic(path, root, e);
+    free(path);
+    return rc;
 }
 
 
@@ -148,9 +149,9 @@ static int write_reports(const BbExperimentOpts *o, cJSON *root, char **methods,
         fprintf(f, "\n");
     }
     fclose(f);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/results.md", o->out);
+    char *path = xasprintf("%s/results.md", o->out);
     int rc = write_file_atomic(path, md, mdl, e);
+    free(path);
     /* report.html: the table and the plots */
     PlotSeries *sl = xcalloc((size_t)nm, sizeof(PlotSeries));
     double *lx = xcalloc((size_t)nm * nL, sizeof(double)), *ly = xcalloc((size_t)nm * nL, sizeof(double)),
@@ -219,8 +220,9 @@ static int write_reports(const BbExperimentOpts *o, cJSON *root, char **methods,
         if (svg_q[rv]) fprintf(f, "<h2>H against queries (%s)</h2>\n%s\n", reveals[rv], svg_q[rv]);
     fprintf(f, "</body></html>\n");
     fclose(f);
-    snprintf(path, sizeof path, "%s/report.html", o->out);
+    path = xasprintf("%s/report.html", o->out);
     if (rc == 0) rc = write_file_atomic(path, html, hl, e);
+    free(path);
     free(md), free(html), free(svg_l), free(svg_q[0]), free(svg_q[1]);
     free(sl), free(lx), free(ly), free(le), free(qx), free(qy);
     return rc;
@@ -241,9 +243,7 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
     }
     for (int k = 0; k < nm && rc == 0; k++)
         if (blackbox_family(methods[k]) < 0) rc = err_set(e, "--methods: \"%s\" is not a method (%s)", methods[k], ALL_METHODS);
-    char train_spec[256], test_spec[256];
-    snprintf(train_spec, sizeof train_spec, "%s:train", o->dataset);
-    snprintf(test_spec, sizeof test_spec, "%s:test", o->dataset);
+    char *train_spec = xasprintf("%s:train", o->dataset), *test_spec = xasprintf("%s:test", o->dataset);
     /* servers: strict (words only), loose (embeddings), labels only, and the evaluation split */
     BbServer *srv[4] = {NULL, NULL, NULL, NULL};
     ServerOpts so[4] = {{.model = o->model, .dataset = train_spec, .data_dir = o->data_dir},
@@ -257,7 +257,7 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
         else snprintf(url[i], sizeof url[i], "http://127.0.0.1:%d", bb_server_port(srv[i]));
     }
     /* the classes to forget: the first round(ratio * C) */
-    char forget[4096] = "";
+    char *forget = xstrdup("");
     int C = 0;
     if (rc == 0) {
         char **cls = NULL;
@@ -267,15 +267,17 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
         if ((rc = bb_client_init(&c, url[0], NULL, e)) == 0 && (rc = bb_dataset(&c, &cls, &C, &lab, &n, e)) == 0) {
             int nf = (int)lround(o->forget_ratio * C);
             if (nf < 1 || nf >= C) rc = err_set(e, "--forget-ratio %.2f forgets %d of %d classes: at least one must go and one stay", o->forget_ratio, nf, C);
-            size_t k = 0;
-            for (int i = 0; i < nf && rc == 0; i++) k += (size_t)snprintf(forget + k, sizeof forget - k, "%s%d", i ? "," : "", i);
+            for (int i = 0; i < nf && rc == 0; i++) {
+                char *more = xasprintf("%s%s%d", forget, i ? "," : "", i);
+                free(forget);
+                forget = more;
+            }
             bb_dataset_free(cls, C, lab);
         }
         bb_client_free(&c);
     }
     /* results so far (resume) */
-    char path[1024];
-    snprintf(path, sizeof path, "%s/results.json", o->out);
+    char *path = xasprintf("%s/results.json", o->out);
     cJSON *root = NULL;
     if (rc == 0) {
         FILE *f = fopen(path, "rb");
@@ -303,13 +305,13 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
         cJSON_DeleteItemFromObject(root, "forget");
         cJSON_AddStringToObject(root, "forget", forget);
         cJSON_DeleteItemFromObject(root, "command");
-        char cmd[1024];
-        snprintf(cmd, sizeof cmd,
+        char *cmd = xasprintf(
                  "forget experiment blackbox --model %s --dataset %s --forget-ratio %g --seeds %d --budget %ld --shots %d "
                  "--suffix-len %d --lengths %s --length-seeds %d --out %s%s",
                  o->model, o->dataset, o->forget_ratio, o->seeds, o->budget, o->shots, o->L, o->lengths, o->length_seeds, o->out,
                  o->labels ? " --labels" : "");
         cJSON_AddStringToObject(root, "command", cmd);
+        free(cmd);
     }
     /* the plan: (method, reveal, L, seed) */
     cJSON *runs = root ? cJSON_GetObjectItem(root, "runs") : NULL;
@@ -387,6 +389,7 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
     for (int i = 0; i < 4; i++) bb_server_stop(srv[i]);
     cJSON_Delete(root);
     free_list(methods, nm), free_list(lens, nLs), free(Ls);
+    free(train_spec), free(test_spec), free(forget), free(path);
     return rc;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "io/file_open.h"
 
 static int plain_word(const char *w) {
     size_t n = strlen(w);
@@ -26,8 +27,8 @@ static int excluded(const char *w, const char *const *exclude) {
 int vocab_load(Vocab *v, const char *path, const char *const *exclude, int max, uint64_t seed, Err *e) {
     memset(v, 0, sizeof *v);
     if (!path) path = WORDLIST_DEFAULT;
-    FILE *f = fopen(path, "r");
-    if (!f) return err_set(e, "%s: cannot open: %s (Debian package wamerican)", path, strerror(errno));
+    FILE *f = fopen_regular(path, e);
+    if (!f) return err_prefix(e, "the word list (Debian package wamerican): ");
     char line[256];
     int cap = 0;
     while (fgets(line, sizeof line, f)) {
@@ -77,8 +78,8 @@ static const char *bad_phrase(const char *s, size_t n) {
 
 int vocab_load_strict(Vocab *v, const char *path, Err *e) {
     memset(v, 0, sizeof *v);
-    FILE *f = fopen(path, "r");
-    if (!f) return err_set(e, "%s: cannot open the vocabulary file", path);
+    FILE *f = fopen_regular(path, e);
+    if (!f) return err_prefix(e, "the vocabulary file: ");
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;

@@ -1,4 +1,5 @@
 #include "io/captions.h"
+#include "io/file_open.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,8 +91,8 @@ void caption_make(char *out, size_t cap, const CaptionStyle *st, const char *cls
 
 int caption_style_load(CaptionStyle *st, const char *path, Err *e) {
     memset(st, 0, sizeof *st);
-    FILE *f = fopen(path, "r");
-    if (!f) return err_set(e, "%s: cannot open", path);
+    FILE *f = fopen_regular(path, e);
+    if (!f) return -1;
     char line[512], **t = NULL;
     int n = 0, lineno = 0, rc = 0;
     while (fgets(line, sizeof line, f)) {

@@ -1,9 +1,11 @@
 #include "io/dataset.h"
+#include "io/file_open.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 static const char *const FMNIST_CLASSES[10] = {"t-shirt", "trouser", "pullover", "dress", "coat",
@@ -72,8 +74,13 @@ static int idx_header(gzFile f, const char *path, int want_type, int want_dims, 
 }
 
 static gzFile open_gz(const char *path, Err *e) {
-    gzFile f = gzopen(path, "rb");
-    if (!f) err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    int fd = open_regular(path, e);
+    if (fd < 0) return NULL;
+    gzFile f = gzdopen(fd, "rb");
+    if (!f) {
+        err_set(e, "%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+    }
     return f;
 }
 
@@ -163,18 +170,16 @@ int dataset_load_fmnist(Dataset *d, const char *dir, const char *split, Err *e) 
     if (!dir) dir = FMNIST_DIR;
     const char *prefix = strcmp(split, "train") == 0 ? "train" : strcmp(split, "test") == 0 ? "t10k" : NULL;
     if (!prefix) return err_set(e, "fmnist: unknown split \"%s\" (train or test)", split);
-    char images[1024], labels[1024];
-    snprintf(images, sizeof images, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
-    snprintf(labels, sizeof labels, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
-    if (load_pair(d, images, labels, 10, e)) {
-        if (strstr(e->msg, "cannot open"))
-            err_prefix(e, "Fashion-MNIST not found (Debian package dataset-fashion-mnist): ");
-        return -1;
-    }
-    if (d->n_classes != 10 || d->h != 28 || d->w != 28) {
+    char *images = xasprintf("%s/%s-images-idx3-ubyte.gz", dir, prefix);
+    char *labels = xasprintf("%s/%s-labels-idx1-ubyte.gz", dir, prefix);
+    int rc = load_pair(d, images, labels, 10, e);
+    if (rc && strstr(e->msg, "cannot open")) err_prefix(e, "Fashion-MNIST not found (Debian package dataset-fashion-mnist): ");
+    if (rc == 0 && (d->n_classes != 10 || d->h != 28 || d->w != 28)) {
+        rc = err_set(e, "%s: not Fashion-MNIST (%d classes of %dx%d images)", images, d->n_classes, d->h, d->w);
         dataset_free(d);
-        return err_set(e, "%s: not Fashion-MNIST (%d classes of %dx%d images)", images, d->n_classes, d->h, d->w);
     }
+    free(images), free(labels);
+    if (rc) return -1;
     d->class_names = names_copy(FMNIST_CLASSES, 10);
     return 0;
 }
@@ -274,15 +279,17 @@ void dataset_tint_spurious(Dataset *out, const Dataset *src, int train) {
     out->domain_names = names_copy(TINT_NAMES, 2);
 }
 
+static int load_named(Dataset *d, const char *name, const char *split, const char *dir, Err *e);
+
 int dataset_load_named(Dataset *d, const char *spec, const char *dir, Err *e) {
-    char name[64], split[64] = "test";
-    const char *colon = strchr(spec, ':');
-    if (colon) {
-        snprintf(name, sizeof name, "%.*s", (int)(colon - spec), spec);
-        snprintf(split, sizeof split, "%s", colon + 1);
-    } else {
-        snprintf(name, sizeof name, "%s", spec);
-    }
+    const char *colon = strchr(spec, ':'); /* the split may be a path (folder:/data/x): never cut it */
+    char *name = colon ? xasprintf("%.*s", (int)(colon - spec), spec) : xstrdup(spec);
+    int rc = load_named(d, name, colon ? colon + 1 : "test", dir, e);
+    free(name);
+    return rc;
+}
+
+static int load_named(Dataset *d, const char *name, const char *split, const char *dir, Err *e) {
     if (strcmp(name, "fmnist") == 0) return dataset_load_fmnist(d, dir, split, e);
     if (strcmp(name, "fmnist-domains") == 0) {
         Dataset base;
@@ -303,28 +310,21 @@ int dataset_load_named(Dataset *d, const char *spec, const char *dir, Err *e) {
         if (!dir) return err_set(e, "%s needs --data-dir: the folder holding the CIFAR binary batches", name);
         int c100 = strcmp(name, "cifar100") == 0, train = strcmp(split, "train") == 0;
         if (!train && strcmp(split, "test") != 0) return err_set(e, "%s: unknown split \"%s\" (train or test)", name, split);
-        char paths[5][1100];
-        const char *files[5];
+        char *paths[5];
         int nf = 0;
-        if (c100) {
-            snprintf(paths[nf], sizeof paths[nf], "%s/%s.bin", dir, train ? "train" : "test");
-            files[nf] = paths[nf], nf++;
-        } else if (train) {
-            for (int i = 1; i <= 5; i++, nf++) {
-                snprintf(paths[nf], sizeof paths[nf], "%s/data_batch_%d.bin", dir, i);
-                files[nf] = paths[nf];
-            }
-        } else {
-            snprintf(paths[nf], sizeof paths[nf], "%s/test_batch.bin", dir);
-            files[nf] = paths[nf], nf++;
-        }
-        return dataset_load_cifar(d, files, nf, c100, 1, e);
+        if (c100) paths[nf++] = xasprintf("%s/%s.bin", dir, train ? "train" : "test");
+        else if (train)
+            for (int i = 1; i <= 5; i++) paths[nf++] = xasprintf("%s/data_batch_%d.bin", dir, i);
+        else paths[nf++] = xasprintf("%s/test_batch.bin", dir);
+        int rc = dataset_load_cifar(d, (const char *const *)paths, nf, c100, 1, e);
+        for (int i = 0; i < nf; i++) free(paths[i]);
+        return rc;
     }
     if (strcmp(name, "folder") == 0) return dataset_load_folder(d, split, 224, e);
     if (strcmp(name, "emoji") == 0) return dataset_load_emoji(d, split, 0, 32, e);
     if (strcmp(name, "emoji100") == 0) return dataset_load_emoji(d, split, 1, 32, e);
     return err_set(e, "unknown dataset \"%s\" (fmnist:train|test, fmnist-domains:train|test, fmnist-spurious:train|val|test, cifar10:train|test, "
-                      "cifar100:train|test with --data-dir, folder:PATH, emoji:train|test, emoji100:train|val|test)", spec);
+                      "cifar100:train|test with --data-dir, folder:PATH, emoji:train|test, emoji100:train|val|test)", name);
 }
 
 /* ------------------------------------------------------------- model input */

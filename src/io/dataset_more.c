@@ -9,9 +9,11 @@
 #include "io/dataset.h"
 #include "io/image.h"
 #include "io/preprocess.h"
+#include "io/file_open.h"
 
 static char **read_names(const char *path, int *n) {
-    FILE *f = fopen(path, "r");
+    Err ignored = {{0}}; /* a missing names file means numbered classes */
+    FILE *f = fopen_regular(path, &ignored);
     if (!f) return NULL;
     char **names = NULL, line[512];
     int k = 0;
@@ -34,10 +36,10 @@ int dataset_load_cifar(Dataset *d, const char *const *files, int n_files, int ci
     const int rec = (cifar100 ? 2 : 1) + 3072;
     int max_label = -1;
     for (int fi = 0; fi < n_files; fi++) {
-        FILE *f = fopen(files[fi], "rb");
+        FILE *f = fopen_regular(files[fi], e);
         if (!f) {
             dataset_free(d);
-            return err_set(e, "%s: cannot open: %s", files[fi], strerror(errno));
+            return -1;
         }
         fseek(f, 0, SEEK_END);
         long size = ftell(f);
@@ -79,16 +81,11 @@ int dataset_load_cifar(Dataset *d, const char *const *files, int n_files, int ci
     d->channels = 3;
     d->n_classes = cifar100 ? (fine ? 100 : 20) : 10;
     /* class names from the meta files the CIFAR archives ship beside the batches */
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", files[0]);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else snprintf(dir, sizeof dir, ".");
-    char meta[1100];
-    snprintf(meta, sizeof meta, "%s/%s", dir,
-             cifar100 ? (fine ? "fine_label_names.txt" : "coarse_label_names.txt") : "batches.meta.txt");
+    char *dir = path_dirname(files[0]);
+    char *meta = xasprintf("%s/%s", dir, cifar100 ? (fine ? "fine_label_names.txt" : "coarse_label_names.txt") : "batches.meta.txt");
     int nn = 0;
     char **names = read_names(meta, &nn);
+    free(dir), free(meta);
     if (names && nn >= d->n_classes) {
         d->class_names = names;
         for (int i = d->n_classes; i < nn; i++) free(names[i]);
@@ -120,11 +117,11 @@ static char **list_dir(const char *dir, int want_dirs, int *n, Err *e) {
     struct dirent *de;
     while ((de = readdir(dp))) {
         if (de->d_name[0] == '.') continue;
-        char path[2048];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        char *path = xasprintf("%s/%s", dir, de->d_name);
         struct stat sb;
-        if (stat(path, &sb) != 0) continue;
-        if (want_dirs ? !S_ISDIR(sb.st_mode) : !S_ISREG(sb.st_mode)) continue;
+        int ok = stat(path, &sb) == 0 && (want_dirs ? S_ISDIR(sb.st_mode) : S_ISREG(sb.st_mode));
+        free(path);
+        if (!ok) continue;
         out = xrealloc(out, sizeof(char *) * (size_t)(k + 1));
         out[k++] = xstrdup(de->d_name);
     }
@@ -150,19 +147,20 @@ int dataset_load_folder(Dataset *d, const char *root, int size, Err *e) {
     const size_t per = (size_t)size * size * 3;
     int rc = 0;
     for (int c = 0; c < nc && rc == 0; c++) {
-        char dir[2048];
-        snprintf(dir, sizeof dir, "%s/%s", root, classes[c]);
+        char *dir = xasprintf("%s/%s", root, classes[c]);
         int nf;
         char **files = list_dir(dir, 0, &nf, e);
         if (!files) {
+            free(dir);
             rc = -1;
             break;
         }
         for (int i = 0; i < nf && rc == 0; i++) {
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+            char *path = xasprintf("%s/%s", dir, files[i]);
             Image8 im;
-            if (image_load(&im, path, e)) {
+            int lrc = image_load(&im, path, e);
+            free(path);
+            if (lrc) {
                 rc = -1;
                 break;
             }
@@ -192,13 +190,9 @@ void caption_list_free(CaptionList *cl) {
 
 int caption_list_load(CaptionList *cl, const char *tsv, Err *e) {
     memset(cl, 0, sizeof *cl);
-    FILE *f = fopen(tsv, "r");
-    if (!f) return err_set(e, "%s: cannot open: %s", tsv, strerror(errno));
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", tsv);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else snprintf(dir, sizeof dir, ".");
+    FILE *f = fopen_regular(tsv, e);
+    if (!f) return -1;
+    char *dir = path_dirname(tsv);
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
@@ -216,13 +210,10 @@ int caption_list_load(CaptionList *cl, const char *tsv, Err *e) {
         *tab = 0;
         cl->paths = xrealloc(cl->paths, sizeof(char *) * (size_t)(cl->n + 1));
         cl->captions = xrealloc(cl->captions, sizeof(char *) * (size_t)(cl->n + 1));
-        size_t pl = strlen(dir) + strlen(line) + 2;
-        cl->paths[cl->n] = xmalloc(pl);
-        if (line[0] == '/') snprintf(cl->paths[cl->n], pl, "%s", line);
-        else snprintf(cl->paths[cl->n], pl, "%s/%s", dir, line);
+        cl->paths[cl->n] = line[0] == '/' ? xstrdup(line) : xasprintf("%s/%s", dir, line);
         cl->captions[cl->n++] = xstrdup(tab + 1);
     }
-    free(line);
+    free(line), free(dir);
     fclose(f);
     if (rc) caption_list_free(cl);
     return rc;

@@ -10,6 +10,7 @@
 #include "core/strmap.h"
 #include "io/emoji.h"
 #include "io/text_clean.h"
+#include "io/file_open.h"
 
 const char *const EMOJI_GENDER_NAMES[4] = {"none", "man", "woman", "person"};
 const char *const EMOJI_TONE_NAMES[6] = {"none", "light", "medium-light", "medium", "medium-dark", "dark"};
@@ -117,9 +118,8 @@ static void key_without_fe0f(const Emoji *m, char *out, size_t cap) {
 
 int emoji_catalog_load(EmojiCatalog *c, const char *test_txt, const char *annotations, const char *derived, Err *e) {
     memset(c, 0, sizeof *c);
-    FILE *f = fopen(test_txt, "r");
-    if (!f)
-        return err_set(e, "%s: cannot open: %s (Debian package unicode-data)", test_txt, strerror(errno));
+    FILE *f = fopen_regular(test_txt, e);
+    if (!f) return err_prefix(e, "(Debian package unicode-data) ");
     char line[1024], group[128] = "", subgroup[128] = "";
     long lineno = 0;
     int cap = 0, rc = 0;

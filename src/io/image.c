@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "io/atomic_file.h"
+#include "io/file_open.h"
 
 void image_free(Image8 *im) {
     if (!im) return;
@@ -205,22 +206,10 @@ int image_decode(Image8 *im, const uint8_t *buf, size_t n, const char *name, Err
 
 int image_load(Image8 *im, const char *path, Err *e) {
     memset(im, 0, sizeof *im);
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return err_set(e, "%s: not a seekable file", path);
-    }
-    long n = ftell(f);
-    rewind(f);
-    if (n < 0 || n > (1L << 31)) {
-        fclose(f);
-        return err_set(e, "%s: file too large", path);
-    }
-    uint8_t *buf = xmalloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    int rc = got == (size_t)n ? image_decode(im, buf, got, path, e) : err_set(e, "%s: read failed", path);
+    char *buf;
+    size_t n;
+    if (read_file(path, (size_t)1 << 31, &buf, &n, e) != 0) return -1;
+    int rc = image_decode(im, (const uint8_t *)buf, n, path, e);
     free(buf);
     return rc;
 }

@@ -3,9 +3,18 @@
 #define FORGET_JSON_FILE_H
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 
 #include "core/err.h"
 
+/* JSON has no NaN or infinity (cJSON would print null, hiding the failure): every writer below
+ * refuses a document holding a non-finite number, naming where it is ("runs[3].H"). */
+/* The first non-finite number's place in root, written into where; 0 when there is none. */
+int json_find_nonfinite(const cJSON *root, char *where, size_t cap);
+/* One line of compact JSON on f (the --json output of a command); -1 with e set, nothing printed. */
+int json_print_line(FILE *f, const cJSON *root, Err *e);
+/* Compact JSON text (malloc'd), or NULL with e set. */
+char *json_print_checked(const cJSON *root, Err *e);
 /* Pretty-printed, atomically (temp + rename). */
 int json_write_atomic(const char *path, const cJSON *root, Err *e);
 /* The parsed file, or NULL when it is missing or not JSON. */

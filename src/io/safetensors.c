@@ -12,6 +12,7 @@
 
 #include "core/half.h"
 #include "io/atomic_file.h"
+#include "io/file_open.h"
 
 static const struct {
     const char *name;
@@ -229,12 +230,12 @@ done:
 
 int st_open(SafeTensors *st, const char *path, Err *e) {
     memset(st, 0, sizeof *st);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    int fd = open_regular(path, e);
+    if (fd < 0) return -1;
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0) {
         close(fd);
-        return err_set(e, "%s: not a regular file", path);
+        return err_set(e, "%s: cannot stat: %s", path, strerror(errno));
     }
     size_t size = (size_t)sb.st_size;
     uint8_t *map = NULL;

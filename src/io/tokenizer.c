@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "io/text_clean.h"
+#include "io/file_open.h"
 
 extern const unsigned char bpe_vocab_gz[], bpe_vocab_gz_end[];
 
@@ -128,16 +129,10 @@ int tokenizer_init(Tokenizer *t, Err *e) {
 }
 
 int tokenizer_init_file(Tokenizer *t, const char *path, Err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, "%s: cannot open", path);
-    size_t cap = 1 << 20, n = 0, got;
-    unsigned char *buf = xmalloc(cap);
-    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) buf = xrealloc(buf, cap *= 2);
-    }
-    fclose(f);
-    int rc = build(t, buf, n, path, e);
+    char *buf;
+    size_t n;
+    if (read_file(path, (size_t)1 << 30, &buf, &n, e) != 0) return -1;
+    int rc = build(t, (const unsigned char *)buf, n, path, e);
     free(buf);
     return rc;
 }

@@ -51,12 +51,10 @@ int clip_context_slots(int32_t *row, int len, int m, int ctx) {
 }
 
 char *clip_prompt_fill(const char *tpl, const char *subject) {
-    char buf[1024];
     const char *at = tpl ? strstr(tpl, "{}") : NULL;
-    if (!tpl) snprintf(buf, sizeof buf, "%s", subject);
-    else if (at) snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - tpl), tpl, subject, at + 2);
-    else snprintf(buf, sizeof buf, "%s %s", tpl, subject);
-    return xstrdup(buf);
+    if (!tpl) return xstrdup(subject);
+    if (at) return xasprintf("%.*s%s%s", (int)(at - tpl), tpl, subject, at + 2);
+    return xasprintf("%s %s", tpl, subject);
 }
 
 int clip_encode_filled(const ClipModel *m, const Tokenizer *t, const char *tpl, const char *const *subjects, int n, float *out,

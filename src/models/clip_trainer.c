@@ -9,6 +9,7 @@
 #include "core/optim.h"
 #include "core/progress.h"
 #include "core/threads.h"
+#include "io/atomic_file.h"
 #include "io/captions.h"
 #include "io/dataset.h"
 #include "io/tokenizer.h"
@@ -56,9 +57,9 @@ static double lr_at(const TrainOpts *o, long step, long total) {
 }
 
 /* Everything a checkpoint must agree on to be resumed. */
-static void recipe_string(const TrainOpts *o, long n_params, char *s, size_t cap) {
+static char *recipe_string(const TrainOpts *o, long n_params) {
     const ClipConfig *c = &o->cfg;
-    snprintf(s, cap,
+    return xasprintf(
              "train=%s;templates=%s;bias=%g/%g/%g;limit=%d;epochs=%d;batch=%d;lr=%g;wd=%g;warmup=%g;clip=%g;seed=%llu;shift=%d;"
              "cfg=%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d;params=%ld",
              o->train_set, o->templates ? o->templates : "-", o->bias ? (double)o->bias->p_neutral : 0.0, o->bias ? (double)o->bias->p_pref_gender : 0.0,
@@ -182,9 +183,10 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
     const int lead = rank == 0, quiet = o->quiet || !lead;
     int rc = B % ranks ? err_set(e, "batch %d does not split evenly over %d ranks", B, ranks) : 0;
     const long spe = train.n / B, total = spe * o->epochs;
-    char recipe[1024], ckpt[1024];
-    recipe_string(o, m.n_params, recipe, sizeof recipe);
-    snprintf(ckpt, sizeof ckpt, "%s.ckpt", o->out);
+    char *recipe = recipe_string(o, m.n_params), *ckpt = xasprintf("%s.ckpt", o->out);
+    /* refuse an unwritable target before hours of training, and clear what killed runs left */
+    if (rc == 0 && lead) rc = atomic_check_target(o->out, e) || atomic_check_target(ckpt, e) ? -1 : 0;
+    if (rc == 0 && lead) atomic_clean_stale(ckpt), atomic_clean_stale(o->out);
     long step = rc ? 0 : o->fresh ? 0 : load_checkpoint(ckpt, &m, &opt, recipe, e);
     if (step < 0) rc = -1;
     if (rc == 0 && step > 0 && !quiet) fprintf(stderr, "resuming %s from step %ld of %ld\n", ckpt, step, total);
@@ -265,7 +267,7 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
             res->finished = 1;
         }
     }
-    free(perm), free(idx), free(px), free(ids), free(specs);
+    free(perm), free(idx), free(px), free(ids), free(specs), free(recipe), free(ckpt);
     emoji_bias_free(bias);
     if (o->templates) caption_style_free(&custom);
     adamw_free(&opt);

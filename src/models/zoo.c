@@ -39,37 +39,42 @@ const ZooRecipe *zoo_find(const char *name) {
 }
 
 static int mkdir_p(const char *path, Err *e) {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
+    char *tmp = xstrdup(path);
+    int rc = 0;
+    for (char *p = tmp + 1; *p && rc == 0; p++)
         if (*p == '/') {
             *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) rc = err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
             *p = '/';
         }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
-    return 0;
+    if (rc == 0 && mkdir(tmp, 0755) != 0 && errno != EEXIST) rc = err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
+    free(tmp);
+    return rc;
 }
 
-int zoo_dir(char *buf, size_t cap, int create, Err *e) {
-    const char *home = getenv("FORGET_HOME");
-    if (home && *home) {
-        snprintf(buf, cap, "%s/zoo", home);
-    } else {
-        const char *h = getenv("HOME");
-        if (!h || !*h) return err_set(e, "neither FORGET_HOME nor HOME is set: cannot place the zoo");
-        snprintf(buf, cap, "%s/.cache/forget/zoo", h);
+char *zoo_dir(int create, Err *e) {
+    const char *home = getenv("FORGET_HOME"), *h = getenv("HOME");
+    char *d;
+    if (home && *home) d = xasprintf("%s/zoo", home);
+    else if (h && *h) d = xasprintf("%s/.cache/forget/zoo", h);
+    else return err_set(e, "neither FORGET_HOME nor HOME is set: cannot place the zoo"), NULL;
+    if (create && mkdir_p(d, e)) {
+        free(d);
+        return NULL;
     }
-    return create ? mkdir_p(buf, e) : 0;
+    return d;
 }
 
-int zoo_model_path(const ZooRecipe *r, const char *dir, char *buf, size_t cap, Err *e) {
-    char d[900];
-    if (dir) snprintf(d, sizeof d, "%s", dir);
-    else if (zoo_dir(d, sizeof d, 1, e)) return -1;
-    if (dir && mkdir_p(dir, e)) return -1;
-    snprintf(buf, cap, "%s/%s.safetensors", d, r->name);
-    return 0;
+char *zoo_model_path(const ZooRecipe *r, const char *dir, Err *e) {
+    char *d = dir ? xstrdup(dir) : zoo_dir(1, e);
+    if (!d) return NULL;
+    if (dir && mkdir_p(dir, e)) {
+        free(d);
+        return NULL;
+    }
+    char *p = xasprintf("%s/%s.safetensors", d, r->name);
+    free(d);
+    return p;
 }
 
 void zoo_train_opts(const ZooRecipe *r, const char *out, TrainOpts *o) {

@@ -19,9 +19,9 @@ typedef struct {
 const ZooRecipe *zoo_recipes(int *n);
 const ZooRecipe *zoo_find(const char *name);
 /* $FORGET_HOME/zoo (created on demand when create is set); NULL-terminated path in buf. */
-int zoo_dir(char *buf, size_t cap, int create, Err *e);
+char *zoo_dir(int create, Err *e); /* malloc'd, or NULL with e set */
 /* Where a recipe's model lives, in dir (or the zoo directory when dir is NULL). */
-int zoo_model_path(const ZooRecipe *r, const char *dir, char *buf, size_t cap, Err *e);
+char *zoo_model_path(const ZooRecipe *r, const char *dir, Err *e); /* malloc'd, or NULL with e set */
 void zoo_train_opts(const ZooRecipe *r, const char *out, TrainOpts *o);
 
 #endif
