@@ -15,3 +15,28 @@ double now_seconds(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+void fair_lock_init(FairLock *l) {
+    pthread_mutex_init(&l->m, NULL);
+    pthread_cond_init(&l->c, NULL);
+    l->next = l->serving = 0;
+}
+
+void fair_lock_destroy(FairLock *l) {
+    pthread_mutex_destroy(&l->m);
+    pthread_cond_destroy(&l->c);
+}
+
+void fair_lock(FairLock *l) {
+    pthread_mutex_lock(&l->m);
+    const unsigned long ticket = l->next++;
+    while (ticket != l->serving) pthread_cond_wait(&l->c, &l->m);
+    pthread_mutex_unlock(&l->m);
+}
+
+void fair_unlock(FairLock *l) {
+    pthread_mutex_lock(&l->m);
+    l->serving++;
+    pthread_cond_broadcast(&l->c);
+    pthread_mutex_unlock(&l->m);
+}

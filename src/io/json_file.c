@@ -1,5 +1,6 @@
 #include "io/json_file.h"
 
+#include <glib.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,5 +64,56 @@ cJSON *json_read_file(const char *path) {
     if (read_file(path, (size_t)1 << 30, &buf, &n, &ignored) != 0) return NULL;
     cJSON *root = cJSON_ParseWithLength(buf, n);
     free(buf);
+    return root;
+}
+
+cJSON *json_parse_strict(const char *buf, size_t len, char *msg, size_t msz) {
+    if (!buf || len == 0) {
+        snprintf(msg, msz, "the body is empty: expected a JSON object");
+        return NULL;
+    }
+    const gchar *bad_utf8 = NULL;
+    if (!g_utf8_validate_len(buf, len, &bad_utf8)) {
+        snprintf(msg, msz, "byte %zu: not valid UTF-8 (JSON text is UTF-8)", (size_t)(bad_utf8 - buf));
+        return NULL;
+    }
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        const unsigned char c = (unsigned char)buf[i];
+        if (in_string) {
+            if (c < 0x20) {
+                snprintf(msg, msz, "byte %zu: raw control character 0x%02x inside a string (JSON needs an escape such as \\u%04x)", i, c, c);
+                return NULL;
+            }
+            if (c == '\\' && i + 1 < len) {
+                if (buf[i + 1] == 'u' && i + 5 < len && memcmp(buf + i + 2, "0000", 4) == 0) {
+                    snprintf(msg, msz, "byte %zu: \\u0000 (a NUL character) is not accepted in strings", i);
+                    return NULL;
+                }
+                i++; /* the escaped character, whatever it is, is not the string's end */
+            } else if (c == '"') {
+                in_string = 0;
+            }
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            snprintf(msg, msz, "byte %zu: control character 0x%02x outside a string", i, c);
+            return NULL;
+        }
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    if (!root) {
+        size_t at = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : 0;
+        snprintf(msg, msz, "byte %zu: not valid JSON", at);
+        return NULL;
+    }
+    size_t at = (size_t)(end - buf);
+    while (at < len && (buf[at] == ' ' || buf[at] == '\t' || buf[at] == '\n' || buf[at] == '\r')) at++;
+    if (at < len) {
+        cJSON_Delete(root);
+        snprintf(msg, msz, "byte %zu: unexpected data after the JSON value", at);
+        return NULL;
+    }
     return root;
 }

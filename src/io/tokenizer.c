@@ -158,17 +158,63 @@ static void id_push(IdBuf *b, int32_t x) {
     b->v[b->n++] = x;
 }
 
-/* Symbols are spans of the mapped word; merging two neighbours joins their spans. */
+/* BPE on one word in O(n log n): symbols are spans of the mapped word in a linked list, and
+ * every adjacent pair with a rank waits in a min-heap ordered by (rank, position). CLIP's
+ * reference merges, pass after pass, every non-overlapping occurrence of the lowest-ranked pair
+ * from left to right; popping all entries of the lowest rank in position order and skipping
+ * those a merge made stale does exactly that, since a merge can never create another
+ * occurrence of the pair being merged (the joined symbol is longer than either part). The
+ * pairs a pass creates enter the heap only after the pass, as in the reference's next pass. */
 typedef struct {
-    int start, len;
-} Span;
+    int start, len, prev, next; /* prev/next: neighbouring symbols, -1 at the ends */
+} Sym;
 
-static int pair_rank(const Tokenizer *t, const char *w, Span a, Span b, char *tmp) {
-    memcpy(tmp, w + a.start, (size_t)a.len);
-    tmp[a.len] = ' ';
-    memcpy(tmp + a.len + 1, w + b.start, (size_t)b.len);
+typedef struct {
+    int rank, left, left_len, right_len; /* stale once either side has changed */
+} Cand;
+
+typedef struct {
+    Cand *v;
+    int n, cap;
+} Heap;
+
+static int cand_less(Cand a, Cand b) { return a.rank != b.rank ? a.rank < b.rank : a.left < b.left; }
+
+static void heap_push(Heap *h, Cand c) {
+    if (h->n == h->cap) h->v = xrealloc(h->v, sizeof(Cand) * (size_t)(h->cap = h->cap ? 2 * h->cap : 64));
+    int i = h->n++;
+    while (i > 0 && cand_less(c, h->v[(i - 1) / 2])) h->v[i] = h->v[(i - 1) / 2], i = (i - 1) / 2;
+    h->v[i] = c;
+}
+
+static Cand heap_pop(Heap *h) {
+    Cand top = h->v[0], last = h->v[--h->n];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && cand_less(h->v[c + 1], h->v[c])) c++;
+        if (!cand_less(h->v[c], last)) break;
+        h->v[i] = h->v[c], i = c;
+    }
+    if (h->n > 0) h->v[i] = last;
+    return top;
+}
+
+static int pair_rank(const Tokenizer *t, const char *w, const Sym *a, const Sym *b, char *tmp) {
+    memcpy(tmp, w + a->start, (size_t)a->len);
+    tmp[a->len] = ' ';
+    memcpy(tmp + a->len + 1, w + b->start, (size_t)b->len);
     int32_t r;
-    return strmap_get(&t->ranks, tmp, (size_t)(a.len + b.len + 1), &r) ? r : -1;
+    return strmap_get(&t->ranks, tmp, (size_t)(a->len + b->len + 1), &r) ? r : -1;
+}
+
+/* The pair starting at symbol i, when it has a rank. */
+static void push_pair(const Tokenizer *t, const char *w, const Sym *sym, int i, Heap *h, char *tmp) {
+    if (i < 0 || sym[i].next < 0) return;
+    const Sym *a = &sym[i], *b = &sym[a->next];
+    int r = pair_rank(t, w, a, b, tmp);
+    if (r >= 0) heap_push(h, (Cand){r, i, a->len, b->len});
 }
 
 static int bpe_word(const Tokenizer *t, const char *tok, int tok_len, IdBuf *out, Err *e) {
@@ -182,60 +228,59 @@ static int bpe_word(const Tokenizer *t, const char *tok, int tok_len, IdBuf *out
     /* map bytes to their stand-ins; "</w>" sticks to the last symbol */
     int wl = 0;
     char *w = xmalloc((size_t)tok_len * 2 + 5), *tmp = xmalloc((size_t)tok_len * 2 + 6);
-    Span *sym = xmalloc(sizeof(Span) * (size_t)tok_len), *next = xmalloc(sizeof(Span) * (size_t)tok_len);
-    int n = 0;
+    Sym *sym = xmalloc(sizeof(Sym) * (size_t)tok_len);
+    int *merged = xmalloc(sizeof(int) * (size_t)tok_len);
     for (int i = 0; i < tok_len; i++) {
         uint8_t b = (uint8_t)tok[i];
-        sym[n++] = (Span){wl, t->byte_len[b]};
+        sym[i] = (Sym){wl, t->byte_len[b], i - 1, i + 1 < tok_len ? i + 1 : -1};
         memcpy(w + wl, t->byte_utf8[b], t->byte_len[b]);
         wl += t->byte_len[b];
     }
     memcpy(w + wl, "</w>", 4);
-    sym[n - 1].len += 4;
-    while (n > 1) {
-        int best = -1, best_i = -1;
-        for (int i = 0; i + 1 < n; i++) {
-            int r = pair_rank(t, w, sym[i], sym[i + 1], tmp);
-            if (r >= 0 && (best < 0 || r < best)) best = r, best_i = i;
+    sym[tok_len - 1].len += 4;
+    Heap h = {0};
+    for (int i = 0; i + 1 < tok_len; i++) push_pair(t, w, sym, i, &h, tmp);
+    while (h.n > 0) {
+        const int rank = h.v[0].rank;
+        int nm = 0;
+        while (h.n > 0 && h.v[0].rank == rank) { /* one pass: this rank's occurrences, left to right */
+            Cand c = heap_pop(&h);
+            Sym *a = &sym[c.left];
+            if (a->len != c.left_len || a->next < 0 || sym[a->next].len != c.right_len) continue; /* stale */
+            Sym *b = &sym[a->next];
+            if (a->len < 0) continue;
+            a->len += b->len;
+            a->next = b->next;
+            if (b->next >= 0) sym[b->next].prev = c.left;
+            b->len = -1; /* absorbed: never valid again */
+            merged[nm++] = c.left;
         }
-        if (best < 0) break;
-        /* merge every occurrence of that pair, left to right */
-        Span first = sym[best_i], second = sym[best_i + 1];
-        int m = 0;
-        for (int i = 0; i < n;) {
-            if (i + 1 < n && sym[i].len == first.len && sym[i + 1].len == second.len &&
-                memcmp(w + sym[i].start, w + first.start, (size_t)first.len) == 0 &&
-                memcmp(w + sym[i + 1].start, w + second.start, (size_t)second.len) == 0) {
-                next[m++] = (Span){sym[i].start, sym[i].len + sym[i + 1].len};
-                i += 2;
-            } else {
-                next[m++] = sym[i++];
-            }
+        for (int k = 0; k < nm; k++) {
+            if (sym[merged[k]].len < 0) continue;
+            push_pair(t, w, sym, sym[merged[k]].prev, &h, tmp);
+            push_pair(t, w, sym, merged[k], &h, tmp);
         }
-        Span *sw = sym;
-        sym = next;
-        next = sw;
-        n = m;
     }
     int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
+    for (int i = 0; i >= 0 && rc == 0; i = sym[i].next) {
         if (strmap_get(&t->encoder, w + sym[i].start, (size_t)sym[i].len, &id))
             id_push(out, id);
         else
             rc = err_set(e, "BPE produced a symbol missing from the vocabulary");
     }
-    free(w), free(tmp), free(sym), free(next);
+    free(w), free(tmp), free(sym), free(merged), free(h.v);
     return rc;
 }
 
-int tokenizer_encode(const Tokenizer *t, const char *text, int32_t **ids, int *n, Err *e) {
+/* Ids of text; with limit >= 0 it stops once limit ids are out (what follows cannot change them). */
+static int encode_upto(const Tokenizer *t, const char *text, int limit, int32_t **ids, int *n, Err *e) {
     char *clean = text_clean_for_bpe(text, t->ftfy);
     size_t len = strlen(clean);
     IdBuf out = {0};
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(t->re, NULL);
     PCRE2_SIZE at = 0;
     int rc = 0;
-    while (at < len) {
+    while (at < len && (limit < 0 || out.n < limit)) {
         int m = pcre2_match(t->re, (PCRE2_SPTR)clean, len, at, PCRE2_NO_UTF_CHECK, md, NULL);
         if (m == PCRE2_ERROR_NOMATCH) break;
         if (m < 0) {
@@ -261,11 +306,16 @@ int tokenizer_encode(const Tokenizer *t, const char *text, int32_t **ids, int *n
     return 0;
 }
 
+int tokenizer_encode(const Tokenizer *t, const char *text, int32_t **ids, int *n, Err *e) {
+    return encode_upto(t, text, -1, ids, n, e);
+}
+
 int tokenizer_tokenize(const Tokenizer *t, const char *text, int context, int32_t *out, Err *e) {
     if (context < 2) return err_set(e, "context length %d is too short for start and end tokens", context);
     int32_t *ids;
     int n;
-    if (tokenizer_encode(t, text, &ids, &n, e) != 0) return -1;
+    /* only the first context - 1 ids can reach the row: the last of them becomes EOT when cut */
+    if (encode_upto(t, text, context - 1, &ids, &n, e) != 0) return -1;
     memset(out, 0, sizeof(int32_t) * (size_t)context);
     out[0] = CLIP_SOT;
     int k = 1;

@@ -1,86 +1,48 @@
 #include "serve/server.h"
 
-#include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <glib.h>
+#include <malloc.h>
 #include <math.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/ops.h"
+#include "core/threads.h"
 #include "io/dataset.h"
 #include "io/image.h"
+#include "io/json_file.h"
 #include "io/preprocess.h"
 #include "io/tokenizer.h"
 #include "models/clip_encode.h"
 #include "models/clip_train.h"
 #include "models/text_cache.h"
+#include "serve/http.h"
 
 struct BbServer {
     ServerOpts o;
-    struct MHD_Daemon *d;
+    HttpServer *http;
     ClipModel m;
     Tokenizer tok;
     Dataset ds;
-    pthread_mutex_t lock;   /* the model, the cache and the counters */
+    FairLock model_lock;    /* the model's scratch use, the image-feature cache and the prefix cache */
+    pthread_mutex_t stats;  /* the counters */
     float *feat;            /* [ds.n, E] cached image features */
     uint8_t *have;          /* [ds.n] */
     TextPrefixCache cache;  /* K/V rows of recent prompts */
     float *emb_mean, emb_std; /* of the token table (loose mode) */
-    long requests, queries, images_scored, prompts_encoded, rejected;
+    long requests, queries, images_scored, prompts_encoded;
 };
-
-typedef struct {
-    char *buf;
-    size_t len;
-    int too_big;
-} Body;
-
-/* Queues JSON text (malloc'd; the response frees it). */
-static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, char *text) {
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, cJSON *json) {
-    char *s = cJSON_PrintUnformatted(json);
-    cJSON_Delete(json);
-    return reply_text(c, status, s);
-}
-
-static void count_rejected(BbServer *s) {
-    pthread_mutex_lock(&s->lock);
-    s->rejected++;
-    pthread_mutex_unlock(&s->lock);
-}
-
-static enum MHD_Result fail(BbServer *s, struct MHD_Connection *c, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static enum MHD_Result fail(BbServer *s, struct MHD_Connection *c, unsigned status, const char *fmt, ...) {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    count_rejected(s);
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "error", msg);
-    return reply(c, status, j);
-}
 
 /* One parsed /v1/classify request. */
 typedef struct {
     int S, K, N;          /* prompt sets, prompts per set, images */
     const char **texts;   /* [S * K], pointing into the JSON */
     int32_t *tok;         /* [S * K, context] token ids (with the context slots), made outside the lock */
+    int *tok_len;         /* [S * K] positions up to EOT */
     float *ctx;           /* [S, m, W] context embeddings (loose mode) or NULL */
     int m;
     int *ids;             /* [N] split ids, or NULL when images come as PNG/JPEG */
@@ -89,7 +51,7 @@ typedef struct {
 } Request;
 
 static void request_free(Request *r) {
-    free(r->texts), free(r->tok), free(r->ctx), free(r->ids), free(r->pixels);
+    free(r->texts), free(r->tok), free(r->tok_len), free(r->ctx), free(r->ids), free(r->pixels);
     memset(r, 0, sizeof *r);
 }
 
@@ -122,23 +84,29 @@ static int parse_strings(const cJSON *arr, const char **dst, int K) {
 }
 
 /* Token ids of every prompt, m context slots after [SOT] when contexts come with the request. */
-static int tokenize_prompts(const BbServer *s, Request *r, Err *e) {
+static int tokenize_prompts(const BbServer *s, Request *r, long *positions, Err *e) {
     const int ctx = s->m.cfg.context, n = r->S * r->K;
     r->tok = xmalloc(sizeof(int32_t) * (size_t)n * ctx);
+    r->tok_len = xmalloc(sizeof(int) * (size_t)n);
+    *positions = 0;
     for (int i = 0; i < n; i++) {
         int32_t *row = r->tok + (size_t)i * ctx;
-        const int len = tokenizer_tokenize(&s->tok, r->texts[i], ctx, row, e);
+        int len = tokenizer_tokenize(&s->tok, r->texts[i], ctx, row, e);
         if (len < 0) return err_prefix(e, "prompt %d: ", i);
-        if (r->ctx && clip_context_slots(row, len, r->m, ctx) < 0)
-            return err_set(e, "prompt %d: %d tokens and %d context embeddings exceed the context of %d", i, len, r->m, ctx);
+        if (r->ctx && (len = clip_context_slots(row, len, r->m, ctx)) < 0)
+            return err_set(e, "prompt %d: its tokens and %d context embeddings exceed the context of %d", i, r->m, ctx);
+        r->tok_len[i] = len;
+        *positions += len;
     }
     return 0;
 }
 
-/* Reads and checks a request; returns NULL or the error, with *status the HTTP code. */
+/* Reads and checks a request (no model work, no lock); returns NULL or the error, with *status
+ * the HTTP code. Every bound on the work of one request is checked here, before any is done. */
 static const char *parse_request(BbServer *s, cJSON *req, Request *r, unsigned *status, char *msg, size_t msz) {
     memset(r, 0, sizeof *r);
     *status = 400;
+    if (!cJSON_IsObject(req)) return "expected a JSON object";
     const cJSON *prompts = cJSON_GetObjectItemCaseSensitive(req, "prompts");
     const cJSON *sets = cJSON_GetObjectItemCaseSensitive(req, "prompt_sets");
     const cJSON *ctxs = cJSON_GetObjectItemCaseSensitive(req, "contexts");
@@ -157,9 +125,26 @@ static const char *parse_request(BbServer *s, cJSON *req, Request *r, unsigned *
     r->batched = sets != NULL || (ctxs && cJSON_GetArraySize(ctxs) > 1);
     r->S = sets ? cJSON_GetArraySize(sets) : ctxs ? cJSON_GetArraySize(ctxs) : 1;
     r->K = cJSON_GetArraySize(sets ? cJSON_GetArrayItem(sets, 0) : prompts);
+    r->N = cJSON_GetArraySize(images ? images : b64);
     if (sets && ctxs && cJSON_GetArraySize(ctxs) != r->S) return "contexts: one per prompt set";
-    if (r->S < 1 || r->K < 1 || (long)r->S * r->K > s->o.max_prompts) {
-        snprintf(msg, msz, "between 1 and %d prompts in all (sets x prompts per set)", s->o.max_prompts);
+    if (r->S < 1 || r->K < 1) return "at least one prompt set of at least one prompt";
+    if (r->N < 1) return "at least one image";
+    if ((long)r->S * r->K > s->o.max_prompts) {
+        *status = 413;
+        snprintf(msg, msz, "%ld prompts (sets x prompts per set): this server takes at most %d a request", (long)r->S * r->K,
+                 s->o.max_prompts);
+        return msg;
+    }
+    if (r->N > s->o.max_images || (b64 && r->N > s->o.max_uploads)) {
+        *status = 413;
+        snprintf(msg, msz, "%d images: this server takes at most %d ids or %d uploaded images a request", r->N,
+                 s->o.max_images, s->o.max_uploads);
+        return msg;
+    }
+    if ((double)r->S * r->K * r->N > (double)s->o.max_values) {
+        *status = 413;
+        snprintf(msg, msz, "the reply would hold %.0f values (sets x images x prompts): at most %ld a request; split it",
+                 (double)r->S * r->K * r->N, s->o.max_values);
         return msg;
     }
     r->texts = xmalloc(sizeof(char *) * (size_t)r->S * r->K);
@@ -180,19 +165,24 @@ static const char *parse_request(BbServer *s, cJSON *req, Request *r, unsigned *
             if (!cJSON_IsArray(c) || cJSON_GetArraySize(c) != len) return "contexts: every context the same length";
             int k = 0;
             for (const cJSON *v = c->child; v; v = v->next, k++) {
-                if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return "contexts: finite numbers only";
+                if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= FLT_MAX)) {
+                    snprintf(msg, msz, "contexts[%d][%d]: not a finite single-precision number", q, k);
+                    return msg;
+                }
                 r->ctx[(size_t)q * len + k] = (float)v->valuedouble;
             }
         }
     }
     Err te = {{0}};
-    if (tokenize_prompts(s, r, &te)) {
+    long positions = 0;
+    if (tokenize_prompts(s, r, &positions, &te)) {
         snprintf(msg, msz, "%.500s", te.msg);
         return msg;
     }
-    r->N = cJSON_GetArraySize(images ? images : b64);
-    if (r->N < 1 || r->N > s->o.max_images) {
-        snprintf(msg, msz, "between 1 and %d images", s->o.max_images);
+    if (positions > s->o.max_tokens) {
+        *status = 413;
+        snprintf(msg, msz, "the prompts hold %ld token positions: this server encodes at most %ld a request", positions,
+                 s->o.max_tokens);
         return msg;
     }
     if (images) {
@@ -234,65 +224,87 @@ static const char *parse_request(BbServer *s, cJSON *req, Request *r, unsigned *
     return NULL;
 }
 
-/* Text features [S*K, E] for the request's tokenised prompts (and contexts). Under the lock. */
+/* Text features [S*K, E] for the request's prompts, in slices of about max_slice_gflop, each
+ * under the model lock: a waiting request gets its turn between two slices. */
 static int encode_prompts(BbServer *s, const Request *r, float *tf, Err *e) {
     const int ctx = s->m.cfg.context, E = s->m.cfg.embed_dim, W = s->m.cfg.t_width, n = r->S * r->K;
-    enum { CHUNK = 256 };
-    float *cx = r->ctx ? xalloc_floats((size_t)CHUNK * r->m * W) : NULL;
+    const double budget = s->o.max_slice_gflop * 1e9;
+    float *cx = r->ctx ? xalloc_floats((size_t)n * r->m * W) : NULL;
     int rc = 0;
-    for (int b0 = 0; b0 < n && rc == 0; b0 += CHUNK) {
-        const int nb = n - b0 < CHUNK ? n - b0 : CHUNK;
+    for (int b0 = 0; b0 < n && rc == 0;) {
+        int nb = 0;
+        double work = 0;
+        while (b0 + nb < n && nb < 256 && (nb == 0 || work + clip_text_flops(&s->m.cfg, r->tok_len[b0 + nb]) <= budget))
+            work += clip_text_flops(&s->m.cfg, r->tok_len[b0 + nb]), nb++;
         const int32_t *ids = r->tok + (size_t)b0 * ctx;
+        fair_lock(&s->model_lock);
         if (r->ctx) { /* each prompt's set's context, in its slots */
             for (int i = 0; i < nb; i++)
                 memcpy(cx + (size_t)i * r->m * W, r->ctx + (size_t)((b0 + i) / r->K) * r->m * W, sizeof(float) * (size_t)r->m * W);
             TowerActs a;
-            if ((rc = text_acts_init(&a, &s->m, ids, nb, 0, e)) != 0) break;
-            a.ctx = cx, a.n_ctx = r->m;
-            text_forward(&s->m, &a, tf + (size_t)b0 * E, NULL);
-            tower_acts_free(&a);
+            if ((rc = text_acts_init(&a, &s->m, ids, nb, 0, e)) == 0) {
+                a.ctx = cx, a.n_ctx = r->m;
+                text_forward(&s->m, &a, tf + (size_t)b0 * E, NULL);
+                tower_acts_free(&a);
+            }
         } else if (s->o.no_prefix_cache) {
             rc = clip_encode_text(&s->m, ids, nb, tf + (size_t)b0 * E, NULL, e);
         } else {
             rc = clip_encode_text_cached(&s->m, &s->cache, ids, nb, tf + (size_t)b0 * E, e);
         }
+        fair_unlock(&s->model_lock);
+        b0 += nb;
     }
     free(cx);
     return rc;
 }
 
-/* Image features [N, E]: split ids through the cache, uploaded images directly. Under the lock. */
+/* Image features [N, E]: split ids through the cache, uploaded images directly; sliced as above. */
 static int encode_images(BbServer *s, const Request *r, float *imf, Err *e) {
     const int E = s->m.cfg.embed_dim, R = s->m.cfg.image_res, N = r->N;
+    const double per = clip_image_flops(&s->m.cfg);
+    int slice = (int)(s->o.max_slice_gflop * 1e9 / (per > 0 ? per : 1));
+    if (slice < 1) slice = 1;
+    if (slice > CLIP_ENCODE_BATCH) slice = CLIP_ENCODE_BATCH;
     int rc = 0;
     if (r->pixels) {
-        for (int b = 0; b < N && rc == 0; b += CLIP_ENCODE_BATCH) {
-            int nb = N - b < CLIP_ENCODE_BATCH ? N - b : CLIP_ENCODE_BATCH;
+        for (int b = 0; b < N && rc == 0; b += slice) {
+            const int nb = N - b < slice ? N - b : slice;
+            fair_lock(&s->model_lock);
             rc = clip_encode_image(&s->m, r->pixels + (size_t)b * 3 * R * R, nb, imf + (size_t)b * E, NULL, e);
+            fair_unlock(&s->model_lock);
         }
         return rc;
     }
-    int *todo = xmalloc(sizeof(int) * (size_t)N), nt = 0;
-    for (int i = 0; i < N; i++)
-        if (!s->have[r->ids[i]]) {
-            s->have[r->ids[i]] = 2; /* in this batch */
-            todo[nt++] = r->ids[i];
+    int *todo = xmalloc(sizeof(int) * (size_t)slice);
+    float *px = xalloc_floats((size_t)slice * 3 * R * R), *f = xalloc_floats((size_t)slice * E);
+    for (int i0 = 0; i0 < N && rc == 0;) {
+        /* one turn: the next ids up to `slice` uncached ones, computed, cached and copied out
+         * before the lock is released (so no one ever sees a feature being computed) */
+        fair_lock(&s->model_lock);
+        int nt = 0, i = i0;
+        for (; i < N && nt < slice; i++)
+            if (!s->have[r->ids[i]]) {
+                s->have[r->ids[i]] = 2; /* an id twice in the window is computed once */
+                todo[nt++] = r->ids[i];
+            }
+        if (nt > 0) {
+            dataset_pixels(&s->ds, todo, nt, R, px, NULL, 0);
+            rc = clip_encode_image(&s->m, px, nt, f, NULL, e);
+            for (int k = 0; k < nt; k++) {
+                if (rc == 0) memcpy(s->feat + (size_t)todo[k] * E, f + (size_t)k * E, sizeof(float) * (size_t)E);
+                s->have[todo[k]] = rc == 0;
+            }
         }
-    for (int b = 0; b < nt && rc == 0; b += CLIP_ENCODE_BATCH) {
-        int nb = nt - b < CLIP_ENCODE_BATCH ? nt - b : CLIP_ENCODE_BATCH;
-        float *px = xalloc_floats((size_t)nb * 3 * R * R), *f = xalloc_floats((size_t)nb * E);
-        dataset_pixels(&s->ds, todo + b, nb, R, px, NULL, 0);
-        rc = clip_encode_image(&s->m, px, nb, f, NULL, e);
-        for (int i = 0; i < nb && rc == 0; i++) memcpy(s->feat + (size_t)todo[b + i] * E, f + (size_t)i * E, sizeof(float) * (size_t)E);
-        free(px), free(f);
+        for (int k = i0; k < i && rc == 0; k++) memcpy(imf + (size_t)k * E, s->feat + (size_t)r->ids[k] * E, sizeof(float) * (size_t)E);
+        fair_unlock(&s->model_lock);
+        i0 = i;
     }
-    for (int i = 0; i < nt; i++) s->have[todo[i]] = rc == 0;
-    free(todo);
-    for (int i = 0; i < N && rc == 0; i++) memcpy(imf + (size_t)i * E, s->feat + (size_t)r->ids[i] * E, sizeof(float) * (size_t)E);
+    free(todo), free(px), free(f);
     return rc;
 }
 
-/* One set's answer: probabilities or top-1 labels of logits [N, K]. */
+/* One set's answer: probabilities or top-1 labels of logits [N, K]. All finite (checked). */
 static void add_answer(const BbServer *s, cJSON *obj, const float *logits, int N, int K) {
     if (s->o.reveal_labels) {
         cJSON *arr = cJSON_AddArrayToObject(obj, "labels");
@@ -321,6 +333,10 @@ static void add_answer(const BbServer *s, cJSON *obj, const float *logits, int N
     free(row), free(p);
 }
 
+/* Requests this large hand their memory back to the system when done (glibc keeps freed memory
+ * in its arenas otherwise, and the server's footprint would stay at its largest request's). */
+enum { TRIM_ABOVE_BYTES = 64 << 20 };
+
 /* The work of one /v1/classify request. Fills out or returns an error message. */
 static const char *classify(BbServer *s, cJSON *req, cJSON **out, unsigned *status, char *msg, size_t msz) {
     Request r;
@@ -329,22 +345,17 @@ static const char *classify(BbServer *s, cJSON *req, cJSON **out, unsigned *stat
         request_free(&r);
         return err;
     }
-    const int E = s->m.cfg.embed_dim, S = r.S, K = r.K, N = r.N;
+    const int E = s->m.cfg.embed_dim, S = r.S, K = r.K, N = r.N, batched = r.batched;
+    const size_t bytes = sizeof(float) * ((size_t)S * K * E + (size_t)N * E + (size_t)S * N * K) +
+                         (r.pixels ? sizeof(float) * (size_t)N * 3 * s->m.cfg.image_res * s->m.cfg.image_res : 0);
     float *tf = xalloc_floats((size_t)S * K * E), *imf = xalloc_floats((size_t)N * E);
     float *logits = xalloc_floats((size_t)S * N * K);
     Err e = {{0}};
-    pthread_mutex_lock(&s->lock);
     int rc = encode_prompts(s, &r, tf, &e);
     if (rc == 0) rc = encode_images(s, &r, imf, &e);
-    if (rc == 0) {
-        s->queries += S;
-        s->requests++;
-        s->images_scored += (long)S * N;
-        s->prompts_encoded += (long)S * K;
-        for (int q = 0; q < S; q++) clip_logits(&s->m, imf, N, tf + (size_t)q * K * E, K, logits + (size_t)q * N * K);
-    }
-    pthread_mutex_unlock(&s->lock);
     request_free(&r);
+    if (rc == 0) /* the logit scale is read-only: no lock needed */
+        for (int q = 0; q < S; q++) clip_logits(&s->m, imf, N, tf + (size_t)q * K * E, K, logits + (size_t)q * N * K);
     free(tf), free(imf);
     if (rc) {
         free(logits);
@@ -352,8 +363,22 @@ static const char *classify(BbServer *s, cJSON *req, cJSON **out, unsigned *stat
         snprintf(msg, msz, "%.500s", e.msg);
         return msg;
     }
+    for (size_t i = 0; i < (size_t)S * N * K; i++)
+        if (!isfinite(logits[i])) {
+            free(logits);
+            *status = 422;
+            snprintf(msg, msz, "the model's outputs for this request are not finite (set %zu, image %zu): its inputs are "
+                               "out of any range the model can represent", i / ((size_t)N * K), i / K % N);
+            return msg;
+        }
+    pthread_mutex_lock(&s->stats);
+    s->queries += S;
+    s->requests++;
+    s->images_scored += (long)S * N;
+    s->prompts_encoded += (long)S * K;
+    pthread_mutex_unlock(&s->stats);
     cJSON *j = cJSON_CreateObject();
-    if (r.batched || S > 1) {
+    if (batched || S > 1) {
         cJSON *res = cJSON_AddArrayToObject(j, "results");
         for (int q = 0; q < S; q++) {
             cJSON *o = cJSON_CreateObject();
@@ -364,100 +389,87 @@ static const char *classify(BbServer *s, cJSON *req, cJSON **out, unsigned *stat
         add_answer(s, j, logits, N, K);
     }
     free(logits);
+    if (bytes > TRIM_ABOVE_BYTES) malloc_trim(0);
     *out = j;
     *status = 200;
     return NULL;
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                              const char *version, const char *upload, size_t *upload_size, void **con_cls) {
-    (void)version;
-    BbServer *s = cls;
-    if (!*con_cls) { /* first call for this request: only the headers so far */
-        /* a declared oversize body is refused before it is sent (answering Expect: 100-continue) */
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoll(cl, NULL, 10) > s->o.max_body) return fail(s, c, 413, "request body over %ld bytes", s->o.max_body);
-        *con_cls = xcalloc(1, sizeof(Body));
-        return MHD_YES;
-    }
-    Body *body = *con_cls;
-    if (*upload_size) { /* a chunk of the body */
-        if (body->len + *upload_size > (size_t)s->o.max_body) {
-            body->too_big = 1;
-        } else {
-            body->buf = xrealloc(body->buf, body->len + *upload_size + 1);
-            memcpy(body->buf + body->len, upload, *upload_size);
-            body->len += *upload_size;
-            body->buf[body->len] = 0;
-        }
-        *upload_size = 0;
-        return MHD_YES;
-    }
-    if (s->o.api_key) {
-        const char *k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
-        if (!k || strcmp(k, s->o.api_key) != 0) return fail(s, c, 401, "missing or wrong X-API-Key");
-    }
-    if (strcmp(url, "/v1/stats") == 0) {
-        if (strcmp(method, "GET") != 0) return fail(s, c, 405, "/v1/stats takes GET");
-        cJSON *j = cJSON_CreateObject();
-        pthread_mutex_lock(&s->lock);
-        cJSON_AddNumberToObject(j, "queries", (double)s->queries);
-        cJSON_AddNumberToObject(j, "requests", (double)s->requests);
-        cJSON_AddNumberToObject(j, "text_rows_reused", (double)s->cache.rows_reused);
-        cJSON_AddNumberToObject(j, "text_rows_computed", (double)s->cache.rows_computed);
-        cJSON_AddNumberToObject(j, "prompts_repeated", (double)s->cache.rows_deduplicated);
-        cJSON_AddNumberToObject(j, "images_scored", (double)s->images_scored);
-        cJSON_AddNumberToObject(j, "prompts_encoded", (double)s->prompts_encoded);
-        cJSON_AddNumberToObject(j, "rejected", (double)s->rejected);
-        pthread_mutex_unlock(&s->lock);
-        cJSON_AddNumberToObject(j, "split_size", s->ds.n);
-        cJSON_AddStringToObject(j, "reveal", s->o.reveal_labels ? "labels" : "probs");
-        cJSON_AddBoolToObject(j, "allow_embeddings", s->o.allow_embeddings);
-        if (s->o.allow_embeddings) { /* what BBT/BBF need of the embedding space: width, mean, spread */
-            cJSON_AddNumberToObject(j, "embedding_width", s->m.cfg.t_width);
-            cJSON_AddItemToObject(j, "embedding_mean", cJSON_CreateFloatArray(s->emb_mean, s->m.cfg.t_width));
-            cJSON_AddNumberToObject(j, "embedding_std", s->emb_std);
-        }
-        return reply(c, 200, j);
-    }
-    if (strcmp(url, "/v1/dataset") == 0) { /* what the API's owner tells its users: class names and labels */
-        if (strcmp(method, "GET") != 0) return fail(s, c, 405, "/v1/dataset takes GET");
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddItemToObject(j, "classes", cJSON_CreateStringArray((const char *const *)s->ds.class_names, s->ds.n_classes));
-        cJSON_AddItemToObject(j, "labels", cJSON_CreateIntArray((const int *)s->ds.labels, s->ds.n));
-        return reply(c, 200, j);
-    }
-    if (strcmp(url, "/v1/classify") != 0) return fail(s, c, 404, "no such endpoint: %s", url);
-    if (strcmp(method, "POST") != 0) return fail(s, c, 405, "/v1/classify takes POST");
-    if (body->too_big) return fail(s, c, 413, "request body over %ld bytes", s->o.max_body);
-    unsigned status;
-    char *text = bb_server_classify_json(s, body->buf, body->len, &status);
-    return reply_text(c, status, text);
-}
-
 char *bb_server_classify_json(BbServer *s, const char *body, size_t len, unsigned *status) {
-    cJSON *req = body ? cJSON_ParseWithLength(body, len) : NULL, *out = NULL;
     char msg[512];
-    const char *err = req ? classify(s, req, &out, status, msg, sizeof msg) : "request body is not valid JSON";
+    cJSON *req = json_parse_strict(body, len, msg, sizeof msg), *out = NULL;
+    const char *err = req ? classify(s, req, &out, status, msg, sizeof msg) : msg;
     if (!req) *status = 400;
     cJSON_Delete(req);
-    if (err) {
-        count_rejected(s);
-        out = cJSON_CreateObject();
-        cJSON_AddStringToObject(out, "error", err);
-    }
+    if (err) return http_error_json(err);
     char *text = cJSON_PrintUnformatted(out);
+    const size_t n = strlen(text);
     cJSON_Delete(out);
+    if (n > TRIM_ABOVE_BYTES / 4) malloc_trim(0);
     return text;
 }
 
-static void request_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls, (void)c, (void)toe;
-    Body *b = *con_cls;
-    if (b) free(b->buf);
-    free(b);
-    *con_cls = NULL;
+static char *handle_classify(void *ctx, const char *body, size_t len, unsigned *status) {
+    return bb_server_classify_json(ctx, body, len, status);
 }
+
+static char *handle_stats(void *ctx, const char *body, size_t len, unsigned *status) {
+    (void)body, (void)len;
+    BbServer *s = ctx;
+    cJSON *j = cJSON_CreateObject();
+    fair_lock(&s->model_lock); /* the cache's counters */
+    const long reused = s->cache.rows_reused, computed = s->cache.rows_computed, dedup = s->cache.rows_deduplicated;
+    fair_unlock(&s->model_lock);
+    pthread_mutex_lock(&s->stats);
+    cJSON_AddNumberToObject(j, "queries", (double)s->queries);
+    cJSON_AddNumberToObject(j, "requests", (double)s->requests);
+    cJSON_AddNumberToObject(j, "images_scored", (double)s->images_scored);
+    cJSON_AddNumberToObject(j, "prompts_encoded", (double)s->prompts_encoded);
+    pthread_mutex_unlock(&s->stats);
+    cJSON_AddNumberToObject(j, "text_rows_reused", (double)reused);
+    cJSON_AddNumberToObject(j, "text_rows_computed", (double)computed);
+    cJSON_AddNumberToObject(j, "prompts_repeated", (double)dedup);
+    cJSON_AddNumberToObject(j, "rejected", (double)http_rejected(s->http));
+    cJSON_AddNumberToObject(j, "connections_timed_out", (double)http_timeouts(s->http));
+    cJSON_AddNumberToObject(j, "split_size", s->ds.n);
+    cJSON_AddStringToObject(j, "reveal", s->o.reveal_labels ? "labels" : "probs");
+    cJSON_AddBoolToObject(j, "allow_embeddings", s->o.allow_embeddings);
+    if (s->o.allow_embeddings) { /* what BBT/BBF need of the embedding space: width, mean, spread */
+        cJSON_AddNumberToObject(j, "embedding_width", s->m.cfg.t_width);
+        cJSON_AddItemToObject(j, "embedding_mean", cJSON_CreateFloatArray(s->emb_mean, s->m.cfg.t_width));
+        cJSON_AddNumberToObject(j, "embedding_std", s->emb_std);
+    }
+    cJSON *lim = cJSON_AddObjectToObject(j, "limits"); /* what a client may send, so it can split its work */
+    cJSON_AddNumberToObject(lim, "max_body", (double)s->o.max_body);
+    cJSON_AddNumberToObject(lim, "max_prompts", s->o.max_prompts);
+    cJSON_AddNumberToObject(lim, "max_tokens", (double)s->o.max_tokens);
+    cJSON_AddNumberToObject(lim, "max_images", s->o.max_images);
+    cJSON_AddNumberToObject(lim, "max_uploads", s->o.max_uploads);
+    cJSON_AddNumberToObject(lim, "max_values", (double)s->o.max_values);
+    Err e = {{0}};
+    char *text = json_print_checked(j, &e);
+    cJSON_Delete(j);
+    *status = text ? 200 : 500;
+    return text ? text : http_error_json(e.msg);
+}
+
+static char *handle_dataset(void *ctx, const char *body, size_t len, unsigned *status) {
+    (void)body, (void)len;
+    BbServer *s = ctx; /* what the API's owner tells its users: class names and labels */
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddItemToObject(j, "classes", cJSON_CreateStringArray((const char *const *)s->ds.class_names, s->ds.n_classes));
+    cJSON_AddItemToObject(j, "labels", cJSON_CreateIntArray((const int *)s->ds.labels, s->ds.n));
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    *status = 200;
+    return text;
+}
+
+static const HttpRoute ROUTES[] = {
+    {"POST", "/v1/classify", handle_classify},
+    {"GET", "/v1/stats", handle_stats},
+    {"GET", "/v1/dataset", handle_dataset},
+};
 
 static void server_free(BbServer *s) {
     clip_free(&s->m);
@@ -467,7 +479,8 @@ static void server_free(BbServer *s) {
     free(s->have);
     free(s->emb_mean);
     text_cache_free(&s->cache);
-    pthread_mutex_destroy(&s->lock);
+    fair_lock_destroy(&s->model_lock);
+    pthread_mutex_destroy(&s->stats);
     free(s);
 }
 
@@ -477,9 +490,19 @@ BbServer *bb_server_start(const ServerOpts *o, Err *e) {
     if (!s->o.max_body) s->o.max_body = 1 << 20;
     if (!s->o.max_prompts) s->o.max_prompts = 8192;
     if (!s->o.max_images) s->o.max_images = 4096;
-    pthread_mutex_init(&s->lock, NULL);
+    if (!s->o.max_tokens) s->o.max_tokens = 131072;
+    if (!s->o.max_values) s->o.max_values = 2097152;
+    if (!s->o.max_uploads) s->o.max_uploads = 64;
+    if (!(s->o.max_slice_gflop > 0)) s->o.max_slice_gflop = 10;
+    fair_lock_init(&s->model_lock);
+    pthread_mutex_init(&s->stats, NULL);
     if (clip_load(&s->m, o->model, NULL, e) || tokenizer_init(&s->tok, e) ||
         dataset_load_named(&s->ds, o->dataset, o->data_dir, e)) {
+        server_free(s);
+        return NULL;
+    }
+    if (!s->m.cfg.has_text || !s->m.cfg.has_vision) {
+        err_set(e, "%s: the API needs both towers, this model has %s only", o->model, s->m.cfg.has_text ? "text" : "vision");
         server_free(s);
         return NULL;
     }
@@ -500,34 +523,20 @@ BbServer *bb_server_start(const ServerOpts *o, Err *e) {
         s->emb_std = (float)sqrt(fmax(sq / n - mu * mu, 0.0));
         free(sum), free(row);
     }
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)o->port);
-    if (inet_pton(AF_INET, o->bind ? o->bind : "127.0.0.1", &addr.sin_addr) != 1) {
-        err_set(e, "cannot listen on \"%s\": not an IPv4 address", o->bind);
-        server_free(s);
-        return NULL;
-    }
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, s,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, 4,
-                            MHD_OPTION_NOTIFY_COMPLETED, request_done, s, MHD_OPTION_CONNECTION_TIMEOUT, 60,
-                            MHD_OPTION_END);
-    if (!s->d) {
-        err_set(e, "cannot listen on %s:%d (in use?)", o->bind ? o->bind : "127.0.0.1", o->port);
+    HttpOpts ho = {.bind = o->bind, .port = o->port, .api_key = o->api_key, .max_body = s->o.max_body,
+                   .request_timeout_s = o->request_timeout_s, .max_connections = o->max_connections,
+                   .max_per_client = o->max_per_client};
+    if (!(s->http = http_start(&ho, ROUTES, (int)(sizeof ROUTES / sizeof *ROUTES), s, e))) {
         server_free(s);
         return NULL;
     }
     return s;
 }
 
-int bb_server_port(const BbServer *s) {
-    const union MHD_DaemonInfo *i = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    return i ? i->port : -1;
-}
+int bb_server_port(const BbServer *s) { return http_port(s->http); }
 
 void bb_server_stop(BbServer *s) {
     if (!s) return;
-    MHD_stop_daemon(s->d);
+    http_stop(s->http);
     server_free(s);
 }

@@ -14,11 +14,15 @@
  *                      in loose mode also the embedding width, mean token embedding and std
  *   GET  /v1/dataset   {"classes": [names], "labels": [label per id]} — the task's labelled data,
  *                      which the API's users own; nothing about the model
- * Errors are 4xx with {"error": "..."}: malformed JSON, unknown ids, too many prompts or
- * images, bodies over the size limit, a wrong API key (header X-API-Key), unknown paths.
+ * Errors are 4xx with {"error": "..."}: malformed or non-strict JSON (400, with the byte), unknown
+ * ids, bodies over the size limit (413), work over the per-request limits (413: prompts, tokens,
+ * images, uploaded images, values in the reply), outputs that are not finite (422: only absurd
+ * contexts can cause it; a NaN is never printed), a wrong API key (401), unknown paths (404).
  * Image features are computed once per id and cached, and so are the text tower's keys and values
- * of recent prompts (text_cache.h); requests are served concurrently and the model is used under
- * a lock. */
+ * of recent prompts (text_cache.h). Requests are served concurrently (serve/http.h for the
+ * connection guarantees); the model is used in slices of about max_slice_gflop under a
+ * first-come first-served lock, so one large request delays a small one by about one slice,
+ * not by its whole length. */
 #ifndef FORGET_SERVER_H
 #define FORGET_SERVER_H
 
@@ -37,6 +41,11 @@ typedef struct {
     int allow_embeddings;                    /* loose mode: accept context token embeddings */
     int no_prefix_cache;                     /* recompute whole prompts (for benchmarks) */
     long prefix_cache_mb;                    /* the prefix cache's memory; 0: 512 */
+    long max_tokens;                         /* token positions in all prompts of a request; 0: 131072 */
+    long max_values;                         /* sets x images x prompts in a reply; 0: 2097152 (~20 MB) */
+    int max_uploads;                         /* images_b64 per request; 0: 64 */
+    double max_slice_gflop;                  /* work under the lock before others get a turn; 0: 10 */
+    int request_timeout_s, max_connections, max_per_client; /* serve/http.h; 0: defaults */
 } ServerOpts;
 
 typedef struct BbServer BbServer;
