@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/threads.h"
+#include "io/file_open.h"
 #include "io/json_file.h"
 
 int cli_error(const char *cmd, int code, const char *fmt, ...) {
@@ -114,5 +115,26 @@ double cli_median(double *v, int n) {
 int cli_json_line(const char *cmd, const void *j) {
     Err e = {{0}};
     if (json_print_line(stdout, j, &e)) return cli_error(cmd, EXIT_WORK, "%s", e.msg);
+    return 0;
+}
+
+int cli_api_key(const char *cmd, const char *key_opt, const char *key_file, char **out) {
+    *out = NULL;
+    if (key_file) {
+        char *buf;
+        size_t n;
+        Err e = {{0}};
+        if (read_file(key_file, 4096, &buf, &n, &e)) return cli_error(cmd, EXIT_WORK, "--api-key-file: %s", e.msg);
+        buf[strcspn(buf, "\r\n")] = 0; /* the first line, as `echo KEY > file` writes it */
+        if (!buf[0]) {
+            free(buf);
+            return cli_error(cmd, EXIT_WORK, "--api-key-file %s: the first line is empty (expected the key)", key_file);
+        }
+        *out = buf;
+        return 0;
+    }
+    const char *env = getenv("FORGET_API_KEY");
+    if (env && *env) *out = xstrdup(env);
+    else if (key_opt) *out = xstrdup(key_opt);
     return 0;
 }

@@ -39,6 +39,10 @@ double cli_median(double *v, int n);
 int bench_blackbox(int argc, char **argv);
 /* forget bench debias (cmd_bench_methods.c). */
 int bench_debias(int argc, char **argv);
+/* The API key: --api-key-file FILE (first line), else $FORGET_API_KEY, else --api-key K (visible
+ * to every user in ps: the others are the ways to pass a secret). *out is malloc'd or NULL (none);
+ * EXIT_WORK with the error printed when the file cannot be read or holds no key. */
+int cli_api_key(const char *cmd, const char *key_opt, const char *key_file, char **out);
 /* Prints j as one line of JSON on stdout; with a non-finite number in it prints nothing, reports
  * where the number is and returns EXIT_WORK (JSON has no NaN). */
 int cli_json_line(const char *cmd, const void *j);

@@ -14,7 +14,8 @@ const Command cmd_blackbox = {
     "usage: forget blackbox --api URL --forget CLASSES [--eval-api URL] [--method M] [--suffix-len 4]\n"
     "                       [--budget 2000] [--shots 16] [--vocab 500] [--wordlist FILE]\n"
     "                       [--template \"a photo of a {}\"] [--n-ctx 4] [--model FILE --dataset NAME]\n"
-    "                       [--coop-steps 300] [--curve-points 8] [--report FILE.html] [--api-key K] [--seed S]\n"
+    "                       [--coop-steps 300] [--curve-points 8] [--report FILE.html] [--seed S]\n"
+    "                       [--api-key-file FILE | $FORGET_API_KEY | --api-key K]\n"
     "                       [--dirichlet K=3,rho=0.25,alpha=0.01,beta=1,eta=0.3,elitist=1,pick=best] [--json] [--quiet]\n"
     "\n"
     "Makes the served classifier forget CLASSES (names or indices, comma-separated) using only the\n"
@@ -37,10 +38,14 @@ const Command cmd_blackbox = {
     "--dirichlet sets the reconstruction's search (any subset of the items): K mixture components,\n"
     "rho elite fraction, alpha and beta Dirichlet concentrations, eta EMA rate, elitist=1 keeps the best\n"
     "string so far in every elite, pick=mode validates the mixture's most probable string instead of the\n"
-    "population's best. The population (30) is every strict method's.\n",
+    "population's best. The population (30) is every strict method's.\n"
+    "The API key (header X-API-Key) is read from --api-key-file (its first line), else from the\n"
+    "environment variable FORGET_API_KEY; --api-key K also works but shows the key to every user\n"
+    "of the machine in ps.\n",
     run};
 
 static int run(int argc, char **argv) {
+    const char *key_opt = NULL, *key_file = NULL;
     int json_failed = 0;
     BlackboxOpts o;
     blackbox_defaults(&o);
@@ -63,7 +68,9 @@ static int run(int argc, char **argv) {
         } else if (strcmp(a, "--eval-api") == 0) {
             o.eval_api = v;
         } else if (strcmp(a, "--api-key") == 0) {
-            o.api_key = v;
+            key_opt = v;
+        } else if (strcmp(a, "--api-key-file") == 0) {
+            key_file = v;
         } else if (strcmp(a, "--forget") == 0) {
             o.forget = v;
         } else if (strcmp(a, "--method") == 0) {
@@ -113,6 +120,9 @@ static int run(int argc, char **argv) {
         }
     }
     if (!o.api || !o.forget) return cli_error("blackbox", EXIT_USAGE, "--api and --forget are required");
+    char *key = NULL;
+    if (cli_api_key("blackbox", key_opt, key_file, &key)) return EXIT_WORK;
+    o.api_key = key;
     if (blackbox_family(o.method) < 0)
         return cli_error("blackbox", EXIT_USAGE, "--method: \"%s\" is not a method (forget help blackbox)", o.method);
     Dist d;
@@ -121,6 +131,7 @@ static int run(int argc, char **argv) {
     BlackboxResult r;
     Err e = {{0}};
     int rc = blackbox_run(&o, &r, &e);
+    free(key);
     const int root = d.rank == 0;
     dist_finalize(&d);
     if (rc != 0) return cli_error("blackbox", EXIT_WORK, "%s", e.msg);

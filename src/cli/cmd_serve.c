@@ -11,8 +11,12 @@ static int run(int argc, char **argv);
 const Command cmd_serve = {
     "serve", "serve a CLIP classifier as a black-box API",
     "usage: forget serve --model FILE --dataset NAME [--split train] [--port 8080] [--bind 127.0.0.1]\n"
-    "                    [--reveal probs|labels] [--api-key K] [--max-body BYTES] [--data-dir DIR]\n"
+    "                    [--reveal probs|labels] [--max-body BYTES] [--data-dir DIR]\n"
+    "                    [--api-key-file FILE | $FORGET_API_KEY | --api-key K]\n"
     "                    [--allow-embeddings] [--no-prefix-cache] [--prefix-cache-mb 512]\n"
+    "                    [--max-prompts 8192] [--max-tokens 131072] [--max-images 4096] [--max-uploads 64]\n"
+    "                    [--max-values 2097152] [--slice-gflop 10] [--request-timeout 10]\n"
+    "                    [--max-connections 128] [--max-per-client 32]\n"
     "\n"
     "Answers POST /v1/classify {\"prompts\": [one text per class], \"images\": [ids into the split]}\n"
     "with {\"probs\": [[...]]} (or {\"labels\": [...]} with --reveal labels); {\"prompt_sets\": [[...],\n"
@@ -23,7 +27,14 @@ const Command cmd_serve = {
     "\"contexts\" (token embeddings placed after [SOT]) and /v1/stats reveals the embedding width, mean\n"
     "and std. --no-prefix-cache recomputes every prompt whole (for benchmarks);\n"
     "--prefix-cache-mb bounds the memory of the text tower's prefix cache (at most 1024 prompts are kept).\n"
-    "Listens on loopback unless --bind says otherwise; runs until interrupted (Ctrl-C).\n",
+    "Listens on loopback unless --bind says otherwise; runs until interrupted (Ctrl-C).\n"
+    "An API key (clients send it as X-API-Key) is read from --api-key-file (its first line), else from\n"
+    "the environment variable FORGET_API_KEY; --api-key K also works but shows the key in ps.\n"
+    "Limits, each a clear 4xx when exceeded: a request's body (--max-body, 1 MiB), its prompts\n"
+    "(sets x prompts), their token positions, image ids, uploaded images, and the values of its reply\n"
+    "(sets x images x prompts); a request must arrive whole within --request-timeout seconds; at most\n"
+    "--max-per-client connections per client address. The model works in slices of about\n"
+    "--slice-gflop GFLOP, first come first served, so a large request delays a small one by a slice.\n",
     run};
 
 static volatile sig_atomic_t stop_requested;
@@ -35,7 +46,7 @@ static void on_signal(int sig) {
 static int run(int argc, char **argv) {
     ServerOpts o = {.port = 8080};
     const char *dataset = NULL, *split = "train";
-    char spec[256];
+    const char *key_opt = NULL, *key_file = NULL;
     int done = 0, bad = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -60,7 +71,36 @@ static int run(int argc, char **argv) {
         } else if (strcmp(a, "--data-dir") == 0) {
             o.data_dir = v;
         } else if (strcmp(a, "--api-key") == 0) {
-            o.api_key = v;
+            key_opt = v;
+        } else if (strcmp(a, "--api-key-file") == 0) {
+            key_file = v;
+        } else if (strcmp(a, "--max-prompts") == 0) {
+            if (cli_int("serve", a, v, 1, 1L << 20, &l)) return EXIT_USAGE;
+            o.max_prompts = (int)l;
+        } else if (strcmp(a, "--max-tokens") == 0) {
+            if (cli_int("serve", a, v, 2, 1L << 30, &l)) return EXIT_USAGE;
+            o.max_tokens = l;
+        } else if (strcmp(a, "--max-images") == 0) {
+            if (cli_int("serve", a, v, 1, 1L << 24, &l)) return EXIT_USAGE;
+            o.max_images = (int)l;
+        } else if (strcmp(a, "--max-uploads") == 0) {
+            if (cli_int("serve", a, v, 1, 1L << 16, &l)) return EXIT_USAGE;
+            o.max_uploads = (int)l;
+        } else if (strcmp(a, "--max-values") == 0) {
+            if (cli_int("serve", a, v, 1, 1L << 30, &l)) return EXIT_USAGE;
+            o.max_values = l;
+        } else if (strcmp(a, "--slice-gflop") == 0) {
+            if (cli_int("serve", a, v, 1, 100000, &l)) return EXIT_USAGE;
+            o.max_slice_gflop = (double)l;
+        } else if (strcmp(a, "--request-timeout") == 0) {
+            if (cli_int("serve", a, v, 1, 3600, &l)) return EXIT_USAGE;
+            o.request_timeout_s = (int)l;
+        } else if (strcmp(a, "--max-connections") == 0) {
+            if (cli_int("serve", a, v, 1, 65536, &l)) return EXIT_USAGE;
+            o.max_connections = (int)l;
+        } else if (strcmp(a, "--max-per-client") == 0) {
+            if (cli_int("serve", a, v, 1, 65536, &l)) return EXIT_USAGE;
+            o.max_per_client = (int)l;
         } else if (strcmp(a, "--port") == 0) {
             if (cli_int("serve", a, v, 0, 65535, &l)) return EXIT_USAGE;
             o.port = (int)l;
@@ -79,11 +119,19 @@ static int run(int argc, char **argv) {
         }
     }
     if (!o.model || !dataset) return cli_error("serve", EXIT_USAGE, "--model and --dataset are required");
-    snprintf(spec, sizeof spec, "%s%s%s", dataset, strchr(dataset, ':') ? "" : ":", strchr(dataset, ':') ? "" : split);
+    char *spec = strchr(dataset, ':') ? xstrdup(dataset) : xasprintf("%s:%s", dataset, split), *key = NULL;
+    if (cli_api_key("serve", key_opt, key_file, &key)) {
+        free(spec);
+        return EXIT_WORK;
+    }
     o.dataset = spec;
+    o.api_key = key;
     Err e = {{0}};
     BbServer *s = bb_server_start(&o, &e);
-    if (!s) return cli_error("serve", EXIT_WORK, "%s", e.msg);
+    if (!s) {
+        free(spec), free(key);
+        return cli_error("serve", EXIT_WORK, "%s", e.msg);
+    }
     fprintf(stderr, "forget serve: %s on %s, http://%s:%d/v1/classify (reveal %s)%s\n", o.model, spec,
             o.bind ? o.bind : "127.0.0.1", bb_server_port(s), o.reveal_labels ? "labels" : "probs",
             o.api_key ? ", API key required" : "");
@@ -91,6 +139,7 @@ static int run(int argc, char **argv) {
     signal(SIGTERM, on_signal);
     while (!stop_requested) pause();
     bb_server_stop(s);
+    free(spec), free(key);
     fprintf(stderr, "forget serve: stopped\n");
     return 0;
 }

@@ -3,6 +3,7 @@
 #ifndef FORGET_CLIENT_H
 #define FORGET_CLIENT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/err.h"
@@ -34,5 +35,12 @@ int bb_dataset(BbClient *c, char ***classes, int *n_classes, int32_t **labels, i
 void bb_dataset_free(char **classes, int n_classes, int32_t *labels);
 /* GET /v1/stats: the server's query count and split size. */
 int bb_stats(BbClient *c, long *queries, long *split_size, Err *e);
+/* The pieces of reading a reply, apart for the fuzz target (fuzz/fuzz_reply.c): a reply body with
+ * its HTTP status (strict JSON, an object, the server's error message when not 200); one answer
+ * of N images x K prompts; a /v1/dataset reply (every label a class index). */
+typedef struct cJSON cJSON;
+cJSON *bb_parse_reply(const char *buf, size_t len, long status, Err *e);
+int bb_read_answer(const cJSON *o, int N, int K, float *probs, int32_t *labels, int *labels_only, Err *e);
+int bb_read_dataset(const cJSON *j, char ***classes, int *n_classes, int32_t **labels, int *n, Err *e);
 
 #endif
