@@ -6,6 +6,7 @@
 
 #include "core/threads.h"
 #include "io/file_open.h"
+#include "models/clip_params.h"
 #include "io/json_file.h"
 
 int cli_error(const char *cmd, int code, const char *fmt, ...) {
@@ -136,5 +137,15 @@ int cli_api_key(const char *cmd, const char *key_opt, const char *key_file, char
     const char *env = getenv("FORGET_API_KEY");
     if (env && *env) *out = xstrdup(env);
     else if (key_opt) *out = xstrdup(key_opt);
+    return 0;
+}
+
+int cli_load_model_checked(const char *cmd, const char *path, ClipModel *m, int act_override, int check) {
+    if (cli_load_model(cmd, path, m, act_override)) return EXIT_WORK;
+    Err e = {{0}};
+    if (check && clip_check_finite(m, &e)) {
+        clip_free(m);
+        return cli_error(cmd, EXIT_WORK, "%s: %s", path, e.msg);
+    }
     return 0;
 }

@@ -30,6 +30,8 @@ int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, l
 int cli_common(const Command *c, int argc, char **argv, int *i, int *done, int *bad);
 /* Loads a model, printing the error; 0 on success. */
 int cli_load_model(const char *cmd, const char *path, ClipModel *m, int act_override);
+/* The same, and with check set, every weight verified finite (the first bad tensor named). */
+int cli_load_model_checked(const char *cmd, const char *path, ClipModel *m, int act_override, int check);
 /* --layout openai|hf and --dtype f32|f16|bf16 values; -1 with an error printed when unknown. */
 int cli_layout(const char *cmd, const char *s, ClipLayout *out);
 int cli_dtype(const char *cmd, const char *s, StDtype *out);

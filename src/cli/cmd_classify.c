@@ -1,4 +1,5 @@
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -6,18 +7,21 @@
 #include "forget/debias.h"
 #include "core/ops.h"
 #include "models/clip_encode.h"
+#include "models/clip_params.h"
 
 static int run(int argc, char **argv);
 
 const Command cmd_classify = {
     "classify", "zero-shot classification of images",
     "usage: forget classify --model FILE --image PATH... --labels \"a,b,c\"\n"
-    "                       [--template \"a photo of a {}.\"] [--top K] [--debias FILE] [--json]\n"
+    "                       [--template \"a photo of a {}.\"] [--top K] [--debias FILE] [--check] [--json]\n"
     "\n"
     "Scores each image against one prompt per label (the template with {} replaced\n"
     "by the label) and prints the top K labels with their probabilities\n"
     "(softmax of exp(logit_scale) x cosine similarity, as CLIP does).\n"
-    "With --json: one object per image per line: {\"image\", \"top\": [{\"label\", \"prob\"}...]}.\n",
+    "With --json: one object per image per line: {\"image\", \"top\": [{\"label\", \"prob\"}...]}.\n"
+    "--check verifies at load that every weight is finite (naming the first tensor that is not); without\n"
+    "it a non-finite probability is still an error naming the tensor, never a printed NaN.\n",
     run};
 
 static char *fill_template(const char *tpl, const char *label) {
@@ -32,7 +36,7 @@ static char *fill_template(const char *tpl, const char *label) {
 static int run(int argc, char **argv) {
     const char *model = NULL, *labels = NULL, *tpl = "a photo of a {}.", *debias = NULL;
     const char **images = NULL;
-    int n_img = 0, json = 0, done = 0, bad = 0;
+    int n_img = 0, json = 0, done = 0, bad = 0, check = 0;
     long top = 5;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -52,6 +56,8 @@ static int run(int argc, char **argv) {
             if (!v || cli_int("classify", "--top", v, 1, 1000000, &top)) return EXIT_USAGE;
         } else if (strcmp(a, "--json") == 0) {
             json = 1;
+        } else if (strcmp(a, "--check") == 0) {
+            check = 1;
         } else if (strcmp(a, "--image") == 0) {
             images = (const char **)(argv + i + 1);
             while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) i++, n_img++;
@@ -70,7 +76,7 @@ static int run(int argc, char **argv) {
         }
     if (top > n_lab) top = n_lab;
     ClipModel m;
-    if (cli_load_model("classify", model, &m, -1)) {
+    if (cli_load_model_checked("classify", model, &m, -1, check)) {
         free(lab);
         return EXIT_WORK;
     }
@@ -94,8 +100,16 @@ static int run(int argc, char **argv) {
     } else {
         if (have_db) debias_images(&db, imf, n_img);
         clip_logits(&m, imf, n_img, tf, n_lab, logits);
-        for (int i = 0; i < n_img; i++) {
+        for (int i = 0; i < n_img && rc == 0; i++) {
             softmax_forward(prob, logits + (size_t)i * n_lab, 1, n_lab);
+            for (int k = 0; k < n_lab && rc == 0; k++)
+                if (!isfinite(prob[k])) {
+                    char *what = xasprintf("%s: the probability of \"%s\"", images[i], lab[k]);
+                    clip_nonfinite_error(&m, what, &e);
+                    free(what);
+                    rc = cli_error("classify", EXIT_WORK, "%s", e.msg);
+                }
+            if (rc) break;
             cJSON *row = cJSON_CreateObject();
             cJSON_AddStringToObject(row, "image", images[i]);
             cJSON *arr = cJSON_AddArrayToObject(row, "top");
@@ -104,6 +118,7 @@ static int run(int argc, char **argv) {
                 int best = -1;
                 for (int k = 0; k < n_lab; k++)
                     if (prob[k] >= 0 && (best < 0 || prob[k] > prob[best])) best = k;
+                if (best < 0) break;
                 if (json) {
                     cJSON *o = cJSON_CreateObject();
                     cJSON_AddStringToObject(o, "label", lab[best]);

@@ -1,5 +1,9 @@
 #include "eval/zeroshot.h"
 
+#include <math.h>
+
+#include "models/clip_params.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +46,9 @@ int eval_zeroshot(const ClipModel *m, const Tokenizer *t, const Dataset *d, cons
         dataset_pixels(d, idx, nb, R, px, NULL, 0);
         if ((rc = clip_encode_image(m, px, nb, imf, NULL, e)) != 0) break;
         clip_logits(m, imf, nb, tf, K, logits);
-        for (int i = 0; i < nb; i++) {
+        for (long i = 0; i < (long)nb * K && rc == 0; i++) /* a NaN would rank first and count as a hit */
+            if (!isfinite(logits[i])) rc = clip_nonfinite_error(m, "a logit", e);
+        for (int i = 0; i < nb && rc == 0; i++) {
             const float *l = logits + (size_t)i * K;
             int y = d->labels[idx[i]], rank = 0;
             for (int k = 0; k < K; k++) rank += l[k] > l[y];

@@ -3,10 +3,13 @@
  * `forget info` all walk this one table, so the two key layouts cannot drift. */
 #include "models/clip_params.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "models/clip_train.h"
 
 static ParamSpec *add(ParamList *pl, float **slot, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
     ParamSpec *p = &pl->specs[pl->n++];
@@ -134,4 +137,40 @@ ParamSpec *clip_param_table(ClipModel *m, int *n) {
 int clip_param_decays(const ParamSpec *s) {
     return s->ndim >= 2 && !s->is_token_table && strcmp(s->openai, "positional_embedding") != 0 &&
            strcmp(s->openai, "visual.positional_embedding") != 0;
+}
+
+int clip_check_finite(const ClipModel *m, Err *e) {
+    int n;
+    ParamSpec *t = clip_param_table((ClipModel *)m, &n);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const float *p = *t[i].slot;
+        if (!p) { /* the token table, read row by row from the file */
+            if (!t[i].is_token_table) continue;
+            const int W = m->cfg.t_width;
+            float *row = xalloc_floats((size_t)W);
+            for (int v = 0; v < m->cfg.vocab && rc == 0; v++) {
+                clip_token_row(m, v, row);
+                for (int k = 0; k < W && rc == 0; k++)
+                    if (!isfinite(row[k]))
+                        rc = err_set(e, "tensor '%s' holds %s at element %ld", t[i].openai, isnan(row[k]) ? "NaN" : "an infinity",
+                                     (long)v * W + k);
+            }
+            free(row);
+            continue;
+        }
+        for (long k = 0; k < t[i].count && rc == 0; k++)
+            if (!isfinite(p[k]))
+                rc = err_set(e, "tensor '%s' holds %s at element %ld", m->layout == LAYOUT_HF && t[i].n_hf ? t[i].hf[0] : t[i].openai,
+                             isnan(p[k]) ? "NaN" : "an infinity", k);
+    }
+    free(t);
+    return rc;
+}
+
+int clip_nonfinite_error(const ClipModel *m, const char *what, Err *e) {
+    Err w = {{0}};
+    if (clip_check_finite(m, &w))
+        return err_set(e, "%s is not finite: %s (the model file is damaged; forget verify FILE checks it)", what, w.msg);
+    return err_set(e, "%s is not finite, though every weight is: the input is out of range", what);
 }

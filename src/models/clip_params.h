@@ -32,4 +32,11 @@ ParamSpec *clip_param_table(ClipModel *m, int *n);
 /* OpenAI's rule as the reference applies it: decay 2-D+ weights except the embeddings. */
 int clip_param_decays(const ParamSpec *s);
 
+/* 0 when every weight is finite; else -1 with e naming the first tensor (in the file's key layout)
+ * and element holding a NaN or an infinity. */
+int clip_check_finite(const ClipModel *m, Err *e);
+/* For a non-finite output (a NaN probability would index a label array or print as garbage):
+ * "WHAT is not finite: tensor '...' holds NaN at element N ...", or that the weights are fine. */
+int clip_nonfinite_error(const ClipModel *m, const char *what, Err *e);
+
 #endif
