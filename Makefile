@@ -8,7 +8,7 @@ CC      ?= gcc
 SAN     ?= 0
 BUILD   := build/$(if $(filter 1,$(SAN)),san,rel)
 BIN     := bin
-PKGS    := glib-2.0 libcjson libpcre2-8 icu-uc libpng zlib ompi-c freetype2 harfbuzz libxml-2.0 libmicrohttpd libcurl
+PKGS    := libxxhash glib-2.0 libcjson libpcre2-8 icu-uc libpng zlib ompi-c freetype2 harfbuzz libxml-2.0 libmicrohttpd libcurl
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -Isrc -Itests -MMD -MP
 ifeq ($(SAN),1)

@@ -13,6 +13,7 @@ PACKAGES=(
   libmicrohttpd-dev libcurl4-openssl-dev libglib2.0-dev   # the black-box API: server, client, base64
   wamerican                    # the candidate words of the strict black-box methods
   liblapacke-dev               # CMA-ES eigendecomposition, closed-form calibration
+  libxxhash-dev                # per-tensor digests in every safetensors file forget writes
   libopenmpi-dev openmpi-bin   # data-parallel training (mpirun -np N forget train ...)
   dataset-fashion-mnist        # the real data the zoo trains on
   libfreetype-dev libharfbuzz-dev libxml2-dev   # Emoji-Domains: glyphs, shaping, CLDR annotations

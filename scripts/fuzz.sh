@@ -7,7 +7,7 @@ OUT=build/fuzz
 mkdir -p "$OUT/obj"
 bash scripts/ensure-deps.sh --fuzz || exit 1
 CFLAGS="-std=c11 -D_GNU_SOURCE -O1 -g -fopenmp -Isrc $(pkg-config --cflags glib-2.0 ompi-c freetype2 harfbuzz libxml-2.0) -fsanitize=fuzzer-no-link,address,undefined -Wno-pass-failed"
-LIBS="-ldnnl -ljpeg -llapacke -lm $(pkg-config --libs glib-2.0 libcjson libpcre2-8 icu-uc libpng zlib ompi-c freetype2 harfbuzz libxml-2.0 libmicrohttpd libcurl)"
+LIBS="-ldnnl -ljpeg -llapacke -lm $(pkg-config --libs libxxhash glib-2.0 libcjson libpcre2-8 icu-uc libpng zlib ompi-c freetype2 harfbuzz libxml-2.0 libmicrohttpd libcurl)"
 objs=()
 for src in $(find src -name '*.c' ! -path 'src/cli/*' | sort); do
   obj="$OUT/obj/$(echo "$src" | tr / _).o"

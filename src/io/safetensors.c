@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "core/half.h"
 #include "io/atomic_file.h"
 #include "io/file_open.h"
@@ -135,6 +137,42 @@ static int parse_metadata(SafeTensors *st, const cJSON *meta, Err *e) {
     return 0;
 }
 
+static void digest_hex(const void *data, size_t n, char out[33]) {
+    XXH128_hash_t h = XXH3_128bits(data, n);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
+}
+
+int st_has_digests(const SafeTensors *st) { return st_meta(st, ST_DIGEST_KEY) != NULL; }
+
+/* The digests in the metadata against the tensors' bytes, when the file has them. */
+static int verify_digests(const SafeTensors *st, Err *e) {
+    const char *text = st_meta(st, ST_DIGEST_KEY), *algo = st_meta(st, "forget.digest");
+    if (!text) return 0;
+    if (!algo || strcmp(algo, "xxh3-128") != 0)
+        return err_set(e, "\"__metadata__\": \"forget.digest\" is \"%s\", expected \"xxh3-128\"", algo ? algo : "(missing)");
+    cJSON *d = cJSON_Parse(text);
+    int rc = 0;
+    if (!cJSON_IsObject(d)) rc = err_set(e, "\"__metadata__\": \"%s\" is not a JSON object of digests", ST_DIGEST_KEY);
+    for (int i = 0; i < st->n && rc == 0; i++) {
+        const StTensor *t = &st->tensors[i];
+        const cJSON *want = cJSON_GetObjectItemCaseSensitive(d, t->name);
+        char got[33];
+        if (!cJSON_IsString(want)) {
+            rc = err_set(e, "tensor '%s' has no digest in \"%s\" (added after the file was written?)", t->name, ST_DIGEST_KEY);
+            break;
+        }
+        digest_hex(t->data, (size_t)(t->end - t->begin), got);
+        if (strcmp(got, want->valuestring) != 0)
+            rc = err_set(e, "tensor '%s' is damaged: its %llu bytes at file bytes %llu..%llu do not match the digest written "
+                            "with them", t->name, (unsigned long long)(t->end - t->begin),
+                         (unsigned long long)(st->data_start + t->begin), (unsigned long long)(st->data_start + t->end));
+    }
+    if (rc == 0 && cJSON_GetArraySize(d) != st->n)
+        rc = err_set(e, "\"%s\" lists %d tensors, the file has %d (a tensor was removed?)", ST_DIGEST_KEY, cJSON_GetArraySize(d), st->n);
+    cJSON_Delete(d);
+    return rc;
+}
+
 int st_parse(SafeTensors *st, const uint8_t *buf, size_t len, const char *name, Err *e) {
     memset(st, 0, sizeof *st);
     const char *path = name ? name : "<memory>";
@@ -216,6 +254,7 @@ int st_parse(SafeTensors *st, const uint8_t *buf, size_t len, const char *name, 
     } else if (data_len != 0) {
         rc = err_set(e, "no tensors but %llu bytes of data follow the header", (unsigned long long)data_len);
     }
+    if (rc == 0) rc = verify_digests(st, e);
 prefixed:
     if (rc) err_prefix(e, "%s: ", st->path);
 done:
@@ -331,17 +370,39 @@ static void encode(uint8_t *dst, const StWriteTensor *t, int64_t n) {
     }
 }
 
-int st_write(const char *path, const StWriteTensor *tensors, int n, const char *const *meta_kv, int n_meta, Err *e) {
-    cJSON *root = cJSON_CreateObject();
-    if (n_meta > 0) {
-        cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
-        for (int i = 0; i < n_meta; i++) cJSON_AddStringToObject(meta, meta_kv[2 * i], meta_kv[2 * i + 1]);
+/* The bytes a tensor is written as, in chunks of at most CHUNK elements, to fn. */
+enum { CHUNK = 1 << 16 };
+static void encode_chunks(const StWriteTensor *t, int64_t numel, void (*fn)(void *user, const void *p, size_t n), void *user) {
+    const size_t es = st_dtype_size(t->dtype);
+    if (t->raw || t->dtype == ST_F32) { /* already the bytes (little-endian floats are memory order) */
+        fn(user, t->raw ? t->raw : (const void *)t->f32, (size_t)numel * es);
+        return;
     }
+    uint8_t *tmp = xmalloc((size_t)CHUNK * es);
+    for (int64_t at = 0; at < numel; at += CHUNK) {
+        const int64_t k = numel - at < CHUNK ? numel - at : CHUNK;
+        StWriteTensor part = *t;
+        part.f32 = t->f32 + at;
+        encode(tmp, &part, k);
+        fn(user, tmp, (size_t)k * es);
+    }
+    free(tmp);
+}
+
+static void hash_chunk(void *user, const void *p, size_t n) { XXH3_128bits_update(user, p, n); }
+static void write_chunk(void *user, const void *p, size_t n) { atomic_write(user, p, n); }
+
+int st_write(const char *path, const StWriteTensor *tensors, int n, const char *const *meta_kv, int n_meta, Err *e) {
+    cJSON *root = cJSON_CreateObject(), *digests = cJSON_CreateObject();
+    XXH3_state_t *hs = XXH3_createState();
+    cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
+    for (int i = 0; i < n_meta; i++) /* digests are ours to write: a copied old set would be wrong */
+        if (strncmp(meta_kv[2 * i], "forget.digest", 13) != 0) cJSON_AddStringToObject(meta, meta_kv[2 * i], meta_kv[2 * i + 1]);
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         const StWriteTensor *t = &tensors[i];
         if (!t->raw && t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
-            cJSON_Delete(root);
+            cJSON_Delete(root), cJSON_Delete(digests), XXH3_freeState(hs);
             return err_set(e, "%s: tensor '%s': cannot convert float32 to %s", path, t->name, st_dtype_name(t->dtype));
         }
         int64_t numel = 1;
@@ -356,7 +417,19 @@ int st_write(const char *path, const StWriteTensor *tensors, int n, const char *
         cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
         cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + bytes)));
         off += bytes;
+        XXH3_128bits_reset(hs);
+        encode_chunks(t, numel, hash_chunk, hs);
+        XXH128_hash_t h = XXH3_128bits_digest(hs);
+        char hex[33];
+        snprintf(hex, sizeof hex, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
+        cJSON_AddStringToObject(digests, t->name, hex);
     }
+    XXH3_freeState(hs);
+    char *dj = cJSON_PrintUnformatted(digests);
+    cJSON_Delete(digests);
+    cJSON_AddStringToObject(meta, "forget.digest", "xxh3-128");
+    cJSON_AddStringToObject(meta, ST_DIGEST_KEY, dj);
+    free(dj);
     char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     size_t jl = strlen(json), padded = (jl + 7) & ~(size_t)7;
@@ -375,11 +448,7 @@ int st_write(const char *path, const StWriteTensor *tensors, int n, const char *
     for (int i = 0; i < n; i++) {
         int64_t numel = 1;
         for (int d = 0; d < tensors[i].ndim; d++) numel *= tensors[i].shape[d];
-        size_t bytes = (size_t)numel * st_dtype_size(tensors[i].dtype);
-        uint8_t *tmp = xmalloc(bytes);
-        encode(tmp, &tensors[i], numel);
-        atomic_write(&af, tmp, bytes);
-        free(tmp);
+        encode_chunks(&tensors[i], numel, write_chunk, &af);
     }
     return atomic_commit(&af, e);
 }

@@ -42,7 +42,13 @@ const char *st_dtype_name(StDtype d);
 size_t st_dtype_size(StDtype d);
 int st_dtype_parse(const char *s, StDtype *out);
 
+/* Every file forget writes carries a digest (XXH3-128) of each tensor's bytes in its metadata
+ * ("forget.digest": "xxh3-128", "forget.digests": a JSON object name -> 32 hex digits). Opening
+ * or parsing a file that has them checks them all and names the first tensor whose bytes differ;
+ * files without them (written by other tools) are accepted. *verified tells which it was. */
+#define ST_DIGEST_KEY "forget.digests"
 int st_open(SafeTensors *st, const char *path, Err *e);
+int st_has_digests(const SafeTensors *st);
 /* Parses a file already in memory (the buffer must outlive st); used by the fuzzer. */
 int st_parse(SafeTensors *st, const uint8_t *buf, size_t len, const char *name, Err *e);
 void st_close(SafeTensors *st);
