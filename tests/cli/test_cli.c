@@ -5,35 +5,8 @@
 #include <sys/wait.h>
 
 #include "models/clip.h"
+#include "cli/cli_run.h"
 #include "test.h"
-
-static const char *bin(void) {
-    const char *b = getenv("FORGET_BIN");
-    return b && *b ? b : "bin/forget";
-}
-
-/* Runs `forget ARGS` through the shell; returns the exit code, output in *out (malloc'd). */
-static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int run(char **out, const char *fmt, ...) {
-    char args[4096], cmd[4200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin(), args);
-    FILE *p = popen(cmd, "r");
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap);
-    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += got;
-        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    int st = pclose(p);
-    if (out) *out = buf;
-    else free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 TEST(cli_help_for_every_command) {
     static const char *cmds[] = {"tokenize", "embed", "preprocess", "classify", "info", "convert", "init", "bench", "train", "eval", "zoo", "serve", "blackbox", "experiment", "debias"};
