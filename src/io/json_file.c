@@ -72,11 +72,6 @@ cJSON *json_parse_strict(const char *buf, size_t len, char *msg, size_t msz) {
         snprintf(msg, msz, "the body is empty: expected a JSON object");
         return NULL;
     }
-    const gchar *bad_utf8 = NULL;
-    if (!g_utf8_validate_len(buf, len, &bad_utf8)) {
-        snprintf(msg, msz, "byte %zu: not valid UTF-8 (JSON text is UTF-8)", (size_t)(bad_utf8 - buf));
-        return NULL;
-    }
     int in_string = 0;
     for (size_t i = 0; i < len; i++) {
         const unsigned char c = (unsigned char)buf[i];
@@ -100,6 +95,11 @@ cJSON *json_parse_strict(const char *buf, size_t len, char *msg, size_t msz) {
             snprintf(msg, msz, "byte %zu: control character 0x%02x outside a string", i, c);
             return NULL;
         }
+    }
+    const gchar *bad_utf8 = NULL; /* after the scan: GLib also stops at a NUL, with a vaguer message */
+    if (!g_utf8_validate_len(buf, len, &bad_utf8)) {
+        snprintf(msg, msz, "byte %zu: not valid UTF-8 (JSON text is UTF-8)", (size_t)(bad_utf8 - buf));
+        return NULL;
     }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
