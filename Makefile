@@ -32,7 +32,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 DEPS_OK  := build/.deps-ok
 
-.PHONY: all test unit bench demo fuzz clean deps
+.PHONY: all test unit bench bench-load demo fuzz clean deps
 all: $(BIN)/forget
 
 deps: $(DEPS_OK)
@@ -77,6 +77,10 @@ unit: $(BIN)/forget-tests $(BIN)/forget
 
 bench: $(BIN)/forget
 	@bash bench/run.sh $(BIN)/forget
+
+# The server's full load test: 10,000 requests from 8 clients, a quarter bad (the suite sends 2,000).
+bench-load: $(BIN)/forget-tests
+	FORGET_LOAD_REQUESTS=10000 ./$(BIN)/forget-tests server_load_test
 
 # The main job: black-box forgetting of 4 Fashion-MNIST classes through the API (scripts/demo.sh).
 demo: $(BIN)/forget

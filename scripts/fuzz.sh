@@ -19,7 +19,7 @@ done
 clang -c src/io/embedded_data.S -Wa,-I. -o "$OUT/obj/embedded_data.o" || exit 1
 objs+=("$OUT/obj/embedded_data.o")
 status=0
-for t in ${FUZZ_TARGETS:-safetensors tokenizer image request}; do
+for t in ${FUZZ_TARGETS:-safetensors tokenizer image request reply http}; do
   clang $CFLAGS -fsanitize=fuzzer "fuzz/fuzz_$t.c" "${objs[@]}" -o "$OUT/fuzz_$t" $LIBS || exit 1
   mkdir -p "$OUT/corpus_$t"
   log="$OUT/fuzz_$t.log"
