@@ -23,7 +23,9 @@ static inline float fast_expf(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    const int32_t bits = ((int32_t)n + 127) << 23;
+    /* a NaN input stays NaN through p; n must not be converted to an integer then (undefined) */
+    const float nn = n == n ? n : 0.0f;
+    const uint32_t bits = (uint32_t)((int32_t)nn + 127) << 23;
     float scale;
     memcpy(&scale, &bits, 4);
     return p * scale;
