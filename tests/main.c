@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/err.h"
 #include "core/threads.h"
 #include "test.h"
 
@@ -107,6 +108,17 @@ void *read_ref(const char *relpath, size_t *len) {
 
 static char scratch[256];
 const char *scratch_dir(void) { return scratch; }
+
+char *deep_scratch_dir(size_t min_len) {
+    char *p = xstrdup(scratch);
+    while (strlen(p) < min_len) {
+        char *q = xasprintf("%s/%s", p, "dddddddddddddddddddddddddddddddddddddddddddddddddd");
+        free(p);
+        p = q;
+        mkdir(p, 0700);
+    }
+    return p;
+}
 
 int main(int argc, char **argv) {
     threads_set(0);

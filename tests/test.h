@@ -49,5 +49,8 @@ const char *ref_dir(void);
 void *read_whole(const char *path, size_t *len);
 void *read_ref(const char *relpath, size_t *len);
 const char *scratch_dir(void);
+/* A directory under the scratch directory whose path is at least min_len characters, made of
+ * components of 50 letters (malloc'd): for tests of long paths. */
+char *deep_scratch_dir(size_t min_len);
 
 #endif

@@ -174,7 +174,7 @@ int dataset_load_folder(Dataset *d, const char *root, int size, Err *e) {
             image_free(&im);
         }
         for (int i = 0; i < nf; i++) free(files[i]);
-        free(files);
+        free(files), free(dir);
     }
     if (rc == 0 && d->n == 0) rc = err_set(e, "%s: no images in the class folders", root);
     if (rc) dataset_free(d);

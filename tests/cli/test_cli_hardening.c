@@ -51,13 +51,7 @@ TEST(cli_hardening_fifo_model_and_image_do_not_hang) {
 }
 
 TEST(cli_hardening_train_out_with_a_1023_character_path_keeps_the_model) {
-    char *dir = xasprintf("%s", scratch_dir());
-    while (strlen(dir) < 900) {
-        char *d = xasprintf("%s/%s", dir, "pppppppppppppppppppppppppppppppppppppppppppppppppppppppppp");
-        free(dir);
-        dir = d;
-        mkdir(dir, 0700);
-    }
+    char *dir = deep_scratch_dir(900);
     const size_t pad = 1023 - strlen(dir) - 1 - strlen(".safetensors");
     char *name = xmalloc(pad + 1);
     memset(name, 'm', pad), name[pad] = 0;

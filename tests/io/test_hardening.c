@@ -115,13 +115,7 @@ TEST(hardening_writes_refuse_devices_keep_modes_follow_symlinks) {
 TEST(hardening_long_paths_are_written_where_asked) {
     /* 1,023 characters, components under NAME_MAX: before, a 1,024-byte buffer cut the
      * checkpoint's path to --out itself and the cleanup deleted the model */
-    char *p = xasprintf("%s", scratch_dir());
-    while (strlen(p) < 900) {
-        char *q = xasprintf("%s/%s", p, "dddddddddddddddddddddddddddddddddddddddddddddddddd");
-        free(p);
-        p = q;
-        mkdir(p, 0700);
-    }
+    char *p = deep_scratch_dir(900);
     const size_t pad = 1023 - strlen(p) - 1;
     char *name = xmalloc(pad + 1);
     memset(name, 'f', pad), name[pad] = 0;

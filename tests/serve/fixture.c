@@ -1,6 +1,9 @@
 #include "serve/fixture.h"
 
+#include <curl/curl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "test.h"
 
@@ -24,4 +27,30 @@ BbServer *tiny_server(ServerOpts o, char *url, size_t cap) {
     if (!s) test_fail(__FILE__, __LINE__, "%s", e.msg);
     else if (url) snprintf(url, cap, "http://127.0.0.1:%d", bb_server_port(s));
     return s;
+}
+
+size_t reply_collect(char *p, size_t a, size_t b, void *user) {
+    ReplyBuf *g = user;
+    g->buf = xrealloc(g->buf, g->len + a * b + 1);
+    memcpy(g->buf + g->len, p, a * b);
+    g->len += a * b;
+    g->buf[g->len] = 0;
+    return a * b;
+}
+
+long http_post(const char *url, const char *body, size_t len, char **reply) {
+    CURL *h = curl_easy_init();
+    ReplyBuf g = {0};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, reply_collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &g);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    long status = 0;
+    if (curl_easy_perform(h) == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    if (reply) *reply = g.buf;
+    else free(g.buf);
+    return status;
 }

@@ -18,4 +18,13 @@ const char *tiny_model_path(char *buf, size_t cap);
  * tokenizer and Fashion-MNIST's test split. Nonzero with e set on failure. */
 int tiny_in_process(ClipModel *m, Tokenizer *t, Dataset *d, Err *e);
 
+/* A reply body collected by libcurl (CURLOPT_WRITEFUNCTION reply_collect, WRITEDATA &ReplyBuf). */
+typedef struct {
+    char *buf;
+    size_t len;
+} ReplyBuf;
+size_t reply_collect(char *p, size_t a, size_t b, void *user);
+/* POST len bytes of body to url: the status (0 when no reply), the body in *reply (malloc'd) when set. */
+long http_post(const char *url, const char *body, size_t len, char **reply);
+
 #endif

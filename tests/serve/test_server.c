@@ -62,24 +62,12 @@ static size_t sink(char *p, size_t a, size_t b, void *u) {
     (void)p, (void)u;
     return a * b;
 }
-typedef struct {
-    char *buf;
-    size_t len;
-} Reply;
-static size_t keep(char *p, size_t a, size_t b, void *u) {
-    Reply *r = u;
-    r->buf = xrealloc(r->buf, r->len + a * b + 1);
-    memcpy(r->buf + r->len, p, a * b);
-    r->len += a * b;
-    r->buf[r->len] = 0;
-    return a * b;
-}
 /* Status and (when out is set) the reply body, malloc'd. */
 static long raw_reply(const char *url, const char *body, char **out) {
     CURL *h = curl_easy_init();
-    Reply r = {0};
+    ReplyBuf r = {0};
     curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, reply_collect);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     long status = 0;

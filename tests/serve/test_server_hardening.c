@@ -20,37 +20,7 @@
 #include "serve/server.h"
 #include "test.h"
 
-typedef struct {
-    char *buf;
-    size_t len;
-} Got;
-
-static size_t keep(char *p, size_t a, size_t b, void *u) {
-    Got *g = u;
-    g->buf = xrealloc(g->buf, g->len + a * b + 1);
-    memcpy(g->buf + g->len, p, a * b);
-    g->len += a * b;
-    g->buf[g->len] = 0;
-    return a * b;
-}
-
-/* POST body (len bytes) to url; the status, and the reply in *reply (malloc'd) when set. */
-static long post(const char *url, const char *body, size_t len, char **reply) {
-    CURL *h = curl_easy_init();
-    Got g = {0};
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &g);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    long status = 0;
-    if (curl_easy_perform(h) == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(h);
-    if (reply) *reply = g.buf;
-    else free(g.buf);
-    return status;
-}
+static long post(const char *url, const char *body, size_t len, char **reply) { return http_post(url, body, len, reply); }
 
 static long post_str(const char *url, const char *body, char **reply) { return post(url, body, strlen(body), reply); }
 

@@ -24,20 +24,6 @@ typedef struct {
     long good_ok, bad_4xx, wrong;
 } Loader;
 
-typedef struct {
-    char *buf;
-    size_t len;
-} Got;
-
-static size_t keep(char *p, size_t a, size_t b, void *u) {
-    Got *g = u;
-    g->buf = xrealloc(g->buf, g->len + a * b + 1);
-    memcpy(g->buf + g->len, p, a * b);
-    g->len += a * b;
-    g->buf[g->len] = 0;
-    return a * b;
-}
-
 enum { KINDS = 9 };
 
 /* Request r's body (bad ones cycle through the kinds) into body; *len = -1 for a C string. */
@@ -69,7 +55,7 @@ static void *load(void *arg) {
     Loader *w = arg;
     CURL *h = curl_easy_init();
     char body[256];
-    Got g = {0};
+    ReplyBuf g = {0};
     for (int r = w->first; r < w->first + w->count; r++) {
         const int bad = r % 4 == 3;
         long len;
@@ -77,7 +63,7 @@ static void *load(void *arg) {
         curl_easy_reset(h);
         g.len = 0;
         curl_easy_setopt(h, CURLOPT_URL, w->url);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, reply_collect);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &g);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, send);
