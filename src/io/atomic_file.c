@@ -59,18 +59,6 @@ int atomic_check_target(const char *path, Err *e) {
     return t ? 0 : -1;
 }
 
-/* dir and base name of path (malloc'd). */
-static void split_path(const char *path, char **dir, char **base) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) {
-        *dir = xstrdup(".");
-        *base = xstrdup(path);
-    } else {
-        *dir = slash == path ? xstrdup("/") : xasprintf("%.*s", (int)(slash - path), path);
-        *base = xstrdup(slash + 1);
-    }
-}
-
 /* Is name (the part after "BASE.tmp.") a temporary whose writer is gone? */
 static int stale_suffix(const char *dir, const char *full_name, const char *suffix) {
     const char *dot = strchr(suffix, '.');
@@ -90,9 +78,8 @@ static int stale_suffix(const char *dir, const char *full_name, const char *suff
 }
 
 int atomic_clean_stale(const char *path) {
-    char *dir, *base;
-    split_path(path, &dir, &base);
-    char *prefix = xasprintf("%s.tmp.", base);
+    const char *slash = strrchr(path, '/');
+    char *dir = path_dirname(path), *prefix = xasprintf("%s.tmp.", slash ? slash + 1 : path);
     const size_t pl = strlen(prefix);
     int removed = 0;
     DIR *d = opendir(dir);
@@ -103,7 +90,7 @@ int atomic_clean_stale(const char *path) {
         free(p);
     }
     if (d) closedir(d);
-    free(prefix), free(dir), free(base);
+    free(prefix), free(dir);
     return removed;
 }
 
@@ -161,14 +148,13 @@ void atomic_abort(AtomicFile *af) {
 
 /* The rename is durable once the directory holding it is synced. */
 static void sync_dir_of(const char *path) {
-    char *dir, *base;
-    split_path(path, &dir, &base);
+    char *dir = path_dirname(path);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
         (void)fsync(fd);
         close(fd);
     }
-    free(dir), free(base);
+    free(dir);
 }
 
 int atomic_commit(AtomicFile *af, Err *e) {

@@ -63,15 +63,9 @@ int read_file(const char *path, size_t max_bytes, char **buf, size_t *len, Err *
     size_t cap = (size_t)sb.st_size + 1, n = 0;
     char *b = xmalloc(cap);
     for (;;) { /* the file may change size while it is read: read to EOF within the limit */
-        if (n + 1 == cap) {
-            if (cap > max_bytes) {
-                free(b);
-                close(fd);
-                return err_set(e, "%s: grew past the %zu-byte limit while being read", path, max_bytes);
-            }
-            b = xrealloc(b, cap *= 2);
-        }
-        ssize_t got = read(fd, b + n, cap - 1 - n);
+        char probe;
+        const int full = n + 1 == cap; /* the size fstat gave is read: one byte more tells EOF */
+        ssize_t got = full ? read(fd, &probe, 1) : read(fd, b + n, cap - 1 - n);
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) {
             int er = errno;
@@ -80,6 +74,15 @@ int read_file(const char *path, size_t max_bytes, char **buf, size_t *len, Err *
             return err_set(e, "%s: read failed at byte %zu: %s", path, n, strerror(er));
         }
         if (got == 0) break;
+        if (full) {
+            if (n + 1 > max_bytes) {
+                free(b);
+                close(fd);
+                return err_set(e, "%s: grew past the %zu-byte limit while being read", path, max_bytes);
+            }
+            b = xrealloc(b, cap *= 2);
+            b[n] = probe;
+        }
         n += (size_t)got;
     }
     close(fd);

@@ -137,8 +137,7 @@ static int parse_metadata(SafeTensors *st, const cJSON *meta, Err *e) {
     return 0;
 }
 
-static void digest_hex(const void *data, size_t n, char out[33]) {
-    XXH128_hash_t h = XXH3_128bits(data, n);
+static void hash_hex(XXH128_hash_t h, char out[33]) {
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
 }
 
@@ -161,7 +160,7 @@ static int verify_digests(const SafeTensors *st, Err *e) {
             rc = err_set(e, "tensor '%s' has no digest in \"%s\" (added after the file was written?)", t->name, ST_DIGEST_KEY);
             break;
         }
-        digest_hex(t->data, (size_t)(t->end - t->begin), got);
+        hash_hex(XXH3_128bits(t->data, (size_t)(t->end - t->begin)), got);
         if (strcmp(got, want->valuestring) != 0)
             rc = err_set(e, "tensor '%s' is damaged: its %llu bytes at file bytes %llu..%llu do not match the digest written "
                             "with them", t->name, (unsigned long long)(t->end - t->begin),
@@ -419,9 +418,8 @@ int st_write(const char *path, const StWriteTensor *tensors, int n, const char *
         off += bytes;
         XXH3_128bits_reset(hs);
         encode_chunks(t, numel, hash_chunk, hs);
-        XXH128_hash_t h = XXH3_128bits_digest(hs);
         char hex[33];
-        snprintf(hex, sizeof hex, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
+        hash_hex(XXH3_128bits_digest(hs), hex);
         cJSON_AddStringToObject(digests, t->name, hex);
     }
     XXH3_freeState(hs);

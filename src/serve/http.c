@@ -125,18 +125,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         const char *k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
         if (!k || strcmp(k, h->o.api_key) != 0) return fail(h, c, 401, "missing or wrong X-API-Key");
     }
-    const HttpRoute *route = NULL;
-    int path_known = 0;
+    const HttpRoute *route = NULL, *same_path = NULL; /* the route, or one of the path's for a 405 */
     for (int i = 0; i < h->n_routes && !route; i++)
         if (strcmp(url, h->routes[i].path) == 0) {
-            path_known = 1;
+            if (!same_path) same_path = &h->routes[i];
             if (strcmp(method, h->routes[i].method) == 0) route = &h->routes[i];
         }
-    if (!path_known) return fail(h, c, 404, "no such endpoint: %.200s", url);
-    if (!route) {
-        for (int i = 0; i < h->n_routes; i++)
-            if (strcmp(url, h->routes[i].path) == 0) return fail(h, c, 405, "%s takes %s", url, h->routes[i].method);
-    }
+    if (!same_path) return fail(h, c, 404, "no such endpoint: %.200s", url);
+    if (!route) return fail(h, c, 405, "%s takes %s", url, same_path->method);
     if (body->too_big) return fail(h, c, 413, "request body over %ld bytes", h->o.max_body);
     unsigned status = 500;
     char *text = route->fn(h->ctx, body->buf ? body->buf : "", body->len, &status);

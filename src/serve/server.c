@@ -228,14 +228,16 @@ static const char *parse_request(BbServer *s, cJSON *req, Request *r, unsigned *
  * under the model lock: a waiting request gets its turn between two slices. */
 static int encode_prompts(BbServer *s, const Request *r, float *tf, Err *e) {
     const int ctx = s->m.cfg.context, E = s->m.cfg.embed_dim, W = s->m.cfg.t_width, n = r->S * r->K;
+    enum { MAX_SLICE_PROMPTS = 256 };
     const double budget = s->o.max_slice_gflop * 1e9;
-    float *cx = r->ctx ? xalloc_floats((size_t)n * r->m * W) : NULL;
+    float *cx = r->ctx ? xalloc_floats((size_t)MAX_SLICE_PROMPTS * r->m * W) : NULL;
     int rc = 0;
     for (int b0 = 0; b0 < n && rc == 0;) {
         int nb = 0;
-        double work = 0;
-        while (b0 + nb < n && nb < 256 && (nb == 0 || work + clip_text_flops(&s->m.cfg, r->tok_len[b0 + nb]) <= budget))
-            work += clip_text_flops(&s->m.cfg, r->tok_len[b0 + nb]), nb++;
+        for (double work = 0; b0 + nb < n && nb < MAX_SLICE_PROMPTS; nb++) {
+            work += clip_text_flops(&s->m.cfg, r->tok_len[b0 + nb]);
+            if (nb > 0 && work > budget) break; /* a slice holds at least one prompt */
+        }
         const int32_t *ids = r->tok + (size_t)b0 * ctx;
         fair_lock(&s->model_lock);
         if (r->ctx) { /* each prompt's set's context, in its slots */
@@ -337,8 +339,9 @@ static void add_answer(const BbServer *s, cJSON *obj, const float *logits, int N
  * in its arenas otherwise, and the server's footprint would stay at its largest request's). */
 enum { TRIM_ABOVE_BYTES = 64 << 20 };
 
-/* The work of one /v1/classify request. Fills out or returns an error message. */
-static const char *classify(BbServer *s, cJSON *req, cJSON **out, unsigned *status, char *msg, size_t msz) {
+/* The work of one /v1/classify request. Fills out (and *bytes, the size of its buffers) or returns
+ * an error message. */
+static const char *classify(BbServer *s, cJSON *req, cJSON **out, size_t *bytes, unsigned *status, char *msg, size_t msz) {
     Request r;
     const char *err = parse_request(s, req, &r, status, msg, msz);
     if (err) {
@@ -346,7 +349,7 @@ static const char *classify(BbServer *s, cJSON *req, cJSON **out, unsigned *stat
         return err;
     }
     const int E = s->m.cfg.embed_dim, S = r.S, K = r.K, N = r.N, batched = r.batched;
-    const size_t bytes = sizeof(float) * ((size_t)S * K * E + (size_t)N * E + (size_t)S * N * K) +
+    *bytes = sizeof(float) * ((size_t)S * K * E + (size_t)N * E + (size_t)S * N * K) +
                          (r.pixels ? sizeof(float) * (size_t)N * 3 * s->m.cfg.image_res * s->m.cfg.image_res : 0);
     float *tf = xalloc_floats((size_t)S * K * E), *imf = xalloc_floats((size_t)N * E);
     float *logits = xalloc_floats((size_t)S * N * K);
@@ -389,7 +392,6 @@ static const char *classify(BbServer *s, cJSON *req, cJSON **out, unsigned *stat
         add_answer(s, j, logits, N, K);
     }
     free(logits);
-    if (bytes > TRIM_ABOVE_BYTES) malloc_trim(0);
     *out = j;
     *status = 200;
     return NULL;
@@ -398,14 +400,14 @@ static const char *classify(BbServer *s, cJSON *req, cJSON **out, unsigned *stat
 char *bb_server_classify_json(BbServer *s, const char *body, size_t len, unsigned *status) {
     char msg[512];
     cJSON *req = json_parse_strict(body, len, msg, sizeof msg), *out = NULL;
-    const char *err = req ? classify(s, req, &out, status, msg, sizeof msg) : msg;
+    size_t bytes = 0;
+    const char *err = req ? classify(s, req, &out, &bytes, status, msg, sizeof msg) : msg;
     if (!req) *status = 400;
     cJSON_Delete(req);
     if (err) return http_error_json(err);
     char *text = cJSON_PrintUnformatted(out);
-    const size_t n = strlen(text);
-    cJSON_Delete(out);
-    if (n > TRIM_ABOVE_BYTES / 4) malloc_trim(0);
+    cJSON_Delete(out); /* the reply's tree is the request's largest allocation: trim after it is gone */
+    if (bytes > TRIM_ABOVE_BYTES || strlen(text) > TRIM_ABOVE_BYTES / 4) malloc_trim(0);
     return text;
 }
 

@@ -20,9 +20,7 @@
 #include "serve/server.h"
 #include "test.h"
 
-static long post(const char *url, const char *body, size_t len, char **reply) { return http_post(url, body, len, reply); }
-
-static long post_str(const char *url, const char *body, char **reply) { return post(url, body, strlen(body), reply); }
+static long post_str(const char *url, const char *body, char **reply) { return http_post(url, body, strlen(body), reply); }
 
 TEST(server_hardening_strict_json_and_reply_shape) {
     char base[64], url[96];
@@ -37,7 +35,7 @@ TEST(server_hardening_strict_json_and_reply_shape) {
     CHECK_INT(post_str(url, "{\"prompts\":[\"a\",\"b\"],\"images\":[1]}  \n", NULL), 200); /* white space is fine */
     /* a raw NUL inside a string: before, 200 with the prompt silently cut */
     const char nul[] = "{\"prompts\":[\"a\0b\",\"c\"],\"images\":[1]}";
-    CHECK_INT(post(url, nul, sizeof nul - 1, &r), 400);
+    CHECK_INT(http_post(url, nul, sizeof nul - 1, &r), 400);
     CHECK_MSG(r && strstr(r, "byte 14: raw control character 0x00 inside a string"), "got: %s", r);
     free(r);
     CHECK_INT(post_str(url, "{\"prompts\":[\"a\\u0000b\",\"c\"],\"images\":[1]}", NULL), 400);
