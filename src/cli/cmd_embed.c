@@ -14,7 +14,7 @@ static int run(int argc, char **argv);
 const Command cmd_embed = {
     "embed", "CLIP features of texts or images",
     "usage: forget embed --model FILE (--text TEXT... | --image PATH... | --pixels FILE.f32 --shape N,3,H,W)\n"
-    "                    [--out FILE.f32] [--debias FILE] [--json] [--gelu] [--threads N]\n"
+    "                    [--out FILE.f32] [--debias FILE] [--json] [--gelu] [--check] [--threads N]\n"
     "\n"
     "Prints the unnormalised encode_text / encode_image features, one row per input.\n"
     "With --out the rows are written as raw little-endian float32 (N x embed_dim);\n"
@@ -62,7 +62,7 @@ static int read_pixels(const char *path, const char *shape, int R, float **px, i
 static int run(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *pixels = NULL, *shape = NULL, *debias = NULL, *tpl = "{}";
     const char **texts = NULL, **images = NULL;
-    int n_text = 0, n_image = 0, json = 0, gelu = 0, done = 0, bad = 0;
+    int n_text = 0, n_image = 0, json = 0, gelu = 0, done = 0, bad = 0, check = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_common(&cmd_embed, argc, argv, &i, &done, &bad)) {
@@ -86,6 +86,8 @@ static int run(int argc, char **argv) {
             n_image = collect(argc, argv, &i, &images);
         } else if (strcmp(a, "--json") == 0) {
             json = 1;
+        } else if (strcmp(a, "--check") == 0) {
+            check = 1; /* every weight verified finite at load */
         } else if (strcmp(a, "--gelu") == 0) {
             gelu = 1;
         } else {
@@ -97,7 +99,7 @@ static int run(int argc, char **argv) {
         return cli_error("embed", EXIT_USAGE, "give exactly one of --text, --image, --pixels (with at least one input)");
     if (pixels && !shape) return cli_error("embed", EXIT_USAGE, "--pixels needs --shape N,3,H,W");
     ClipModel m;
-    if (cli_load_model("embed", model, &m, gelu ? ACT_GELU : -1)) return EXIT_WORK;
+    if (cli_load_model_checked("embed", model, &m, gelu ? ACT_GELU : -1, check)) return EXIT_WORK;
     const int E = m.cfg.embed_dim;
     int n = n_text ? n_text : n_image;
     float *feat = NULL, *px = NULL;

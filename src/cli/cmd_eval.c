@@ -10,7 +10,7 @@ static int run(int argc, char **argv);
 const Command cmd_eval = {
     "eval", "zero-shot accuracy of a model on a data set",
     "usage: forget eval zeroshot --model FILE --dataset fmnist:test|fmnist-domains:test\n"
-    "                            [--template \"a photo of a {}.\"] [--samples N] [--data-dir DIR] [--json]\n"
+    "                            [--template \"a photo of a {}.\"] [--samples N] [--data-dir DIR] [--check] [--json]\n"
     "\n"
     "Classifies every image (or N evenly spaced ones) by its most similar class-name\n"
     "prompt, as CLIP zero-shot does, and reports top-1 and top-5 (per domain where the\n"
@@ -28,7 +28,7 @@ static int run(int argc, char **argv) {
     }
     const char *model = NULL, *dataset = NULL, *tpl = NULL, *dir = NULL;
     long samples = 0;
-    int json = 0, done = 0, bad = 0;
+    int json = 0, done = 0, bad = 0, check = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (cli_common(&cmd_eval, argc, argv, &i, &done, &bad)) {
@@ -36,6 +36,8 @@ static int run(int argc, char **argv) {
             if (bad) return EXIT_USAGE;
         } else if (strcmp(a, "--json") == 0) {
             json = 1;
+        } else if (strcmp(a, "--check") == 0) {
+            check = 1; /* every weight verified finite at load */
         } else if (strcmp(a, "--model") == 0) {
             if (!(model = cli_value("eval", argc, argv, &i))) return EXIT_USAGE;
         } else if (strcmp(a, "--dataset") == 0) {
@@ -53,7 +55,7 @@ static int run(int argc, char **argv) {
     }
     if (!model || !dataset) return cli_error("eval", EXIT_USAGE, "--model and --dataset are required");
     ClipModel m;
-    if (cli_load_model("eval", model, &m, -1)) return EXIT_WORK;
+    if (cli_load_model_checked("eval", model, &m, -1, check)) return EXIT_WORK;
     Dataset d;
     Tokenizer t;
     Err e = {{0}};

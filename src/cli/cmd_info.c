@@ -8,7 +8,7 @@ static int run(int argc, char **argv);
 
 const Command cmd_info = {
     "info", "architecture, parameter count, dtype and layout of a checkpoint",
-    "usage: forget info --model FILE [--json]\n"
+    "usage: forget info --model FILE [--check] [--json]\n"
     "\n"
     "Loads a CLIP safetensors checkpoint (OpenAI/open_clip or Hugging Face key layout)\n"
     "and prints what was inferred from its tensor shapes and __metadata__.\n",
@@ -17,7 +17,7 @@ const Command cmd_info = {
 static int run(int argc, char **argv) {
     int json_failed = 0;
     const char *model = NULL;
-    int json = 0, done = 0, bad = 0;
+    int json = 0, done = 0, bad = 0, check = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_common(&cmd_info, argc, argv, &i, &done, &bad)) {
             if (done) return 0;
@@ -26,13 +26,15 @@ static int run(int argc, char **argv) {
             if (!(model = cli_value("info", argc, argv, &i))) return EXIT_USAGE;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = 1;
+        } else if (strcmp(argv[i], "--check") == 0) {
+            check = 1; /* every weight verified finite at load */
         } else {
             return cli_error("info", EXIT_USAGE, "unknown argument %s (forget help info)", argv[i]);
         }
     }
     if (!model) return cli_error("info", EXIT_USAGE, "--model FILE is required");
     ClipModel m;
-    if (cli_load_model("info", model, &m, -1)) return EXIT_WORK;
+    if (cli_load_model_checked("info", model, &m, -1, check)) return EXIT_WORK;
     const ClipConfig *c = &m.cfg;
     long pv = clip_param_count(c, 1, 0), pt = clip_param_count(c, 0, 1);
     const char *layout = m.layout == LAYOUT_OPENAI ? "openai" : "hf";

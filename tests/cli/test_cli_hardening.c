@@ -8,6 +8,7 @@
 
 #include "cli/cli_run.h"
 #include "models/clip.h"
+#include "serve/fixture.h"
 #include "test.h"
 
 TEST(cli_hardening_nan_weights_are_named_not_printed) {
@@ -27,6 +28,16 @@ TEST(cli_hardening_nan_weights_are_named_not_printed) {
     free(o);
     CHECK_INT(run(&o, "classify --check --model %s --image %s/preprocess/rgb_50x37.png --labels a,b --json", path, ref_dir()), 1);
     CHECK_MSG(strstr(o, "holds NaN at element 0") && !strstr(o, "\"prob\""), "got: %s", o);
+    free(o);
+    static const char *checked[] = {"info --check --model %s", "eval zeroshot --check --samples 10 --dataset fmnist:test --model %s",
+                                     "embed --check --text x --model %s"};
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(run(&o, checked[i], path), 1);
+        CHECK_MSG(strstr(o, "holds NaN at element 0"), "%s: %s", checked[i], o);
+        free(o);
+    }
+    CHECK_INT(run(&o, "eval zeroshot --samples 10 --dataset fmnist:test --model %s", path), 1); /* before: 100 %% top-1 */
+    CHECK_MSG(strstr(o, "a logit is not finite: tensor '"), "got: %s", o);
     free(o);
     CHECK_INT(run(&o, "verify %s", path), 1);
     CHECK_MSG(strstr(o, "holds a NaN or an infinity"), "got: %s", o);
@@ -84,6 +95,21 @@ TEST(cli_hardening_api_key_from_file_or_environment) {
     CHECK_INT(run(&o, "blackbox --api http://127.0.0.1:9 --forget a --api-key-file %s", empty), 1);
     CHECK_MSG(strstr(o, "the first line is empty"), "got: %s", o);
     free(o);
+    /* end to end: a server that wants a key, the key given through the environment only */
+    BbServer *s = tiny_server((ServerOpts){.api_key = "sesame"}, NULL, 0);
+    if (s) {
+        const int port = bb_server_port(s);
+        const char *search = "blackbox --api http://127.0.0.1:%d --forget 0 --method random --budget 30 --shots 2 --vocab 50 --quiet";
+        char *cmd = xasprintf(search, port);
+        CHECK_INT(run(&o, "%s", cmd), 1);
+        CHECK_MSG(strstr(o, "HTTP 401"), "got: %s", o);
+        free(o);
+        setenv("FORGET_API_KEY", "sesame", 1);
+        CHECK_INT(run(&o, "%s", cmd), 0);
+        unsetenv("FORGET_API_KEY");
+        free(o), free(cmd);
+        bb_server_stop(s);
+    }
     CHECK_INT(run(&o, "serve --model x --dataset fmnist --api-key-file /nonexistent/key"), 1);
     CHECK_MSG(strstr(o, "--api-key-file: /nonexistent/key: cannot open"), "got: %s", o);
     free(o);
