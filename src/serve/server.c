@@ -224,22 +224,45 @@ static const char *parse_request(BbServer *s, cJSON *req, Request *r, unsigned *
     return NULL;
 }
 
-/* Text features [S*K, E] for the request's prompts, in slices of about max_slice_gflop, each
- * under the model lock: a waiting request gets its turn between two slices. */
-static int encode_prompts(BbServer *s, const Request *r, float *tf, Err *e) {
+/* A request's turns at the model: the lock is held for about max_slice_gflop of work, then given
+ * to whoever waits longest (FairLock) and taken again at the back of the queue. One turn can hold
+ * a small request's text and image work together, so it waits for the lock once, not per phase. */
+typedef struct {
+    int held;
+    double used; /* FLOPs done in this turn */
+} Turn;
+
+/* Holds the lock for work of about `next` FLOPs: yields first when this turn is spent (a turn always
+ * does some work). Returns the FLOPs still free in the turn, at least `next`. */
+static double turn_take(BbServer *s, Turn *t, double next) {
+    const double budget = s->o.max_slice_gflop * 1e9;
+    if (t->held && t->used > 0 && t->used + next > budget) fair_unlock(&s->model_lock), t->held = 0;
+    if (!t->held) fair_lock(&s->model_lock), t->held = 1, t->used = 0;
+    return budget - t->used > next ? budget - t->used : next;
+}
+
+static void turn_end(BbServer *s, Turn *t) {
+    if (t->held) fair_unlock(&s->model_lock);
+    t->held = 0;
+}
+
+/* Text features [S*K, E] for the request's prompts, in turns. */
+static int encode_prompts(BbServer *s, Turn *t, const Request *r, float *tf, Err *e) {
     const int ctx = s->m.cfg.context, E = s->m.cfg.embed_dim, W = s->m.cfg.t_width, n = r->S * r->K;
     enum { MAX_SLICE_PROMPTS = 256 };
-    const double budget = s->o.max_slice_gflop * 1e9;
     float *cx = r->ctx ? xalloc_floats((size_t)MAX_SLICE_PROMPTS * r->m * W) : NULL;
     int rc = 0;
     for (int b0 = 0; b0 < n && rc == 0;) {
+        const double room = turn_take(s, t, clip_text_flops(&s->m.cfg, r->tok_len[b0]));
         int nb = 0;
-        for (double work = 0; b0 + nb < n && nb < MAX_SLICE_PROMPTS; nb++) {
-            work += clip_text_flops(&s->m.cfg, r->tok_len[b0 + nb]);
-            if (nb > 0 && work > budget) break; /* a slice holds at least one prompt */
+        double work = 0;
+        for (; b0 + nb < n && nb < MAX_SLICE_PROMPTS; nb++) {
+            const double w = clip_text_flops(&s->m.cfg, r->tok_len[b0 + nb]);
+            if (nb > 0 && work + w > room) break; /* a slice holds at least one prompt */
+            work += w;
         }
+        t->used += work;
         const int32_t *ids = r->tok + (size_t)b0 * ctx;
-        fair_lock(&s->model_lock);
         if (r->ctx) { /* each prompt's set's context, in its slots */
             for (int i = 0; i < nb; i++)
                 memcpy(cx + (size_t)i * r->m * W, r->ctx + (size_t)((b0 + i) / r->K) * r->m * W, sizeof(float) * (size_t)r->m * W);
@@ -254,43 +277,54 @@ static int encode_prompts(BbServer *s, const Request *r, float *tf, Err *e) {
         } else {
             rc = clip_encode_text_cached(&s->m, &s->cache, ids, nb, tf + (size_t)b0 * E, e);
         }
-        fair_unlock(&s->model_lock);
         b0 += nb;
     }
     free(cx);
     return rc;
 }
 
-/* Image features [N, E]: split ids through the cache, uploaded images directly; sliced as above. */
-static int encode_images(BbServer *s, const Request *r, float *imf, Err *e) {
+/* Image features [N, E]: split ids through the cache, uploaded images directly; in turns. */
+static int encode_images(BbServer *s, Turn *t, const Request *r, float *imf, Err *e) {
     const int E = s->m.cfg.embed_dim, R = s->m.cfg.image_res, N = r->N;
-    const double per = clip_image_flops(&s->m.cfg);
-    int slice = (int)(s->o.max_slice_gflop * 1e9 / (per > 0 ? per : 1));
-    if (slice < 1) slice = 1;
-    if (slice > CLIP_ENCODE_BATCH) slice = CLIP_ENCODE_BATCH;
+    const double per = clip_image_flops(&s->m.cfg) > 0 ? clip_image_flops(&s->m.cfg) : 1;
     int rc = 0;
     if (r->pixels) {
-        for (int b = 0; b < N && rc == 0; b += slice) {
-            const int nb = N - b < slice ? N - b : slice;
-            fair_lock(&s->model_lock);
+        for (int b = 0; b < N && rc == 0;) {
+            int nb = (int)(turn_take(s, t, per) / per);
+            if (nb > CLIP_ENCODE_BATCH) nb = CLIP_ENCODE_BATCH;
+            if (nb > N - b) nb = N - b;
+            if (nb < 1) nb = 1;
+            t->used += nb * per;
             rc = clip_encode_image(&s->m, r->pixels + (size_t)b * 3 * R * R, nb, imf + (size_t)b * E, NULL, e);
-            fair_unlock(&s->model_lock);
+            b += nb;
         }
         return rc;
     }
-    int *todo = xmalloc(sizeof(int) * (size_t)slice);
-    float *px = xalloc_floats((size_t)slice * 3 * R * R), *f = xalloc_floats((size_t)slice * E);
+    int *todo = xmalloc(sizeof(int) * CLIP_ENCODE_BATCH);
+    float *px = xalloc_floats((size_t)CLIP_ENCODE_BATCH * 3 * R * R), *f = xalloc_floats((size_t)CLIP_ENCODE_BATCH * E);
+    const double budget = s->o.max_slice_gflop * 1e9;
+    int need_room = 0; /* the last window stopped at an uncached id its turn had no room for */
     for (int i0 = 0; i0 < N && rc == 0;) {
-        /* one turn: the next ids up to `slice` uncached ones, computed, cached and copied out
-         * before the lock is released (so no one ever sees a feature being computed) */
-        fair_lock(&s->model_lock);
+        /* cached ids cost nothing: the turn is given up only when an uncached one does not fit.
+         * The window's features are computed, cached and copied out within the turn (so no one
+         * ever sees a feature being computed). */
+        turn_take(s, t, need_room ? per : 0);
+        int room = (int)((budget - t->used) / per);
+        if (room < 1 && t->used == 0) room = 1; /* a fresh turn always does some work */
+        if (room > CLIP_ENCODE_BATCH) room = CLIP_ENCODE_BATCH;
         int nt = 0, i = i0;
-        for (; i < N && nt < slice; i++)
+        need_room = 0;
+        for (; i < N; i++)
             if (!s->have[r->ids[i]]) {
+                if (nt == room) {
+                    need_room = 1;
+                    break;
+                }
                 s->have[r->ids[i]] = 2; /* an id twice in the window is computed once */
                 todo[nt++] = r->ids[i];
             }
         if (nt > 0) {
+            t->used += nt * per;
             dataset_pixels(&s->ds, todo, nt, R, px, NULL, 0);
             rc = clip_encode_image(&s->m, px, nt, f, NULL, e);
             for (int k = 0; k < nt; k++) {
@@ -299,7 +333,6 @@ static int encode_images(BbServer *s, const Request *r, float *imf, Err *e) {
             }
         }
         for (int k = i0; k < i && rc == 0; k++) memcpy(imf + (size_t)k * E, s->feat + (size_t)r->ids[k] * E, sizeof(float) * (size_t)E);
-        fair_unlock(&s->model_lock);
         i0 = i;
     }
     free(todo), free(px), free(f);
@@ -354,8 +387,10 @@ static const char *classify(BbServer *s, cJSON *req, cJSON **out, size_t *bytes,
     float *tf = xalloc_floats((size_t)S * K * E), *imf = xalloc_floats((size_t)N * E);
     float *logits = xalloc_floats((size_t)S * N * K);
     Err e = {{0}};
-    int rc = encode_prompts(s, &r, tf, &e);
-    if (rc == 0) rc = encode_images(s, &r, imf, &e);
+    Turn turn = {0};
+    int rc = encode_prompts(s, &turn, &r, tf, &e);
+    if (rc == 0) rc = encode_images(s, &turn, &r, imf, &e);
+    turn_end(s, &turn);
     request_free(&r);
     if (rc == 0) /* the logit scale is read-only: no lock needed */
         for (int q = 0; q < S; q++) clip_logits(&s->m, imf, N, tf + (size_t)q * K * E, K, logits + (size_t)q * N * K);
