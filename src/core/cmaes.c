@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/sort.h"
 
 static double *dalloc(size_t n) { return xcalloc(n ? n : 1, sizeof(double)); }
 
@@ -77,14 +78,7 @@ void cmaes_ask(CmaEs *c, double *X) {
 void cmaes_tell(CmaEs *c, const double *f) {
     const int n = c->n, lam = c->lambda, mu = c->mu;
     int *order = xmalloc(sizeof(int) * (size_t)lam);
-    for (int k = 0; k < lam; k++) order[k] = k;
-    /* rank by fitness: a stable insertion sort (lambda is small, and qsort would need global state) */
-    for (int i = 1; i < lam; i++)
-        for (int j = i; j > 0 && f[order[j]] < f[order[j - 1]]; j--) {
-            int t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
-        }
+    argsort_f64(f, lam, order); /* rank by fitness, ties in index order */
     c->evals += lam;
     if (f[order[0]] < c->best_f) {
         c->best_f = f[order[0]];

@@ -46,11 +46,75 @@ void attention_forward(float *out, float *att, const float *qkv, const Packing *
 void attention_backward(float *dqkv, const float *dout, const float *att, const float *qkv, const Packing *pk,
                         int C, int H, int causal);
 
+/* The general form: queries of sequence s are rows q_start[s].. of Q (q_len[s] of them), its keys
+ * and values rows k_start[s].. of K and V (k_len[s]); Tq != Tk (cross-attention). Each matrix is
+ * read through its own row stride, so Q, K, V may be slices of one fused matrix. Under the causal
+ * mask the queries are the last q_len of k_len positions (decoding with cached keys): query i sees
+ * keys j <= i + k_len - q_len. Attention weights of sequence s: att + att_off[s], [H, q_len, k_len]. */
+typedef struct {
+    int nseq;
+    const int *q_start, *q_len, *k_start, *k_len;
+    const long *att_off;
+} AttnPacking;
+typedef struct {
+    const float *q, *k, *v;
+    int ldq, ldk, ldv;
+} AttnIn;
+typedef struct { /* gradients; a NULL one is not computed (a frozen source costs nothing) */
+    float *q, *k, *v;
+    int ldq, ldk, ldv;
+} AttnGrad;
+long attn_packing_offsets(long *att_off, const int *q_len, const int *k_len, int nseq, int H);
+/* out rows have stride ldo; C = H * head width is the width of Q, K and V. */
+void attention_general_forward(float *out, int ldo, float *att, const AttnIn *x, const AttnPacking *pk, int C, int H,
+                               int causal);
+void attention_general_backward(const AttnGrad *g, const float *dout, int ldo, const float *att, const AttnIn *x,
+                                const AttnPacking *pk, int C, int H, int causal);
+
 /* QuickGELU x*sigmoid(1.702x) (OpenAI CLIP) and erf GELU (open_clip non-quickgelu). */
 void quickgelu_forward(float *out, const float *in, long n);
 void quickgelu_backward(float *din, const float *dout, const float *in, long n);
 void gelu_forward(float *out, const float *in, long n);
 void gelu_backward(float *din, const float *dout, const float *in, long n);
+
+/* SiLU x*sigmoid(x) and ReLU. */
+void silu_forward(float *out, const float *in, long n);
+void silu_backward(float *din, const float *dout, const float *in, long n);
+void relu_forward(float *out, const float *in, long n);
+void relu_backward(float *din, const float *dout, const float *in, long n);
+/* GEGLU (diffusers): in [N, 2Hd] = [a | g] side by side, out [N, Hd] = a * gelu(g). */
+void geglu_forward(float *out, const float *in, int N, int Hd);
+void geglu_backward(float *din, const float *dout, const float *in, int N, int Hd);
+/* SwiGLU (Llama MLP): out = silu(gate) * up, elementwise over n. */
+void swiglu_forward(float *out, const float *gate, const float *up, long n);
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n);
+
+/* GroupNorm on NCHW [B, C, HW] in G groups of C/G channels; mean/rstd [B*G]. w, b [C] may be NULL. */
+void groupnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w, const float *b, int B,
+                       int C, long HW, int G, float eps);
+void groupnorm_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+                        const float *mean, const float *rstd, int B, int C, long HW, int G);
+/* BatchNorm2d on NCHW [B, C, HW]; mean/rstd [C] saved for backward. training: batch statistics
+ * (biased variance) and run_mean/run_var (non-trainable, may be NULL) updated with momentum as
+ * PyTorch does (unbiased variance); otherwise the running statistics normalise. */
+void batchnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w, const float *b,
+                       float *run_mean, float *run_var, int B, int C, long HW, float eps, float momentum,
+                       int training);
+void batchnorm_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+                        const float *mean, const float *rstd, int B, int C, long HW, int training);
+/* RMSNorm over rows [N, C]: out = x / sqrt(mean(x^2) + eps) * w; rstd [N]. */
+void rmsnorm_forward(float *out, float *rstd, const float *in, const float *w, int N, int C, float eps);
+void rmsnorm_backward(float *din, float *dw, const float *dout, const float *in, const float *w, const float *rstd,
+                      int N, int C);
+
+/* Rotary position embedding of x [T, H, hd] at positions pos[T] (rotate-half pairs i, i + hd/2). */
+void rope_forward(float *out, const float *in, const int32_t *pos, int T, int H, int hd, float base);
+void rope_backward(float *din, const float *dout, const int32_t *pos, int T, int H, int hd, float base);
+/* Sinusoidal timestep embedding [N, dim] of timesteps t[N] (Stable Diffusion's: cos half first). */
+void timestep_embedding(float *out, const float *t, int N, int dim, float max_period);
+/* Mean squared error over n values; backward adds dloss * 2 (pred - target) / n. */
+float mse_forward(const float *pred, const float *target, long n);
+void mse_backward(float *dpred, const float *pred, const float *target, long n, float dloss);
 
 /* Row-wise softmax over K columns. */
 void softmax_forward(float *out, const float *in, int N, int K);
@@ -77,6 +141,25 @@ long conv2d_cols_size(const ConvShape *s);
 void conv2d_forward(float *out, float *cols, const float *in, const float *W, const float *b, const ConvShape *s);
 void conv2d_backward(float *din, float *dW, float *db, const float *dout, const float *cols, const float *W,
                      const ConvShape *s);
+
+/* The same convolution with NCHW in and out: out [B, Cout, OH, OW] (the layout of a conv net's
+ * feature maps, and of PyTorch). cols as above. */
+void conv2d_nchw_forward(float *out, float *cols, const float *in, const float *W, const float *b, const ConvShape *s);
+void conv2d_nchw_backward(float *din, float *dW, float *db, const float *dout, const float *cols, const float *W,
+                          const ConvShape *s);
+
+/* Nearest-neighbour 2x up-sampling of `planes` maps [H, W] -> [2H, 2W] (NCHW: planes = B*C). */
+void upsample2x_forward(float *out, const float *in, long planes, int H, int W);
+void upsample2x_backward(float *din, const float *dout, long planes, int H, int W);
+
+/* Pooling of `planes` maps [H, W] with a k x k window, no padding: [pool_out(H), pool_out(W)].
+ * Global average pooling is k = H = W. maxpool keeps the winner's index within its plane. */
+int pool_out(int n, int k, int stride);
+void avgpool_forward(float *out, const float *in, long planes, int H, int W, int k, int stride);
+void avgpool_backward(float *din, const float *dout, long planes, int H, int W, int k, int stride);
+void maxpool_forward(float *out, int32_t *argmax, const float *in, long planes, int H, int W, int k, int stride);
+void maxpool_backward(float *din, const float *dout, const int32_t *argmax, long planes, int H, int W, int k,
+                      int stride);
 
 /* Elementwise helpers. */
 void add_forward(float *out, const float *a, const float *b, long n);   /* out = a + b */

@@ -1,6 +1,7 @@
 #include "core/rng.h"
 
 #include <math.h>
+#include <string.h>
 
 static uint64_t splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
@@ -45,4 +46,24 @@ void rng_fill_normal(Rng *r, float *x, long n, float mean, float std) {
 
 void rng_fill_uniform(Rng *r, float *x, long n, float lo, float hi) {
     for (long i = 0; i < n; i++) x[i] = lo + (hi - lo) * rng_uniform(r);
+}
+
+void rng_shuffle(Rng *r, void *base, long n, size_t size) {
+    unsigned char *b = base, tmp[64];
+    for (long i = n - 1; i > 0; i--) {
+        long j = (long)rng_below(r, (uint32_t)(i + 1));
+        if (j == i) continue;
+        unsigned char *x = b + (size_t)i * size, *y = b + (size_t)j * size;
+        for (size_t off = 0; off < size; off += sizeof tmp) { /* any element size, in 64-byte pieces */
+            size_t k = size - off < sizeof tmp ? size - off : sizeof tmp;
+            memcpy(tmp, x + off, k);
+            memcpy(x + off, y + off, k);
+            memcpy(y + off, tmp, k);
+        }
+    }
+}
+
+void rng_permutation(Rng *r, int *perm, int n) {
+    for (int i = 0; i < n; i++) perm[i] = i;
+    rng_shuffle(r, perm, n, sizeof *perm);
 }

@@ -3,6 +3,7 @@
 #ifndef FORGET_RNG_H
 #define FORGET_RNG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -19,5 +20,10 @@ float rng_normal(Rng *r);
 uint32_t rng_below(Rng *r, uint32_t n);
 void rng_fill_normal(Rng *r, float *x, long n, float mean, float std);
 void rng_fill_uniform(Rng *r, float *x, long n, float lo, float hi);
+/* Fisher-Yates on n elements of `size` bytes (i from n-1 down to 1 swaps with rng_below(i+1)):
+ * the one shuffle every seeded order in forget uses. */
+void rng_shuffle(Rng *r, void *base, long n, size_t size);
+/* perm[i] = i, then shuffled. */
+void rng_permutation(Rng *r, int *perm, int n);
 
 #endif

@@ -163,12 +163,7 @@ static void kshot(const int32_t *labels, int N, int C, int shots, uint64_t seed,
     int *perm = xmalloc(sizeof(int) * (size_t)N), *taken = xcalloc((size_t)C, sizeof(int));
     Rng rg;
     rng_seed(&rg, seed ^ 0x5107);
-    for (int i = 0; i < N; i++) perm[i] = i;
-    for (int i = N - 1; i > 0; i--) {
-        int j = (int)rng_below(&rg, (uint32_t)(i + 1)), x = perm[i];
-        perm[i] = perm[j];
-        perm[j] = x;
-    }
+    rng_permutation(&rg, perm, N);
     *ntr = *nva = 0;
     for (int i = 0; i < N; i++) {
         int y = labels[perm[i]];

@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/err.h"
 #include "core/gemm.h"
 #include "core/ops.h"
+#include "core/sort.h"
 #include "core/strmap.h"
 #include "io/safetensors.h"
 #include "models/clip_encode.h"
@@ -210,13 +212,13 @@ static int labelled_refs(const DebiasData *dd, int D, float **X, int32_t **y) {
 }
 
 static void top_dims(const double *score, int D, int m, uint8_t *mask) {
+    double *neg = xmalloc(sizeof(double) * (size_t)D);
+    int *order = xmalloc(sizeof(int) * (size_t)D);
+    for (int j = 0; j < D; j++) neg[j] = -score[j];
+    argsort_f64(neg, D, order); /* highest score first, ties to the lower index */
     memset(mask, 0, (size_t)D);
-    for (int k = 0; k < m && k < D; k++) {
-        int best = -1;
-        for (int j = 0; j < D; j++)
-            if (!mask[j] && (best < 0 || score[j] > score[best])) best = j;
-        mask[best] = 1;
-    }
+    for (int k = 0; k < m && k < D; k++) mask[order[k]] = 1;
+    free(neg), free(order);
 }
 
 static int build_clip_clip(Debias *d, const DebiasData *dd, const DebiasParams *p, Err *e) {

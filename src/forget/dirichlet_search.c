@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/sort.h"
 
 /* alpha 0.01: V * alpha must stay near the elite size (8 here) or the prior drowns the elite
  * counts and theta never concentrates (alpha 0.1 with a 200-word vocabulary stalls).
@@ -107,13 +108,7 @@ void dirsearch_ask(DirichletSearch *s, int32_t *words) {
 void dirsearch_tell(DirichletSearch *s, const double *f) {
     const int L = s->L, V = s->V, K = s->K, lam = s->lambda;
     int *order = xmalloc(sizeof(int) * (size_t)lam);
-    for (int k = 0; k < lam; k++) order[k] = k;
-    for (int i = 1; i < lam; i++) /* stable insertion sort by fitness */
-        for (int j = i; j > 0 && f[order[j]] < f[order[j - 1]]; j--) {
-            int t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
-        }
+    argsort_f64(f, lam, order); /* rank by fitness, ties in index order */
     s->evals += lam;
     /* elitist: a best string from an earlier population takes the last elite place, so a lucky
      * find is not forgotten when the next population misses it */

@@ -43,12 +43,7 @@ int vocab_load(Vocab *v, const char *path, const char *const *exclude, int max, 
     if (max > 0 && max < v->n) { /* seeded Fisher-Yates, keep the first max */
         Rng r;
         rng_seed(&r, seed);
-        for (int i = v->n - 1; i > 0; i--) {
-            int j = (int)rng_below(&r, (uint32_t)(i + 1));
-            char *t = v->words[i];
-            v->words[i] = v->words[j];
-            v->words[j] = t;
-        }
+        rng_shuffle(&r, v->words, v->n, sizeof *v->words);
         for (int i = max; i < v->n; i++) free(v->words[i]);
         v->n = max;
     }

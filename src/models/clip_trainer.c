@@ -41,12 +41,7 @@ static uint64_t mix(uint64_t a, uint64_t b) {
 static void epoch_order(int *perm, int n, uint64_t seed, int epoch) {
     Rng r;
     rng_seed(&r, mix(seed, 1000003ull + (uint64_t)epoch));
-    for (int i = 0; i < n; i++) perm[i] = i;
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)rng_below(&r, (uint32_t)(i + 1)), t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
+    rng_permutation(&r, perm, n);
 }
 
 static double lr_at(const TrainOpts *o, long step, long total) {

@@ -1,0 +1,185 @@
+/* Spatial ops on images: 2-D convolution (im2col + one GEMM; two output layouts), nearest 2x
+ * up-sampling, average and max pooling. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/gemm.h"
+#include "core/ops.h"
+
+int conv2d_out_h(const ConvShape *s) { return (s->H + 2 * s->pad - s->k) / s->stride + 1; }
+int conv2d_out_w(const ConvShape *s) { return (s->W + 2 * s->pad - s->k) / s->stride + 1; }
+
+long conv2d_cols_size(const ConvShape *s) {
+    return (long)s->B * conv2d_out_h(s) * conv2d_out_w(s) * s->Cin * s->k * s->k;
+}
+
+/* cols row = one output position; columns ordered (cin, ky, kx) like the weight. */
+static void im2col(float *cols, const float *in, const ConvShape *s) {
+    const int OH = conv2d_out_h(s), OW = conv2d_out_w(s), K = s->Cin * s->k * s->k;
+#pragma omp parallel for collapse(2) if ((long)s->B * OH * OW * K > 65536)
+    for (int b = 0; b < s->B; b++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                float *row = cols + ((size_t)(b * OH + oy) * OW + ox) * K;
+                for (int c = 0; c < s->Cin; c++)
+                    for (int ky = 0; ky < s->k; ky++) {
+                        int iy = oy * s->stride - s->pad + ky;
+                        for (int kx = 0; kx < s->k; kx++) {
+                            int ix = ox * s->stride - s->pad + kx;
+                            int inside = iy >= 0 && iy < s->H && ix >= 0 && ix < s->W;
+                            *row++ = inside ? in[(((size_t)b * s->Cin + c) * s->H + iy) * s->W + ix] : 0.0f;
+                        }
+                    }
+            }
+}
+
+static void col2im_add(float *din, const float *cols, const ConvShape *s) {
+    const int OH = conv2d_out_h(s), OW = conv2d_out_w(s), K = s->Cin * s->k * s->k;
+    for (int b = 0; b < s->B; b++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                const float *row = cols + ((size_t)(b * OH + oy) * OW + ox) * K;
+                for (int c = 0; c < s->Cin; c++)
+                    for (int ky = 0; ky < s->k; ky++) {
+                        int iy = oy * s->stride - s->pad + ky;
+                        for (int kx = 0; kx < s->k; kx++, row++) {
+                            int ix = ox * s->stride - s->pad + kx;
+                            if (iy >= 0 && iy < s->H && ix >= 0 && ix < s->W)
+                                din[(((size_t)b * s->Cin + c) * s->H + iy) * s->W + ix] += *row;
+                        }
+                    }
+            }
+}
+
+void conv2d_forward(float *out, float *cols, const float *in, const float *W, const float *b, const ConvShape *s) {
+    im2col(cols, in, s);
+    int rows = s->B * conv2d_out_h(s) * conv2d_out_w(s);
+    linear_forward(out, cols, W, b, rows, s->Cin * s->k * s->k, s->Cout);
+}
+
+void conv2d_backward(float *din, float *dW, float *db, const float *dout, const float *cols, const float *W,
+                     const ConvShape *s) {
+    int rows = s->B * conv2d_out_h(s) * conv2d_out_w(s), K = s->Cin * s->k * s->k;
+    linear_backward(NULL, dW, db, dout, cols, W, rows, K, s->Cout);
+    if (din) {
+        float *dcols = xcalloc((size_t)rows * K, sizeof(float));
+        linear_backward(dcols, NULL, NULL, dout, cols, W, rows, K, s->Cout);
+        col2im_add(din, dcols, s);
+        free(dcols);
+    }
+}
+
+
+/* NCHW in and out. Per image b: cols_b [P, K] (P = OH*OW output positions, K = Cin*k*k),
+ * out_b [Cout, P] = W [Cout, K] @ cols_b^T + b. */
+void conv2d_nchw_forward(float *out, float *cols, const float *in, const float *W, const float *b, const ConvShape *s) {
+    im2col(cols, in, s);
+    const int P = conv2d_out_h(s) * conv2d_out_w(s), K = s->Cin * s->k * s->k;
+    for (int n = 0; n < s->B; n++) {
+        float *o = out + (size_t)n * s->Cout * P;
+        sgemm(false, true, s->Cout, P, K, 1.0f, W, K, cols + (size_t)n * P * K, K, 0.0f, o, P);
+        if (b)
+            for (int c = 0; c < s->Cout; c++)
+                for (int p = 0; p < P; p++) o[(size_t)c * P + p] += b[c];
+    }
+}
+
+void conv2d_nchw_backward(float *din, float *dW, float *db, const float *dout, const float *cols, const float *W,
+                          const ConvShape *s) {
+    const int P = conv2d_out_h(s) * conv2d_out_w(s), K = s->Cin * s->k * s->k;
+    float *dcols = din ? xcalloc((size_t)s->B * P * K, sizeof(float)) : NULL;
+    for (int n = 0; n < s->B; n++) {
+        const float *d = dout + (size_t)n * s->Cout * P;
+        const float *cb = cols + (size_t)n * P * K;
+        if (dW) sgemm(false, false, s->Cout, K, P, 1.0f, d, P, cb, K, 1.0f, dW, K);
+        if (db)
+            for (int c = 0; c < s->Cout; c++) {
+                float acc = 0.0f;
+                for (int p = 0; p < P; p++) acc += d[(size_t)c * P + p];
+                db[c] += acc;
+            }
+        if (dcols) sgemm(true, false, P, K, s->Cout, 1.0f, d, P, W, K, 0.0f, dcols + (size_t)n * P * K, K);
+    }
+    if (dcols) {
+        col2im_add(din, dcols, s);
+        free(dcols);
+    }
+}
+
+/* ------------------------------------------------------------ up-sampling */
+
+void upsample2x_forward(float *out, const float *in, long planes, int H, int W) {
+#pragma omp parallel for if (planes * H * W > 65536)
+    for (long p = 0; p < planes; p++)
+        for (int y = 0; y < 2 * H; y++) {
+            const float *src = in + ((size_t)p * H + y / 2) * W;
+            float *dst = out + ((size_t)p * 2 * H + y) * 2 * W;
+            for (int x = 0; x < 2 * W; x++) dst[x] = src[x / 2];
+        }
+}
+
+void upsample2x_backward(float *din, const float *dout, long planes, int H, int W) {
+#pragma omp parallel for if (planes * H * W > 65536)
+    for (long p = 0; p < planes; p++)
+        for (int y = 0; y < 2 * H; y++) {
+            float *dst = din + ((size_t)p * H + y / 2) * W;
+            const float *src = dout + ((size_t)p * 2 * H + y) * 2 * W;
+            for (int x = 0; x < 2 * W; x++) dst[x / 2] += src[x];
+        }
+}
+
+/* ---------------------------------------------------------------- pooling */
+
+int pool_out(int n, int k, int stride) { return (n - k) / stride + 1; }
+
+void avgpool_forward(float *out, const float *in, long planes, int H, int W, int k, int stride) {
+    const int OH = pool_out(H, k, stride), OW = pool_out(W, k, stride);
+    const float inv = 1.0f / (float)(k * k);
+    for (long p = 0; p < planes; p++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                float acc = 0.0f;
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) acc += in[((size_t)p * H + oy * stride + ky) * W + ox * stride + kx];
+                out[((size_t)p * OH + oy) * OW + ox] = acc * inv;
+            }
+}
+
+void avgpool_backward(float *din, const float *dout, long planes, int H, int W, int k, int stride) {
+    const int OH = pool_out(H, k, stride), OW = pool_out(W, k, stride);
+    const float inv = 1.0f / (float)(k * k);
+    for (long p = 0; p < planes; p++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                const float g = dout[((size_t)p * OH + oy) * OW + ox] * inv;
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) din[((size_t)p * H + oy * stride + ky) * W + ox * stride + kx] += g;
+            }
+}
+
+void maxpool_forward(float *out, int32_t *argmax, const float *in, long planes, int H, int W, int k, int stride) {
+    const int OH = pool_out(H, k, stride), OW = pool_out(W, k, stride);
+    for (long p = 0; p < planes; p++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                int best = (oy * stride) * W + ox * stride;
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        const int at = (oy * stride + ky) * W + ox * stride + kx;
+                        if (in[(size_t)p * H * W + at] > in[(size_t)p * H * W + best]) best = at;
+                    }
+                const size_t o = ((size_t)p * OH + oy) * OW + ox;
+                out[o] = in[(size_t)p * H * W + best];
+                argmax[o] = best;
+            }
+}
+
+void maxpool_backward(float *din, const float *dout, const int32_t *argmax, long planes, int H, int W, int k,
+                      int stride) {
+    const int OH = pool_out(H, k, stride), OW = pool_out(W, k, stride);
+    for (long p = 0; p < planes; p++)
+        for (int o = 0; o < OH * OW; o++)
+            din[(size_t)p * H * W + argmax[(size_t)p * OH * OW + o]] += dout[(size_t)p * OH * OW + o];
+}
