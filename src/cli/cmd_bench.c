@@ -157,8 +157,7 @@ static int bench_train(int argc, char **argv) {
     clip_init_zeros(&g, &cfg);
     AdamW opt;
     adamw_init(&opt, m.n_params, 0.9f, 0.98f, 1e-6f);
-    int n_specs;
-    ParamSpec *specs = clip_param_table(&m, &n_specs);
+    NnTable specs = clip_param_table(&m);
     const int B = (int)batch, R = cfg.image_res, ctx = cfg.context;
     float *px = xalloc_floats((size_t)B * 3 * R * R);
     int32_t *ids = calloc((size_t)B * ctx, sizeof(int32_t));
@@ -177,7 +176,7 @@ static int bench_train(int argc, char **argv) {
     int rc = 0;
     for (long s = 0; s <= steps && rc == 0; s++) { /* step 0 warms up */
         double t0 = now_seconds();
-        rc = clip_train_step(&m, &g, &opt, specs, n_specs, px, ids, B, NULL, 1e-4, 0.2, 1.0f, &loss, &e);
+        rc = clip_train_step(&m, &g, &opt, &specs, px, ids, B, NULL, 1e-4, 0.2, 1.0f, &loss, &e);
         if (s) t[s - 1] = now_seconds() - t0;
     }
     if (rc) return cli_error("bench", EXIT_WORK, "%s", e.msg);
@@ -194,7 +193,8 @@ static int bench_train(int argc, char **argv) {
     } else
         printf("forget bench train: %s, batch %d, %d threads: %.1f images/s (median step %.3f s over %ld steps)\n", config,
                B, threads_get(), B / med, med, steps);
-    free(t), free(px), free(ids), free(specs);
+    free(t), free(px), free(ids);
+    nn_table_free(&specs);
     adamw_free(&opt);
     clip_free(&m), clip_free(&g);
     return rc;

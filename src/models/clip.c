@@ -10,47 +10,32 @@
 #include "core/rng.h"
 #include "models/clip_params.h"
 #include "models/clip_train.h"
-#include "models/transformer.h"
+#include "nn/block.h"
 
 
 /* ------------------------------------------------------------ parameters */
 
-/* Allocates blocks and the flat buffer, and points every named pointer into it.
- * With lazy_tokens the token table gets no room (it is read from the file). */
-static void layout_params(ClipModel *m, int lazy_tokens, ParamList *pl) {
+/* Allocates blocks and the flat buffer, and points every named pointer into it (the table's
+ * order). With lazy_tokens the token table gets no room (it is read from the file). */
+static void layout_params(ClipModel *m, int lazy_tokens, NnTable *t) {
     const ClipConfig *c = &m->cfg;
-    m->v_blocks = c->has_vision ? xcalloc((size_t)c->v_layers, sizeof(ClipBlock)) : NULL;
-    m->t_blocks = c->has_text ? xcalloc((size_t)c->t_layers, sizeof(ClipBlock)) : NULL;
-    pl->specs = xcalloc((size_t)clip_param_capacity(c), sizeof(ParamSpec));
-    clip_param_list(pl, m);
-    long total = 0;
-    for (int i = 0; i < pl->n; i++)
-        if (!(lazy_tokens && pl->specs[i].is_token_table)) total += pl->specs[i].count;
-    m->n_params = total;
-    m->params = xalloc_floats((size_t)total);
-    float *p = m->params;
-    for (int i = 0; i < pl->n; i++) {
-        if (lazy_tokens && pl->specs[i].is_token_table) {
-            *pl->specs[i].slot = NULL;
-            continue;
-        }
-        *pl->specs[i].slot = p;
-        p += pl->specs[i].count;
-    }
+    m->v_blocks = c->has_vision ? xcalloc((size_t)c->v_layers, sizeof(BlockParams)) : NULL;
+    m->t_blocks = c->has_text ? xcalloc((size_t)c->t_layers, sizeof(BlockParams)) : NULL;
+    *t = clip_param_table(m);
+    m->params = nn_arena_layout(t, lazy_tokens, &m->n_params);
 }
 
 long clip_param_count(const ClipConfig *cfg, int vision, int text) {
     ClipModel m = {.cfg = *cfg};
     m.cfg.has_vision = cfg->has_vision && vision;
     m.cfg.has_text = cfg->has_text && text;
-    m.v_blocks = m.cfg.has_vision ? xcalloc((size_t)m.cfg.v_layers, sizeof(ClipBlock)) : NULL;
-    m.t_blocks = m.cfg.has_text ? xcalloc((size_t)m.cfg.t_layers, sizeof(ClipBlock)) : NULL;
-    ParamList pl = {xcalloc((size_t)clip_param_capacity(&m.cfg), sizeof(ParamSpec)), 0};
-    clip_param_list(&pl, &m);
+    m.v_blocks = m.cfg.has_vision ? xcalloc((size_t)m.cfg.v_layers, sizeof(BlockParams)) : NULL;
+    m.t_blocks = m.cfg.has_text ? xcalloc((size_t)m.cfg.t_layers, sizeof(BlockParams)) : NULL;
+    NnTable t = clip_param_table(&m);
     long n = 0;
-    for (int i = 0; i < pl.n; i++)
-        if (strcmp(pl.specs[i].openai, "logit_scale") != 0) n += pl.specs[i].count;
-    free(pl.specs);
+    for (int i = 0; i < t.n; i++)
+        if (t.p[i].ndim > 0) n += t.p[i].count; /* all but the logit scale */
+    nn_table_free(&t);
     free(m.v_blocks);
     free(m.t_blocks);
     return n;
@@ -116,48 +101,21 @@ int clip_config_named(ClipConfig *c, const char *name) {
 void clip_init_zeros(ClipModel *g, const ClipConfig *cfg) {
     memset(g, 0, sizeof *g);
     g->cfg = *cfg;
-    ParamList pl;
-    layout_params(g, 0, &pl);
-    free(pl.specs);
+    NnTable t;
+    layout_params(g, 0, &t);
+    nn_table_free(&t);
     memset(g->params, 0, sizeof(float) * (size_t)g->n_params);
 }
 
 void clip_init_random(ClipModel *m, const ClipConfig *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    ParamList pl;
-    layout_params(m, 0, &pl);
+    NnTable t;
+    layout_params(m, 0, &t);
     Rng r;
     rng_seed(&r, seed);
-    for (int i = 0; i < pl.n; i++) {
-        const ParamSpec *s = &pl.specs[i];
-        float *x = *s->slot;
-        const char *nm = s->openai;
-        int W = strncmp(nm, "visual", 6) == 0 ? cfg->v_width : cfg->t_width;
-        int L = strncmp(nm, "visual", 6) == 0 ? cfg->v_layers : cfg->t_layers;
-        float attn_std = 1.0f / sqrtf((float)W), proj_std = attn_std / sqrtf(2.0f * L), fc_std = 1.0f / sqrtf(2.0f * W);
-        if (strstr(nm, "ln_") && strstr(nm, ".weight"))
-            for (long k = 0; k < s->count; k++) x[k] = 1.0f;
-        else if (strstr(nm, "bias") || strstr(nm, "ln_"))
-            memset(x, 0, (size_t)s->count * sizeof(float));
-        else if (strcmp(nm, "logit_scale") == 0)
-            x[0] = logf(1.0f / 0.07f);
-        else if (strcmp(nm, "token_embedding.weight") == 0)
-            rng_fill_normal(&r, x, s->count, 0, 0.02f);
-        else if (strcmp(nm, "positional_embedding") == 0)
-            rng_fill_normal(&r, x, s->count, 0, 0.01f);
-        else if (strstr(nm, "in_proj_weight"))
-            rng_fill_normal(&r, x, s->count, 0, attn_std);
-        else if (strstr(nm, "c_fc.weight"))
-            rng_fill_normal(&r, x, s->count, 0, fc_std);
-        else if (strstr(nm, "out_proj.weight") || strstr(nm, "c_proj.weight"))
-            rng_fill_normal(&r, x, s->count, 0, proj_std);
-        else if (strcmp(nm, "visual.conv1.weight") == 0)
-            rng_fill_normal(&r, x, s->count, 0, 1.0f / sqrtf(3.0f * cfg->patch * cfg->patch));
-        else /* class/positional embeddings and projections: width^-0.5 as in CLIP */
-            rng_fill_normal(&r, x, s->count, 0, attn_std);
-    }
-    free(pl.specs);
+    nn_init(&t, &r);
+    nn_table_free(&t);
     m->layout = LAYOUT_OPENAI;
     snprintf(m->src_dtypes, sizeof m->src_dtypes, "F32 (random init)");
 }
@@ -256,79 +214,6 @@ static int infer_config(const SafeTensors *st, ClipConfig *c, ClipLayout *layout
     return 0;
 }
 
-static int check_float_dtype(const StTensor *t, Err *e) {
-    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
-        return err_set(e, "tensor '%s' has dtype %s; expected F32, F16 or BF16", t->name, st_dtype_name(t->dtype));
-    return 0;
-}
-
-static void note_dtype(ClipModel *m, StDtype d) {
-    const char *nm = st_dtype_name(d);
-    if (strstr(m->src_dtypes, nm)) return;
-    size_t l = strlen(m->src_dtypes);
-    snprintf(m->src_dtypes + l, sizeof m->src_dtypes - l, "%s%s", l ? "+" : "", nm);
-}
-
-static int load_one(ClipModel *m, SafeTensors *st, const ParamSpec *s, ClipLayout layout, Err *e) {
-    float *dst = *s->slot;
-    if (layout == LAYOUT_HF && s->n_hf == 3) { /* q, k, v stacked along dim 0 */
-        long part = s->count / 3;
-        for (int i = 0; i < 3; i++) {
-            const StTensor *t = st_find(st, s->hf[i]);
-            if (!t) return err_set(e, "missing tensor '%s'", s->hf[i]);
-            if (check_float_dtype(t, e)) return -1;
-            int64_t want0 = s->shape[0] / 3, want1 = s->ndim > 1 ? s->shape[1] : -1;
-            if (t->ndim != s->ndim || t->shape[0] != want0 || (s->ndim > 1 && t->shape[1] != want1))
-                return err_set(e, "tensor '%s' has the wrong shape for this config", t->name);
-            if (st_to_f32(t, dst + i * part, e)) return -1;
-            note_dtype(m, t->dtype);
-            st_drop_pages(st, t);
-        }
-        return 0;
-    }
-    const char *name = layout == LAYOUT_OPENAI ? s->openai : s->hf[0];
-    const StTensor *t = st_find(st, name);
-    if (!t) return err_set(e, "missing tensor '%s'", name);
-    if (check_float_dtype(t, e)) return -1;
-    note_dtype(m, t->dtype);
-    int transposed = layout == LAYOUT_OPENAI && s->openai_transposed;
-    int ok = st_numel(t) == s->count && (s->ndim == 0 || t->ndim == s->ndim);
-    if (ok && s->ndim == 2) {
-        int64_t a = transposed ? s->shape[1] : s->shape[0], b = transposed ? s->shape[0] : s->shape[1];
-        ok = t->shape[0] == a && t->shape[1] == b;
-    }
-    for (int d = 0; ok && s->ndim != 2 && d < s->ndim; d++) ok = t->shape[d] == s->shape[d];
-    if (!ok) {
-        char want[64] = "";
-        for (int d = 0; d < s->ndim; d++) {
-            size_t l = strlen(want);
-            int64_t v = transposed ? s->shape[s->ndim - 1 - d] : s->shape[d];
-            snprintf(want + l, sizeof want - l, "%s%lld", d ? "," : "", (long long)v);
-        }
-        return err_set(e, "tensor '%s' has %lld elements in %d dims; this config expects [%s]", name,
-                       (long long)st_numel(t), t->ndim, want);
-    }
-    if (!dst) { /* the token table stays in the file and is widened row by row */
-        m->tok_src = t;
-        return 0;
-    }
-    if (!transposed) {
-        if (st_to_f32(t, dst, e)) return -1;
-    } else {
-        float *tmp = xalloc_floats((size_t)s->count);
-        if (st_to_f32(t, tmp, e)) {
-            free(tmp);
-            return -1;
-        }
-        const int64_t R = t->shape[0], C = t->shape[1]; /* file [R, C] -> internal [C, R] */
-        for (int64_t i = 0; i < R; i++)
-            for (int64_t j = 0; j < C; j++) dst[j * R + i] = tmp[i * C + j];
-        free(tmp);
-    }
-    st_drop_pages(st, t);
-    return 0;
-}
-
 int clip_load(ClipModel *m, const char *path, const ClipLoadOpts *opts, Err *e) {
     memset(m, 0, sizeof *m);
     ClipLoadOpts def = {.act_override = -1, .load_token_table = 0};
@@ -346,12 +231,11 @@ int clip_load(ClipModel *m, const char *path, const ClipLoadOpts *opts, Err *e) 
     }
     if (opts->act_override >= 0) m->cfg.act = (ClipAct)opts->act_override;
     m->layout = layout;
-    ParamList pl;
+    NnTable t;
     int lazy = m->cfg.has_text && !opts->load_token_table;
-    layout_params(m, lazy, &pl);
-    int rc = 0;
-    for (int i = 0; i < pl.n && rc == 0; i++) rc = load_one(m, st, &pl.specs[i], layout, e);
-    free(pl.specs);
+    layout_params(m, lazy, &t);
+    int rc = nn_load(&t, st, layout, &m->tok_src, m->src_dtypes, sizeof m->src_dtypes, e);
+    nn_table_free(&t);
     if (rc == 0 && m->tok_src && m->tok_src->dtype != ST_F32 && m->tok_src->dtype != ST_F16 &&
         m->tok_src->dtype != ST_BF16)
         rc = err_set(e, "token table dtype %s unsupported", st_dtype_name(m->tok_src->dtype));
@@ -375,62 +259,18 @@ int clip_load(ClipModel *m, const char *path, const ClipLoadOpts *opts, Err *e) 
 
 int clip_save(const ClipModel *m, const char *path, ClipLayout layout, StDtype dtype, Err *e) {
     ClipModel view = *m; /* a shallow copy whose pointers the table walk may rebind */
-    view.v_blocks = m->cfg.has_vision ? xcalloc((size_t)m->cfg.v_layers, sizeof(ClipBlock)) : NULL;
-    view.t_blocks = m->cfg.has_text ? xcalloc((size_t)m->cfg.t_layers, sizeof(ClipBlock)) : NULL;
-    if (view.v_blocks) memcpy(view.v_blocks, m->v_blocks, sizeof(ClipBlock) * (size_t)m->cfg.v_layers);
-    if (view.t_blocks) memcpy(view.t_blocks, m->t_blocks, sizeof(ClipBlock) * (size_t)m->cfg.t_layers);
-    ParamList pl = {xcalloc((size_t)clip_param_capacity(&m->cfg), sizeof(ParamSpec)), 0};
-    clip_param_list(&pl, &view);
-    StWriteTensor *wt = xcalloc((size_t)pl.n * 3, sizeof *wt);
-    float **owned = xcalloc((size_t)pl.n * 3 + 1, sizeof(float *));
-    int nw = 0, no = 0, rc = 0;
-    for (int i = 0; i < pl.n && rc == 0; i++) {
-        const ParamSpec *s = &pl.specs[i];
-        const float *src = *s->slot;
-        if (!src && s->is_token_table) { /* widen the lazily mapped table for writing */
-            float *tab = xalloc_floats((size_t)s->count);
-            if ((rc = st_to_f32(m->tok_src, tab, e)) != 0) {
-                free(tab);
-                break;
-            }
-            owned[no++] = tab;
-            src = tab;
-        }
-        StDtype dt = s->ndim == 0 ? ST_F32 : dtype; /* logit_scale stays exact */
-        if (layout == LAYOUT_HF && s->n_hf == 3) {
-            long part = s->count / 3;
-            for (int k = 0; k < 3; k++) {
-                StWriteTensor *w = &wt[nw++];
-                *w = (StWriteTensor){.name = s->hf[k], .dtype = dt, .ndim = s->ndim, .f32 = src + k * part};
-                w->shape[0] = s->shape[0] / 3;
-                if (s->ndim > 1) w->shape[1] = s->shape[1];
-            }
-            continue;
-        }
-        StWriteTensor *w = &wt[nw++];
-        *w = (StWriteTensor){.name = layout == LAYOUT_OPENAI ? s->openai : s->hf[0], .dtype = dt, .ndim = s->ndim, .f32 = src};
-        for (int d = 0; d < s->ndim; d++) w->shape[d] = s->shape[d];
-        if (layout == LAYOUT_OPENAI && s->openai_transposed) {
-            const int64_t R = s->shape[0], C = s->shape[1];
-            float *t = xalloc_floats((size_t)s->count);
-            for (int64_t r = 0; r < R; r++)
-                for (int64_t c = 0; c < C; c++) t[c * R + r] = src[r * C + c];
-            owned[no++] = t;
-            w->f32 = t;
-            w->shape[0] = C;
-            w->shape[1] = R;
-        }
-    }
+    view.v_blocks = m->cfg.has_vision ? xcalloc((size_t)m->cfg.v_layers, sizeof(BlockParams)) : NULL;
+    view.t_blocks = m->cfg.has_text ? xcalloc((size_t)m->cfg.t_layers, sizeof(BlockParams)) : NULL;
+    if (view.v_blocks) memcpy(view.v_blocks, m->v_blocks, sizeof(BlockParams) * (size_t)m->cfg.v_layers);
+    if (view.t_blocks) memcpy(view.t_blocks, m->t_blocks, sizeof(BlockParams) * (size_t)m->cfg.t_layers);
+    NnTable t = clip_param_table(&view);
     char vh[16], th[16];
     snprintf(vh, sizeof vh, "%d", m->cfg.v_heads);
     snprintf(th, sizeof th, "%d", m->cfg.t_heads);
     const char *meta[] = {"format", "pt", "vision_heads", vh, "transformer_heads", th,
                           "act", m->cfg.act == ACT_GELU ? "gelu" : "quickgelu", "producer", "forget"};
-    if (rc == 0) rc = st_write(path, wt, nw, meta, 5, e);
-    for (int i = 0; i < no; i++) free(owned[i]);
-    free(owned);
-    free(wt);
-    free(pl.specs);
+    int rc = nn_save(&t, path, layout, dtype, m->tok_src, meta, 5, e);
+    nn_table_free(&t);
     free(view.v_blocks);
     free(view.t_blocks);
     return rc;
@@ -438,19 +278,16 @@ int clip_save(const ClipModel *m, const char *path, ClipLayout layout, StDtype d
 
 /* ------------------------------------------------------------------ costs */
 
-static double block_flops(int T, int W, double att_pairs) {
-    /* qkv, out_proj, c_fc, c_proj; then QK^T and PV over the attended pairs */
-    return 2.0 * T * W * (3.0 * W + W + 4.0 * W + 4.0 * W) + 4.0 * att_pairs * W;
-}
-
 double clip_image_flops(const ClipConfig *c) {
     const int G = c->image_res / c->patch, S = G * G + 1;
     double f = 2.0 * G * G * (3.0 * c->patch * c->patch) * c->v_width;
-    f += c->v_layers * block_flops(S, c->v_width, (double)S * S);
+    const BlockConfig bc = clip_block_config(c, 0);
+    f += c->v_layers * block_flops(&bc, S, (double)S * S, 0);
     return f + 2.0 * c->v_width * c->embed_dim;
 }
 
 double clip_text_flops(const ClipConfig *c, int tokens) {
     double pairs = (double)tokens * (tokens + 1) / 2; /* causal: position i attends to i+1 keys */
-    return c->t_layers * block_flops(tokens, c->t_width, pairs) + 2.0 * c->t_width * c->embed_dim;
+    const BlockConfig bc = clip_block_config(c, 1);
+    return c->t_layers * block_flops(&bc, tokens, pairs, 0) + 2.0 * c->t_width * c->embed_dim;
 }

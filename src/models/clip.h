@@ -14,8 +14,10 @@
 #include "core/err.h"
 #include "core/ops.h"
 #include "io/safetensors.h"
+#include "nn/block.h"
 
-typedef enum { ACT_QUICKGELU = 0, ACT_GELU = 1 } ClipAct;
+typedef NnAct ClipAct; /* ACT_QUICKGELU or ACT_GELU */
+#define CLIP_LN_EPS 1e-5f /* every LayerNorm in CLIP */
 typedef enum { LAYOUT_OPENAI = 0, LAYOUT_HF = 1 } ClipLayout;
 
 typedef struct {
@@ -26,21 +28,16 @@ typedef struct {
 } ClipConfig;
 
 typedef struct {
-    float *ln1_w, *ln1_b, *qkv_w, *qkv_b, *out_w, *out_b;
-    float *ln2_w, *ln2_b, *fc_w, *fc_b, *proj_w, *proj_b;
-} ClipBlock;
-
-typedef struct {
     ClipConfig cfg;
     float *params;
     long n_params;
     /* vision */
     float *conv1_w, *class_emb, *v_pos, *ln_pre_w, *ln_pre_b, *ln_post_w, *ln_post_b, *v_proj;
-    ClipBlock *v_blocks;
+    BlockParams *v_blocks;
     /* text */
     float *tok_emb; /* NULL while the table is read row by row from the mapped file */
     float *t_pos, *ln_final_w, *ln_final_b, *t_proj;
-    ClipBlock *t_blocks;
+    BlockParams *t_blocks;
     float *logit_scale;
     /* lazily widened token table (inference): the mapping stays open */
     SafeTensors *src;

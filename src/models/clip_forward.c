@@ -9,9 +9,8 @@
 #include "core/gemm.h"
 #include "core/half.h"
 #include "models/clip_train.h"
-#include "models/transformer.h"
+#include "nn/block.h"
 
-static const float LN_EPS = 1e-5f;
 
 static void trace(const ClipTrace *tr, const char *name, const float *x, int rows, int cols, const Packing *pk) {
     if (tr && tr->fn) tr->fn(tr->user, name, x, rows, cols, pk);
@@ -19,7 +18,15 @@ static void trace(const ClipTrace *tr, const char *name, const float *x, int row
 
 /* ------------------------------------------------------------ activations */
 
-static void acts_common(TowerActs *a, int n_seq, int T, int W, int H, int layers, int train) {
+BlockConfig clip_block_config(const ClipConfig *c, int text) {
+    const int W = text ? c->t_width : c->v_width;
+    return (BlockConfig){.width = W, .heads = text ? c->t_heads : c->v_heads, .hidden = 4 * W, .act = c->act,
+                         .norm = NORM_LAYER, .eps = CLIP_LN_EPS, .causal = text};
+}
+
+static void acts_common(TowerActs *a, int n_seq, int T, const BlockConfig *bc, int layers, int train) {
+    const int W = bc->width, H = bc->heads;
+    a->bc = *bc;
     a->n = n_seq;
     a->T = T;
     a->W = W;
@@ -33,7 +40,7 @@ static void acts_common(TowerActs *a, int n_seq, int T, int W, int H, int layers
     a->rstd0 = xalloc_floats((size_t)T);
     a->n_layers = train ? layers : 1;
     a->layers = xcalloc((size_t)a->n_layers, sizeof(BlockActs));
-    for (int l = 0; l < a->n_layers; l++) block_acts_alloc(&a->layers[l], T, W, a->att_size, train);
+    for (int l = 0; l < a->n_layers; l++) block_acts_alloc(&a->layers[l], bc, T, a->att_size, NULL, train);
     a->pool_in = xalloc_floats((size_t)n_seq * W);
     a->pool_ln = xalloc_floats((size_t)n_seq * W);
     a->pool_mean = xalloc_floats((size_t)n_seq);
@@ -61,7 +68,8 @@ void image_acts_init(TowerActs *a, const ClipModel *m, int B, int train) {
     a->start = xmalloc(sizeof(int) * (size_t)B);
     a->len = xmalloc(sizeof(int) * (size_t)B);
     for (int b = 0; b < B; b++) a->start[b] = b * S, a->len[b] = S;
-    acts_common(a, B, B * S, c->v_width, c->v_heads, c->v_layers, train);
+    const BlockConfig bc = clip_block_config(c, 0);
+    acts_common(a, B, B * S, &bc, c->v_layers, train);
     ConvShape cs = {B, 3, c->image_res, c->image_res, c->v_width, c->patch, c->patch, 0};
     a->cols = xalloc_floats((size_t)conv2d_cols_size(&cs));
 }
@@ -96,7 +104,8 @@ int text_acts_init(TowerActs *a, const ClipModel *m, const int32_t *ids, int N, 
         a->len[n] = len;
         T += len;
     }
-    acts_common(a, N, T, c->t_width, c->t_heads, c->t_layers, train);
+    const BlockConfig bc = clip_block_config(c, 1);
+    acts_common(a, N, T, &bc, c->t_layers, train);
     a->ids = xmalloc(sizeof(int32_t) * (size_t)T); /* packed ids, for the embedding backward */
     for (int n = 0; n < N; n++) memcpy(a->ids + a->start[n], ids + (size_t)n * ctx, sizeof(int32_t) * (size_t)a->len[n]);
     return 0;
@@ -104,10 +113,9 @@ int text_acts_init(TowerActs *a, const ClipModel *m, const int32_t *ids, int N, 
 
 /* ------------------------------------------------------------------ towers */
 
-static void run_blocks(const ClipBlock *blocks, int L, TowerActs *a, int H, ClipAct act, int causal,
-                       const char *prefix, const ClipTrace *tr) {
+static void run_blocks(const BlockParams *blocks, int L, TowerActs *a, const char *prefix, const ClipTrace *tr) {
     for (int l = 0; l < L; l++) {
-        block_forward(&blocks[l], &a->layers[a->train ? l : 0], a->x, a->T, a->W, H, act, &a->pk, causal);
+        block_forward(&a->bc, &blocks[l], &a->layers[a->train ? l : 0], a->x, a->T, &a->pk, NULL);
         char nm[32];
         snprintf(nm, sizeof nm, "%s.block%d", prefix, l);
         trace(tr, nm, a->x, a->T, a->W, &a->pk);
@@ -118,7 +126,7 @@ static void run_blocks(const ClipBlock *blocks, int L, TowerActs *a, int H, Clip
 static void pool_project(TowerActs *a, const int *pool_row, const float *ln_w, const float *ln_b, const float *proj,
                          int E, float *out) {
     for (int n = 0; n < a->n; n++) memcpy(a->pool_in + (size_t)n * a->W, a->x + (size_t)pool_row[n] * a->W, sizeof(float) * (size_t)a->W);
-    layernorm_forward(a->pool_ln, a->pool_mean, a->pool_rstd, a->pool_in, ln_w, ln_b, a->n, a->W, LN_EPS);
+    layernorm_forward(a->pool_ln, a->pool_mean, a->pool_rstd, a->pool_in, ln_w, ln_b, a->n, a->W, CLIP_LN_EPS);
     linear_forward(out, a->pool_ln, proj, NULL, a->n, a->W, E);
 }
 
@@ -138,9 +146,9 @@ void image_forward(const ClipModel *m, TowerActs *a, const float *pixels, float 
         }
     free(patches);
     trace(tr, "visual.ln_pre_input", a->x0, a->T, W, &a->pk);
-    layernorm_forward(a->x, a->mean0, a->rstd0, a->x0, m->ln_pre_w, m->ln_pre_b, a->T, W, LN_EPS);
+    layernorm_forward(a->x, a->mean0, a->rstd0, a->x0, m->ln_pre_w, m->ln_pre_b, a->T, W, CLIP_LN_EPS);
     trace(tr, "visual.ln_pre", a->x, a->T, W, &a->pk);
-    run_blocks(m->v_blocks, c->v_layers, a, c->v_heads, c->act, 0, "visual", tr);
+    run_blocks(m->v_blocks, c->v_layers, a, "visual", tr);
     pool_project(a, a->start, m->ln_post_w, m->ln_post_b, m->v_proj, c->embed_dim, out);
     trace(tr, "visual.ln_post_cls", a->pool_ln, B, W, NULL);
 }
@@ -178,10 +186,10 @@ void text_forward(const ClipModel *m, TowerActs *a, float *out, const ClipTrace 
             for (int j = 0; j < W; j++) r[j] += m->t_pos[(size_t)k * W + j];
         }
     trace(tr, "text.embed", a->x, a->T, W, &a->pk);
-    run_blocks(m->t_blocks, c->t_layers, a, c->t_heads, c->act, 1, "text", tr);
+    run_blocks(m->t_blocks, c->t_layers, a, "text", tr);
     if (tr && tr->fn) { /* ln_final is per row: computing it on all rows only serves the trace */
         float *all = xalloc_floats((size_t)a->T * W);
-        layernorm_forward(all, NULL, NULL, a->x, m->ln_final_w, m->ln_final_b, a->T, W, LN_EPS);
+        layernorm_forward(all, NULL, NULL, a->x, m->ln_final_w, m->ln_final_b, a->T, W, CLIP_LN_EPS);
         trace(tr, "text.ln_final", all, a->T, W, &a->pk);
         free(all);
     }
@@ -224,15 +232,17 @@ static void pool_project_backward(const TowerActs *a, const int *pool_row, const
     free(din);
 }
 
+#define GP(field) (g ? g->field : NULL) /* a parameter gradient, or none for a frozen tower */
+
 /* dx: gradient of the last block's output on entry, of the first block's input on return. The trace
  * gets the gradient of each block's output ("<prefix>.blockN") and of the stack's input (in_name). */
-static void blocks_backward(const ClipBlock *blocks, ClipBlock *gblocks, int L, const TowerActs *a, int H, ClipAct act,
-                            int causal, float *dx, const ClipTrace *tr, const char *prefix, const char *in_name) {
+static void blocks_backward(const BlockParams *blocks, BlockParams *gblocks, int L, const TowerActs *a, float *dx,
+                            const ClipTrace *tr, const char *prefix, const char *in_name) {
     for (int l = L - 1; l >= 0; l--) {
         char nm[32];
         snprintf(nm, sizeof nm, "%s.block%d", prefix, l);
         trace(tr, nm, dx, a->T, a->W, &a->pk);
-        block_backward(&blocks[l], &gblocks[l], &a->layers[l], dx, a->T, a->W, H, act, &a->pk, causal);
+        block_backward(&a->bc, &blocks[l], gblocks ? &gblocks[l] : NULL, &a->layers[l], dx, a->T, &a->pk, NULL, NULL);
     }
     trace(tr, in_name, dx, a->T, a->W, &a->pk);
 }
@@ -241,25 +251,27 @@ void image_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const 
     const ClipConfig *c = &m->cfg;
     const int B = a->n, W = c->v_width, G = c->image_res / c->patch, P = G * G, S = P + 1;
     float *dx = xalloc_floats((size_t)a->T * W), *dx0 = xcalloc((size_t)a->T * W, sizeof(float));
-    pool_project_backward(a, a->start, m->ln_post_w, m->v_proj, g->ln_post_w, g->ln_post_b, g->v_proj, c->embed_dim,
+    pool_project_backward(a, a->start, m->ln_post_w, m->v_proj, GP(ln_post_w), GP(ln_post_b), GP(v_proj), c->embed_dim,
                           dout, dx, tr, "visual.ln_post_cls", 0);
-    blocks_backward(m->v_blocks, g->v_blocks, c->v_layers, a, c->v_heads, c->act, 0, dx, tr, "visual", "visual.ln_pre");
-    layernorm_backward(dx0, g->ln_pre_w, g->ln_pre_b, dx, a->x0, m->ln_pre_w, a->mean0, a->rstd0, a->T, W);
+    blocks_backward(m->v_blocks, GP(v_blocks), c->v_layers, a, dx, tr, "visual", "visual.ln_pre");
+    layernorm_backward(dx0, GP(ln_pre_w), GP(ln_pre_b), dx, a->x0, m->ln_pre_w, a->mean0, a->rstd0, a->T, W);
     trace(tr, "visual.ln_pre_input", dx0, a->T, W, &a->pk);
     float *dpatch = xalloc_floats((size_t)B * P * W);
     for (int b = 0; b < B; b++)
         for (int s = 0; s < S; s++) {
             const float *row = dx0 + ((size_t)b * S + s) * W;
-            float *dst = s == 0 ? g->class_emb : dpatch + ((size_t)b * P + s - 1) * W;
-            for (int k = 0; k < W; k++) {
-                g->v_pos[(size_t)s * W + k] += row[k];
-                if (s == 0) dst[k] += row[k];
-                else dst[k] = row[k];
+            if (s == 0) {
+                if (g)
+                    for (int k = 0; k < W; k++) g->class_emb[k] += row[k];
+            } else {
+                memcpy(dpatch + ((size_t)b * P + s - 1) * W, row, sizeof(float) * (size_t)W);
             }
+            if (g)
+                for (int k = 0; k < W; k++) g->v_pos[(size_t)s * W + k] += row[k];
         }
     trace(tr, "visual.patch_embed", dpatch, B * P, W, NULL);
     ConvShape cs = {B, 3, c->image_res, c->image_res, W, c->patch, c->patch, 0};
-    conv2d_backward(NULL, g->conv1_w, NULL, dpatch, a->cols, m->conv1_w, &cs);
+    if (g) conv2d_backward(NULL, g->conv1_w, NULL, dpatch, a->cols, m->conv1_w, &cs);
     free(dpatch);
     free(dx);
     free(dx0);
@@ -271,13 +283,14 @@ void text_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const f
     float *dx = xalloc_floats((size_t)a->T * W);
     int *pool = xmalloc(sizeof(int) * (size_t)a->n);
     for (int n = 0; n < a->n; n++) pool[n] = a->start[n] + a->len[n] - 1;
-    pool_project_backward(a, pool, m->ln_final_w, m->t_proj, g->ln_final_w, g->ln_final_b, g->t_proj, c->embed_dim,
+    pool_project_backward(a, pool, m->ln_final_w, m->t_proj, GP(ln_final_w), GP(ln_final_b), GP(t_proj), c->embed_dim,
                           dout, dx, tr, "text.ln_final", 1);
     free(pool);
-    blocks_backward(m->t_blocks, g->t_blocks, c->t_layers, a, c->t_heads, c->act, 1, dx, tr, "text", "text.embed");
-    for (int n = 0; n < a->n; n++)
-        for (int k = 0; k < a->len[n]; k++)
-            for (int j = 0; j < W; j++) g->t_pos[(size_t)k * W + j] += dx[(size_t)(a->start[n] + k) * W + j];
+    blocks_backward(m->t_blocks, GP(t_blocks), c->t_layers, a, dx, tr, "text", "text.embed");
+    if (g)
+        for (int n = 0; n < a->n; n++)
+            for (int k = 0; k < a->len[n]; k++)
+                for (int j = 0; j < W; j++) g->t_pos[(size_t)k * W + j] += dx[(size_t)(a->start[n] + k) * W + j];
     if (a->ctx) /* context rows: their gradient goes to dctx, not to the placeholder token's row */
         for (int n = 0; n < a->n; n++)
             for (int k = 1; k <= a->n_ctx && k < a->len[n]; k++) {
@@ -286,7 +299,7 @@ void text_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const f
                     for (int j = 0; j < W; j++) a->dctx[((size_t)n * a->n_ctx + k - 1) * W + j] += d[j];
                 memset(d, 0, sizeof(float) * (size_t)W);
             }
-    embedding_backward(g->tok_emb, dx, a->ids, a->T, W);
+    if (g) embedding_backward(g->tok_emb, dx, a->ids, a->T, W);
     free(dx);
 }
 

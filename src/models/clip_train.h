@@ -5,10 +5,11 @@
 #define FORGET_CLIP_TRAIN_H
 
 #include "models/clip.h"
-#include "models/transformer.h"
+#include "nn/block.h"
 
 /* One tower's packed activations for a batch. */
 typedef struct {
+    BlockConfig bc; /* the tower's block */
     int n, T, W, train;
     int *start, *len;
     long *off, att_size;
@@ -29,6 +30,9 @@ typedef struct {
     int n_ctx;
 } TowerActs;
 
+/* CLIP's block: LayerNorm, a 4W MLP, causal in the text tower. */
+BlockConfig clip_block_config(const ClipConfig *c, int text);
+
 void image_acts_init(TowerActs *a, const ClipModel *m, int B, int train);
 /* Positions the text tower computes for one row of ids: up to and including the EOT (the
  * largest id); -1 with e set for an id outside the vocabulary (n names the row). */
@@ -46,7 +50,8 @@ void text_forward(const ClipModel *m, TowerActs *a, float *out, const ClipTrace 
  * text_backward. The caller frees a. */
 void clip_text_forward_context(const ClipModel *m, TowerActs *a, const int32_t *ids, int n, const float *ctx, int nctx,
                                float *rep, float *out, int train);
-/* Accumulate parameter gradients into g (a model of the same config, see clip_init_zeros).
+/* Accumulate parameter gradients into g (a model of the same config, see clip_init_zeros), or
+ * with g NULL (frozen towers) compute only what flows to the inputs (text: the context's dctx).
  * tr (may be NULL) receives the gradient of each traced activation, under the forward's names. */
 void image_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const float *dout, const ClipTrace *tr);
 void text_backward(const ClipModel *m, ClipModel *g, const TowerActs *a, const float *dout, const ClipTrace *tr);

@@ -109,7 +109,7 @@ static double global_norm(const float *g, long n) {
     return sqrt(s);
 }
 
-int clip_train_step(ClipModel *m, ClipModel *g, AdamW *opt, const ParamSpec *specs, int n_specs, const float *px,
+int clip_train_step(ClipModel *m, ClipModel *g, AdamW *opt, const NnTable *params, const float *px,
                     const int32_t *ids, int B, const Dist *dist, double lr, double wd, float grad_clip,
                     float *loss_out, Err *e) {
     /* B samples here; with MPI every rank holds B, the global batch is B * size, and the loss is
@@ -144,9 +144,9 @@ int clip_train_step(ClipModel *m, ClipModel *g, AdamW *opt, const ParamSpec *spe
     double norm = global_norm(g->params, g->n_params);
     if (grad_clip > 0 && norm > grad_clip) scale_inplace(g->params, (float)(grad_clip / norm), g->n_params);
     adamw_begin_step(opt);
-    for (int i = 0; i < n_specs; i++)
-        adamw_update(opt, m->params, g->params, *specs[i].slot - m->params, specs[i].count, lr,
-                     clip_param_decays(&specs[i]) ? wd : 0.0);
+    for (int i = 0; i < params->n; i++)
+        adamw_update(opt, m->params, g->params, *params->p[i].slot - m->params, params->p[i].count, lr,
+                     params->p[i].decay ? wd : 0.0);
     if (m->logit_scale[0] > logf(100.0f)) m->logit_scale[0] = logf(100.0f); /* OpenAI's clamp at 100 */
     return 0;
 }
@@ -170,8 +170,7 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
     clip_init_zeros(&g, &o->cfg);
     AdamW opt;
     adamw_init(&opt, m.n_params, 0.9f, 0.98f, 1e-6f);
-    int n_specs;
-    ParamSpec *specs = clip_param_table(&m, &n_specs);
+    NnTable specs = clip_param_table(&m);
 
     const int B = o->batch, R = o->cfg.image_res, ctx = o->cfg.context;
     const int ranks = o->dist ? o->dist->size : 1, rank = o->dist ? o->dist->rank : 0, Bl = B / ranks;
@@ -228,7 +227,7 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
         }
         if (rc) break;
         float loss;
-        if ((rc = clip_train_step(&m, &g, &opt, specs, n_specs, px, ids, Bl, o->dist, lr_at(o, step, total), o->wd, o->grad_clip,
+        if ((rc = clip_train_step(&m, &g, &opt, &specs, px, ids, Bl, o->dist, lr_at(o, step, total), o->wd, o->grad_clip,
                                   &loss, e)) != 0) {
             err_prefix(e, "step %ld: ", step);
             break;
@@ -262,7 +261,7 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
             res->finished = 1;
         }
     }
-    free(perm), free(idx), free(px), free(ids), free(specs), free(recipe), free(ckpt);
+    free(perm), free(idx), free(px), free(ids), nn_table_free(&specs), free(recipe), free(ckpt);
     emoji_bias_free(bias);
     if (o->templates) caption_style_free(&custom);
     adamw_free(&opt);

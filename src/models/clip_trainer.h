@@ -47,10 +47,10 @@ void train_opts_default(TrainOpts *o);
 #include "core/optim.h"
 #include "models/clip_params.h"
 /* One optimisation step on a batch: forward both towers, contrastive loss, backward,
- * clip the global gradient norm, AdamW (decay per clip_param_decays), clamp the logit scale.
- * g is the gradient buffer (clip_init_zeros); specs from clip_param_table(m).
+ * clip the global gradient norm, AdamW (decay per the table's flags), clamp the logit scale.
+ * g is the gradient buffer (clip_init_zeros); params from clip_param_table(m).
  * dist (NULL: serial): px/ids are this rank's B samples of a global batch of B * size. */
-int clip_train_step(ClipModel *m, ClipModel *g, AdamW *opt, const ParamSpec *specs, int n_specs, const float *px,
+int clip_train_step(ClipModel *m, ClipModel *g, AdamW *opt, const NnTable *params, const float *px,
                     const int32_t *ids, int B, const Dist *dist, double lr, double wd, float grad_clip,
                     float *loss_out, Err *e);
 int clip_train(const TrainOpts *o, TrainResult *res, Err *e);

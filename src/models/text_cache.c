@@ -4,9 +4,7 @@
 #include <string.h>
 
 #include "models/clip_train.h"
-#include "models/transformer.h"
-
-static const float LN_EPS = 1e-5f;
+#include "nn/block.h"
 
 struct TextCacheEntry {
     int32_t *tokens;
@@ -109,13 +107,14 @@ static int encode_unique(const ClipModel *m, TextPrefixCache *c, const int32_t *
             for (int j = 0; j < W; j++) r[j] += m->t_pos[(size_t)k * W + j];
         }
     BlockActs a;
-    block_acts_alloc(&a, Tn, W, att_size, 0);
+    const BlockConfig bc = clip_block_config(cf, 1);
+    block_acts_alloc(&a, &bc, Tn, att_size, NULL, 0);
     for (int l = 0; l < Ly; l++) {
         for (int n = 0; n < N; n++)
             if (pre[n])
                 memcpy(full_qkv + (size_t)fstart[n] * 3 * W, from[n]->qkv + (size_t)l * from[n]->len * 3 * W,
                        sizeof(float) * (size_t)pre[n] * 3 * W);
-        block_forward_prefix(&m->t_blocks[l], &a, x, Tn, W, H, cf->act, &pk, pre, nstart, full_qkv, full_attn);
+        block_forward_prefix(&bc, &m->t_blocks[l], &a, x, Tn, &pk, pre, nstart, full_qkv, full_attn);
         for (int n = 0; n < N; n++)
             memcpy(qkv[n] + (size_t)l * len[n] * 3 * W, full_qkv + (size_t)fstart[n] * 3 * W,
                    sizeof(float) * (size_t)len[n] * 3 * W);
@@ -123,7 +122,7 @@ static int encode_unique(const ClipModel *m, TextPrefixCache *c, const int32_t *
     float *pool = xalloc_floats((size_t)N * W), *pool_ln = xalloc_floats((size_t)N * W);
     for (int n = 0; n < N; n++)
         memcpy(pool + (size_t)n * W, x + (size_t)(nstart[n] + len[n] - pre[n] - 1) * W, sizeof(float) * (size_t)W);
-    layernorm_forward(pool_ln, NULL, NULL, pool, m->ln_final_w, m->ln_final_b, N, W, LN_EPS);
+    layernorm_forward(pool_ln, NULL, NULL, pool, m->ln_final_w, m->ln_final_b, N, W, CLIP_LN_EPS);
     linear_forward(out, pool_ln, m->t_proj, NULL, N, W, cf->embed_dim);
     for (int n = 0; n < N; n++) remember(c, ids + (size_t)n * ctx, len[n], qkv[n]);
     block_acts_free(&a);

@@ -78,16 +78,16 @@ static int check_grad(const char *name, const float *g, const float *ref, long n
 }
 
 /* A reference tensor widened to float and put in our orientation. */
-static float *ref_tensor(const SafeTensors *st, const ParamSpec *s) {
-    const StTensor *t = st_find(st, s->openai);
+static float *ref_tensor(const SafeTensors *st, const NnParam *s) {
+    const StTensor *t = st_find(st, s->key[LAYOUT_OPENAI][0]);
     if (!t) {
-        test_fail(__FILE__, __LINE__, "reference lacks %s", s->openai);
+        test_fail(__FILE__, __LINE__, "reference lacks %s", s->key[LAYOUT_OPENAI][0]);
         return NULL;
     }
     float *f = malloc(sizeof(float) * (size_t)s->count), *out = malloc(sizeof(float) * (size_t)s->count);
     Err e;
     st_to_f32(t, f, &e);
-    if (s->openai_transposed) {
+    if ((s->transposed & 1)) {
         long R = t->shape[0], C = t->shape[1];
         for (long i = 0; i < R; i++)
             for (long j = 0; j < C; j++) out[j * R + i] = f[i * C + j];
@@ -114,12 +114,14 @@ TEST(clip_grad_loss_and_every_parameter_match_pytorch) {
         free_run(&r);
         return;
     }
-    int n, checked = 0;
-    ParamSpec *specs = clip_param_table(&r.g, &n);
+    int checked = 0;
+    NnTable table = clip_param_table(&r.g);
+    const int n = table.n;
+    NnParam *specs = table.p;
     for (int i = 0; i < n; i++) {
-        const ParamSpec *s = &specs[i];
+        const NnParam *s = &specs[i];
         const float *g = *s->slot;
-        if (s->is_token_table) { /* sparse: listed rows carry the gradient, every other row is exactly 0 */
+        if (s->lazy) { /* sparse: listed rows carry the gradient, every other row is exactly 0 */
             const StTensor *rows = st_find(&st, "token_embedding.weight.rows"),
                            *grows = st_find(&st, "token_embedding.weight.grad_rows");
             if (!rows || !grows) continue;
@@ -145,12 +147,12 @@ TEST(clip_grad_loss_and_every_parameter_match_pytorch) {
         }
         float *ref = ref_tensor(&st, s);
         if (!ref) continue;
-        check_grad(s->openai, g, ref, s->count);
+        check_grad(s->key[LAYOUT_OPENAI][0], g, ref, s->count);
         free(ref);
         checked++;
     }
     CHECK_INT(checked, 62);
-    free(specs);
+    nn_table_free(&table);
     st_close(&st);
     free_run(&r);
 }
@@ -189,11 +191,12 @@ static void adamw_case(const char *file, int decay_all) {
     if (st_open(&gs, path, &e) != 0) return;
     snprintf(path, sizeof path, "%s/tiny-grad/%s", ref_dir(), file);
     if (st_open(&ps, path, &e) != 0) return;
-    int n;
-    ParamSpec *gspec = clip_param_table(&g, &n), *mspec = clip_param_table(&m, &n);
+    NnTable gtab = clip_param_table(&g), mtab = clip_param_table(&m);
+    const int n = gtab.n;
+    NnParam *gspec = gtab.p, *mspec = mtab.p;
     const int W = m.cfg.t_width;
     for (int i = 0; i < n; i++) {
-        if (gspec[i].is_token_table) {
+        if (gspec[i].lazy) {
             const StTensor *rows = st_find(&gs, "token_embedding.weight.rows"),
                            *grows = st_find(&gs, "token_embedding.weight.grad_rows");
             float *gr = malloc(sizeof(float) * (size_t)st_numel(grows));
@@ -217,13 +220,13 @@ static void adamw_case(const char *file, int decay_all) {
     adamw_begin_step(&opt);
     for (int i = 0; i < n; i++) {
         long off = *mspec[i].slot - m.params;
-        double wd = decay_all || clip_param_decays(&mspec[i]) ? 0.2 : 0.0;
+        double wd = decay_all || mspec[i].decay ? 0.2 : 0.0;
         adamw_update(&opt, m.params, g.params, off, mspec[i].count, 1e-3, wd);
     }
     int checked = 0;
     for (int i = 0; i < n; i++) {
-        const ParamSpec *s = &mspec[i];
-        if (s->is_token_table) {
+        const NnParam *s = &mspec[i];
+        if (s->lazy) {
             const StTensor *rows = st_find(&ps, "token_embedding.weight.rows"),
                            *urows = st_find(&ps, "token_embedding.weight.updated_rows");
             float *ur = malloc(sizeof(float) * (size_t)st_numel(urows));
@@ -255,13 +258,13 @@ static void adamw_case(const char *file, int decay_all) {
         long worst = -1;
         for (long k = 0; k < s->count; k++)
             if (!(fabsf((*s->slot)[k] - ref[k]) <= 4e-7f * fmaxf(1.0f, fabsf(ref[k])))) bad++, worst = k;
-        CHECK_MSG(bad == 0, "%s %s: %d elements off (e.g. %ld: %.9g vs %.9g)", file, s->openai, bad, worst,
+        CHECK_MSG(bad == 0, "%s %s: %d elements off (e.g. %ld: %.9g vs %.9g)", file, s->key[LAYOUT_OPENAI][0], bad, worst,
                   worst >= 0 ? (*s->slot)[worst] : 0, worst >= 0 ? ref[worst] : 0);
         free(ref);
         checked++;
     }
     CHECK_INT(checked, 62);
-    free(gspec), free(mspec), free(before_tok);
+    nn_table_free(&gtab), nn_table_free(&mtab), free(before_tok);
     adamw_free(&opt);
     st_close(&gs), st_close(&ps);
     clip_free(&g), clip_free(&m);
