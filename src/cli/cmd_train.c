@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "models/clip_trainer.h"
+#include "train/clip_trainer.h"
 
 static int run(int argc, char **argv);
 

@@ -3,7 +3,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "models/zoo.h"
+#include "train/zoo.h"
 
 static int run(int argc, char **argv);
 

@@ -7,12 +7,11 @@
 
 #include "core/gemm.h"
 #include "core/ops.h"
-#include "core/optim.h"
-#include "core/progress.h"
 #include "core/rng.h"
 #include "eval/forget_metrics.h"
 #include "models/clip_encode.h"
 #include "models/clip_train.h"
+#include "train/trainer.h"
 
 void coop_defaults(CoopOpts *o) {
     *o = (CoopOpts){.n_ctx = 4, .steps = 300, .eval_every = 5, .lr = 5e-3, .seed = 0};
@@ -31,6 +30,60 @@ static double val_h(const ClipModel *m, const int32_t *ids, int C, const float *
     forget_score(lg, y, N, C, forget, &fs);
     free(tf), free(tn), free(lg);
     return fs.h;
+}
+
+/* The training problem: the frozen text tower with the context at positions 1..M of every class
+ * prompt, cached normalised image features, and the best validation H seen so far. */
+typedef struct {
+    const ClipModel *m;
+    const int32_t *ids;
+    int C, M;
+    float *ctx, *grad, *rep, *drep, *tf, *tn, *norms, *lg, *dlg, *dtn, *dtf;
+    const float *itr;
+    int ntr;
+    const int32_t *y_tr;
+    const float *iva;
+    int nva;
+    const int32_t *y_va;
+    const uint8_t *forget;
+    float scale;
+    double *best_h;
+    float *ctx_out;
+} CoopRun;
+
+static int coop_step(void *user, long step, float *loss, Err *e) {
+    (void)step, (void)e;
+    CoopRun *r = user;
+    const int E = r->m->cfg.embed_dim, W = r->m->cfg.t_width, C = r->C, M = r->M;
+    TowerActs a;
+    clip_text_forward_context(r->m, &a, r->ids, C, r->ctx, M, r->rep, r->tf, 1);
+    l2norm_forward(r->tn, r->norms, r->tf, C, E);
+    sgemm(false, true, r->ntr, C, E, r->scale, r->itr, E, r->tn, E, 0.0f, r->lg, C);
+    *loss = (float)bbf_loss_grad(r->lg, r->y_tr, r->ntr, C, r->forget, r->dlg);
+    /* logits = s I T^T: dT = s dlogits^T I, then back through the normalisation and the frozen tower */
+    sgemm(true, false, C, E, r->ntr, r->scale, r->dlg, C, r->itr, E, 0.0f, r->dtn, E);
+    memset(r->dtf, 0, sizeof(float) * (size_t)C * E);
+    l2norm_backward(r->dtf, r->dtn, r->tn, r->norms, C, E);
+    memset(r->drep, 0, sizeof(float) * (size_t)C * M * W);
+    a.dctx = r->drep;
+    text_backward(r->m, NULL, &a, r->dtf, NULL);
+    tower_acts_free(&a);
+    for (int k = 0; k < C; k++) /* the context is shared by every class prompt */
+        for (int j = 0; j < M * W; j++) r->grad[j] += r->drep[(size_t)k * M * W + j];
+    return 0;
+}
+
+static int coop_validate(void *user, long steps_done, Progress *bar, Err *e) {
+    (void)steps_done, (void)bar, (void)e;
+    CoopRun *r = user;
+    const double h = val_h(r->m, r->ids, r->C, r->ctx, r->M, r->iva, r->y_va, r->nva, r->forget, r->rep);
+    if (h > *r->best_h) *r->best_h = h, memcpy(r->ctx_out, r->ctx, sizeof(float) * (size_t)r->M * r->m->cfg.t_width);
+    return 0;
+}
+
+static void coop_status(void *user, long step, float loss, char *buf, size_t cap) {
+    (void)step;
+    snprintf(buf, cap, "loss %.3f  best validation H %.3f", (double)loss, *((CoopRun *)user)->best_h);
 }
 
 int coop_run(const ClipModel *m, const Tokenizer *t, const char *const *prompts, int C, const uint8_t *forget,
@@ -56,45 +109,16 @@ int coop_run(const ClipModel *m, const Tokenizer *t, const char *const *prompts,
     Rng r;
     rng_seed(&r, o->seed ^ 0xc00b);
     for (int k = 0; k < M * W; k++) ctx[k] = 0.02f * rng_normal(&r); /* CoOp's initialisation */
-    ClipModel g;
-    clip_init_zeros(&g, &m->cfg); /* the tower's parameter gradients: computed, not used */
-    AdamW opt;
-    adamw_init(&opt, (long)M * W, 0.9f, 0.999f, 1e-8f);
     *best_h = -1;
-    Progress prog;
-    progress_start(&prog, "coop", o->steps, o->quiet);
-    for (int step = 0; step <= o->steps; step++) {
-        if (step % o->eval_every == 0 || step == o->steps) {
-            double h = val_h(m, ids, C, ctx, M, iva, y_va, nva, forget, rep);
-            if (h > *best_h) *best_h = h, memcpy(ctx_out, ctx, sizeof(float) * (size_t)M * W);
-        }
-        if (step == o->steps) break;
-        TowerActs a;
-        clip_text_forward_context(m, &a, ids, C, ctx, M, rep, tf, 1);
-        l2norm_forward(tn, norms, tf, C, E);
-        sgemm(false, true, ntr, C, E, scale, itr, E, tn, E, 0.0f, lg, C);
-        double loss = bbf_loss_grad(lg, y_tr, ntr, C, forget, dlg);
-        /* logits = s I T^T: dT = s dlogits^T I, then back through the normalisation and the tower */
-        sgemm(true, false, C, E, ntr, scale, dlg, C, itr, E, 0.0f, dtn, E);
-        memset(dtf, 0, sizeof(float) * (size_t)C * E);
-        l2norm_backward(dtf, dtn, tn, norms, C, E);
-        memset(drep, 0, sizeof(float) * (size_t)C * M * W);
-        a.dctx = drep;
-        text_backward(m, &g, &a, dtf, NULL);
-        tower_acts_free(&a);
-        memset(grad, 0, sizeof(float) * (size_t)M * W);
-        for (int k = 0; k < C; k++)
-            for (int j = 0; j < M * W; j++) grad[j] += drep[(size_t)k * M * W + j];
-        adamw_begin_step(&opt);
-        adamw_update(&opt, ctx, grad, 0, (long)M * W, o->lr, 0.0);
-        char st[96];
-        snprintf(st, sizeof st, "loss %.3f  best validation H %.3f", loss, *best_h);
-        progress_update(&prog, step + 1, 1, "steps", st);
-    }
-    progress_end(&prog);
-    adamw_free(&opt);
-    clip_free(&g);
+    CoopRun run = {m, ids, C, M, ctx, grad, rep, drep, tf, tn, norms, lg, dlg, dtn, dtf, itr, ntr, y_tr, iva, nva, y_va,
+                   forget, scale, best_h, ctx_out};
+    TrainSpec spec = {.label = "coop", .total_steps = o->steps, .lr = o->lr, .beta1 = 0.9f, .beta2 = 0.999f,
+                      .eps = 1e-8f, .params = ctx, .grads = grad, .n_params = (long)M * W, .step = coop_step,
+                      .evaluate = coop_validate, .eval_every = o->eval_every, .eval_at_start = 1,
+                      .status = coop_status, .user = &run, .samples_per_step = 1, .unit = "steps", .quiet = o->quiet};
+    TrainState st;
+    int rc = train_run(&spec, &st, e);
     free(ids), free(itr), free(iva), free(ctx), free(grad), free(rep), free(drep), free(tf), free(tn), free(norms);
     free(lg), free(dlg), free(dtn), free(dtf);
-    return 0;
+    return rc;
 }

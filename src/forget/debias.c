@@ -49,7 +49,9 @@ void debias_free(Debias *d) {
     bend_cache_free(d->bend_cache);
     free(d->P0);
     free(d->P), free(d->M), free(d->WWn), free(d->mask), free(d->impute), free(d->impute_txt);
-    free(d->mu_a), free(d->mu_b), free(d->ctx), free(d->w1), free(d->b1), free(d->w2), free(d->b2);
+    free(d->mu_a), free(d->mu_b), free(d->ctx);
+    if (d->adapter) free(d->adapter);
+    else free(d->w1), free(d->b1), free(d->w2), free(d->b2);
     for (int i = 0; i < d->n_aug; i++) free(d->aug_tpl[i]);
     free(d->aug_tpl);
     memset(d, 0, sizeof *d);

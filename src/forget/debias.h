@@ -87,6 +87,7 @@ typedef struct {
     float *ctx;              /* [n_ctx, W] prompt-array */
     int n_ctx;
     float *w1, *b1, *w2, *b2; /* dear: [H,D], [H], [D,H], [D] (rows are outputs) */
+    float *adapter;           /* dear when trained here: one arena w1, b1, w2, b2 point into */
     int hidden;
 } Debias;
 

@@ -7,11 +7,11 @@
 
 #include "core/gemm.h"
 #include "core/ops.h"
-#include "core/optim.h"
 #include "core/rng.h"
 #include "forget/debias.h"
 #include "models/clip_encode.h"
 #include "models/clip_train.h"
+#include "train/trainer.h"
 
 int debias_encode_prompt_array(const Debias *d, const ClipModel *m, const Tokenizer *t, const char *tpl,
                                const char *const *subjects, int n, float *out, Err *e) {
@@ -76,10 +76,7 @@ double prompt_array_loss_grad(const PaProblem *pp, const float *ctx, float *grad
         l2norm_backward(dz, dzn, zn, norms, n, E);
         memset(drep, 0, sizeof(float) * (size_t)n * M * W);
         a.dctx = drep;
-        ClipModel gm;
-        clip_init_zeros(&gm, &m->cfg); /* the tower's own gradients: computed, not used */
-        text_backward(m, &gm, &a, dz, NULL);
-        clip_free(&gm);
+        text_backward(m, NULL, &a, dz, NULL); /* the tower is frozen: only the context's gradient */
         memset(grad, 0, sizeof(float) * (size_t)M * W);
         for (int k = 0; k < n; k++)
             for (int j = 0; j < M * W; j++) grad[j] += drep[(size_t)k * M * W + j];
@@ -87,6 +84,19 @@ double prompt_array_loss_grad(const PaProblem *pp, const float *ctx, float *grad
     tower_acts_free(&a);
     free(rep), free(drep), free(z), free(zn), free(norms), free(dzn), free(dz), free(s), free(ds);
     return loss;
+}
+
+typedef struct {
+    const PaProblem *pp;
+    const float *ctx;
+    float *grad;
+} PaRun;
+
+static int pa_step(void *user, long step, float *loss, Err *e) {
+    (void)step, (void)e;
+    PaRun *r = user;
+    *loss = (float)prompt_array_loss_grad(r->pp, r->ctx, r->grad);
+    return 0;
 }
 
 /* prompt-array: the context is moved by Adam on
@@ -126,15 +136,13 @@ static int train_prompt_array(Debias *d, const ClipModel *m, const Tokenizer *t,
     rng_seed(&r, p->seed ^ 0xa77a);
     for (int k = 0; k < M * W; k++) d->ctx[k] = 0.02f * rng_normal(&r);
     float *g = xalloc_floats((size_t)M * W);
-    AdamW opt;
-    adamw_init(&opt, (long)M * W, 0.9f, 0.999f, 1e-8f);
     PaProblem pp = {m, ids, n, nq, M, X, y, nr, A, pa, on, p->beta};
-    for (int step = 0; step < p->steps && rc == 0; step++) {
-        prompt_array_loss_grad(&pp, d->ctx, g);
-        adamw_begin_step(&opt);
-        adamw_update(&opt, d->ctx, g, 0, (long)M * W, p->lr, 0.0);
-    }
-    adamw_free(&opt);
+    PaRun run = {&pp, d->ctx, g};
+    TrainSpec spec = {.label = "prompt-array", .total_steps = p->steps, .lr = p->lr, .beta1 = 0.9f, .beta2 = 0.999f,
+                      .eps = 1e-8f, .params = d->ctx, .grads = g, .n_params = (long)M * W, .step = pa_step,
+                      .user = &run, .samples_per_step = 1, .unit = "steps", .quiet = 1};
+    TrainState st;
+    if (rc == 0) rc = train_run(&spec, &st, e);
     free(X), free(y), free(pa), free(subj), free(ids), free(orig), free(on), free(g);
     return rc;
 }
@@ -196,6 +204,44 @@ double dear_loss_grad(const Debias *d, const DearProblem *q, float *grads) {
     return loss;
 }
 
+typedef struct {
+    Debias *d;
+    const DebiasData *dd;
+    const float *f, *T, *p0;
+    int n, K, nl;
+    float scale;
+    double beta;
+    float *G, *gb, *h, *a, *fo, *u, *dG;
+    float *grads; /* the trainer's */
+} DearRun;
+
+/* One step: the classifier takes 5 gradient steps of CE on the labelled adapted features, then the
+ * adapter's gradient of the DEAR loss. */
+static int dear_step(void *user, long step, float *loss, Err *e) {
+    (void)step, (void)e;
+    DearRun *r = user;
+    const int D = r->d->D, A = r->dd->A, n = r->n;
+    adapter_forward(r->d, r->f, r->h, r->a, r->fo, n);
+    for (int it = 0; it < 5; it++) {
+        linear_forward(r->u, r->fo, r->G, r->gb, n, D, A);
+        softmax_forward(r->u, r->u, n, A);
+        memset(r->dG, 0, sizeof(float) * (size_t)A * D);
+        for (int i = 0; i < n; i++) {
+            const int yi = r->dd->ref_attr[i];
+            if (yi < 0 || yi >= A) continue;
+            for (int c = 0; c < A; c++) {
+                const float gu = (r->u[(size_t)i * A + c] - (c == yi)) / r->nl;
+                r->gb[c] -= 0.5f * gu;
+                for (int j = 0; j < D; j++) r->dG[(size_t)c * D + j] += gu * r->fo[(size_t)i * D + j];
+            }
+        }
+        for (int k = 0; k < A * D; k++) r->G[k] -= 0.5f * r->dG[k];
+    }
+    DearProblem dp = {r->f, n, r->dd->ref_attr, A, r->nl, r->G, r->gb, r->T, r->K, r->scale, r->p0, r->beta};
+    *loss = (float)dear_loss_grad(r->d, &dp, r->grads);
+    return 0;
+}
+
 /* dear: alternately, a linear attribute classifier G learns to read the attribute off f' (CE),
  * and the adapter is moved by Adam on
  *   L = CE(G f', uniform)  +  beta KL(p_zs(f) || p_zs(f'))  (p_zs: zero-shot over the kept classes)
@@ -219,55 +265,27 @@ static int train_dear(Debias *d, const ClipModel *m, const Tokenizer *t, const D
     sgemm(false, true, n, K, D, scale, f, D, T, D, 0.0f, p0, K);
     softmax_forward(p0, p0, n, K);
     d->hidden = H;
-    d->w1 = xalloc_floats((size_t)H * D), d->b1 = xcalloc((size_t)H, sizeof(float));
-    d->w2 = xcalloc((size_t)D * H, sizeof(float)), d->b2 = xcalloc((size_t)D, sizeof(float)); /* identity at first */
+    const long NP = (long)H * D + H + (long)D * H + D;
+    d->adapter = xcalloc((size_t)NP, sizeof(float)); /* b1, w2, b2 zero: the identity at first */
+    d->w1 = d->adapter, d->b1 = d->w1 + (long)H * D, d->w2 = d->b1 + H, d->b2 = d->w2 + (long)D * H;
     Rng r;
     rng_seed(&r, p->seed ^ 0xdea7);
     for (int k = 0; k < H * D; k++) d->w1[k] = rng_normal(&r) / sqrtf((float)D);
-    float *G = xcalloc((size_t)A * D, sizeof(float)), *gb = xcalloc((size_t)A, sizeof(float));
-    const long NP = (long)H * D + H + (long)D * H + D;
-    float *params = xalloc_floats((size_t)NP), *grads = xalloc_floats((size_t)NP);
-    AdamW opt;
-    adamw_init(&opt, NP, 0.9f, 0.999f, 1e-8f);
-    float *h = xalloc_floats((size_t)n * H), *a = xalloc_floats((size_t)n * H), *fo = xalloc_floats((size_t)n * D);
-    float *u = xalloc_floats((size_t)n * A), *dG = xalloc_floats((size_t)A * D);
-    int nl = 0;
-    for (int i = 0; i < n; i++) nl += dd->ref_attr[i] >= 0 && dd->ref_attr[i] < A;
-    for (int step = 0; step < p->steps; step++) {
-        adapter_forward(d, f, h, a, fo, n);
-        /* the classifier: 5 gradient steps of CE on the labelled adapted features */
-        for (int it = 0; it < 5; it++) {
-            linear_forward(u, fo, G, gb, n, D, A);
-            softmax_forward(u, u, n, A);
-            memset(dG, 0, sizeof(float) * (size_t)A * D);
-            for (int i = 0; i < n; i++) {
-                const int yi = dd->ref_attr[i];
-                if (yi < 0 || yi >= A) continue;
-                for (int c = 0; c < A; c++) {
-                    const float gu = (u[(size_t)i * A + c] - (c == yi)) / nl;
-                    gb[c] -= 0.5f * gu;
-                    for (int j = 0; j < D; j++) dG[(size_t)c * D + j] += gu * fo[(size_t)i * D + j];
-                }
-            }
-            for (int k = 0; k < A * D; k++) G[k] -= 0.5f * dG[k];
-        }
-        DearProblem dp = {f, n, dd->ref_attr, A, nl, G, gb, T, K, scale, p0, p->beta};
-        dear_loss_grad(d, &dp, grads);
-        memcpy(params, d->w1, sizeof(float) * (size_t)H * D);
-        memcpy(params + (long)H * D, d->b1, sizeof(float) * (size_t)H);
-        memcpy(params + (long)H * D + H, d->w2, sizeof(float) * (size_t)D * H);
-        memcpy(params + (long)H * D + H + (long)D * H, d->b2, sizeof(float) * (size_t)D);
-        adamw_begin_step(&opt);
-        adamw_update(&opt, params, grads, 0, NP, p->lr, 0.0);
-        memcpy(d->w1, params, sizeof(float) * (size_t)H * D);
-        memcpy(d->b1, params + (long)H * D, sizeof(float) * (size_t)H);
-        memcpy(d->w2, params + (long)H * D + H, sizeof(float) * (size_t)D * H);
-        memcpy(d->b2, params + (long)H * D + H + (long)D * H, sizeof(float) * (size_t)D);
-    }
-    adamw_free(&opt);
-    free(f), free(T), free(p0), free(G), free(gb), free(params), free(grads), free(h), free(a), free(fo);
-    free(u), free(dG);
-    return 0;
+    DearRun run = {.d = d, .dd = dd, .f = f, .n = n, .T = T, .K = K, .scale = scale, .p0 = p0, .beta = p->beta};
+    run.G = xcalloc((size_t)A * D, sizeof(float)), run.gb = xcalloc((size_t)A, sizeof(float));
+    run.h = xalloc_floats((size_t)n * H), run.a = xalloc_floats((size_t)n * H), run.fo = xalloc_floats((size_t)n * D);
+    run.u = xalloc_floats((size_t)n * A), run.dG = xalloc_floats((size_t)A * D);
+    for (int i = 0; i < n; i++) run.nl += dd->ref_attr[i] >= 0 && dd->ref_attr[i] < A;
+    float *grads = xalloc_floats((size_t)NP);
+    run.grads = grads;
+    TrainSpec spec = {.label = "dear", .total_steps = p->steps, .lr = p->lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                      .params = d->adapter, .grads = grads, .n_params = NP, .step = dear_step, .user = &run,
+                      .samples_per_step = 1, .unit = "steps", .quiet = 1};
+    TrainState st;
+    rc = train_run(&spec, &st, e);
+    free(f), free(T), free(p0), free(run.G), free(run.gb), free(grads), free(run.h), free(run.a), free(run.fo);
+    free(run.u), free(run.dG);
+    return rc;
 }
 
 int debias_build_adapter(Debias *d, const ClipModel *m, const Tokenizer *t, const DebiasData *dd, const DebiasParams *p,

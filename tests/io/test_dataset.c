@@ -8,7 +8,7 @@
 #include "io/captions.h"
 #include "io/dataset.h"
 #include "io/safetensors.h"
-#include "models/clip_trainer.h"
+#include "train/clip_trainer.h"
 #include "test.h"
 
 /* Writes gzip'd IDX files in `dir` named like Fashion-MNIST's: n images of class i%10,

@@ -1,4 +1,4 @@
-#include "models/zoo.h"
+#include "train/zoo.h"
 
 #include <errno.h>
 #include <stdio.h>

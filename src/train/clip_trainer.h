@@ -32,6 +32,8 @@ typedef struct {
     const Dist *dist;       /* NULL: serial; else the global batch is split over the ranks */
     const BiasSpec *bias;   /* people-emoji sampling skew (emoji-biased-clip), or NULL */
     const char *templates;  /* caption template file (one per line, "{}" = class), or NULL for the built-in set */
+    long bench_steps;       /* > 0: a benchmark: this many steps from scratch, no checkpoint, evaluation or output */
+    double *step_seconds;   /* bench_steps: each step's wall time (data pipeline included) */
 } TrainOpts;
 
 typedef struct {
@@ -44,15 +46,11 @@ typedef struct {
 
 void train_opts_default(TrainOpts *o);
 
-#include "core/optim.h"
-#include "models/clip_params.h"
-/* One optimisation step on a batch: forward both towers, contrastive loss, backward,
- * clip the global gradient norm, AdamW (decay per the table's flags), clamp the logit scale.
- * g is the gradient buffer (clip_init_zeros); params from clip_param_table(m).
- * dist (NULL: serial): px/ids are this rank's B samples of a global batch of B * size. */
-int clip_train_step(ClipModel *m, ClipModel *g, AdamW *opt, const NnTable *params, const float *px,
-                    const int32_t *ids, int B, const Dist *dist, double lr, double wd, float grad_clip,
-                    float *loss_out, Err *e);
+/* One contrastive step on a batch (this rank's B samples of a global batch of B * size under
+ * dist): forward both towers, the loss on the gathered features, backward; gradients accumulate
+ * into g (a zeroed model of the same config). The trainer's loop does the rest. */
+int clip_contrastive_step(ClipModel *m, ClipModel *g, const float *px, const int32_t *ids, int B, const Dist *dist,
+                          float *loss_out, Err *e);
 int clip_train(const TrainOpts *o, TrainResult *res, Err *e);
 
 #endif

@@ -4,7 +4,7 @@
 #ifndef FORGET_ZOO_H
 #define FORGET_ZOO_H
 
-#include "models/clip_trainer.h"
+#include "train/clip_trainer.h"
 
 typedef struct {
     const char *name, *summary;

@@ -1,0 +1,71 @@
+/* The one training loop every trainer in forget runs: a step callback computes a loss and
+ * accumulates gradients; the loop zeroes them, all-reduces them over MPI ranks, clips their
+ * global norm, moves the trainable entries with AdamW (decay per entry), follows a warm-up +
+ * cosine (or constant) learning rate, draws a progress bar, calls an evaluation every so many
+ * steps, and writes checkpoints a rerun resumes from with byte-identical results (every random
+ * choice of a step must derive from (seed, step), see train_mix). The CLIP trainer, the zoo,
+ * CoOp, prompt-array, DEAR and `forget bench train` all run through it. */
+#ifndef FORGET_TRAINER_H
+#define FORGET_TRAINER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/dist.h"
+#include "core/err.h"
+#include "core/progress.h"
+#include "nn/params.h"
+
+typedef struct {
+    const char *label;   /* the progress bar's */
+    long total_steps;
+    /* schedule and optimiser */
+    double lr, warmup_frac; /* linear warm-up over warmup_frac of the steps, then: */
+    int cosine;             /* 1: cosine decay to 0; 0: constant */
+    double wd;              /* decoupled weight decay where the entry decays */
+    float grad_clip;        /* global L2 norm; <= 0: off */
+    float beta1, beta2, eps;
+    /* what moves: the arena and its gradient, entries from the table (NULL: all of it, decaying) */
+    float *params, *grads;
+    long n_params;
+    const NnTable *table;   /* slots point into params; frozen and buffer entries do not move */
+    /* the work */
+    int (*step)(void *user, long step, float *loss, Err *e);
+    void (*after_update)(void *user, long step);                 /* may be NULL */
+    int (*evaluate)(void *user, long steps_done, Progress *bar, Err *e); /* may be NULL; rank 0 only */
+    long eval_every;        /* steps between evaluations (and after the last); 0: only after the last */
+    int eval_at_start;      /* also before the first step */
+    void (*status)(void *user, long step, float loss, char *buf, size_t cap); /* the bar's text, may be NULL */
+    void *user;
+    double samples_per_step;
+    const char *unit;       /* what the bar's rate counts ("img", "steps") */
+    int quiet;
+    const Dist *dist;       /* NULL: serial */
+    /* checkpoints (NULL ckpt: none) */
+    const char *ckpt, *recipe, *producer;
+    long ckpt_every;
+    int fresh;              /* ignore an existing checkpoint */
+    long stop_after;        /* > 0: stop after this many steps in this run, with a checkpoint, as if killed */
+    double *step_seconds;   /* optional: wall time of each step of this run (benchmarks) */
+} TrainSpec;
+
+typedef struct {
+    long step;              /* steps done (a resumed run starts past 0) */
+    long steps_this_run;
+    float last_loss;
+    double samples_per_s;   /* this run's */
+    int finished;           /* step == total_steps */
+} TrainState;
+
+/* Runs from the checkpoint (if any) to total_steps or stop_after. */
+int train_run(const TrainSpec *s, TrainState *st, Err *e);
+
+/* Learning rate at a step under the spec's schedule. */
+double train_lr_at(const TrainSpec *s, long step);
+/* A 64-bit mix of two values: seeds of per-step, per-sample random streams. */
+uint64_t train_mix(uint64_t a, uint64_t b);
+/* The sample order of an epoch: a seeded Fisher-Yates from (seed, epoch). */
+void train_epoch_order(int *perm, int n, uint64_t seed, int epoch);
+double train_global_norm(const float *g, long n);
+
+#endif
