@@ -57,7 +57,9 @@ $(BIN)/forget: $(CLI_OBJ) $(BUILD)/libforget.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BIN)/forget-tests: $(TEST_OBJ) $(BUILD)/libforget.a
+# The tests link the command-line layer too (all but its main), to test the option parser directly.
+CLI_LIB_OBJ := $(filter-out $(BUILD)/src/cli/main.o,$(CLI_OBJ))
+$(BIN)/forget-tests: $(TEST_OBJ) $(CLI_LIB_OBJ) $(BUILD)/libforget.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 

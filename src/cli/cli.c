@@ -1,3 +1,4 @@
+#include "core/err.h"
 #include "cli/cli.h"
 
 #include <stdarg.h>
@@ -19,45 +20,6 @@ int cli_error(const char *cmd, int code, const char *fmt, ...) {
     return code;
 }
 
-const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
-    if (*i + 1 >= argc) {
-        cli_error(cmd, EXIT_USAGE, "option %s needs a value (see forget help %s)", argv[*i], cmd);
-        return NULL;
-    }
-    return argv[++*i];
-}
-
-int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) {
-        cli_error(cmd, EXIT_USAGE, "%s expects an integer in %ld..%ld, got \"%s\"", opt, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-int cli_common(const Command *c, int argc, char **argv, int *i, int *done, int *bad) {
-    const char *a = argv[*i];
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-        fputs(c->help, stdout);
-        *done = 1;
-        return 1;
-    }
-    if (strcmp(a, "--threads") == 0) {
-        const char *v = cli_value(c->name, argc, argv, i);
-        long n;
-        if (!v || cli_int(c->name, "--threads", v, 0, 4096, &n) != 0) {
-            *bad = 1;
-            return 1;
-        }
-        threads_set((int)n);
-        return 1;
-    }
-    return 0;
-}
-
 int cli_load_model(const char *cmd, const char *path, ClipModel *m, int act_override) {
     Err e = {{0}};
     ClipLoadOpts o = {.act_override = act_override, .load_token_table = 0};
@@ -69,7 +31,7 @@ char **cli_split(const char *s, char sep, int *n) {
     size_t len = strlen(s);
     int parts = 1;
     for (const char *p = s; *p; p++) parts += *p == sep;
-    char **out = malloc(sizeof(char *) * (size_t)(parts + 1) + len + 1);
+    char **out = xmalloc(sizeof(char *) * (size_t)(parts + 1) + len + 1);
     char *buf = (char *)(out + parts + 1);
     memcpy(buf, s, len + 1);
     int k = 0;
@@ -86,21 +48,6 @@ char **cli_split(const char *s, char sep, int *n) {
     out[k] = NULL;
     *n = k;
     return out;
-}
-
-int cli_layout(const char *cmd, const char *s, ClipLayout *out) {
-    if (strcmp(s, "openai") == 0) *out = LAYOUT_OPENAI;
-    else if (strcmp(s, "hf") == 0) *out = LAYOUT_HF;
-    else return cli_error(cmd, EXIT_USAGE, "--layout must be openai or hf, got \"%s\"", s), -1;
-    return 0;
-}
-
-int cli_dtype(const char *cmd, const char *s, StDtype *out) {
-    if (strcmp(s, "f32") == 0) *out = ST_F32;
-    else if (strcmp(s, "f16") == 0) *out = ST_F16;
-    else if (strcmp(s, "bf16") == 0) *out = ST_BF16;
-    else return cli_error(cmd, EXIT_USAGE, "--dtype must be f32, f16 or bf16, got \"%s\"", s), -1;
-    return 0;
 }
 
 static int cmp_double(const void *a, const void *b) {

@@ -5,9 +5,10 @@
 
 #include <stdio.h>
 
+#include "cli/opts.h"
 #include "models/clip.h"
 
-typedef struct {
+typedef struct Command {
     const char *name;
     const char *summary;
     const char *help; /* full usage text */
@@ -22,19 +23,10 @@ enum { EXIT_WORK = 1, EXIT_USAGE = 2 };
 
 /* Prints "forget CMD: message" to stderr and returns code. */
 int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* The value after option argv[*i]; NULL (and an error printed) when missing. */
-const char *cli_value(const char *cmd, int argc, char **argv, int *i);
-/* Integer option value within [lo, hi]; -1 with an error printed when not. */
-int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
-/* Handles --help/-h and --threads N; returns 1 if argv[*i] was one of them (help printed: *done=1). */
-int cli_common(const Command *c, int argc, char **argv, int *i, int *done, int *bad);
 /* Loads a model, printing the error; 0 on success. */
 int cli_load_model(const char *cmd, const char *path, ClipModel *m, int act_override);
 /* The same, and with check set, every weight verified finite (the first bad tensor named). */
 int cli_load_model_checked(const char *cmd, const char *path, ClipModel *m, int act_override, int check);
-/* --layout openai|hf and --dtype f32|f16|bf16 values; -1 with an error printed when unknown. */
-int cli_layout(const char *cmd, const char *s, ClipLayout *out);
-int cli_dtype(const char *cmd, const char *s, StDtype *out);
 /* Median of v[n] (sorts v). */
 double cli_median(double *v, int n);
 /* forget bench blackbox (cmd_bench_methods.c), dispatched from forget bench. */

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/err.h"
 #include "cli/cli.h"
 #include "core/gemm.h"
 #include "core/rng.h"
@@ -52,7 +53,7 @@ static double sgemm_peak(int iters) {
     rng_fill_uniform(&r, a, (long)n * n, -1, 1);
     rng_fill_uniform(&r, b, (long)n * n, -1, 1);
     sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
-    double *t = malloc(sizeof(double) * (size_t)iters);
+    double *t = xmalloc(sizeof(double) * (size_t)iters);
     for (int i = 0; i < iters; i++) {
         double t0 = now_seconds();
         sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
@@ -85,7 +86,7 @@ static void encode_once(const EncodeCall *c) {
 /* Median time of `iters` calls after one warm-up, as a rate of n items and `flops` per call. */
 static Rate time_calls(const EncodeCall *c, int iters, double flops) {
     encode_once(c);
-    double *t = malloc(sizeof(double) * (size_t)iters);
+    double *t = xmalloc(sizeof(double) * (size_t)iters);
     for (int i = 0; i < iters; i++) {
         double t0 = now_seconds();
         encode_once(c);
@@ -118,32 +119,21 @@ static Rate time_texts(const ClipModel *m, const int32_t *ids, int N, int iters,
 
 typedef struct {
     const char *config;
-    long batch, reps; /* reps: --iters or --steps */
+    int batch, reps; /* reps: --iters or --steps */
     int json;
 } BenchOpts;
 
-/* The options both benchmarks take; returns -1 to go on, else the exit code (help printed: 0). */
-static int parse_opts(int argc, char **argv, const char *reps_flag, BenchOpts *o) {
-    int done = 0, bad = 0;
-    for (int i = 2; i < argc; i++) {
-        if (cli_common(&cmd_bench, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--config") == 0) {
-            if (!(o->config = cli_value("bench", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--batch") == 0) {
-            const char *v = cli_value("bench", argc, argv, &i);
-            if (!v || cli_int("bench", "--batch", v, 1, 4096, &o->batch)) return EXIT_USAGE;
-        } else if (strcmp(argv[i], reps_flag) == 0) {
-            const char *v = cli_value("bench", argc, argv, &i);
-            if (!v || cli_int("bench", reps_flag, v, 1, 1000, &o->reps)) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--json") == 0) {
-            o->json = 1;
-        } else {
-            return cli_error("bench", EXIT_USAGE, "unknown argument %s (forget help bench)", argv[i]);
-        }
-    }
-    return -1;
+/* The options bench clip and bench train take; returns -1 to go on, else the exit code. */
+static int parse_opts(int argc, char **argv, const char *reps_flag, BenchOpts *o, int *synthetic) {
+    const Opt opts[] = {
+        O_STR("--config", "NAME", &o->config, 0, "model shape"),
+        O_INT("--batch", "B", &o->batch, 1, 4096, "batch size"),
+        O_INT(reps_flag, "N", &o->reps, 1, 1000, "timed repetitions (after a warm-up)"),
+        O_FLAG("--synthetic", synthetic, "train: a fixed synthetic batch (the PyTorch reference's work)"),
+        {.name = "--json", .type = OPT_FLAG, .help = "print the result as one line of JSON", .dst = &o->json},
+        O_END,
+    };
+    return cli_parse(&cmd_bench, argc, argv, 2, opts, NULL);
 }
 
 /* A fixed synthetic batch shaped like bench/torch_train.py's, through the same trainer loop. */
@@ -195,13 +185,7 @@ static int bench_train_synthetic(const ClipConfig *cfg, int B, long steps, doubl
 static int bench_train(int argc, char **argv) {
     BenchOpts bo = {"fmnist-s", 128, 10, 0};
     int synthetic = 0;
-    for (int i = 2; i < argc; i++) /* one flag of its own; the rest as every benchmark */
-        if (strcmp(argv[i], "--synthetic") == 0) {
-            synthetic = 1;
-            memmove(&argv[i], &argv[i + 1], sizeof(char *) * (size_t)(argc - i));
-            argc--, i--;
-        }
-    int st = parse_opts(argc, argv, "--steps", &bo);
+    int st = parse_opts(argc, argv, "--steps", &bo, &synthetic);
     if (st >= 0) return st;
     const int B = bo.batch;
     const long steps = bo.reps;
@@ -257,7 +241,8 @@ static int run(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "clip") != 0)
         return cli_error("bench", EXIT_USAGE, "what to benchmark? (forget bench clip|train|blackbox|debias; forget help bench)");
     BenchOpts bo = {"vit-b-32", 16, 5, 0};
-    int st = parse_opts(argc, argv, "--iters", &bo);
+    int synthetic = 0;
+    int st = parse_opts(argc, argv, "--iters", &bo, &synthetic);
     if (st >= 0) return st;
     const char *config = bo.config;
     const long batch = bo.batch, iters = bo.reps;
@@ -274,7 +259,7 @@ static int run(int argc, char **argv) {
 
     /* 77-token prompts: 75 random BPE ids between SOT and EOT */
     const int N = (int)batch, ctx = cfg.context;
-    int32_t *ids = calloc((size_t)N * ctx, sizeof(int32_t));
+    int32_t *ids = xcalloc((size_t)N * ctx, sizeof(int32_t));
     Rng r;
     rng_seed(&r, 3);
     for (int n = 0; n < N; n++) {

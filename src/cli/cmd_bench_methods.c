@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 #include "core/progress.h"
 #include "core/rng.h"
 #include "core/threads.h"
@@ -118,33 +119,20 @@ static int time_search(BbClient *cache, BbClient *whole, int L, int iters, const
 
 int bench_blackbox(int argc, char **argv) {
     const char *config = "vit-b-32", *model = NULL;
-    long L = 4, pop = 30, iters = 10, search_iters = 60;
-    int json = 0, done = 0, bad = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (cli_common(&cmd_bench, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(a, "--json") == 0) {
-            json = 1;
-        } else if (!(v = cli_value("bench", argc, argv, &i))) {
-            return EXIT_USAGE;
-        } else if (strcmp(a, "--config") == 0) {
-            config = v;
-        } else if (strcmp(a, "--model") == 0) {
-            model = v;
-        } else if (strcmp(a, "--suffix-len") == 0) {
-            if (cli_int("bench", a, v, 1, 32, &L)) return EXIT_USAGE;
-        } else if (strcmp(a, "--pop") == 0) {
-            if (cli_int("bench", a, v, 1, 500, &pop)) return EXIT_USAGE;
-        } else if (strcmp(a, "--iters") == 0) {
-            if (cli_int("bench", a, v, 1, 1000, &iters)) return EXIT_USAGE;
-        } else if (strcmp(a, "--search-iters") == 0) {
-            if (cli_int("bench", a, v, 0, 10000, &search_iters)) return EXIT_USAGE;
-        } else {
-            return cli_error("bench", EXIT_USAGE, "unknown argument %s (forget help bench)", a);
-        }
-    }
+    int L = 4, pop = 30, iters = 10, search_iters = 60;
+    int json = 0;
+    const Opt opts[] = {
+        O_STR("--config", "NAME", &config, 0, "shape of the random model served when no --model"),
+        O_STR("--model", "FILE", &model, 0, "a model to serve instead"),
+        opt_bind(OPT_BB_SUFFIX_LEN, &L),
+        O_INT("--pop", "N", &pop, 1, 500, "random suffixes per request"),
+        O_INT("--iters", "N", &iters, 1, 1000, "timed requests"),
+        O_INT("--search-iters", "N", &search_iters, 0, 10000, "populations of the timed dirichlet search"),
+        opt_bind(OPT_JSON, &json),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_bench, argc, argv, 2, opts, NULL);
+    if (st >= 0) return st;
     Err e = {{0}};
     char *tmp = NULL;
     if (!model) { /* a random model of the named shape, written once for the server to load */
@@ -180,7 +168,7 @@ int bench_blackbox(int argc, char **argv) {
     double rc_s = 0, rw_s = 0, sc_s = 0, sw_s = 0;
     if (rc == 0) rc = time_random(&cc, &cw, (int)L, (int)pop, (int)iters, &v, ids, &rc_s, &rw_s, &e);
     if (rc == 0 && search_iters > 0) {
-        if (!json) fprintf(stderr, "a dirichlet search of %ld populations, each sent to both servers...\n", search_iters);
+        if (!json) fprintf(stderr, "a dirichlet search of %d populations, each sent to both servers...\n", search_iters);
         rc = time_search(&cc, &cw, (int)L, (int)search_iters, &v, ids, lab, &sc_s, &sw_s, &spop, &e);
     }
     if (cls) bb_dataset_free(cls, nc, all);
@@ -208,12 +196,12 @@ int bench_blackbox(int argc, char **argv) {
         rc = cli_json_line("bench", j);
         cJSON_Delete(j);
     } else {
-        printf("forget bench blackbox: %s, L = %ld, 10 class prompts x 160 images per candidate, %d threads\n"
-               "  random suffixes (%ld per request, median of %ld):\n"
+        printf("forget bench blackbox: %s, L = %d, 10 class prompts x 160 images per candidate, %d threads\n"
+               "  random suffixes (%d per request, median of %d):\n"
                "    whole prompts:  %.1f queries/s\n    prefix cache:   %.1f queries/s  (%.2fx)\n",
                random_model ? config : model, L, threads_get(), pop, iters, qw, qc, qc / qw);
         if (search_iters)
-            printf("  a dirichlet search's stream (%d per request, %ld requests, all timed):\n"
+            printf("  a dirichlet search's stream (%d per request, %d requests, all timed):\n"
                    "    whole prompts:  %.1f queries/s\n    prefix cache:   %.1f queries/s  (%.2fx)\n",
                    spop, search_iters, sqw, sqc, sqc / sqw);
     }
@@ -226,27 +214,17 @@ int bench_blackbox(int argc, char **argv) {
 #include "forget/debias.h"
 
 int bench_debias(int argc, char **argv) {
-    long D = 512, n = 20000, iters = 5;
-    int json = 0, done = 0, bad = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (cli_common(&cmd_bench, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(a, "--json") == 0) {
-            json = 1;
-        } else if (!(v = cli_value("bench", argc, argv, &i))) {
-            return EXIT_USAGE;
-        } else if (strcmp(a, "--dim") == 0) {
-            if (cli_int("bench", a, v, 2, 4096, &D)) return EXIT_USAGE;
-        } else if (strcmp(a, "--vocab") == 0) {
-            if (cli_int("bench", a, v, 1, 1000000, &n)) return EXIT_USAGE;
-        } else if (strcmp(a, "--iters") == 0) {
-            if (cli_int("bench", a, v, 1, 100, &iters)) return EXIT_USAGE;
-        } else {
-            return cli_error("bench", EXIT_USAGE, "unknown argument %s (forget help bench)", a);
-        }
-    }
+    int D = 512, n = 20000, iters = 5;
+    int json = 0;
+    const Opt opts[] = {
+        O_INT("--dim", "D", &D, 2, 4096, "feature dimension"),
+        O_INT("--vocab", "N", &n, 1, 1000000, "words of the general vocabulary"),
+        O_INT("--iters", "N", &iters, 1, 100, "timed runs"),
+        opt_bind(OPT_JSON, &json),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_bench, argc, argv, 2, opts, NULL);
+    if (st >= 0) return st;
     Rng r;
     rng_seed(&r, 7);
     const int nb = 8, np = 50;
@@ -284,8 +262,8 @@ int bench_debias(int argc, char **argv) {
         rc = cli_json_line("bench", j);
         cJSON_Delete(j);
     } else
-        printf("forget bench debias: D = %ld, %ld-word vocabulary, %d threads: calibration %.3f s (second moment %.3f s, "
-               "Cholesky solve %.3f s), median of %ld\n",
+        printf("forget bench debias: D = %d, %d-word vocabulary, %d threads: calibration %.3f s (second moment %.3f s, "
+               "Cholesky solve %.3f s), median of %d\n",
                D, n, threads_get(), med, medm, med - medm, iters);
     free(W), free(B), free(A), free(Bp), free(P0), free(M), free(Wn), free(P), free(t), free(tm);
     return rc;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 #include "core/dist.h"
 #include "forget/blackbox.h"
 #include "forget/blackbox_experiment.h"
@@ -44,82 +45,45 @@ const Command cmd_blackbox = {
     "of the machine in ps.\n",
     run};
 
+static int parse_dirichlet(const char *v, void *dst, char *msg, size_t cap) {
+    return dirichlet_params_parse(v, dst, msg, cap);
+}
+
 static int run(int argc, char **argv) {
     const char *key_opt = NULL, *key_file = NULL;
     int json_failed = 0;
     BlackboxOpts o;
     blackbox_defaults(&o);
-    int json = 0, done = 0, bad = 0;
+    int json = 0;
     const char *report = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        long l;
-        if (cli_common(&cmd_blackbox, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(a, "--json") == 0) {
-            json = 1;
-        } else if (strcmp(a, "--quiet") == 0) {
-            o.quiet = 1;
-        } else if (!(v = cli_value("blackbox", argc, argv, &i))) {
-            return EXIT_USAGE;
-        } else if (strcmp(a, "--api") == 0) {
-            o.api = v;
-        } else if (strcmp(a, "--eval-api") == 0) {
-            o.eval_api = v;
-        } else if (strcmp(a, "--api-key") == 0) {
-            key_opt = v;
-        } else if (strcmp(a, "--api-key-file") == 0) {
-            key_file = v;
-        } else if (strcmp(a, "--forget") == 0) {
-            o.forget = v;
-        } else if (strcmp(a, "--method") == 0) {
-            o.method = v;
-        } else if (strcmp(a, "--template") == 0) {
-            o.tpl = v;
-        } else if (strcmp(a, "--dirichlet") == 0) {
-            char msg[256];
-            if (dirichlet_params_parse(v, &o.dirichlet, msg, sizeof msg))
-                return cli_error("blackbox", EXIT_USAGE, "--dirichlet: %s", msg);
-        } else if (strcmp(a, "--wordlist") == 0) {
-            o.wordlist = v;
-        } else if (strcmp(a, "--report") == 0) {
-            report = v;
-        } else if (strcmp(a, "--model") == 0) {
-            o.model = v;
-        } else if (strcmp(a, "--dataset") == 0) {
-            o.dataset = v;
-        } else if (strcmp(a, "--data-dir") == 0) {
-            o.data_dir = v;
-        } else if (strcmp(a, "--n-ctx") == 0) {
-            if (cli_int("blackbox", a, v, 1, 32, &l)) return EXIT_USAGE;
-            o.n_ctx = (int)l;
-        } else if (strcmp(a, "--coop-steps") == 0) {
-            if (cli_int("blackbox", a, v, 1, 1000000, &l)) return EXIT_USAGE;
-            o.coop_steps = (int)l;
-        } else if (strcmp(a, "--curve-points") == 0) {
-            if (cli_int("blackbox", a, v, 0, BLACKBOX_MAX_CURVE, &l)) return EXIT_USAGE;
-            o.curve_points = (int)l;
-        } else if (strcmp(a, "--suffix-len") == 0) {
-            if (cli_int("blackbox", a, v, 1, 32, &l)) return EXIT_USAGE;
-            o.suffix_len = (int)l;
-        } else if (strcmp(a, "--shots") == 0) {
-            if (cli_int("blackbox", a, v, 1, 1000, &l)) return EXIT_USAGE;
-            o.shots = (int)l;
-        } else if (strcmp(a, "--vocab") == 0) {
-            if (cli_int("blackbox", a, v, 2, 1000000, &l)) return EXIT_USAGE;
-            o.vocab_max = (int)l;
-        } else if (strcmp(a, "--budget") == 0) {
-            if (cli_int("blackbox", a, v, 1, 100000000L, &l)) return EXIT_USAGE;
-            o.budget = l;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (cli_int("blackbox", a, v, 0, 2147483647L, &l)) return EXIT_USAGE;
-            o.seed = (uint64_t)l;
-        } else {
-            return cli_error("blackbox", EXIT_USAGE, "unknown option %s (forget help blackbox)", a);
-        }
-    }
-    if (!o.api || !o.forget) return cli_error("blackbox", EXIT_USAGE, "--api and --forget are required");
+    const Opt opts[] = {
+        O_STR("--api", "URL", &o.api, OPT_REQUIRED, "the classifier's API (forget serve)"),
+        O_STR("--forget", "CLASSES", &o.forget, OPT_REQUIRED, "classes to forget: names or indices, comma-separated"),
+        O_STR("--eval-api", "URL", &o.eval_api, 0, "the API the result is measured on (default --api)"),
+        O_STR("--method", "M", &o.method, 0, "dirichlet, random, greedy, ga, bdpl, bbt, bbf or coop"),
+        opt_bind(OPT_BB_SUFFIX_LEN, &o.suffix_len),
+        opt_bind(OPT_BB_BUDGET, &o.budget),
+        opt_bind(OPT_BB_SHOTS, &o.shots),
+        O_INT("--vocab", "N", &o.vocab_max, 2, 1000000, "words the strict methods draw from"),
+        O_STR("--wordlist", "FILE", &o.wordlist, 0, "their vocabulary (default: Debian's wamerican)"),
+        O_STR("--template", "T", &o.tpl, 0, "the class prompt ({} = the class)"),
+        O_INT("--n-ctx", "M", &o.n_ctx, 1, 32, "context vectors of the loose and white-box methods"),
+        opt_bind(OPT_MODEL, &o.model),
+        opt_bind(OPT_DATASET, &o.dataset),
+        opt_bind(OPT_DATA_DIR, &o.data_dir),
+        O_INT("--coop-steps", "N", &o.coop_steps, 1, 1000000, "coop's Adam steps"),
+        O_INT("--curve-points", "N", &o.curve_points, 0, BLACKBOX_MAX_CURVE, "points of the H-against-queries curve"),
+        O_STR("--report", "FILE", &report, 0, "an HTML report of the run"),
+        opt_bind(OPT_SEED, &o.seed),
+        opt_bind(OPT_API_KEY_FILE, &key_file),
+        opt_bind(OPT_API_KEY, &key_opt),
+        O_CUSTOM("--dirichlet", "K=3,...", &o.dirichlet, parse_dirichlet, "the reconstruction's search settings (above)"),
+        opt_bind(OPT_JSON, &json),
+        opt_bind(OPT_QUIET, &o.quiet),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_blackbox, argc, argv, 1, opts, NULL);
+    if (st >= 0) return st;
     char *key = NULL;
     if (cli_api_key("blackbox", key_opt, key_file, &key)) return EXIT_WORK;
     o.api_key = key;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 #include "forget/debias.h"
 #include "core/ops.h"
 #include "models/clip_encode.h"
@@ -27,7 +28,7 @@ const Command cmd_classify = {
 static char *fill_template(const char *tpl, const char *label) {
     const char *at = strstr(tpl, "{}");
     size_t n = strlen(tpl) + strlen(label) + 1;
-    char *s = malloc(n);
+    char *s = xmalloc(n);
     if (!at) snprintf(s, n, "%s", tpl);
     else snprintf(s, n, "%.*s%s%s", (int)(at - tpl), tpl, label, at + 2);
     return s;
@@ -35,38 +36,23 @@ static char *fill_template(const char *tpl, const char *label) {
 
 static int run(int argc, char **argv) {
     const char *model = NULL, *labels = NULL, *tpl = "a photo of a {}.", *debias = NULL;
-    const char **images = NULL;
-    int n_img = 0, json = 0, done = 0, bad = 0, check = 0;
-    long top = 5;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_common(&cmd_classify, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(a, "--model") == 0) {
-            if (!(model = cli_value("classify", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(a, "--labels") == 0) {
-            if (!(labels = cli_value("classify", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(a, "--template") == 0) {
-            if (!(tpl = cli_value("classify", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(a, "--debias") == 0) {
-            if (!(debias = cli_value("classify", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(a, "--top") == 0) {
-            const char *v = cli_value("classify", argc, argv, &i);
-            if (!v || cli_int("classify", "--top", v, 1, 1000000, &top)) return EXIT_USAGE;
-        } else if (strcmp(a, "--json") == 0) {
-            json = 1;
-        } else if (strcmp(a, "--check") == 0) {
-            check = 1;
-        } else if (strcmp(a, "--image") == 0) {
-            images = (const char **)(argv + i + 1);
-            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) i++, n_img++;
-        } else {
-            return cli_error("classify", EXIT_USAGE, "unknown argument %s (forget help classify)", a);
-        }
-    }
-    if (!model || !labels || n_img == 0)
-        return cli_error("classify", EXIT_USAGE, "--model, --labels and at least one --image are required");
+    OptValues images = {0};
+    int json = 0, check = 0, top = 5;
+    const Opt opts[] = {
+        O_STR("--model", "FILE", &model, OPT_REQUIRED, "the CLIP model"),
+        {.name = "--image", .metavar = "PATH...", .type = OPT_VALUES, .flags = OPT_REQUIRED, .help = "PNG or JPEG files",
+         .dst = &images},
+        O_STR("--labels", "\"a,b,c\"", &labels, OPT_REQUIRED, "the class names, comma-separated"),
+        O_STR("--template", "T", &tpl, 0, "the prompt of each label ({} = the label)"),
+        O_INT("--top", "K", &top, 1, 1000000, "labels printed per image"),
+        O_STR("--debias", "FILE", &debias, 0, "a debiasing transform (forget debias)"),
+        opt_bind(OPT_CHECK, &check),
+        opt_bind(OPT_JSON, &json),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_classify, argc, argv, 1, opts, NULL);
+    if (st >= 0) return st;
+    const int n_img = images.n;
     int n_lab;
     char **lab = cli_split(labels, ',', &n_lab);
     for (int k = 0; k < n_lab; k++)
@@ -81,10 +67,10 @@ static int run(int argc, char **argv) {
         return EXIT_WORK;
     }
     const int E = m.cfg.embed_dim;
-    char **prompts = malloc(sizeof(char *) * (size_t)n_lab);
+    char **prompts = xmalloc(sizeof(char *) * (size_t)n_lab);
     for (int k = 0; k < n_lab; k++) prompts[k] = fill_template(tpl, lab[k]);
-    float *tf = malloc(sizeof(float) * (size_t)n_lab * E), *imf = malloc(sizeof(float) * (size_t)n_img * E);
-    float *logits = malloc(sizeof(float) * (size_t)n_img * n_lab), *prob = malloc(sizeof(float) * (size_t)n_lab);
+    float *tf = xmalloc(sizeof(float) * (size_t)n_lab * E), *imf = xmalloc(sizeof(float) * (size_t)n_img * E);
+    float *logits = xmalloc(sizeof(float) * (size_t)n_img * n_lab), *prob = xmalloc(sizeof(float) * (size_t)n_lab);
     Tokenizer t;
     Err e = {{0}};
     int rc = 0;
@@ -95,7 +81,7 @@ static int run(int argc, char **argv) {
         tokenizer_init(&t, &e) != 0 ||
         (have_db ? debias_encode_texts(&db, &m, &t, tpl, (const char *const *)lab, n_lab, tf, &e)
                  : clip_encode_texts(&m, &t, (const char *const *)prompts, n_lab, tf, &e)) != 0 ||
-        clip_encode_image_files(&m, images, n_img, imf, &e) != 0) {
+        clip_encode_image_files(&m, images.v, n_img, imf, &e) != 0) {
         rc = cli_error("classify", EXIT_WORK, "%s", e.msg);
     } else {
         if (have_db) debias_images(&db, imf, n_img);
@@ -104,16 +90,16 @@ static int run(int argc, char **argv) {
             softmax_forward(prob, logits + (size_t)i * n_lab, 1, n_lab);
             for (int k = 0; k < n_lab && rc == 0; k++)
                 if (!isfinite(prob[k])) {
-                    char *what = xasprintf("%s: the probability of \"%s\"", images[i], lab[k]);
+                    char *what = xasprintf("%s: the probability of \"%s\"", images.v[i], lab[k]);
                     clip_nonfinite_error(&m, what, &e);
                     free(what);
                     rc = cli_error("classify", EXIT_WORK, "%s", e.msg);
                 }
             if (rc) break;
             cJSON *row = cJSON_CreateObject();
-            cJSON_AddStringToObject(row, "image", images[i]);
+            cJSON_AddStringToObject(row, "image", images.v[i]);
             cJSON *arr = cJSON_AddArrayToObject(row, "top");
-            if (!json) printf("%s\n", images[i]);
+            if (!json) printf("%s\n", images.v[i]);
             for (int r = 0; r < top; r++) {
                 int best = -1;
                 for (int k = 0; k < n_lab; k++)

@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 
 static int run(int argc, char **argv);
 
@@ -15,28 +16,19 @@ const Command cmd_convert = {
     run};
 
 static int run(int argc, char **argv) {
-    const char *in = NULL, *out = NULL, *layout = "openai", *dtype = "f32";
-    int done = 0, bad = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_common(&cmd_convert, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--model") == 0) {
-            if (!(in = cli_value("convert", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--out") == 0) {
-            if (!(out = cli_value("convert", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--layout") == 0) {
-            if (!(layout = cli_value("convert", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--dtype") == 0) {
-            if (!(dtype = cli_value("convert", argc, argv, &i))) return EXIT_USAGE;
-        } else {
-            return cli_error("convert", EXIT_USAGE, "unknown argument %s (forget help convert)", argv[i]);
-        }
-    }
-    if (!in || !out) return cli_error("convert", EXIT_USAGE, "--model and --out are required");
-    ClipLayout lay;
-    StDtype dt;
-    if (cli_layout("convert", layout, &lay) || cli_dtype("convert", dtype, &dt)) return EXIT_USAGE;
+    const char *in = NULL, *out = NULL;
+    int layout = LAYOUT_OPENAI, dtype = 0;
+    const Opt opts[] = {
+        O_STR("--model", "IN", &in, OPT_REQUIRED, "the checkpoint to read"),
+        O_STR("--out", "OUT", &out, OPT_REQUIRED, "the checkpoint to write"),
+        opt_bind(OPT_LAYOUT, &layout),
+        opt_bind(OPT_DTYPE, &dtype),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_convert, argc, argv, 1, opts, NULL);
+    if (st >= 0) return st;
+    const ClipLayout lay = (ClipLayout)layout;
+    const StDtype dt = CLI_DTYPES[dtype];
     ClipModel m;
     if (cli_load_model("convert", in, &m, -1)) return EXIT_WORK;
     Err e = {{0}};

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 #include "forget/bias_experiment.h"
 
 static int run(int argc, char **argv);
@@ -24,52 +25,27 @@ static int run(int argc, char **argv) {
     bias_experiment_defaults(&o);
     o.quiet = 1;
     const char *method = NULL, *out = NULL;
-    int calibrate = 0, done = 0, bad = 0;
-    long dims = 0;
+    int calibrate = 0, dims = 0;
     double lambda = 100, mu = 30;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        long l;
-        if (cli_common(&cmd_debias, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(a, "--calibrate") == 0) {
-            calibrate = 1;
-        } else if (!(v = cli_value("debias", argc, argv, &i))) {
-            return EXIT_USAGE;
-        } else if (strcmp(a, "--model") == 0) {
-            o.model = v;
-        } else if (strcmp(a, "--method") == 0) {
-            method = v;
-        } else if (strcmp(a, "--out") == 0) {
-            out = v;
-        } else if (strcmp(a, "--setting") == 0) {
-            o.setting = v;
-        } else if (strcmp(a, "--vocab-file") == 0) {
-            o.vocab_file = v;
-        } else if (strcmp(a, "--data-dir") == 0) {
-            o.data_dir = v;
-        } else if (strcmp(a, "--lambda") == 0 || strcmp(a, "--mu") == 0) {
-            char *end;
-            double x = strtod(v, &end);
-            if (*end || !(x >= 0) || x > 1e12) return cli_error("debias", EXIT_USAGE, "%s must be a number >= 0, got \"%s\"", a, v);
-            if (a[2] == 'l') lambda = x;
-            else mu = x;
-        } else if (strcmp(a, "--dims") == 0) {
-            if (cli_int("debias", a, v, 1, 65536, &dims)) return EXIT_USAGE;
-        } else if (strcmp(a, "--vocab") == 0) {
-            if (cli_int("debias", a, v, 10, 200000, &l)) return EXIT_USAGE;
-            o.vocab = (int)l;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (cli_int("debias", a, v, 0, 2147483647L, &l)) return EXIT_USAGE;
-            o.seed = (unsigned long long)l;
-        } else {
-            return cli_error("debias", EXIT_USAGE, "unknown option %s (forget help debias)", a);
-        }
-    }
-    if (!o.model || !method || !out) return cli_error("debias", EXIT_USAGE, "--model, --method and --out are required");
+    const Opt opts[] = {
+        O_STR("--model", "FILE", &o.model, OPT_REQUIRED, "the CLIP model"),
+        O_STR("--method", "NAME", &method, OPT_REQUIRED, "orth-proj, orth-cali, bend-vlm, clip-clip, sfid, prompt-array, dear"),
+        O_STR("--out", "FILE", &out, OPT_REQUIRED, "the transform (FILE.debias.safetensors)"),
+        O_STR("--setting", "S", &o.setting, 0, "emoji or spurious (default: from the model's file name)"),
+        O_FLAG("--calibrate", &calibrate, "add the closed-form calibration to a projection"),
+        O_DBL("--lambda", "L", &lambda, 0, 1e12, 0, "the calibration's lambda"),
+        O_DBL("--mu", "M", &mu, 0, 1e12, 0, "the calibration's mu"),
+        O_INT("--dims", "N", &dims, 1, 65536, "dimensions clip-clip removes (default: the method's)"),
+        O_INT("--vocab", "N", &o.vocab, 10, 200000, "words of the default general vocabulary"),
+        O_STR("--vocab-file", "FILE", &o.vocab_file, 0, "the general vocabulary, one word or phrase per line"),
+        opt_bind(OPT_DATA_DIR, &o.data_dir),
+        opt_bind(OPT_SEED, &o.seed),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_debias, argc, argv, 1, opts, NULL);
+    if (st >= 0) return st;
     Err e = {{0}};
-    if (debias_build_for_setting(&o, method, calibrate, lambda, mu, (int)dims, out, &e) != 0)
+    if (debias_build_for_setting(&o, method, calibrate, lambda, mu, dims, out, &e) != 0)
         return cli_error("debias", EXIT_WORK, "%s", e.msg);
     fprintf(stderr, "forget debias: %s%s -> %s\n", method, calibrate ? " + calibration (reconstruction)" : "", out);
     return 0;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 #include "forget/debias.h"
 #include "io/atomic_file.h"
 #include "models/clip_encode.h"
@@ -30,15 +31,6 @@ const Command cmd_embed = {
     "                        bend-vlm needs to build its attribute-augmented versions (default \"{}\")\n",
     run};
 
-/* Collects the non-option arguments after argv[*i]. */
-static int collect(int argc, char **argv, int *i, const char ***out) {
-    int start = *i + 1, n = 0;
-    while (start + n < argc && strncmp(argv[start + n], "--", 2) != 0) n++;
-    *out = (const char **)(argv + start);
-    *i += n;
-    return n;
-}
-
 static int read_pixels(const char *path, const char *shape, int R, float **px, int *count) {
     int n, c, h, w;
     if (sscanf(shape, "%d,%d,%d,%d", &n, &c, &h, &w) != 4 || n <= 0 || c != 3 || h != R || w != R)
@@ -47,7 +39,7 @@ static int read_pixels(const char *path, const char *shape, int R, float **px, i
     FILE *f = fopen_regular(path, &fe);
     if (!f) return cli_error("embed", EXIT_WORK, "%s", fe.msg);
     size_t want = (size_t)n * 3 * R * R;
-    *px = malloc(want * sizeof(float) + 1);
+    *px = xalloc_floats(want + 1);
     size_t got = fread(*px, sizeof(float), want + 1, f);
     fclose(f);
     if (got != want) {
@@ -61,40 +53,25 @@ static int read_pixels(const char *path, const char *shape, int R, float **px, i
 
 static int run(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *pixels = NULL, *shape = NULL, *debias = NULL, *tpl = "{}";
-    const char **texts = NULL, **images = NULL;
-    int n_text = 0, n_image = 0, json = 0, gelu = 0, done = 0, bad = 0, check = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_common(&cmd_embed, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(a, "--model") == 0) {
-            if (!(model = cli_value("embed", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(a, "--out") == 0) {
-            if (!(out = cli_value("embed", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(a, "--template") == 0) {
-            if (!(tpl = cli_value("embed", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(a, "--debias") == 0) {
-            if (!(debias = cli_value("embed", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(a, "--pixels") == 0) {
-            if (!(pixels = cli_value("embed", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(a, "--shape") == 0) {
-            if (!(shape = cli_value("embed", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(a, "--text") == 0) {
-            n_text = collect(argc, argv, &i, &texts);
-        } else if (strcmp(a, "--image") == 0) {
-            n_image = collect(argc, argv, &i, &images);
-        } else if (strcmp(a, "--json") == 0) {
-            json = 1;
-        } else if (strcmp(a, "--check") == 0) {
-            check = 1; /* every weight verified finite at load */
-        } else if (strcmp(a, "--gelu") == 0) {
-            gelu = 1;
-        } else {
-            return cli_error("embed", EXIT_USAGE, "unknown argument %s (forget help embed)", a);
-        }
-    }
-    if (!model) return cli_error("embed", EXIT_USAGE, "--model FILE is required");
+    OptValues texts = {0}, images = {0};
+    int json = 0, gelu = 0, check = 0;
+    const Opt opts[] = {
+        O_STR("--model", "FILE", &model, OPT_REQUIRED, "the CLIP model"),
+        O_VALS("--text", "TEXT...", &texts, "texts to embed"),
+        O_VALS("--image", "PATH...", &images, "PNG or JPEG files to embed"),
+        O_STR("--pixels", "FILE", &pixels, 0, "preprocessed float32 images (with --shape)"),
+        O_STR("--shape", "N,3,H,W", &shape, 0, "the shape of --pixels"),
+        O_STR("--out", "FILE", &out, 0, "write the features as float32 (else JSON on stdout)"),
+        O_STR("--debias", "FILE", &debias, 0, "a debiasing transform (forget debias)"),
+        O_STR("--template", "T", &tpl, 0, "the prompt template bend-vlm builds its versions from"),
+        O_FLAG("--gelu", &gelu, "the checkpoint uses erf GELU (open_clip non-quickgelu)"),
+        opt_bind(OPT_CHECK, &check),
+        opt_bind(OPT_JSON, &json),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_embed, argc, argv, 1, opts, NULL);
+    if (st >= 0) return st;
+    const int n_text = texts.n, n_image = images.n;
     if ((n_text > 0) + (n_image > 0) + (pixels != NULL) != 1)
         return cli_error("embed", EXIT_USAGE, "give exactly one of --text, --image, --pixels (with at least one input)");
     if (pixels && !shape) return cli_error("embed", EXIT_USAGE, "--pixels needs --shape N,3,H,W");
@@ -108,18 +85,18 @@ static int run(int argc, char **argv) {
     if (pixels) {
         if ((rc = read_pixels(pixels, shape, m.cfg.image_res, &px, &n)) != 0) goto done;
     }
-    feat = malloc(sizeof(float) * (size_t)n * E);
+    feat = xalloc_floats((size_t)n * E);
     Debias db = {0};
     if (debias && debias_load(&db, debias, &e) != 0) rc = EXIT_WORK;
     else if (debias && db.D != E && err_set(&e, "%s is for %d-dimensional features, the model has %d", debias, db.D, E)) rc = EXIT_WORK;
     else if (n_text) {
         Tokenizer t;
         if (tokenizer_init(&t, &e) != 0 ||
-            (debias ? debias_encode_texts(&db, &m, &t, tpl, texts, n, feat, &e) : clip_encode_texts(&m, &t, texts, n, feat, &e)) != 0)
+            (debias ? debias_encode_texts(&db, &m, &t, tpl, texts.v, n, feat, &e) : clip_encode_texts(&m, &t, texts.v, n, feat, &e)) != 0)
             rc = EXIT_WORK;
         tokenizer_free(&t);
     } else if (n_image) {
-        if (clip_encode_image_files(&m, images, n, feat, &e) != 0) rc = EXIT_WORK;
+        if (clip_encode_image_files(&m, images.v, n, feat, &e) != 0) rc = EXIT_WORK;
     } else {
         if (clip_encode_image(&m, px, n, feat, NULL, &e) != 0) rc = EXIT_WORK;
     }

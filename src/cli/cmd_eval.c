@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 #include "eval/zeroshot.h"
 
 static int run(int argc, char **argv);
@@ -27,33 +28,19 @@ static int run(int argc, char **argv) {
         return cli_error("eval", EXIT_USAGE, "what to evaluate? (forget eval zeroshot ...; forget help eval)");
     }
     const char *model = NULL, *dataset = NULL, *tpl = NULL, *dir = NULL;
-    long samples = 0;
-    int json = 0, done = 0, bad = 0, check = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_common(&cmd_eval, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(a, "--json") == 0) {
-            json = 1;
-        } else if (strcmp(a, "--check") == 0) {
-            check = 1; /* every weight verified finite at load */
-        } else if (strcmp(a, "--model") == 0) {
-            if (!(model = cli_value("eval", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(a, "--dataset") == 0) {
-            if (!(dataset = cli_value("eval", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(a, "--template") == 0) {
-            if (!(tpl = cli_value("eval", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(a, "--data-dir") == 0) {
-            if (!(dir = cli_value("eval", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(a, "--samples") == 0) {
-            const char *v = cli_value("eval", argc, argv, &i);
-            if (!v || cli_int("eval", "--samples", v, 1, 100000000L, &samples)) return EXIT_USAGE;
-        } else {
-            return cli_error("eval", EXIT_USAGE, "unknown argument %s (forget help eval)", a);
-        }
-    }
-    if (!model || !dataset) return cli_error("eval", EXIT_USAGE, "--model and --dataset are required");
+    int samples = 0, json = 0, check = 0;
+    const Opt opts[] = {
+        O_STR("--model", "FILE", &model, OPT_REQUIRED, "the CLIP model"),
+        O_STR("--dataset", "NAME:split", &dataset, OPT_REQUIRED, "e.g. fmnist:test"),
+        O_STR("--template", "T", &tpl, 0, "the class prompt ({} = the class; default: the data set's)"),
+        O_INT("--samples", "N", &samples, 1, 100000000, "evaluate N evenly spaced images (default: all)"),
+        O_STR("--data-dir", "DIR", &dir, 0, "where the data set's files are"),
+        opt_bind(OPT_CHECK, &check),
+        opt_bind(OPT_JSON, &json),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_eval, argc, argv, 2, opts, NULL);
+    if (st >= 0) return st;
     ClipModel m;
     if (cli_load_model_checked("eval", model, &m, -1, check)) return EXIT_WORK;
     Dataset d;

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 #include "forget/bias_experiment.h"
 #include "forget/blackbox_experiment.h"
 
@@ -38,112 +39,60 @@ const Command cmd_experiment = {
 static int run_bias(int argc, char **argv) {
     BiasExperimentOpts o;
     bias_experiment_defaults(&o);
-    int done = 0, bad = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v;
-        long l;
-        if (cli_common(&cmd_experiment, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(a, "--quiet") == 0) {
-            o.quiet = 1;
-        } else if (!(v = cli_value("experiment", argc, argv, &i))) {
-            return EXIT_USAGE;
-        } else if (strcmp(a, "--model") == 0) {
-            o.model = v;
-        } else if (strcmp(a, "--out") == 0) {
-            o.out = v;
-        } else if (strcmp(a, "--setting") == 0) {
-            o.setting = v;
-        } else if (strcmp(a, "--methods") == 0) {
-            o.methods = v;
-        } else if (strcmp(a, "--data-dir") == 0) {
-            o.data_dir = v;
-        } else if (strcmp(a, "--vocab-file") == 0) {
-            o.vocab_file = v;
-        } else if (strcmp(a, "--queries") == 0) {
-            o.queries = v;
-        } else if (strcmp(a, "--K") == 0) {
-            if (cli_int("experiment", a, v, 1, 10000, &l)) return EXIT_USAGE;
-            o.K = (int)l;
-        } else if (strcmp(a, "--vocab") == 0) {
-            if (cli_int("experiment", a, v, 10, 200000, &l)) return EXIT_USAGE;
-            o.vocab = (int)l;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (cli_int("experiment", a, v, 0, 2147483647L, &l)) return EXIT_USAGE;
-            o.seed = (unsigned long long)l;
-        } else {
-            return cli_error("experiment", EXIT_USAGE, "unknown option %s (forget help experiment)", a);
-        }
-    }
-    if (!o.model || !o.out) return cli_error("experiment", EXIT_USAGE, "--model and --out are required");
+    const Opt opts[] = {
+        O_STR("--model", "FILE", &o.model, OPT_REQUIRED, "the CLIP model to debias"),
+        O_STR("--out", "DIR", &o.out, OPT_REQUIRED, "results directory (a rerun resumes from it)"),
+        O_STR("--setting", "S", &o.setting, 0, "emoji or spurious (default: from the model's file name)"),
+        O_STR("--methods", "LIST", &o.methods, 0, "comma-separated methods (default: all)"),
+        opt_bind(OPT_DATA_DIR, &o.data_dir),
+        O_STR("--vocab-file", "FILE", &o.vocab_file, 0, "the general vocabulary, one word or phrase per line"),
+        O_STR("--queries", "FILE", &o.queries, 0, "test queries, \"phrase<TAB>attribute[,attribute]\" per line"),
+        O_INT("--K", "K", &o.K, 1, 10000, "retrieval depth of MaxSkew@K and KL@K"),
+        O_INT("--vocab", "N", &o.vocab, 10, 200000, "words of the default vocabulary"),
+        opt_bind(OPT_SEED, &o.seed),
+        opt_bind(OPT_QUIET, &o.quiet),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_experiment, argc, argv, 2, opts, NULL);
+    if (st >= 0) return st;
     Err e = {{0}};
     if (bias_experiment_run(&o, &e) != 0) return cli_error("experiment", EXIT_WORK, "%s", e.msg);
     return 0;
 }
 
-static int run(int argc, char **argv) {
-    if (argc >= 2 && strcmp(argv[1], "bias") == 0) return run_bias(argc, argv);
-    if (argc < 2 || strcmp(argv[1], "blackbox") != 0) {
-        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-            fputs(cmd_experiment.help, stdout);
-            return 0;
-        }
-        return cli_error("experiment", EXIT_USAGE, "which experiment? (forget experiment blackbox|bias; forget help experiment)");
-    }
+static int run_blackbox(int argc, char **argv) {
     BbExperimentOpts o;
     bb_experiment_defaults(&o);
-    int done = 0, bad = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v;
-        long l;
-        if (cli_common(&cmd_experiment, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(a, "--labels") == 0) {
-            o.labels = 1;
-        } else if (strcmp(a, "--quiet") == 0) {
-            o.quiet = 1;
-        } else if (!(v = cli_value("experiment", argc, argv, &i))) {
-            return EXIT_USAGE;
-        } else if (strcmp(a, "--model") == 0) {
-            o.model = v;
-        } else if (strcmp(a, "--dataset") == 0) {
-            o.dataset = v;
-        } else if (strcmp(a, "--data-dir") == 0) {
-            o.data_dir = v;
-        } else if (strcmp(a, "--out") == 0) {
-            o.out = v;
-        } else if (strcmp(a, "--methods") == 0) {
-            o.methods = v;
-        } else if (strcmp(a, "--lengths") == 0) {
-            o.lengths = v;
-        } else if (strcmp(a, "--forget-ratio") == 0) {
-            char *end;
-            o.forget_ratio = strtod(v, &end);
-            if (*end || !(o.forget_ratio > 0 && o.forget_ratio < 1))
-                return cli_error("experiment", EXIT_USAGE, "--forget-ratio must be a number in (0, 1), got \"%s\"", v);
-        } else if (strcmp(a, "--seeds") == 0) {
-            if (cli_int("experiment", a, v, 1, 100, &l)) return EXIT_USAGE;
-            o.seeds = (int)l;
-        } else if (strcmp(a, "--length-seeds") == 0) {
-            if (cli_int("experiment", a, v, 0, 100, &l)) return EXIT_USAGE;
-            o.length_seeds = (int)l;
-        } else if (strcmp(a, "--suffix-len") == 0) {
-            if (cli_int("experiment", a, v, 1, 32, &l)) return EXIT_USAGE;
-            o.L = (int)l;
-        } else if (strcmp(a, "--shots") == 0) {
-            if (cli_int("experiment", a, v, 1, 1000, &l)) return EXIT_USAGE;
-            o.shots = (int)l;
-        } else if (strcmp(a, "--budget") == 0) {
-            if (cli_int("experiment", a, v, 40, 100000000L, &l)) return EXIT_USAGE;
-            o.budget = l;
-        } else {
-            return cli_error("experiment", EXIT_USAGE, "unknown option %s (forget help experiment)", a);
-        }
-    }
-    if (!o.model || !o.dataset || !o.out) return cli_error("experiment", EXIT_USAGE, "--model, --dataset and --out are required");
+    const Opt opts[] = {
+        O_STR("--model", "FILE", &o.model, OPT_REQUIRED, "the CLIP model served"),
+        O_STR("--dataset", "NAME", &o.dataset, OPT_REQUIRED, "a data set with train and test splits"),
+        O_STR("--out", "DIR", &o.out, OPT_REQUIRED, "results directory (a rerun resumes from it)"),
+        opt_bind(OPT_DATA_DIR, &o.data_dir),
+        O_DBL("--forget-ratio", "R", &o.forget_ratio, 0, 1, OPT_OPEN, "share of the classes forgotten"),
+        O_INT("--seeds", "N", &o.seeds, 1, 100, "seeds per method at --suffix-len"),
+        opt_bind(OPT_BB_BUDGET, &o.budget),
+        opt_bind(OPT_BB_SHOTS, &o.shots),
+        opt_bind(OPT_BB_SUFFIX_LEN, &o.L),
+        O_STR("--lengths", "LIST", &o.lengths, 0, "suffix lengths of the length sweep"),
+        O_INT("--length-seeds", "N", &o.length_seeds, 0, 100, "seeds per length"),
+        O_STR("--methods", "LIST", &o.methods, 0, "comma-separated methods (default: all)"),
+        O_FLAG("--labels", &o.labels, "also run the strict methods through a labels-only server"),
+        opt_bind(OPT_QUIET, &o.quiet),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_experiment, argc, argv, 2, opts, NULL);
+    if (st >= 0) return st;
     Err e = {{0}};
     if (bb_experiment_run(&o, &e) != 0) return cli_error("experiment", EXIT_WORK, "%s", e.msg);
     return 0;
+}
+
+static int run(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "bias") == 0) return run_bias(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "blackbox") == 0) return run_blackbox(argc, argv);
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(cmd_experiment.help, stdout);
+        return 0;
+    }
+    return cli_error("experiment", EXIT_USAGE, "which experiment? (forget experiment blackbox|bias; forget help experiment)");
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 
 static int run(int argc, char **argv);
 
@@ -17,22 +18,15 @@ const Command cmd_info = {
 static int run(int argc, char **argv) {
     int json_failed = 0;
     const char *model = NULL;
-    int json = 0, done = 0, bad = 0, check = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_common(&cmd_info, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--model") == 0) {
-            if (!(model = cli_value("info", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--json") == 0) {
-            json = 1;
-        } else if (strcmp(argv[i], "--check") == 0) {
-            check = 1; /* every weight verified finite at load */
-        } else {
-            return cli_error("info", EXIT_USAGE, "unknown argument %s (forget help info)", argv[i]);
-        }
-    }
-    if (!model) return cli_error("info", EXIT_USAGE, "--model FILE is required");
+    int json = 0, check = 0;
+    const Opt opts[] = {
+        O_STR("--model", "FILE", &model, OPT_REQUIRED, "the checkpoint"),
+        opt_bind(OPT_CHECK, &check),
+        opt_bind(OPT_JSON, &json),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_info, argc, argv, 1, opts, NULL);
+    if (st >= 0) return st;
     ClipModel m;
     if (cli_load_model_checked("info", model, &m, -1, check)) return EXIT_WORK;
     const ClipConfig *c = &m.cfg;

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 
 static int run(int argc, char **argv);
 
@@ -15,37 +16,26 @@ const Command cmd_init = {
     run};
 
 static int run(int argc, char **argv) {
-    const char *config = NULL, *out = NULL, *layout = "openai", *dtype = "f32";
-    long seed = 0;
-    int done = 0, bad = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_common(&cmd_init, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--config") == 0) {
-            if (!(config = cli_value("init", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--out") == 0) {
-            if (!(out = cli_value("init", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--layout") == 0) {
-            if (!(layout = cli_value("init", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--dtype") == 0) {
-            if (!(dtype = cli_value("init", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--seed") == 0) {
-            const char *v = cli_value("init", argc, argv, &i);
-            if (!v || cli_int("init", "--seed", v, 0, 2147483647L, &seed)) return EXIT_USAGE;
-        } else {
-            return cli_error("init", EXIT_USAGE, "unknown argument %s (forget help init)", argv[i]);
-        }
-    }
-    if (!config || !out) return cli_error("init", EXIT_USAGE, "--config and --out are required");
+    const char *config = NULL, *out = NULL;
+    int layout = LAYOUT_OPENAI, dtype = 0;
+    uint64_t seed = 0;
+    const Opt opts[] = {
+        O_STR("--config", "NAME", &config, OPT_REQUIRED, "vit-b-32, vit-b-16, tiny, fmnist-s, emoji-s, fmnist-xs"),
+        O_STR("--out", "FILE", &out, OPT_REQUIRED, "the checkpoint to write"),
+        opt_bind(OPT_SEED, &seed),
+        opt_bind(OPT_LAYOUT, &layout),
+        opt_bind(OPT_DTYPE, &dtype),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_init, argc, argv, 1, opts, NULL);
+    if (st >= 0) return st;
     ClipConfig cfg;
     if (clip_config_named(&cfg, config) != 0)
         return cli_error("init", EXIT_USAGE, "unknown --config \"%s\" (vit-b-32, vit-b-16, tiny)", config);
-    ClipLayout lay;
-    StDtype dt;
-    if (cli_layout("init", layout, &lay) || cli_dtype("init", dtype, &dt)) return EXIT_USAGE;
+    const ClipLayout lay = (ClipLayout)layout;
+    const StDtype dt = CLI_DTYPES[dtype];
     ClipModel m;
-    clip_init_random(&m, &cfg, (uint64_t)seed);
+    clip_init_random(&m, &cfg, seed);
     Err e = {{0}};
     int rc = clip_save(&m, out, lay, dt, &e) ? cli_error("init", EXIT_WORK, "%s", e.msg) : 0;
     clip_free(&m);

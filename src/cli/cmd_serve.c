@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 #include "serve/server.h"
 
 static int run(int argc, char **argv);
@@ -47,78 +48,36 @@ static int run(int argc, char **argv) {
     ServerOpts o = {.port = 8080};
     const char *dataset = NULL, *split = "train";
     const char *key_opt = NULL, *key_file = NULL;
-    int done = 0, bad = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        long l;
-        if (cli_common(&cmd_serve, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(a, "--allow-embeddings") == 0) {
-            o.allow_embeddings = 1;
-        } else if (strcmp(a, "--no-prefix-cache") == 0) {
-            o.no_prefix_cache = 1;
-        } else if (!(v = cli_value("serve", argc, argv, &i))) {
-            return EXIT_USAGE;
-        } else if (strcmp(a, "--model") == 0) {
-            o.model = v;
-        } else if (strcmp(a, "--dataset") == 0) {
-            dataset = v;
-        } else if (strcmp(a, "--split") == 0) {
-            split = v;
-        } else if (strcmp(a, "--bind") == 0) {
-            o.bind = v;
-        } else if (strcmp(a, "--data-dir") == 0) {
-            o.data_dir = v;
-        } else if (strcmp(a, "--api-key") == 0) {
-            key_opt = v;
-        } else if (strcmp(a, "--api-key-file") == 0) {
-            key_file = v;
-        } else if (strcmp(a, "--max-prompts") == 0) {
-            if (cli_int("serve", a, v, 1, 1L << 20, &l)) return EXIT_USAGE;
-            o.max_prompts = (int)l;
-        } else if (strcmp(a, "--max-tokens") == 0) {
-            if (cli_int("serve", a, v, 2, 1L << 30, &l)) return EXIT_USAGE;
-            o.max_tokens = l;
-        } else if (strcmp(a, "--max-images") == 0) {
-            if (cli_int("serve", a, v, 1, 1L << 24, &l)) return EXIT_USAGE;
-            o.max_images = (int)l;
-        } else if (strcmp(a, "--max-uploads") == 0) {
-            if (cli_int("serve", a, v, 1, 1L << 16, &l)) return EXIT_USAGE;
-            o.max_uploads = (int)l;
-        } else if (strcmp(a, "--max-values") == 0) {
-            if (cli_int("serve", a, v, 1, 1L << 30, &l)) return EXIT_USAGE;
-            o.max_values = l;
-        } else if (strcmp(a, "--slice-gflop") == 0) {
-            if (cli_int("serve", a, v, 1, 100000, &l)) return EXIT_USAGE;
-            o.max_slice_gflop = (double)l;
-        } else if (strcmp(a, "--request-timeout") == 0) {
-            if (cli_int("serve", a, v, 1, 3600, &l)) return EXIT_USAGE;
-            o.request_timeout_s = (int)l;
-        } else if (strcmp(a, "--max-connections") == 0) {
-            if (cli_int("serve", a, v, 1, 65536, &l)) return EXIT_USAGE;
-            o.max_connections = (int)l;
-        } else if (strcmp(a, "--max-per-client") == 0) {
-            if (cli_int("serve", a, v, 1, 65536, &l)) return EXIT_USAGE;
-            o.max_per_client = (int)l;
-        } else if (strcmp(a, "--port") == 0) {
-            if (cli_int("serve", a, v, 0, 65535, &l)) return EXIT_USAGE;
-            o.port = (int)l;
-        } else if (strcmp(a, "--prefix-cache-mb") == 0) {
-            if (cli_int("serve", a, v, 1, 1L << 20, &l)) return EXIT_USAGE;
-            o.prefix_cache_mb = l;
-        } else if (strcmp(a, "--max-body") == 0) {
-            if (cli_int("serve", a, v, 64, 1L << 30, &l)) return EXIT_USAGE;
-            o.max_body = l;
-        } else if (strcmp(a, "--reveal") == 0) {
-            if (strcmp(v, "labels") == 0) o.reveal_labels = 1;
-            else if (strcmp(v, "probs") != 0)
-                return cli_error("serve", EXIT_USAGE, "--reveal must be probs or labels, got \"%s\"", v);
-        } else {
-            return cli_error("serve", EXIT_USAGE, "unknown option %s (forget help serve)", a);
-        }
-    }
-    if (!o.model || !dataset) return cli_error("serve", EXIT_USAGE, "--model and --dataset are required");
+    static const char *const REVEAL[] = {"probs", "labels", NULL};
+    int slice_gflop = 0;
+    const Opt opts[] = {
+        O_STR("--model", "FILE", &o.model, OPT_REQUIRED, "the CLIP model served"),
+        O_STR("--dataset", "NAME[:split]", &dataset, OPT_REQUIRED, "the images the API classifies by id"),
+        O_STR("--split", "S", &split, 0, "the split when --dataset names none"),
+        opt_bind(OPT_DATA_DIR, &o.data_dir),
+        O_INT("--port", "P", &o.port, 0, 65535, "TCP port (0: any free one)"),
+        O_STR("--bind", "ADDR", &o.bind, 0, "address to listen on (default 127.0.0.1)"),
+        O_CHOICE("--reveal", &o.reveal_labels, REVEAL, "what the API returns: probs or labels (top-1 only)"),
+        O_FLAG("--allow-embeddings", &o.allow_embeddings, "accept context embeddings (loose black box)"),
+        O_FLAG("--no-prefix-cache", &o.no_prefix_cache, "encode every prompt whole"),
+        O_LONG("--prefix-cache-mb", "MB", &o.prefix_cache_mb, 1, 1L << 20, "the text tower's prefix cache"),
+        opt_bind(OPT_API_KEY_FILE, &key_file),
+        opt_bind(OPT_API_KEY, &key_opt),
+        O_INT("--max-prompts", "N", &o.max_prompts, 1, 1 << 20, "prompts per request (default 8192)"),
+        O_LONG("--max-tokens", "N", &o.max_tokens, 2, 1L << 30, "token positions per request"),
+        O_INT("--max-images", "N", &o.max_images, 1, 1 << 24, "image ids per request"),
+        O_INT("--max-uploads", "N", &o.max_uploads, 1, 1 << 16, "uploaded images per request"),
+        O_LONG("--max-values", "N", &o.max_values, 1, 1L << 30, "numbers in a reply"),
+        O_INT("--slice-gflop", "G", &slice_gflop, 1, 100000, "work of one turn at the model"),
+        O_LONG("--max-body", "BYTES", &o.max_body, 64, 1L << 30, "request body size"),
+        O_INT("--request-timeout", "S", &o.request_timeout_s, 1, 3600, "seconds a request may take to arrive"),
+        O_INT("--max-connections", "N", &o.max_connections, 1, 65536, "open connections in all"),
+        O_INT("--max-per-client", "N", &o.max_per_client, 1, 65536, "open connections per client address"),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_serve, argc, argv, 1, opts, NULL);
+    if (st >= 0) return st;
+    if (slice_gflop) o.max_slice_gflop = slice_gflop;
     char *spec = strchr(dataset, ':') ? xstrdup(dataset) : xasprintf("%s:%s", dataset, split), *key = NULL;
     if (cli_api_key("serve", key_opt, key_file, &key)) {
         free(spec);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 #include "io/tokenizer.h"
 #include "io/file_open.h"
 
@@ -19,10 +20,7 @@ const Command cmd_tokenize = {
     "ftfy.fix_text's fixes for text that is not mojibake are applied first, as CLIP's code\n"
     "does with ftfy installed (see docs/engine.md); --no-ftfy gives the ids of OpenAI's code\n"
     "with ftfy stubbed out.\n"
-    "\n"
-    "  --context N   context length (default 77)\n"
-    "  --json        print each line as a JSON array\n"
-    "  --no-ftfy     skip ftfy's fixes\n",
+    "",
     run};
 
 static void print_ids(const int32_t *ids, int n, int json) {
@@ -31,39 +29,24 @@ static void print_ids(const int32_t *ids, int n, int json) {
 }
 
 static int run(int argc, char **argv) {
-    long context = CLIP_CONTEXT;
-    int json = 0, done = 0, bad = 0, first_text = -1, ftfy = 1;
+    int context = CLIP_CONTEXT, json = 0, no_ftfy = 0;
     const char *jsonl = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (cli_common(&cmd_tokenize, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--context") == 0) {
-            const char *v = cli_value("tokenize", argc, argv, &i);
-            if (!v || cli_int("tokenize", "--context", v, 2, 100000, &context)) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--json") == 0) {
-            json = 1;
-        } else if (strcmp(argv[i], "--no-ftfy") == 0) {
-            ftfy = 0;
-        } else if (strcmp(argv[i], "--jsonl") == 0) {
-            if (!(jsonl = cli_value("tokenize", argc, argv, &i))) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--") == 0) {
-            first_text = i + 1;
-            break;
-        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-            return cli_error("tokenize", EXIT_USAGE, "unknown option %s (forget help tokenize)", argv[i]);
-        } else {
-            first_text = i;
-            break;
-        }
-    }
-    if (!jsonl && (first_text < 0 || first_text >= argc))
-        return cli_error("tokenize", EXIT_USAGE, "give texts or --jsonl FILE (forget help tokenize)");
+    OptValues texts = {0};
+    const Opt opts[] = {
+        O_INT("--context", "N", &context, 2, 100000, "context length"),
+        O_STR("--jsonl", "FILE", &jsonl, 0, "read one JSON string per line ('-' = standard input)"),
+        O_FLAG("--no-ftfy", &no_ftfy, "skip ftfy's fixes"),
+        O_FLAG("--json", &json, "print each line as a JSON array"),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_tokenize, argc, argv, 1, opts, &texts);
+    if (st >= 0) return st;
+    if (!jsonl && texts.n == 0) return cli_error("tokenize", EXIT_USAGE, "give texts or --jsonl FILE (forget help tokenize)");
     Tokenizer t;
     Err e = {{0}};
     if (tokenizer_init(&t, &e) != 0) return cli_error("tokenize", EXIT_WORK, "%s", e.msg);
-    t.ftfy = ftfy;
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)context);
+    t.ftfy = !no_ftfy;
+    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)context);
     int rc = 0;
     if (jsonl) {
         Err fe = {{0}};
@@ -83,7 +66,7 @@ static int run(int argc, char **argv) {
                 if (!cJSON_IsString(js)) {
                     rc = cli_error("tokenize", EXIT_WORK, "%s:%ld: expected one JSON string per line", jsonl, lineno);
                 } else {
-                    int n = tokenizer_tokenize(&t, js->valuestring, (int)context, ids, &e);
+                    int n = tokenizer_tokenize(&t, js->valuestring, context, ids, &e);
                     if (n < 0) rc = cli_error("tokenize", EXIT_WORK, "%s:%ld: %s", jsonl, lineno, e.msg);
                     else print_ids(ids, n, json);
                 }
@@ -93,8 +76,8 @@ static int run(int argc, char **argv) {
             if (f != stdin) fclose(f);
         }
     } else {
-        for (int i = first_text; i < argc && rc == 0; i++) {
-            int n = tokenizer_tokenize(&t, argv[i], (int)context, ids, &e);
+        for (int i = 0; i < texts.n && rc == 0; i++) {
+            int n = tokenizer_tokenize(&t, texts.v[i], context, ids, &e);
             if (n < 0) rc = cli_error("tokenize", EXIT_WORK, "%s", e.msg);
             else print_ids(ids, n, json);
         }

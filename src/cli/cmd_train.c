@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 #include "train/clip_trainer.h"
 
 static int run(int argc, char **argv);
@@ -32,79 +33,35 @@ const Command cmd_train = {
     "STEPS steps with a checkpoint, as if killed.\n",
     run};
 
-static int num(const char *opt, const char *v, double *out) {
-    char *end;
-    double d = strtod(v, &end);
-    if (!*v || *end || !(d >= 0)) return cli_error("train", EXIT_USAGE, "%s expects a non-negative number, got \"%s\"", opt, v);
-    *out = d;
-    return 0;
-}
-
 static int run(int argc, char **argv) {
     int json_failed = 0;
     TrainOpts o;
     train_opts_default(&o);
     const char *config = NULL;
-    int json = 0, done = 0, bad = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        long l;
-        double d;
-        if (cli_common(&cmd_train, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(a, "--fresh") == 0) {
-            o.fresh = 1;
-        } else if (strcmp(a, "--quiet") == 0) {
-            o.quiet = 1;
-        } else if (strcmp(a, "--json") == 0) {
-            json = 1;
-        } else if (!(v = cli_value("train", argc, argv, &i))) {
-            return EXIT_USAGE;
-        } else if (strcmp(a, "--dataset") == 0) {
-            o.train_set = v;
-        } else if (strcmp(a, "--templates") == 0) {
-            o.templates = v;
-        } else if (strcmp(a, "--eval") == 0) {
-            o.eval_set = v;
-        } else if (strcmp(a, "--config") == 0) {
-            config = v;
-        } else if (strcmp(a, "--out") == 0) {
-            o.out = v;
-        } else if (strcmp(a, "--data-dir") == 0) {
-            o.data_dir = v;
-        } else if (strcmp(a, "--epochs") == 0) {
-            if (cli_int("train", a, v, 1, 100000, &l)) return EXIT_USAGE;
-            o.epochs = (int)l;
-        } else if (strcmp(a, "--batch") == 0) {
-            if (cli_int("train", a, v, 2, 65536, &l)) return EXIT_USAGE;
-            o.batch = (int)l;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (cli_int("train", a, v, 0, 2147483647L, &l)) return EXIT_USAGE;
-            o.seed = (uint64_t)l;
-        } else if (strcmp(a, "--eval-every") == 0) {
-            if (cli_int("train", a, v, 1, 100000, &l)) return EXIT_USAGE;
-            o.eval_every = (int)l;
-        } else if (strcmp(a, "--eval-samples") == 0) {
-            if (cli_int("train", a, v, 0, 100000000L, &l)) return EXIT_USAGE;
-            o.eval_samples = (int)l;
-        } else if (strcmp(a, "--limit") == 0) {
-            if (cli_int("train", a, v, 1, 100000000L, &l)) return EXIT_USAGE;
-            o.limit = (int)l;
-        } else if (strcmp(a, "--stop-after") == 0) {
-            if (cli_int("train", a, v, 1, 100000000L, &l)) return EXIT_USAGE;
-            o.stop_after = l;
-        } else if (strcmp(a, "--lr") == 0) {
-            if (num(a, v, &d)) return EXIT_USAGE;
-            o.lr = d;
-        } else if (strcmp(a, "--wd") == 0) {
-            if (num(a, v, &d)) return EXIT_USAGE;
-            o.wd = d;
-        } else {
-            return cli_error("train", EXIT_USAGE, "unknown option %s (forget help train)", a);
-        }
-    }
-    if (!o.train_set || !config || !o.out) return cli_error("train", EXIT_USAGE, "--dataset, --config and --out are required");
+    int json = 0;
+    const Opt opts[] = {
+        O_STR("--dataset", "NAME:train", &o.train_set, OPT_REQUIRED, "training split, e.g. fmnist:train"),
+        O_STR("--config", "NAME", &config, OPT_REQUIRED, "model shape (see above)"),
+        O_STR("--out", "FILE", &o.out, OPT_REQUIRED, "the final model; FILE.ckpt is its checkpoint"),
+        O_STR("--eval", "NAME:split", &o.eval_set, 0, "zero-shot evaluation set, e.g. fmnist:test"),
+        O_INT("--epochs", "N", &o.epochs, 1, 100000, "passes over the training set"),
+        O_INT("--batch", "B", &o.batch, 2, 65536, "global batch"),
+        O_DBL("--lr", "LR", &o.lr, 0, 1e6, 0, "peak learning rate"),
+        O_DBL("--wd", "WD", &o.wd, 0, 1e6, 0, "decoupled weight decay"),
+        opt_bind(OPT_SEED, &o.seed),
+        O_INT("--eval-samples", "N", &o.eval_samples, 0, 100000000, "images evaluated (0: all)"),
+        O_INT("--eval-every", "EPOCHS", &o.eval_every, 1, 100000, "epochs between evaluations"),
+        opt_bind(OPT_DATA_DIR, &o.data_dir),
+        O_INT("--limit", "N", &o.limit, 1, 100000000, "train on the first N samples only"),
+        O_STR("--templates", "FILE", &o.templates, 0, "caption templates, one per line"),
+        O_LONG("--stop-after", "STEPS", &o.stop_after, 1, 100000000, "stop after STEPS steps with a checkpoint"),
+        O_FLAG("--fresh", &o.fresh, "ignore an existing checkpoint"),
+        opt_bind(OPT_QUIET, &o.quiet),
+        opt_bind(OPT_JSON, &json),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_train, argc, argv, 1, opts, NULL);
+    if (st >= 0) return st;
     if (clip_config_named(&o.cfg, config) != 0) return cli_error("train", EXIT_USAGE, "unknown --config \"%s\"", config);
     Dist dist;
     dist_init(&dist); /* joins the MPI world under mpirun: the batch is split over the ranks */

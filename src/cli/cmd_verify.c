@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 #include "io/safetensors.h"
 
 static int run(int argc, char **argv);
@@ -32,28 +33,21 @@ static long first_nonfinite(const StTensor *t, Err *e) {
 }
 
 static int run(int argc, char **argv) {
-    int done = 0, bad = 0, finite = 1, n_files = 0, failed = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_common(&cmd_verify, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--no-finite") == 0) {
-            finite = 0;
-        } else if (strncmp(argv[i], "--", 2) == 0) {
-            return cli_error("verify", EXIT_USAGE, "unknown option %s (forget help verify)", argv[i]);
-        } else {
-            n_files++;
-        }
-    }
-    if (!n_files) return cli_error("verify", EXIT_USAGE, "name at least one file (forget help verify)");
-    for (int i = 1; i < argc; i++) {
-        if (strncmp(argv[i], "--", 2) == 0) {
-            if (strcmp(argv[i], "--threads") == 0) i++;
-            continue;
-        }
+    int no_finite = 0, failed = 0;
+    OptValues files = {0};
+    const Opt opts[] = {
+        O_FLAG("--no-finite", &no_finite, "skip the check that every weight is finite"),
+        O_END,
+    };
+    const int parsed = cli_parse(&cmd_verify, argc, argv, 1, opts, &files);
+    if (parsed >= 0) return parsed;
+    if (!files.n) return cli_error("verify", EXIT_USAGE, "name at least one file (forget help verify)");
+    const int finite = !no_finite;
+    for (int f = 0; f < files.n; f++) {
+        const char *path = files.v[f];
         SafeTensors st;
         Err e = {{0}};
-        if (st_open(&st, argv[i], &e)) {
+        if (st_open(&st, path, &e)) {
             cli_error("verify", EXIT_WORK, "%s", e.msg);
             failed++;
             continue;
@@ -62,13 +56,13 @@ static int run(int argc, char **argv) {
         for (int k = 0; k < st.n && finite && ok; k++) {
             long at = first_nonfinite(&st.tensors[k], &e);
             if (at >= 0) {
-                cli_error("verify", EXIT_WORK, "%s: tensor '%s' holds a NaN or an infinity at element %ld", argv[i],
+                cli_error("verify", EXIT_WORK, "%s: tensor '%s' holds a NaN or an infinity at element %ld", path,
                           st.tensors[k].name, at);
                 ok = 0;
             }
         }
         if (ok)
-            printf("%s: ok, %d tensors, %s%s\n", argv[i], st.n,
+            printf("%s: ok, %d tensors, %s%s\n", path, st.n,
                    st_has_digests(&st) ? "every digest matches (xxh3-128)" : "no digests (not written by forget): structure only",
                    finite ? ", all weights finite" : "");
         failed += !ok;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 #include "train/zoo.h"
 
 static int run(int argc, char **argv);
@@ -40,17 +41,12 @@ static int run(int argc, char **argv) {
     const ZooRecipe *r = zoo_find(argv[2]);
     if (!r) return cli_error("zoo", EXIT_USAGE, "no recipe \"%s\" (forget zoo list)", argv[2]);
     const char *dir = NULL;
-    int done = 0, bad = 0;
-    for (int i = 3; i < argc; i++) {
-        if (cli_common(&cmd_zoo, argc, argv, &i, &done, &bad)) {
-            if (done) return 0;
-            if (bad) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--out") == 0) {
-            if (!(dir = cli_value("zoo", argc, argv, &i))) return EXIT_USAGE;
-        } else {
-            return cli_error("zoo", EXIT_USAGE, "unknown argument %s (forget help zoo)", argv[i]);
-        }
-    }
+    const Opt opts[] = {
+        O_STR("--out", "DIR", &dir, 0, "build into DIR instead of the zoo"),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_zoo, argc, argv, 3, opts, NULL);
+    if (st >= 0) return st;
     char *path = zoo_model_path(r, dir, &e);
     if (!path) return cli_error("zoo", EXIT_WORK, "%s", e.msg);
     if (strcmp(argv[1], "path") == 0 || access(path, F_OK) == 0) {

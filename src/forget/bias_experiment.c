@@ -862,7 +862,7 @@ static int metrics_from_json(const cJSON *j, Metrics *m, int n_tasks) {
 
 static char *checkpoint_key(const BiasExperimentOpts *o, const char *setting) {
     return xasprintf("%s|%s|K%d|vocab%d|%s|%s|seed%llu", o->model, setting, o->K, o->vocab, o->vocab_file ? o->vocab_file : "-",
-             o->queries ? o->queries : "-", o->seed);
+             o->queries ? o->queries : "-", (unsigned long long)o->seed);
 }
 
 static int checkpoint_save(const BiasExperimentOpts *o, const char *setting, const Setting *st, const Entry *en, int ne, Err *e) {

@@ -16,6 +16,8 @@
 #ifndef FORGET_BIAS_EXPERIMENT_H
 #define FORGET_BIAS_EXPERIMENT_H
 
+#include <stdint.h>
+
 #include "core/err.h"
 
 typedef struct {
@@ -24,7 +26,7 @@ typedef struct {
     const char *vocab_file; /* the general vocabulary, one word or phrase per line (NULL: wamerican) */
     const char *queries;    /* test queries: "phrase<TAB>attribute[,attribute]" per line (NULL: the defaults) */
     int K, vocab, quiet;
-    unsigned long long seed;
+    uint64_t seed;
 } BiasExperimentOpts;
 
 void bias_experiment_defaults(BiasExperimentOpts *o);

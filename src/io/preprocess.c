@@ -1,3 +1,4 @@
+#include "core/err.h"
 #include "io/preprocess.h"
 
 #include <math.h>
@@ -31,9 +32,9 @@ static Coeffs precompute(int in_size, int out_size) {
     double support = support_base * filterscale;
     Coeffs c;
     c.ksize = (int)ceil(support) * 2 + 1;
-    c.bounds = malloc(sizeof(int) * 2 * (size_t)out_size);
-    c.k = calloc((size_t)out_size * c.ksize, sizeof(int32_t));
-    double *w = malloc(sizeof(double) * (size_t)c.ksize);
+    c.bounds = xmalloc(sizeof(int) * 2 * (size_t)out_size);
+    c.k = xcalloc((size_t)out_size * c.ksize, sizeof(int32_t));
+    double *w = xmalloc(sizeof(double) * (size_t)c.ksize);
     for (int xx = 0; xx < out_size; xx++) {
         double center = (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
         int xmin = (int)(center - support + 0.5);
@@ -88,7 +89,7 @@ static void resample_pass(const uint8_t *in, int in_w, int in_h, uint8_t *out, i
 void image_resize_bicubic(const Image8 *in, int out_w, int out_h, Image8 *out) {
     const int ch = in->channels, alpha = ch == 2 || ch == 4;
     size_t n = (size_t)in->w * in->h;
-    uint8_t *src = malloc(n * ch);
+    uint8_t *src = xmalloc(n * ch);
     memcpy(src, in->px, n * ch);
     if (alpha) /* RGBA -> RGBa: c * a / 255, rounded as Pillow's MULDIV255 */
         for (size_t i = 0; i < n; i++) {
@@ -101,14 +102,14 @@ void image_resize_bicubic(const Image8 *in, int out_w, int out_h, Image8 *out) {
     uint8_t *cur = src;
     int cw = in->w, chh = in->h;
     if (out_w != cw) {
-        uint8_t *tmp = malloc((size_t)out_w * chh * ch);
+        uint8_t *tmp = xmalloc((size_t)out_w * chh * ch);
         resample_pass(cur, cw, chh, tmp, out_w, chh, ch, 1);
         free(cur);
         cur = tmp;
         cw = out_w;
     }
     if (out_h != chh) {
-        uint8_t *tmp = malloc((size_t)cw * out_h * ch);
+        uint8_t *tmp = xmalloc((size_t)cw * out_h * ch);
         resample_pass(cur, cw, chh, tmp, cw, out_h, ch, 0);
         free(cur);
         cur = tmp;
@@ -148,7 +149,7 @@ void clip_resize_crop_rgb(const Image8 *im, int size, Image8 *out) {
     const int ch = r.channels;
     out->w = out->h = size;
     out->channels = 3;
-    out->px = malloc((size_t)size * size * 3);
+    out->px = xmalloc((size_t)size * size * 3);
     for (int y = 0; y < size; y++)
         for (int x = 0; x < size; x++) {
             const uint8_t *p = r.px + ((size_t)(y + top) * r.w + x + left) * ch;

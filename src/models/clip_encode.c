@@ -1,3 +1,4 @@
+#include "core/err.h"
 #include "models/clip_encode.h"
 
 #include <stdio.h>
@@ -10,7 +11,7 @@
 int clip_encode_texts(const ClipModel *m, const Tokenizer *t, const char *const *texts, int n, float *out, Err *e) {
     const int ctx = m->cfg.context, E = m->cfg.embed_dim;
     if (!m->cfg.has_text) return err_set(e, "this model has no text tower");
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)ctx * CLIP_ENCODE_BATCH);
+    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)ctx * CLIP_ENCODE_BATCH);
     int rc = 0;
     for (int b0 = 0; b0 < n && rc == 0; b0 += CLIP_ENCODE_BATCH) {
         int nb = n - b0 < CLIP_ENCODE_BATCH ? n - b0 : CLIP_ENCODE_BATCH;
@@ -27,7 +28,7 @@ int clip_encode_image_files(const ClipModel *m, const char *const *paths, int n,
     if (!m->cfg.has_vision) return err_set(e, "this model has no image tower");
     const int R = m->cfg.image_res, E = m->cfg.embed_dim;
     const size_t per = (size_t)3 * R * R;
-    float *px = malloc(sizeof(float) * per * CLIP_ENCODE_BATCH);
+    float *px = xmalloc(sizeof(float) * per * CLIP_ENCODE_BATCH);
     int rc = 0;
     for (int b0 = 0; b0 < n && rc == 0; b0 += CLIP_ENCODE_BATCH) {
         int nb = n - b0 < CLIP_ENCODE_BATCH ? n - b0 : CLIP_ENCODE_BATCH;
