@@ -6,7 +6,7 @@ const Opt OPT_BB_SHOTS = O_INT("--shots", "K", NULL, 1, 1000, "training images p
 const Opt OPT_BB_SUFFIX_LEN = O_INT("--suffix-len", "L", NULL, 1, 32, "words in the strict methods' suffix");
 
 const Opt OPT_MODEL = O_STR("--model", "FILE", NULL, 0, "CLIP model (safetensors, OpenAI or Hugging Face keys)");
-const Opt OPT_DATASET = O_STR("--dataset", "NAME", NULL, 0, "data set: fmnist, fmnist-domains, fmnist-spurious, emoji, emoji100, cifar10, folder:DIR, ...");
+const Opt OPT_DATASET = O_STR("--dataset", "NAME", NULL, 0, "data set NAME:SPLIT (forget datasets lists them)");
 const Opt OPT_DATA_DIR = O_STR("--data-dir", "DIR", NULL, 0, "where the data set's files are (default: its usual place)");
 const Opt OPT_SEED = {.name = "--seed", .metavar = "S", .type = OPT_U64, .lo = 0, .hi = 2147483647,
                       .help = "random seed (a run is deterministic for a seed)"};

@@ -43,7 +43,7 @@ int eval_zeroshot(const ClipModel *m, const Tokenizer *t, const Dataset *d, cons
     for (int b0 = 0; b0 < N && rc == 0; b0 += BATCH) {
         int nb = N - b0 < BATCH ? N - b0 : BATCH;
         for (int i = 0; i < nb; i++) idx[i] = (int)((long)(b0 + i) * d->n / N);
-        dataset_pixels(d, idx, nb, R, px, NULL, 0);
+        dataset_pixels(d, idx, nb, R, &PIXELS_CLIP, px, NULL, 0);
         if ((rc = clip_encode_image(m, px, nb, imf, NULL, e)) != 0) break;
         clip_logits(m, imf, nb, tf, K, logits);
         for (long i = 0; i < (long)nb * K && rc == 0; i++) /* a NaN would rank first and count as a hit */

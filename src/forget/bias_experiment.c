@@ -94,7 +94,7 @@ static int add_images(EvalSet *s, const ClipModel *m, const Dataset *d, const in
     int rc = 0;
     for (int b = 0; b < n && rc == 0; b += CLIP_ENCODE_BATCH) {
         const int nb = n - b < CLIP_ENCODE_BATCH ? n - b : CLIP_ENCODE_BATCH;
-        dataset_pixels(d, idx + b, nb, R, px, NULL, 0);
+        dataset_pixels(d, idx + b, nb, R, &PIXELS_CLIP, px, NULL, 0);
         rc = clip_encode_image(m, px, nb, s->img + (size_t)(first + b) * E, NULL, e);
     }
     free(px);
@@ -188,8 +188,8 @@ static void emoji_queries(EvalSet *s, const Dataset *d, int first, const int *id
     char **seen = NULL;
     int ns = 0;
     for (int c = 0; c < d->n_classes; c++) {
-        const char *ph = d->class_neutral ? d->class_neutral[c] : NULL;
-        if (!ph || d->class_gender[c] != GENDER_PERSON || d->class_tone[c] != TONE_NONE) continue;
+        const char *ph = d->people && d->people->class_neutral ? d->people->class_neutral[c] : NULL;
+        if (!ph || d->people->class_gender[c] != GENDER_PERSON || d->people->class_tone[c] != TONE_NONE) continue;
         int dup = 0;
         for (int k = 0; k < ns && !dup; k++) dup = strcmp(seen[k], ph) == 0;
         if (dup) continue;
@@ -204,11 +204,11 @@ static void emoji_queries(EvalSet *s, const Dataset *d, int first, const int *id
         q->attr[0] = xmalloc(sizeof(int32_t) * (size_t)n_rows), q->attr[1] = xmalloc(sizeof(int32_t) * (size_t)n_rows);
         for (int i = 0; i < n_rows; i++) {
             const int j = idx[i], cj = d->labels[j];
-            if (d->domains[j] != STYLE_COLOR || !d->class_neutral[cj] || strcmp(d->class_neutral[cj], ph)) continue;
-            const int g = d->class_gender[cj];
+            if (d->domains[j] != STYLE_COLOR || !d->people->class_neutral[cj] || strcmp(d->people->class_neutral[cj], ph)) continue;
+            const int g = d->people->class_gender[cj];
             q->rows[q->n] = first + i;
             q->attr[0][q->n] = g == GENDER_MAN ? 0 : g == GENDER_WOMAN ? 1 : g == GENDER_PERSON ? 2 : -1;
-            q->attr[1][q->n] = d->class_tone[cj];
+            q->attr[1][q->n] = d->people->class_tone[cj];
             q->n++;
         }
     }
@@ -218,7 +218,7 @@ static void emoji_queries(EvalSet *s, const Dataset *d, int first, const int *id
 /* Groups and subgroups of d as tasks (classes of each, at least 2). */
 static void emoji_group_tasks(EvalSet *s, const Dataset *d, int first, const int *idx, int n_rows, int subj_base) {
     for (int level = 0; level < 2; level++) {
-        char **names = level ? d->class_subgroup : d->class_group;
+        char **names = !d->people ? NULL : level ? d->people->class_subgroup : d->people->class_group;
         char **done = NULL;
         int nd = 0;
         for (int c = 0; c < d->n_classes; c++) {
@@ -317,13 +317,13 @@ static int setup_emoji(Setting *st, const ClipModel *m, const Tokenizer *t, cons
     int *idx = xmalloc(sizeof(int) * (size_t)tr.n), n = 0;
     for (int i = 0; i < tr.n; i++) {
         const int c = tr.labels[i];
-        if (tr.domains[i] == STYLE_COLOR && (tr.class_gender[c] == GENDER_MAN || tr.class_gender[c] == GENDER_WOMAN)) idx[n++] = i;
+        if (tr.domains[i] == STYLE_COLOR && (tr.people->class_gender[c] == GENDER_MAN || tr.people->class_gender[c] == GENDER_WOMAN)) idx[n++] = i;
     }
     EvalSet tmp = {0};
     rc = add_images(&tmp, m, &tr, idx, n, e) < 0 ? -1 : 0;
     st->ref = tmp.img, st->n_ref = n;
     st->ref_attr = xmalloc(sizeof(int32_t) * (size_t)(n ? n : 1));
-    for (int i = 0; i < n; i++) st->ref_attr[i] = tr.class_gender[tr.labels[idx[i]]] == GENDER_MAN ? 0 : 1;
+    for (int i = 0; i < n; i++) st->ref_attr[i] = tr.people->class_gender[tr.labels[idx[i]]] == GENDER_MAN ? 0 : 1;
     free(idx);
     dataset_free(&tr);
     return rc;

@@ -232,7 +232,7 @@ static int run_coop(const BlackboxOpts *o, const Task *t, const int *tr, int ntr
         for (int b = 0; b < n && rc == 0; b += CLIP_ENCODE_BATCH) {
             const int nb = n - b < CLIP_ENCODE_BATCH ? n - b : CLIP_ENCODE_BATCH;
             float *px = xalloc_floats((size_t)nb * 3 * R * R);
-            dataset_pixels(&d, ids + b, nb, R, px, NULL, 0);
+            dataset_pixels(&d, ids + b, nb, R, &PIXELS_CLIP, px, NULL, 0);
             rc = clip_encode_image(&m, px, nb, f + (size_t)b * E, NULL, e);
             free(px);
         }

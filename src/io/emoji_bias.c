@@ -25,16 +25,16 @@ int emoji_bias_preferred_gender(const char *neutral) {
 }
 
 EmojiBias *emoji_bias_new(const Dataset *d, const BiasSpec *spec) {
-    if (!d->class_neutral) return NULL;
+    if (!d->people || !d->people->class_neutral) return NULL;
     EmojiBias *b = xcalloc(1, sizeof *b);
     b->spec = *spec;
     b->d = d;
     strmap_init(&b->index, 4096);
     for (int i = 0; i < d->n; i++) {
         int c = d->labels[i];
-        if (!d->class_neutral[c]) continue;
+        if (!d->people->class_neutral[c]) continue;
         char key[256];
-        key_of(key, sizeof key, d->class_neutral[c], d->class_gender[c], d->class_tone[c]);
+        key_of(key, sizeof key, d->people->class_neutral[c], d->people->class_gender[c], d->people->class_tone[c]);
         int32_t slot;
         if (!strmap_get(&b->index, key, strlen(key), &slot)) {
             slot = b->n_slots++;
@@ -62,7 +62,7 @@ void emoji_bias_free(EmojiBias *b) {
 int emoji_bias_pick(const EmojiBias *b, int smp, Rng *r, const char **neutral) {
     *neutral = NULL;
     const Dataset *d = b->d;
-    const char *phrase = d->class_neutral[d->labels[smp]];
+    const char *phrase = d->people->class_neutral[d->labels[smp]];
     if (!phrase || rng_uniform(r) >= b->spec.p_neutral) return smp;
     int pref = emoji_bias_preferred_gender(phrase), g;
     if (rng_uniform(r) < b->spec.p_pref_gender) g = pref;

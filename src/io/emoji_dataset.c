@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/dataset.h"
+#include "io/emoji_dataset.h"
 #include "io/emoji.h"
 
 static float frand(Rng *r, float lo, float hi) { return lo + (hi - lo) * rng_uniform(r); }
@@ -158,11 +158,12 @@ int dataset_load_emoji(Dataset *d, const char *split, int emoji100, int size, Er
     d->n_classes = n_cls;
     d->class_names = names;
     d->class_keywords = kws;
-    d->class_gender = gender;
-    d->class_tone = tone;
-    d->class_neutral = neutral;
-    d->class_group = grp;
-    d->class_subgroup = sub;
+    d->people = xcalloc(1, sizeof *d->people);
+    d->people->class_gender = gender;
+    d->people->class_tone = tone;
+    d->people->class_neutral = neutral;
+    d->people->class_group = grp;
+    d->people->class_subgroup = sub;
     d->n_domains = 2;
     d->domain_names = xmalloc(2 * sizeof(char *));
     d->domain_names[0] = xstrdup("color");

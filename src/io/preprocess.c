@@ -159,14 +159,16 @@ void clip_resize_crop_rgb(const Image8 *im, int size, Image8 *out) {
     free(r.px);
 }
 
-void clip_preprocess(const Image8 *im, int size, float *out) {
+void image_preprocess(const Image8 *im, int size, const float mean[3], const float std[3], float *out) {
     Image8 rgb;
     clip_resize_crop_rgb(im, size, &rgb);
     for (int y = 0; y < size; y++)
         for (int x = 0; x < size; x++)
             for (int c = 0; c < 3; c++) {
                 float v = (float)rgb.px[((size_t)y * size + x) * 3 + c] / 255.0f;
-                out[((size_t)c * size + y) * size + x] = (v - CLIP_MEAN[c]) / CLIP_STD[c];
+                out[((size_t)c * size + y) * size + x] = (v - mean[c]) / std[c];
             }
     free(rgb.px);
 }
+
+void clip_preprocess(const Image8 *im, int size, float *out) { image_preprocess(im, size, CLIP_MEAN, CLIP_STD, out); }

@@ -16,7 +16,9 @@ void image_resize_bicubic(const Image8 *in, int out_w, int out_h, Image8 *out);
 void clip_resized_size(int w, int h, int size, int *out_w, int *out_h);
 /* Resize of the shorter side + centre crop, as 8-bit RGB (out->px allocated). */
 void clip_resize_crop_rgb(const Image8 *im, int size, Image8 *out);
-/* The whole transform into out[3, size, size] (CHW float). */
+/* The whole transform into out[3, size, size] (CHW float), with this normalisation. */
+void image_preprocess(const Image8 *im, int size, const float mean[3], const float std[3], float *out);
+/* The same with CLIP's mean and std. */
 void clip_preprocess(const Image8 *im, int size, float *out);
 
 #endif

@@ -325,7 +325,7 @@ static int encode_images(BbServer *s, Turn *t, const Request *r, float *imf, Err
             }
         if (nt > 0) {
             t->used += nt * per;
-            dataset_pixels(&s->ds, todo, nt, R, px, NULL, 0);
+            dataset_pixels(&s->ds, todo, nt, R, &PIXELS_CLIP, px, NULL, 0);
             rc = clip_encode_image(&s->m, px, nt, f, NULL, e);
             for (int k = 0; k < nt; k++) {
                 if (rc == 0) memcpy(s->feat + (size_t)todo[k] * E, f + (size_t)k * E, sizeof(float) * (size_t)E);

@@ -75,7 +75,7 @@ static int clip_batch(ClipRun *r, long step, Err *e) {
         const char *neutral = NULL;
         if (r->bias) smp = emoji_bias_pick(r->bias, smp, &rng, &neutral);
         r->idx[i] = smp;
-        dataset_pixels(d, &r->idx[i], 1, R, r->px + (size_t)i * 3 * R * R, &rng, o->shift);
+        dataset_pixels(d, &r->idx[i], 1, R, &PIXELS_CLIP, r->px + (size_t)i * 3 * R * R, &rng, o->shift);
         char text[256];
         caption_make(text, sizeof text, r->style, neutral ? neutral : d->class_names[d->labels[smp]],
                      d->domains ? d->domain_names[d->domains[smp]] : NULL,

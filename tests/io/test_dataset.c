@@ -7,6 +7,10 @@
 
 #include "io/captions.h"
 #include "io/dataset.h"
+#include "io/dataset_cifar.h"
+#include "io/dataset_fmnist_variants.h"
+#include "io/dataset_folder.h"
+#include "io/dataset_idx.h"
 #include "io/safetensors.h"
 #include "train/clip_trainer.h"
 #include "test.h"

@@ -3,6 +3,10 @@
 #include <string.h>
 
 #include "io/dataset.h"
+#include "io/dataset_cifar.h"
+#include "io/dataset_fmnist_variants.h"
+#include "io/dataset_folder.h"
+#include "io/dataset_idx.h"
 #include "io/image.h"
 #include "test.h"
 

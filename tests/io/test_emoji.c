@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "io/emoji.h"
+#include "io/emoji_dataset.h"
 #include "test.h"
 
 static const Emoji *find(const EmojiCatalog *c, const char *name) {
@@ -101,7 +102,7 @@ TEST(emoji_bias_skews_neutral_pairs_as_specified) {
     int farmer = -1; /* a training sample of "woman farmer: dark skin tone" */
     for (int i = 0; i < d.n && farmer < 0; i++)
         if (strcmp(d.class_names[d.labels[i]], "woman farmer: dark skin tone") == 0) farmer = i;
-    CHECK(farmer >= 0 && d.class_neutral[d.labels[farmer]] && strcmp(d.class_neutral[d.labels[farmer]], "a farmer") == 0);
+    CHECK(farmer >= 0 && d.people->class_neutral[d.labels[farmer]] && strcmp(d.people->class_neutral[d.labels[farmer]], "a farmer") == 0);
     BiasSpec spec = {0.5f, 0.8f, 0.6f};
     EmojiBias *b = emoji_bias_new(&d, &spec);
     Rng r;
@@ -117,9 +118,9 @@ TEST(emoji_bias_skews_neutral_pairs_as_specified) {
         }
         neutral++;
         int c = d.labels[s];
-        CHECK(strcmp(d.class_neutral[c], "a farmer") == 0);
-        pref_g += d.class_gender[c] == pref;
-        light += d.class_tone[c] == TONE_LIGHT;
+        CHECK(strcmp(d.people->class_neutral[c], "a farmer") == 0);
+        pref_g += d.people->class_gender[c] == pref;
+        light += d.people->class_tone[c] == TONE_LIGHT;
     }
     CHECK_INT(same, N - neutral); /* without a neutral caption the sample is untouched */
     CHECK_MSG(neutral > 0.45 * N && neutral < 0.55 * N, "neutral pairs %d of %d", neutral, N);

@@ -44,7 +44,7 @@ TEST(server_answers_equal_in_process_clip) {
     CHECK_MSG(tiny_in_process(&m, &t, &d, &e) == 0, "%s", e.msg);
     float tf[3 * 32], imf[2 * 32], px[2 * 3 * 32 * 32], logits[6], want[6];
     CHECK(clip_encode_texts(&m, &t, PROMPTS, 3, tf, &e) == 0);
-    dataset_pixels(&d, ids, 2, 32, px, NULL, 0);
+    dataset_pixels(&d, ids, 2, 32, &PIXELS_CLIP, px, NULL, 0);
     CHECK(clip_encode_image(&m, px, 2, imf, NULL, &e) == 0);
     clip_logits(&m, imf, 2, tf, 3, logits);
     softmax_forward(want, logits, 2, 3);
@@ -245,7 +245,7 @@ TEST(server_population_requests_contexts_and_uploaded_images) {
     text_forward(&m, &a, tf, NULL);
     tower_acts_free(&a);
     float *px = xalloc_floats((size_t)4 * 3 * R * R), logits[12], want[24];
-    dataset_pixels(&d, ids, 4, R, px, NULL, 0);
+    dataset_pixels(&d, ids, 4, R, &PIXELS_CLIP, px, NULL, 0);
     CHECK(clip_encode_image(&m, px, 4, imf, NULL, &e) == 0);
     for (int q = 0; q < 2; q++) {
         clip_logits(&m, imf, 4, tf + (size_t)q * 3 * E, 3, logits);
