@@ -25,15 +25,6 @@ const Command cmd_classify = {
     "it a non-finite probability is still an error naming the tensor, never a printed NaN.\n",
     run};
 
-static char *fill_template(const char *tpl, const char *label) {
-    const char *at = strstr(tpl, "{}");
-    size_t n = strlen(tpl) + strlen(label) + 1;
-    char *s = xmalloc(n);
-    if (!at) snprintf(s, n, "%s", tpl);
-    else snprintf(s, n, "%.*s%s%s", (int)(at - tpl), tpl, label, at + 2);
-    return s;
-}
-
 static int run(int argc, char **argv) {
     const char *model = NULL, *labels = NULL, *tpl = "a photo of a {}.", *debias = NULL;
     OptValues images = {0};
@@ -68,7 +59,7 @@ static int run(int argc, char **argv) {
     }
     const int E = m.cfg.embed_dim;
     char **prompts = xmalloc(sizeof(char *) * (size_t)n_lab);
-    for (int k = 0; k < n_lab; k++) prompts[k] = fill_template(tpl, lab[k]);
+    for (int k = 0; k < n_lab; k++) prompts[k] = clip_prompt_fill(tpl, lab[k]);
     float *tf = xmalloc(sizeof(float) * (size_t)n_lab * E), *imf = xmalloc(sizeof(float) * (size_t)n_img * E);
     float *logits = xmalloc(sizeof(float) * (size_t)n_img * n_lab), *prob = xmalloc(sizeof(float) * (size_t)n_lab);
     Tokenizer t;

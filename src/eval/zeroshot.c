@@ -16,13 +16,7 @@ int eval_zeroshot(const ClipModel *m, const Tokenizer *t, const Dataset *d, cons
     if (!tpl) tpl = d->class_keywords ? "an emoji of {}." : "a photo of a {}.";
     const int K = d->n_classes, E = m->cfg.embed_dim, R = m->cfg.image_res;
     char **prompts = xmalloc(sizeof(char *) * (size_t)K);
-    const char *at = strstr(tpl, "{}");
-    for (int k = 0; k < K; k++) {
-        size_t n = strlen(tpl) + strlen(d->class_names[k]) + 1;
-        prompts[k] = xmalloc(n);
-        if (at) snprintf(prompts[k], n, "%.*s%s%s", (int)(at - tpl), tpl, d->class_names[k], at + 2);
-        else snprintf(prompts[k], n, "%s", tpl);
-    }
+    for (int k = 0; k < K; k++) prompts[k] = clip_prompt_fill(tpl, d->class_names[k]);
     float *tf = xalloc_floats((size_t)K * E);
     int rc = clip_encode_texts(m, t, (const char *const *)prompts, K, tf, e);
     for (int k = 0; k < K; k++) free(prompts[k]);

@@ -10,6 +10,7 @@
 #include "eval/svg_plot.h"
 #include "forget/blackbox.h"
 #include "io/atomic_file.h"
+#include "forget/resume.h"
 #include "io/json_file.h"
 #include "serve/client.h"
 #include "serve/server.h"
@@ -53,14 +54,19 @@ static int run_is(const cJSON *r, const char *method, const char *reveal, int L)
 static cJSON *find_run(cJSON *runs, const char *method, const char *reveal, int L, int seed) {
     cJSON *r;
     cJSON_ArrayForEach(r, runs) {
-        if (run_is(r, method, reveal, L) && cJSON_GetObjectItem(r, "seed")->valueint == seed) return r;
+        if (run_is(r, method, reveal, L) && resume_num(r, "seed") == seed) return r;
     }
     return NULL;
 }
 
-static double num(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItem(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+static double num(const cJSON *o, const char *k) { return resume_num(o, k); }
+
+/* The results file is this experiment's: same model, data set, budget and shots. */
+static int same_experiment(const cJSON *root, const void *ctx) {
+    const BbExperimentOpts *o = ctx;
+    const char *m = resume_str(root, "model"), *d = resume_str(root, "dataset");
+    return m && d && strcmp(m, o->model) == 0 && strcmp(d, o->dataset) == 0 && num(root, "budget") == o->budget &&
+           num(root, "shots") == o->shots;
 }
 
 /* Mean and std (n - 1) of field over the runs of (method, reveal, L). */
@@ -184,10 +190,10 @@ static int write_reports(const BbExperimentOpts *o, cJSON *root, char **methods,
                 int n = cJSON_GetArraySize(cv);
                 if (n == 0) continue;
                 npts = n < npts ? n : npts;
-                for (int i = 0; i < n && i < MAXC; i++) {
-                    cJSON *pt = cJSON_GetArrayItem(cv, i);
-                    qx[k * MAXC + i] += cJSON_GetArrayItem(pt, 0)->valuedouble;
-                    qy[k * MAXC + i] += cJSON_GetArrayItem(pt, 1)->valuedouble;
+                for (int i = 0; i < n && i < MAXC; i++) { /* a point that is not [queries, H] counts as NaN */
+                    const cJSON *pt = cJSON_GetArrayItem(cv, i), *x = cJSON_GetArrayItem(pt, 0), *y = cJSON_GetArrayItem(pt, 1);
+                    qx[k * MAXC + i] += cJSON_IsNumber(x) ? x->valuedouble : NAN;
+                    qy[k * MAXC + i] += cJSON_IsNumber(y) ? y->valuedouble : NAN;
                 }
                 seeds++;
             }
@@ -279,20 +285,8 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
     /* results so far (resume) */
     char *path = xasprintf("%s/results.json", o->out);
     cJSON *root = NULL;
-    if (rc == 0) {
-        FILE *f = fopen(path, "rb");
-        if (f) {
-            fclose(f);
-            root = json_read_file(path); /* NULL when it is not JSON: refused below */
-            const cJSON *m = root ? cJSON_GetObjectItem(root, "model") : NULL, *d = root ? cJSON_GetObjectItem(root, "dataset") : NULL;
-            if (!root || !cJSON_IsString(m) || strcmp(m->valuestring, o->model) || !cJSON_IsString(d) ||
-                strcmp(d->valuestring, o->dataset) || num(root, "budget") != o->budget || num(root, "shots") != o->shots) {
-                rc = err_set(e, "%s holds another experiment (model, data set, budget or shots differ): choose another --out", path);
-            } else if (!o->quiet) {
-                fprintf(stderr, "resuming: %d runs already in %s\n", cJSON_GetArraySize(cJSON_GetObjectItem(root, "runs")), path);
-            }
-        }
-    }
+    if (rc == 0 && (rc = resume_load(path, "runs", same_experiment, o, 0, &root, e)) == 0 && root && !o->quiet)
+        fprintf(stderr, "resuming: %d runs already in %s\n", cJSON_GetArraySize(cJSON_GetObjectItem(root, "runs")), path);
     if (rc == 0 && !root) {
         root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "model", o->model);

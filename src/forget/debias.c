@@ -14,14 +14,17 @@
 #include "io/safetensors.h"
 #include "models/clip_encode.h"
 
-const char *const DEBIAS_METHOD_NAMES[DB_N_METHODS] = {"orth-proj", "orth-cali", "bend-vlm", "clip-clip",
-                                                        "sfid",      "prompt-array", "dear"};
-const char *const DEBIAS_FAMILY[DB_N_METHODS] = {"projection", "projection", "projection", "probing",
-                                                  "probing",    "adapter",    "adapter"};
+const DebiasMethodInfo DEBIAS_METHODS[DB_N_METHODS] = {
+    [DB_ORTH_PROJ] = {"orth-proj", DB_PROJECTION, 1},     [DB_ORTH_CALI] = {"orth-cali", DB_PROJECTION, 1},
+    [DB_BEND] = {"bend-vlm", DB_PROJECTION, 0},           [DB_CLIP_CLIP] = {"clip-clip", DB_PROBING, 0},
+    [DB_SFID] = {"sfid", DB_PROBING, 0},                  [DB_PROMPT_ARRAY] = {"prompt-array", DB_ADAPTER, 0},
+    [DB_DEAR] = {"dear", DB_ADAPTER, 0},
+};
+const char *const DEBIAS_FAMILY_NAMES[3] = {"projection", "probing", "adapter"};
 
 int debias_method_from_name(const char *name, DebiasMethod *m) {
     for (int i = 0; i < DB_N_METHODS; i++)
-        if (strcmp(name, DEBIAS_METHOD_NAMES[i]) == 0) {
+        if (strcmp(name, DEBIAS_METHODS[i].name) == 0) {
             *m = (DebiasMethod)i;
             return 0;
         }
@@ -335,7 +338,7 @@ int debias_build(Debias *d, DebiasMethod method, const ClipModel *m, const Token
     const int D = d->D;
     int rc = 0;
     if (method == DB_ORTH_PROJ || method == DB_ORTH_CALI) {
-        if (dd->n_bias < 1) return err_set(e, "%s needs biased prompts (none given)", DEBIAS_METHOD_NAMES[method]);
+        if (dd->n_bias < 1) return err_set(e, "%s needs biased prompts (none given)", DEBIAS_METHODS[method].name);
         float *B = xalloc_floats((size_t)dd->n_bias * D);
         d->P = xmalloc(sizeof(double) * (size_t)D * D);
         rc = clip_encode_filled(m, t, NULL, dd->bias_prompts, dd->n_bias, B, e);
@@ -375,9 +378,9 @@ int debias_build(Debias *d, DebiasMethod method, const ClipModel *m, const Token
 int debias_calibrate(Debias *d, const ClipModel *m, const Tokenizer *t, const DebiasData *dd, double lambda, double mu,
                      Err *e) {
     const int D = d->D;
-    if (d->method != DB_ORTH_PROJ && d->method != DB_ORTH_CALI && d->method != DB_BEND)
+    if (DEBIAS_METHODS[d->method].family != DB_PROJECTION)
         return err_set(e, "calibrate applies to projection methods (orth-proj, orth-cali, bend-vlm), not %s",
-                       DEBIAS_METHOD_NAMES[d->method]);
+                       DEBIAS_METHODS[d->method].name);
     if (dd->n_vocab < 1) return err_set(e, "calibrate needs a general vocabulary (none given)");
     int rc = 0;
     if (!d->WWn) { /* the vocabulary's and the pairs' statistics, once per transform */
@@ -549,7 +552,7 @@ int debias_save(const Debias *d, const char *path, Err *e) {
     snprintf(mu, sizeof mu, "%.17g", d->mu);
     snprintf(dim, sizeof dim, "%d", D);
     snprintf(naug, sizeof naug, "%d", d->n_aug);
-    const char *meta[32] = {"forget.debias", DEBIAS_METHOD_NAMES[d->method], "calibrated", d->calibrated ? "1" : "0",
+    const char *meta[32] = {"forget.debias", DEBIAS_METHODS[d->method].name, "calibrated", d->calibrated ? "1" : "0",
                             "lambda", lam, "mu", mu, "embed_dim", dim, "n_aug", naug};
     int nm = 6;
     char keys[8][16];
@@ -632,7 +635,7 @@ int debias_load(Debias *d, const char *path, Err *e) {
             d->aug_tpl[i] = xstrdup(v ? v : "{}");
         }
     }
-    if (rc == 0 && d->method <= DB_ORTH_CALI && !d->P) rc = err_set(e, "%s: %s without its projection P", path, meth);
+    if (rc == 0 && DEBIAS_METHODS[d->method].has_P && !d->P) rc = err_set(e, "%s: %s without its projection P", path, meth);
     if (rc == 0 && d->method == DB_PROMPT_ARRAY && !d->ctx) rc = err_set(e, "%s: prompt-array without ctx", path);
     if (rc == 0 && d->method == DB_DEAR && !d->w1) rc = err_set(e, "%s: dear without its adapter", path);
     free(P), free(M), free(WWn), free(mask);

@@ -36,8 +36,15 @@ typedef enum {
     DB_ORTH_PROJ, DB_ORTH_CALI, DB_BEND, DB_CLIP_CLIP, DB_SFID, DB_PROMPT_ARRAY, DB_DEAR, DB_N_METHODS
 } DebiasMethod;
 
-extern const char *const DEBIAS_METHOD_NAMES[DB_N_METHODS];
-extern const char *const DEBIAS_FAMILY[DB_N_METHODS]; /* "projection", "probing", "adapter" */
+typedef enum { DB_PROJECTION, DB_PROBING, DB_ADAPTER } DebiasFamily;
+/* The method table: what each method is, so no code tells methods apart by enum order. */
+typedef struct {
+    const char *name;    /* "orth-proj" */
+    DebiasFamily family; /* projections are the ones the calibration applies to */
+    int has_P;           /* builds a D x D projection P (orth-proj, orth-cali) */
+} DebiasMethodInfo;
+extern const DebiasMethodInfo DEBIAS_METHODS[DB_N_METHODS];
+extern const char *const DEBIAS_FAMILY_NAMES[3]; /* "projection", "probing", "adapter" */
 
 /* What a debiasing is built from: texts are (prompt template with "{}", subject) pairs. */
 typedef struct {

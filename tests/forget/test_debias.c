@@ -234,14 +234,14 @@ TEST(debias_every_method_builds_and_applies) {
     p.dims = 2, p.steps = 5;
     for (int k = 0; k < DB_N_METHODS; k++) {
         Debias d;
-        CHECK_MSG(debias_build(&d, (DebiasMethod)k, &m, &t, &dd, &p, &e) == 0, "%s: %s", DEBIAS_METHOD_NAMES[k], e.msg);
+        CHECK_MSG(debias_build(&d, (DebiasMethod)k, &m, &t, &dd, &p, &e) == 0, "%s: %s", DEBIAS_METHODS[k].name, e.msg);
         float out[2 * E], img[2 * E];
-        CHECK_MSG(debias_encode_texts(&d, &m, &t, dd.tpl, trq, 2, out, &e) == 0, "%s: %s", DEBIAS_METHOD_NAMES[k], e.msg);
+        CHECK_MSG(debias_encode_texts(&d, &m, &t, dd.tpl, trq, 2, out, &e) == 0, "%s: %s", DEBIAS_METHODS[k].name, e.msg);
         memcpy(img, ref, sizeof img);
         debias_images(&d, img, 2);
         int finite = 1;
         for (int i = 0; i < 2 * E; i++) finite &= isfinite(out[i]) && isfinite(img[i]);
-        CHECK_MSG(finite, "%s gives non-finite features", DEBIAS_METHOD_NAMES[k]);
+        CHECK_MSG(finite, "%s gives non-finite features", DEBIAS_METHODS[k].name);
         if (k == DB_ORTH_PROJ) { /* the biased prompts themselves lose all their length */
             float bf[2 * E];
             CHECK(debias_encode_texts(&d, &m, &t, "{}", bias, 2, bf, &e) == 0);
@@ -249,9 +249,9 @@ TEST(debias_every_method_builds_and_applies) {
             for (int i = 0; i < 2 * E; i++) nrm += (double)bf[i] * bf[i];
             CHECK_MSG(nrm < 1e-8, "orth-proj leaves %g of the biased prompts", nrm);
         }
-        if (k == DB_CLIP_CLIP || k == DB_SFID) CHECK_MSG(d.mask[3], "%s misses the attribute dimension", DEBIAS_METHOD_NAMES[k]);
+        if (k == DB_CLIP_CLIP || k == DB_SFID) CHECK_MSG(d.mask[3], "%s misses the attribute dimension", DEBIAS_METHODS[k].name);
         if (k <= DB_BEND) {
-            CHECK_MSG(debias_calibrate(&d, &m, &t, &dd, 10, 3, &e) == 0, "%s: %s", DEBIAS_METHOD_NAMES[k], e.msg);
+            CHECK_MSG(debias_calibrate(&d, &m, &t, &dd, 10, 3, &e) == 0, "%s: %s", DEBIAS_METHODS[k].name, e.msg);
             CHECK(debias_encode_texts(&d, &m, &t, dd.tpl, trq, 2, out, &e) == 0);
         } else {
             CHECK(debias_calibrate(&d, &m, &t, &dd, 10, 3, &e) != 0 && strstr(e.msg, "projection methods"));
@@ -261,7 +261,7 @@ TEST(debias_every_method_builds_and_applies) {
         snprintf(path, sizeof path, "%s/m%d.debias.safetensors", scratch_dir(), k);
         CHECK_MSG(debias_save(&d, path, &e) == 0, "%s", e.msg);
         Debias l;
-        CHECK_MSG(debias_load(&l, path, &e) == 0, "%s: %s", DEBIAS_METHOD_NAMES[k], e.msg);
+        CHECK_MSG(debias_load(&l, path, &e) == 0, "%s: %s", DEBIAS_METHODS[k].name, e.msg);
         float again[2 * E];
         if (l.method == DB_PROMPT_ARRAY) l.W = m.cfg.t_width;
         CHECK(debias_encode_texts(&l, &m, &t, dd.tpl, trq, 2, again, &e) == 0);
