@@ -72,6 +72,29 @@ int clip_encode_image(const ClipModel *m, const float *pixels, int B, float *out
 /* ids [N, context] as clip.tokenize returns them; out [N, embed_dim] (not normalised).
  * Positions after each text's EOT (its largest id) are never computed. */
 int clip_encode_text(const ClipModel *m, const int32_t *ids, int N, float *out, const ClipTrace *tr, Err *e);
+/* Every position's final hidden state of the text tower (after ln_final), out [N, context,
+ * text width]: all context positions with all_positions (what Stable Diffusion's UNet
+ * cross-attends to), else up to each text's EOT with zero rows after it. */
+int clip_encode_text_hidden(const ClipModel *m, const int32_t *ids, int N, int all_positions, float *out, Err *e);
+/* The vision tower's tokens after block `layer` (1..v_layers; before ln_post), out [B, 1 + grid^2,
+ * width]: row 0 the class token, then the patches (LLaVA reads layer v_layers - 1's patches). */
+int clip_encode_image_tokens(const ClipModel *m, const float *pixels, int B, int layer, float *out, Err *e);
+/* Text features of prompts whose positions 1..n_ctx are context embeddings: ctx [N, n_ctx, width],
+ * one context per prompt (the ids hold placeholder slots there, see clip_context_ids). */
+int clip_encode_text_context(const ClipModel *m, const int32_t *ids, int N, const float *ctx, int n_ctx, float *out, Err *e);
+
+/* A reusable workspace: calls through it allocate nothing once it has grown to their size. */
+typedef struct ClipWorkspace ClipWorkspace;
+ClipWorkspace *clip_workspace_new(void);
+void clip_workspace_free(ClipWorkspace *ws);
+int clip_encode_image_ws(const ClipModel *m, ClipWorkspace *ws, const float *pixels, int B, float *out,
+                         const ClipTrace *tr, Err *e);
+int clip_encode_text_ws(const ClipModel *m, ClipWorkspace *ws, const int32_t *ids, int N, float *out,
+                        const ClipTrace *tr, Err *e);
+
+/* Row id of the token table (widened from F16/BF16 when the table stays mapped). */
+void clip_token_row(const ClipModel *m, int32_t id, float *dst);
+
 /* logits_per_image [B, N] = exp(logit_scale) * norm(img) @ norm(txt)^T */
 void clip_logits(const ClipModel *m, const float *img, int B, const float *txt, int N, float *logits);
 

@@ -18,7 +18,6 @@
 #include "io/preprocess.h"
 #include "io/tokenizer.h"
 #include "models/clip_encode.h"
-#include "models/clip_train.h"
 #include "models/text_cache.h"
 #include "serve/http.h"
 
@@ -266,12 +265,7 @@ static int encode_prompts(BbServer *s, Turn *t, const Request *r, float *tf, Err
         if (r->ctx) { /* each prompt's set's context, in its slots */
             for (int i = 0; i < nb; i++)
                 memcpy(cx + (size_t)i * r->m * W, r->ctx + (size_t)((b0 + i) / r->K) * r->m * W, sizeof(float) * (size_t)r->m * W);
-            TowerActs a;
-            if ((rc = text_acts_init(&a, &s->m, ids, nb, 0, e)) == 0) {
-                a.ctx = cx, a.n_ctx = r->m;
-                text_forward(&s->m, &a, tf + (size_t)b0 * E, NULL);
-                tower_acts_free(&a);
-            }
+            rc = clip_encode_text_context(&s->m, ids, nb, cx, r->m, tf + (size_t)b0 * E, e);
         } else if (s->o.no_prefix_cache) {
             rc = clip_encode_text(&s->m, ids, nb, tf + (size_t)b0 * E, NULL, e);
         } else {
