@@ -180,6 +180,24 @@ void block_forward_prefix(const BlockConfig *c, const BlockParams *b, BlockActs 
     block_forward_rest(c, b, a, x, Tn, NULL);
 }
 
+void block_forward_kv(const BlockConfig *c, const BlockParams *b, BlockActs *a, float *x, int Tn, const AttnPacking *pk,
+                      float *kbuf, float *vbuf, const int32_t *pos) {
+    const int W = c->width;
+    norm_forward(c, a->ln1, a->ln1_mean, a->ln1_rstd, x, b->ln1_w, b->ln1_b, Tn);
+    linear_forward(a->qkv, a->ln1, b->qkv_w, b->qkv_b, Tn, W, 3 * W);
+    if (c->rope) rope_rows(c, a->qkv, pos, Tn);
+    for (int s = 0; s < pk->nseq; s++)
+        for (int i = 0; i < pk->q_len[s]; i++) {
+            const float *row = a->qkv + (size_t)(pk->q_start[s] + i) * 3 * W;
+            const size_t at = (size_t)(pk->k_start[s] + pk->k_len[s] - pk->q_len[s] + i) * W;
+            memcpy(kbuf + at, row + W, sizeof(float) * (size_t)W);
+            memcpy(vbuf + at, row + 2 * W, sizeof(float) * (size_t)W);
+        }
+    const AttnIn in = {a->qkv, kbuf, vbuf, 3 * W, W, W};
+    attention_general_forward(a->attn, W, a->att, &in, pk, W, c->heads, 1);
+    block_forward_rest(c, b, a, x, Tn, NULL);
+}
+
 /* ---------------------------------------------------------------- backward */
 
 #define G(field) (gb ? gb->field : NULL)

@@ -79,6 +79,14 @@ void block_forward_prefix(const BlockConfig *c, const BlockParams *b, BlockActs 
                           const Packing *pk_full, const int *pre, const int *new_start, float *full_qkv,
                           float *full_attn);
 
+/* Causal decoding with a key/value cache: x [Tn, W] holds the new rows of every sequence. Sequence
+ * s's queries are its q_len[s] new rows (from q_start[s]); its keys are rows k_start[s] ..
+ * + k_len[s] of kbuf/vbuf ([rows, W] each), the cached ones followed by room for the new, into
+ * which this block writes the new rows' keys and values. pos[Tn]: the new rows' positions (RoPE).
+ * a is sized for Tn rows and pk's attention size. Inference only. */
+void block_forward_kv(const BlockConfig *c, const BlockParams *b, BlockActs *a, float *x, int Tn, const AttnPacking *pk,
+                      float *kbuf, float *vbuf, const int32_t *pos);
+
 /* dx [T, W] holds dL/d(block output) on entry and dL/d(block input) on return; parameter
  * gradients accumulate into gb (NULL: frozen, none computed), the context's into dctx (NULL: none).
  * Needs a->x_in (the forward must have run with it allocated). */

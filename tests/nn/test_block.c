@@ -217,3 +217,53 @@ TEST(block_prefix_forward_matches_full_with_rope) {
     free(full), free(full_qkv), free(xn), free(fattn), free(cache);
     case_free(&k);
 }
+
+/* Decoding through the key/value cache (a prefill, then one token at a time, two sequences
+ * of different lengths, two layers) gives the rows of the full causal forward. */
+#include "nn/kv_cache.h"
+TEST(kv_cache_decoding_matches_the_full_forward) {
+    BlockConfig c = {.width = 8, .heads = 2, .hidden = 10, .act = ACT_SWIGLU, .norm = NORM_RMS, .eps = 1e-6f,
+                     .causal = 1, .rope = 1, .rope_base = 10000.0f};
+    BlockCase k;
+    case_init(&k, c, 13);
+    const int W = c.width;
+    const BlockParams blocks[2] = {k.b, k.b};
+    /* full: both layers over the whole sequences (rows 0-2 and 3-6) */
+    BlockActs a;
+    block_acts_alloc(&a, &c, k.T, k.att_size, NULL, 0);
+    float *full = xalloc_floats((size_t)k.T * W);
+    memcpy(full, k.x0, sizeof(float) * (size_t)k.T * W);
+    for (int l = 0; l < 2; l++) block_forward(&c, &blocks[l], &a, full, k.T, &k.pk, NULL);
+    block_acts_free(&a);
+    KvCache kv;
+    kv_cache_init(&kv, 2, W, 2, 6);
+    Err e = {{0}};
+    /* prefill: 2 rows of sequence 0, 1 row of sequence 1 */
+    float *x = xalloc_floats((size_t)3 * W);
+    memcpy(x, k.x0, sizeof(float) * 2 * W);
+    memcpy(x + 2 * W, k.x0 + 3 * W, sizeof(float) * W);
+    const int pre[2] = {2, 1};
+    CHECK_INT(kv_cache_forward(&kv, &c, blocks, x, pre, &e), 0);
+    CHECK_CLOSE(x, full, 2 * W, 1e-5, 1e-5);
+    CHECK_CLOSE(x + 2 * W, full + 3 * W, W, 1e-5, 1e-5);
+    /* then one token at a time: sequence 0 has 1 more, sequence 1 has 3 more */
+    for (int step = 0; step < 3; step++) {
+        const int nn[2] = {step == 0, 1};
+        float row[16];
+        int at = 0;
+        if (nn[0]) memcpy(row, k.x0 + 2 * W, sizeof(float) * W), at = W;
+        memcpy(row + at, k.x0 + (size_t)(4 + step) * W, sizeof(float) * W);
+        CHECK_INT(kv_cache_forward(&kv, &c, blocks, row, nn, &e), 0);
+        if (nn[0]) CHECK_CLOSE(row, full + 2 * W, W, 1e-5, 1e-5);
+        CHECK_CLOSE(row + at, full + (size_t)(4 + step) * W, W, 1e-5, 1e-5);
+    }
+    CHECK_INT(kv.len[0], 3);
+    CHECK_INT(kv.len[1], 4);
+    const int too_many[2] = {4, 0}; /* 3 + 4 > 6: refused, nothing changed */
+    float big[4 * 8];
+    CHECK(kv_cache_forward(&kv, &c, blocks, big, too_many, &e) != 0 && strstr(e.msg, "pass the cache"));
+    CHECK_INT(kv.len[0], 3);
+    kv_cache_free(&kv);
+    free(full), free(x);
+    case_free(&k);
+}
