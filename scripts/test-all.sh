@@ -17,6 +17,12 @@ echo "== the same tests under ASan + UBSan"
 make -s SAN=1 bin/san/forget bin/san/forget-tests >/dev/null && \
   LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp FORGET_BIN=bin/san/forget ./bin/san/forget-tests 2>&1 | tee build/test-san.log | grep -vE '^ok ' 
 count build/test-san.log
+echo "== the layers' include rules (tools/check_layers.py)"
+if command -v python3 >/dev/null; then
+  if python3 tools/check_layers.py; then echo "layers: ok"; pass=$((pass + 1)); else fail=$((fail + 1)); fi
+else
+  echo "layers: python3 not installed, not checked"
+fi
 echo "== fuzz targets, ${FUZZ_SECONDS:=10}s each"
 FUZZ_SECONDS=$FUZZ_SECONDS bash scripts/fuzz.sh 2>&1 | tee build/test-fuzz.log
 pass=$((pass + $(grep -c ': ok (' build/test-fuzz.log))); fail=$((fail + $(grep -c ': FAILED' build/test-fuzz.log)))

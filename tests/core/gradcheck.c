@@ -70,3 +70,22 @@ void setup(GradCase *g, Rng *r, int n_in, const long *sizes, long out_n) {
     g->R = xalloc_floats((size_t)out_n);
 }
 
+
+void fd_check_at(const FdProbe *p, float *v, const float *g, long n, const char *what, const char *file, int line) {
+    Rng r;
+    rng_seed(&r, p->seed);
+    for (int t = 0; t < p->samples && t < n; t++) {
+        const long i = n <= p->samples ? t : (long)rng_below(&r, (uint32_t)n);
+        const float saved = v[i];
+        v[i] = saved + p->eps;
+        const double lp = p->loss(p->ctx);
+        v[i] = saved - p->eps;
+        const double lm = p->loss(p->ctx);
+        v[i] = saved;
+        const double num = (lp - lm) / (2.0 * p->eps);
+        if (fabs(num - g[i]) > p->atol + p->rtol * fabs(num)) {
+            test_fail(file, line, "%s element %ld: analytic %.6g numeric %.6g", what, i, g[i], num);
+            return;
+        }
+    }
+}

@@ -9,6 +9,7 @@
 #include "core/err.h"
 #include "core/rng.h"
 #include "io/tokenizer.h"
+#include "core/gradcheck.h"
 #include "models/clip_train.h"
 #include "test.h"
 
@@ -141,23 +142,12 @@ static double probe_loss(Probe *p, ClipModel *g) {
     return s;
 }
 
+static double probe_loss_ctx(void *p) { return probe_loss(p, NULL); }
+
 /* Central differences of the loss in up to 12 coordinates of x against the analytic gradient gx. */
 static void fd(Probe *p, float *x, const float *gx, long n, const char *what) {
-    Rng r;
-    rng_seed(&r, 5);
-    int bad = 0;
-    for (int t = 0; t < 12; t++) {
-        const long i = (long)rng_below(&r, (uint32_t)n);
-        const float saved = x[i], eps = 4e-3f;
-        x[i] = saved + eps;
-        const double lp = probe_loss(p, NULL);
-        x[i] = saved - eps;
-        const double lm = probe_loss(p, NULL);
-        x[i] = saved;
-        const double num = (lp - lm) / (2 * eps);
-        if (fabs(num - gx[i]) > 2e-3 + 2e-2 * fabs(num) && !bad++)
-            test_fail(__FILE__, __LINE__, "%s element %ld: analytic %.6g numeric %.6g", what, i, gx[i], num);
-    }
+    const FdProbe f = {probe_loss_ctx, p, 12, 4e-3f, 2e-3, 2e-2, 5};
+    fd_check_coords(&f, x, gx, n, what);
 }
 
 TEST(clip_tower_hooks_grad) {

@@ -9,6 +9,7 @@
 
 #include "core/err.h"
 #include "core/rng.h"
+#include "core/gradcheck.h"
 #include "nn/block.h"
 #include "test.h"
 
@@ -118,24 +119,13 @@ static void grads(BlockCase *k, int frozen, float *dx, float *dctx) {
     block_acts_free(&a);
 }
 
+static double loss_ctx(void *k) { return loss(k); }
+
 /* Up to 16 coordinates of v (all when fewer); a tolerance well below the size of the attention
  * paths' gradients, so a missing term (RoPE's backward, a softmax path) fails. */
 static void fd_check(float *v, const float *g, long count, BlockCase *k, const char *what) {
-    Rng r;
-    rng_seed(&r, 77);
-    int bad = 0;
-    for (int t = 0; t < 16 && t < count; t++) {
-        const long i = count <= 16 ? t : (long)rng_below(&r, (uint32_t)count);
-        const float saved = v[i], eps = 1e-2f;
-        v[i] = saved + eps;
-        const double lp = loss(k);
-        v[i] = saved - eps;
-        const double lm = loss(k);
-        v[i] = saved;
-        const double num = (lp - lm) / (2 * eps);
-        if (fabs(num - g[i]) > 2e-3 + 1e-2 * fabs(num) && !bad++)
-            test_fail(__FILE__, __LINE__, "%s element %ld: analytic %.6g numeric %.6g", what, i, g[i], num);
-    }
+    const FdProbe p = {loss_ctx, k, 16, 1e-2f, 2e-3, 1e-2, 77};
+    fd_check_coords(&p, v, g, count, what);
 }
 
 static void check_config(BlockConfig c, const char *name) {

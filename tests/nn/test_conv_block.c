@@ -8,6 +8,7 @@
 
 #include "core/err.h"
 #include "core/rng.h"
+#include "core/gradcheck.h"
 #include "nn/conv_block.h"
 #include "test.h"
 
@@ -70,22 +71,11 @@ static double cb_loss(CB *k, float *dx, float *dtemb, int frozen) {
     return s;
 }
 
+static double cb_loss_ctx(void *k) { return cb_loss(k, NULL, NULL, 0); }
+
 static void fd(CB *k, float *v, const float *gv, long n, const char *what) {
-    Rng r;
-    rng_seed(&r, 8);
-    int bad = 0;
-    for (int t = 0; t < 10 && t < n; t++) {
-        const long i = n <= 10 ? t : (long)rng_below(&r, (uint32_t)n);
-        const float saved = v[i], eps = 3e-3f;
-        v[i] = saved + eps;
-        const double lp = cb_loss(k, NULL, NULL, 0);
-        v[i] = saved - eps;
-        const double lm = cb_loss(k, NULL, NULL, 0);
-        v[i] = saved;
-        const double num = (lp - lm) / (2 * eps);
-        if (fabs(num - gv[i]) > 3e-3 + 2e-2 * fabs(num) && !bad++)
-            test_fail(__FILE__, __LINE__, "%s element %ld: analytic %.6g numeric %.6g", what, i, gv[i], num);
-    }
+    const FdProbe p = {cb_loss_ctx, k, 10, 3e-3f, 3e-3, 2e-2, 8};
+    fd_check_coords(&p, v, gv, n, what);
 }
 
 static void check_block(ConvBlockConfig c, int training, const char *name) {
