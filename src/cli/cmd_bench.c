@@ -142,12 +142,13 @@ typedef struct {
     float *px;
     int32_t *ids;
     int B;
+    TowerActs ia, ta;
 } SynthRun;
 
 static int synth_step(void *user, long step, float *loss, Err *e) {
     (void)step;
     SynthRun *r = user;
-    return clip_contrastive_step(&r->m, &r->g, r->px, r->ids, r->B, NULL, loss, e);
+    return clip_contrastive_step(&r->m, &r->g, r->px, r->ids, r->B, NULL, &r->ia, &r->ta, loss, e);
 }
 
 static int bench_train_synthetic(const ClipConfig *cfg, int B, long steps, double *t, Err *e) {
@@ -175,6 +176,7 @@ static int bench_train_synthetic(const ClipConfig *cfg, int B, long steps, doubl
     int rc = train_run(&spec, &st, e);
     nn_table_free(&table);
     free(r.px), free(r.ids);
+    tower_acts_free(&r.ia), tower_acts_free(&r.ta);
     clip_free(&r.m), clip_free(&r.g);
     return rc;
 }

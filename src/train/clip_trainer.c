@@ -58,6 +58,7 @@ typedef struct {
     int *perm, *idx;
     float *px;
     int32_t *ids;
+    TowerActs ia, ta; /* the towers' activations, reused from step to step */
     TrainResult *res;
 } ClipRun;
 
@@ -87,29 +88,23 @@ static int clip_batch(ClipRun *r, long step, Err *e) {
 }
 
 int clip_contrastive_step(ClipModel *m, ClipModel *g, const float *px, const int32_t *ids, int B, const Dist *dist,
-                          float *loss_out, Err *e) {
+                          TowerActs *ia, TowerActs *ta, float *loss_out, Err *e) {
     const int E = m->cfg.embed_dim, ranks = dist ? dist->size : 1, rank = dist ? dist->rank : 0, GB = B * ranks;
-    TowerActs ia, ta;
-    image_acts_init(&ia, m, B, 1);
-    if (text_acts_init(&ta, m, ids, B, 1, e) != 0) {
-        tower_acts_free(&ia);
-        return -1;
-    }
+    image_acts_reuse(ia, m, B, 0, 0, 1);
+    if (text_acts_reuse(ta, m, ids, B, 1, 0, e) != 0) return -1;
     float *img = xalloc_floats((size_t)B * E), *txt = xalloc_floats((size_t)B * E);
     float *all_img = xalloc_floats((size_t)GB * E), *all_txt = xalloc_floats((size_t)GB * E);
     float *dimg = xcalloc((size_t)GB * E, sizeof(float)), *dtxt = xcalloc((size_t)GB * E, sizeof(float));
-    image_forward(m, &ia, px, img, NULL);
-    text_forward(m, &ta, txt, NULL);
+    image_forward(m, ia, px, img, NULL);
+    text_forward(m, ta, txt, NULL);
     dist_allgather(dist, img, (long)B * E, all_img);
     dist_allgather(dist, txt, (long)B * E, all_txt);
     float dscale = 0;
     *loss_out = clip_contrastive_loss(all_img, all_txt, GB, E, m->logit_scale[0], dimg, dtxt, &dscale, NULL);
-    image_backward(m, g, &ia, dimg + (size_t)rank * B * E, NULL);
-    text_backward(m, g, &ta, dtxt + (size_t)rank * B * E, NULL);
+    image_backward(m, g, ia, dimg + (size_t)rank * B * E, NULL);
+    text_backward(m, g, ta, dtxt + (size_t)rank * B * E, NULL);
     /* every rank computed the whole loss: only rank 0 contributes the logit-scale gradient to the sum */
     if (rank == 0) g->logit_scale[0] += dscale;
-    tower_acts_free(&ia);
-    tower_acts_free(&ta);
     free(img), free(txt), free(all_img), free(all_txt), free(dimg), free(dtxt);
     return 0;
 }
@@ -117,7 +112,7 @@ int clip_contrastive_step(ClipModel *m, ClipModel *g, const float *px, const int
 static int clip_step(void *user, long step, float *loss, Err *e) {
     ClipRun *r = user;
     if (clip_batch(r, step, e)) return -1;
-    return clip_contrastive_step(&r->m, &r->g, r->px, r->ids, r->Bl, r->o->dist, loss, e);
+    return clip_contrastive_step(&r->m, &r->g, r->px, r->ids, r->Bl, r->o->dist, &r->ia, &r->ta, loss, e);
 }
 
 static void clamp_scale(void *user, long step) {
@@ -146,6 +141,7 @@ static int clip_evaluate(void *user, long steps_done, Progress *bar, Err *e) {
 }
 
 static void run_free(ClipRun *r) {
+    tower_acts_free(&r->ia), tower_acts_free(&r->ta);
     free(r->perm), free(r->idx), free(r->px), free(r->ids);
     emoji_bias_free(r->bias);
     clip_free(&r->m), clip_free(&r->g);

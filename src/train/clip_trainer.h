@@ -10,6 +10,7 @@
 #include "eval/zeroshot.h"
 #include "io/emoji_bias.h"
 #include "models/clip.h"
+#include "models/clip_train.h"
 
 typedef struct {
     const char *train_set;  /* e.g. "fmnist:train" */
@@ -48,9 +49,11 @@ void train_opts_default(TrainOpts *o);
 
 /* One contrastive step on a batch (this rank's B samples of a global batch of B * size under
  * dist): forward both towers, the loss on the gathered features, backward; gradients accumulate
- * into g (a zeroed model of the same config). The trainer's loop does the rest. */
+ * into g (a zeroed model of the same config). The trainer's loop does the rest. acts: the towers'
+ * activations, kept by the caller from step to step so their buffers are not allocated again
+ * (zeroed TowerActs at first; the caller frees them). */
 int clip_contrastive_step(ClipModel *m, ClipModel *g, const float *px, const int32_t *ids, int B, const Dist *dist,
-                          float *loss_out, Err *e);
+                          TowerActs *ia, TowerActs *ta, float *loss_out, Err *e);
 int clip_train(const TrainOpts *o, TrainResult *res, Err *e);
 
 #endif
