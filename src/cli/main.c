@@ -44,8 +44,8 @@ int main(int argc, char **argv) {
         }
         const Command *c = cli_find(argv[2]);
         if (!c) return cli_error("help", EXIT_USAGE, "no command \"%s\" (forget help lists them)", argv[2]);
-        fputs(c->help, stdout);
-        return 0;
+        char *args[] = {argv[2], "--help", NULL}; /* the command's own --help: its options from its table */
+        return c->run(2, args);
     }
     const Command *c = cli_find(argv[1]);
     if (!c) {

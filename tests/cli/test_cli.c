@@ -9,7 +9,7 @@
 #include "test.h"
 
 TEST(cli_help_for_every_command) {
-    static const char *cmds[] = {"tokenize", "embed", "preprocess", "classify", "info", "convert", "init", "bench", "train", "eval", "zoo", "serve", "blackbox", "experiment", "debias"};
+    static const char *cmds[] = {"tokenize", "embed", "preprocess", "classify", "info", "convert", "init", "bench", "train", "eval", "zoo", "serve", "blackbox", "experiment", "debias", "verify", "datasets"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         char *o;
         CHECK_INT(run(&o, "help %s", cmds[i]), 0);
