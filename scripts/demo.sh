@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo: the main job on the embedded default. Builds the zoo model fmnist-clip if it is
-# missing (~8 min on 2 cores, with a progress bar), serves it on loopback (training split for
+# missing (~16 min on 2 cores, with a progress bar), serves it on loopback (training split for
 # the search, test split for the measurement), makes it forget 4 of the 10 Fashion-MNIST
 # classes through the API alone with the strict method `dirichlet` (our reconstruction, see
 # docs/blackbox.md), prints Err_forget / Acc_keep / H before and after, writes
@@ -16,7 +16,7 @@ FORGET="t-shirt,trouser,pullover,dress"
 echo "== forget demo: black-box forgetting of $FORGET on Fashion-MNIST"
 MODEL=$("$BIN" zoo path fmnist-clip)
 if [ ! -f "$MODEL" ]; then
-    echo "== training the zoo model fmnist-clip (once; ~8 min on 2 cores) -> $MODEL"
+    echo "== training the zoo model fmnist-clip (once; ~16 min on 2 cores) -> $MODEL"
     "$BIN" zoo build fmnist-clip
 fi
 mkdir -p "$OUT"
