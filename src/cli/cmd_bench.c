@@ -4,6 +4,7 @@
 
 #include "core/err.h"
 #include "cli/cli.h"
+#include "cli/cli_groups.h"
 #include "core/gemm.h"
 #include "core/rng.h"
 #include "core/threads.h"
@@ -123,14 +124,16 @@ typedef struct {
     int json;
 } BenchOpts;
 
-/* The options bench clip and bench train take; returns -1 to go on, else the exit code. */
+/* The options bench clip and bench train take (--synthetic only where synthetic is given: bench
+ * train); returns -1 to go on, else the exit code. */
 static int parse_opts(int argc, char **argv, const char *reps_flag, BenchOpts *o, int *synthetic) {
+    const Opt synth = O_FLAG("--synthetic", synthetic, "a fixed synthetic batch (the PyTorch reference's work)");
     const Opt opts[] = {
         O_STR("--config", "NAME", &o->config, 0, "model shape"),
         O_INT("--batch", "B", &o->batch, 1, 4096, "batch size"),
         O_INT(reps_flag, "N", &o->reps, 1, 1000, "timed repetitions (after a warm-up)"),
-        O_FLAG("--synthetic", synthetic, "train: a fixed synthetic batch (the PyTorch reference's work)"),
-        {.name = "--json", .type = OPT_FLAG, .help = "print the result as one line of JSON", .dst = &o->json},
+        opt_bind(OPT_JSON, &o->json),
+        synthetic ? synth : (Opt)O_END,
         O_END,
     };
     return cli_parse(&cmd_bench, argc, argv, 2, opts, NULL);
@@ -243,8 +246,7 @@ static int run(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "clip") != 0)
         return cli_error("bench", EXIT_USAGE, "what to benchmark? (forget bench clip|train|blackbox|debias; forget help bench)");
     BenchOpts bo = {"vit-b-32", 16, 5, 0};
-    int synthetic = 0;
-    int st = parse_opts(argc, argv, "--iters", &bo, &synthetic);
+    int st = parse_opts(argc, argv, "--iters", &bo, NULL);
     if (st >= 0) return st;
     const char *config = bo.config;
     const long batch = bo.batch, iters = bo.reps;
