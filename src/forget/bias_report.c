@@ -11,6 +11,7 @@
 #include "core/progress.h"
 #include "core/threads.h"
 #include "eval/bias_metrics.h"
+#include "eval/report_html.h"
 #include "eval/svg_plot.h"
 #include "forget/bias_internal.h"
 #include "forget/resume.h"
@@ -154,8 +155,9 @@ int bias_write_outputs(const BiasExperimentOpts *o, const Setting *st, const Met
         x[i] = orig->bias > 0 ? 1 - en[i].test.bias / orig->bias : 0, y[i] = en[i].test.general / orig->general;
     f = open_memstream(&html, &hl);
     fprintf(f, "<!doctype html><html><head><meta charset=\"utf-8\"><title>forget: debiasing</title><style>body{font-family:sans-serif;"
-               "max-width:1000px;margin:2em auto}</style></head><body><h1>Debiasing %s</h1>\n", o->model);
-    const double W = 640, H = 440, L = 60, R = 200, T = 30, B = 50, pw = W - L - R, ph = H - T - B;
+               "max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+               "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}code{font-size:90%%}</style></head><body><h1>Debiasing %s</h1>\n", o->model);
+    const double W = 780, H = 440, L = 60, R = 300, T = 30, B = 50, pw = W - L - R, ph = H - T - B;
     double x0 = 0, x1 = 0.01, y0 = 1, y1 = 1;
     for (int i = 0; i < ne; i++) x0 = fmin(x0, x[i]), x1 = fmax(x1, x[i]), y0 = fmin(y0, y[i]), y1 = fmax(y1, y[i]);
     x0 -= 0.05, x1 += 0.05, y0 -= 0.02, y1 += 0.02;
@@ -198,8 +200,9 @@ int bias_write_outputs(const BiasExperimentOpts *o, const Setting *st, const Met
     fprintf(f, "</svg>\n");
 #undef SX
 #undef SY
-    /* the Markdown table as preformatted text keeps one source of truth */
-    fprintf(f, "<h2>Table</h2><pre>%s</pre></body></html>\n", md);
+    /* results.md rendered: one source of truth for the numbers, as real tables */
+    html_from_markdown(f, md);
+    fputs("</body></html>\n", f);
     fclose(f);
     path = xasprintf("%s/report.html", o->out);
     if (rc == 0) rc = write_file_atomic(path, html, hl, e);
