@@ -44,6 +44,9 @@ typedef struct {
     const StTensor *tok_src;
     ClipLayout layout;
     char src_dtypes[64]; /* e.g. "F32+F16" for info */
+    /* image-side prompts every clip_encode_image* call runs with (models/clip_prompts.h, forget
+     * domain); NULL: none. Not owned. */
+    const struct ClipImagePrompts *image_prompts;
 } ClipModel;
 
 typedef struct {

@@ -115,7 +115,7 @@ void image_acts_reuse(TowerActs *a, const ClipModel *m, int B, int vpt_tokens, i
     a->cols = grow_floats(a->cols, conv2d_cols_size(&cs), &a->cap_cols);
     a->patches = grow_floats(a->patches, (long)B * G * G * c->v_width, &a->cap_patch);
     a->vpt_tokens = vpt_tokens, a->vpt_layers = vpt_tokens ? vpt_layers : 0;
-    a->vpt = NULL, a->dvpt = NULL, a->stop_layer = 0;
+    a->vpt = NULL, a->dvpt = NULL, a->stop_layer = 0, a->hook = NULL;
 }
 
 void image_acts_init_vpt(TowerActs *a, const ClipModel *m, int B, int vpt_tokens, int vpt_layers, int train) {
@@ -171,11 +171,17 @@ int text_acts_init(TowerActs *a, const ClipModel *m, const int32_t *ids, int N, 
 
 /* ------------------------------------------------------------------ towers */
 
-/* VPT-deep: block l's input rows 1..P of every sequence are the prompts of layer l. */
+/* VPT-deep: block l's input rows 1..P of every sequence are the prompts of layer l (plus the
+ * hook's per-image offsets from its layer on). */
 static void put_prompts(TowerActs *a, int l) {
     const int P = a->vpt_tokens, W = a->W;
-    for (int n = 0; n < a->n; n++)
-        memcpy(a->x + (size_t)(a->start[n] + 1) * W, a->vpt + ((size_t)l * P) * W, sizeof(float) * (size_t)P * W);
+    const float *off = a->hook && l >= a->hook->layer ? a->hook->off : NULL;
+    for (int n = 0; n < a->n; n++) {
+        float *dst = a->x + (size_t)(a->start[n] + 1) * W;
+        memcpy(dst, a->vpt + ((size_t)l * P) * W, sizeof(float) * (size_t)P * W);
+        if (off)
+            for (size_t k = 0; k < (size_t)P * W; k++) dst[k] += off[(size_t)n * P * W + k];
+    }
 }
 
 static int blocks_run(const TowerActs *a, int L) { return a->stop_layer > 0 && a->stop_layer < L ? a->stop_layer : L; }
@@ -183,6 +189,7 @@ static int blocks_run(const TowerActs *a, int L) { return a->stop_layer > 0 && a
 static void run_blocks(const BlockParams *blocks, int L, TowerActs *a, const char *prefix, const ClipTrace *tr) {
     const int nl = blocks_run(a, L);
     for (int l = 0; l < nl; l++) {
+        if (a->hook && l == a->hook->layer) a->hook->forward(a->hook->user, a);
         if (a->vpt && l < a->vpt_layers) put_prompts(a, l);
         block_forward(&a->bc, &blocks[l], &a->layers[a->train ? l : 0], a->x, a->T, &a->pk, NULL);
         char nm[32];
@@ -333,14 +340,19 @@ static void blocks_backward(const BlockParams *blocks, BlockParams *gblocks, int
         snprintf(nm, sizeof nm, "%s.block%d", prefix, l);
         trace(tr, nm, dx, a->T, a->W, &a->pk);
         block_backward(&a->bc, &blocks[l], gblocks ? &gblocks[l] : NULL, &a->layers[l], dx, a->T, &a->pk, NULL, NULL);
+        const int hooked = a->hook && a->hook->doff && l >= a->hook->layer;
         if (a->vpt && l < a->vpt_layers)
             for (int n = 0; n < a->n; n++)
                 for (int p = 0; p < a->vpt_tokens; p++) {
                     float *d = dx + (size_t)(a->start[n] + 1 + p) * a->W;
                     if (a->dvpt)
                         for (int k = 0; k < a->W; k++) a->dvpt[((size_t)l * a->vpt_tokens + p) * a->W + k] += d[k];
+                    if (hooked)
+                        for (int k = 0; k < a->W; k++)
+                            a->hook->doff[((size_t)n * a->vpt_tokens + p) * a->W + k] += d[k];
                     memset(d, 0, sizeof(float) * (size_t)a->W); /* the prompts replaced what was there */
                 }
+        if (a->hook && a->hook->doff && l == a->hook->layer) a->hook->backward(a->hook->user, a, a->hook->doff, dx);
     }
     trace(tr, in_name, dx, a->T, a->W, &a->pk);
 }
@@ -350,6 +362,7 @@ static void image_backward_stream(const ClipModel *m, ClipModel *g, const TowerA
     const ClipConfig *c = &m->cfg;
     const int B = a->n, W = c->v_width, G = c->image_res / c->patch, P = G * G, V = a->vpt_tokens, S = P + 1 + V;
     float *dx0 = xcalloc((size_t)a->T * W, sizeof(float));
+    if (a->hook && a->hook->doff) memset(a->hook->doff, 0, sizeof(float) * (size_t)B * V * W);
     blocks_backward(m->v_blocks, GP(v_blocks), c->v_layers, a, dx, tr, "visual", "visual.ln_pre");
     layernorm_backward(dx0, GP(ln_pre_w), GP(ln_pre_b), dx, a->x0, m->ln_pre_w, a->mean0, a->rstd0, a->T, W);
     trace(tr, "visual.ln_pre_input", dx0, a->T, W, &a->pk);

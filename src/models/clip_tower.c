@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/gemm.h"
+#include "models/clip_prompts.h"
 #include "models/clip_train.h"
 
 struct ClipWorkspace {
@@ -25,6 +26,7 @@ int clip_encode_image_ws(const ClipModel *m, ClipWorkspace *ws, const float *pix
                          const ClipTrace *tr, Err *e) {
     if (!m->cfg.has_vision) return err_set(e, "this model has no image tower");
     if (B <= 0) return 0;
+    if (m->image_prompts) return clip_encode_image_prompted(m, m->image_prompts, pixels, B, out, e);
     image_acts_reuse(&ws->img, m, B, 0, 0, 0);
     image_forward(m, &ws->img, pixels, out, tr);
     return 0;

@@ -7,10 +7,24 @@
 #include "models/clip.h"
 #include "nn/block.h"
 
+/* A layer hook of the image tower (InstaPG, models/clip_prompts.h): before block `layer` the
+ * forward computes per-image prompt offsets off [n, P, W] from the stream; the prompts fed at
+ * layers layer .. vpt_layers-1 are vpt[l] + off[n]. The backward gets doff, the gradient of those
+ * offsets summed over the layers, and adds what flows to the stream into dx (the gradient of
+ * block `layer`'s input). */
+typedef struct TowerActs TowerActs;
+typedef struct {
+    int layer;
+    void (*forward)(void *user, TowerActs *a);
+    void (*backward)(void *user, const TowerActs *a, const float *doff, float *dx);
+    void *user;
+    float *off, *doff; /* [n, P, W], owned by the hook's user */
+} TowerHook;
+
 /* One tower's packed activations for a batch. Buffers are kept between calls and grow only when
  * a batch needs more room (tower_acts_reserve), so a TowerActs reused for many batches (the
  * inference workspace) allocates nothing after the largest one. */
-typedef struct {
+struct TowerActs {
     BlockConfig bc; /* the tower's block */
     int n, T, W, train;
     int *start, *len, *pool_row;
@@ -44,7 +58,8 @@ typedef struct {
     int vpt_tokens, vpt_layers;
     const float *vpt;
     float *dvpt;
-} TowerActs;
+    const TowerHook *hook; /* NULL: none */
+};
 
 /* CLIP's block: LayerNorm, a 4W MLP, causal in the text tower. */
 BlockConfig clip_block_config(const ClipConfig *c, int text);
