@@ -28,13 +28,14 @@ void forget_score(const float *logits, const int32_t *labels, int N, int C, cons
     out->h = harmonic_h(out->err_forget, out->acc_keep);
 }
 
-double bbf_loss(const float *probs, const int32_t *labels, int N, int C, const uint8_t *forget) {
+/* The loss with the forget mark per sample (forget_sample[i]) instead of per class. */
+static double masked_loss(const float *probs, const int32_t *labels, int N, int C, const uint8_t *fs) {
     const double eps = 1e-7;
     double mem = 0, fgt = 0;
     int nm = 0, nf = 0;
     for (int i = 0; i < N; i++) {
         const float *p = probs + (size_t)i * C;
-        if (forget[labels[i]]) {
+        if (fs[i]) {
             double s = 0;
             for (int c = 0; c < C; c++) s += log(p[c] + eps);
             fgt += -s / C;
@@ -47,23 +48,44 @@ double bbf_loss(const float *probs, const int32_t *labels, int N, int C, const u
     return (nm ? mem / nm : 0) + (nf ? fgt / nf : 0);
 }
 
-double bbf_loss_grad(const float *logits, const int32_t *labels, int N, int C, const uint8_t *forget, float *dlogits) {
+static uint8_t *class_to_sample(const int32_t *labels, int N, const uint8_t *forget) {
+    uint8_t *fs = xmalloc((size_t)(N > 0 ? N : 1));
+    for (int i = 0; i < N; i++) fs[i] = forget[labels[i]] != 0;
+    return fs;
+}
+
+double bbf_loss(const float *probs, const int32_t *labels, int N, int C, const uint8_t *forget) {
+    uint8_t *fs = class_to_sample(labels, N, forget);
+    const double l = masked_loss(probs, labels, N, C, fs);
+    free(fs);
+    return l;
+}
+
+double forget_loss_grad_samples(const float *logits, const int32_t *labels, int N, int C, const uint8_t *fs,
+                                float *dlogits) {
     const double eps = 1e-7;
     int nm = 0, nf = 0;
-    for (int i = 0; i < N; i++) nf += forget[labels[i]] != 0, nm += forget[labels[i]] == 0;
+    for (int i = 0; i < N; i++) nf += fs[i] != 0, nm += fs[i] == 0;
     float *p = xalloc_floats((size_t)N * C);
     softmax_forward(p, logits, N, C);
-    const double loss = bbf_loss(p, labels, N, C, forget);
+    const double loss = masked_loss(p, labels, N, C, fs);
     double *c = xmalloc(sizeof(double) * (size_t)C);
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < N && dlogits; i++) {
         const float *pi = p + (size_t)i * C;
         float *d = dlogits + (size_t)i * C;
         for (int k = 0; k < C; k++) /* f = -sum_k c_k log(p_k + eps) */
-            c[k] = forget[labels[i]] ? 1.0 / ((double)C * nf) : k == labels[i] ? 1.0 / nm : 0.0;
+            c[k] = fs[i] ? 1.0 / ((double)C * nf) : k == labels[i] ? 1.0 / nm : 0.0;
         double s = 0;
         for (int k = 0; k < C; k++) s += c[k] * pi[k] / (pi[k] + eps);
         for (int j = 0; j < C; j++) d[j] = (float)(-(c[j] * pi[j] / (pi[j] + eps) - pi[j] * s));
     }
     free(c), free(p);
     return loss;
+}
+
+double bbf_loss_grad(const float *logits, const int32_t *labels, int N, int C, const uint8_t *forget, float *dlogits) {
+    uint8_t *fs = class_to_sample(labels, N, forget);
+    const double l = forget_loss_grad_samples(logits, labels, N, C, fs, dlogits);
+    free(fs);
+    return l;
 }

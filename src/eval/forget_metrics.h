@@ -27,4 +27,9 @@ double bbf_loss(const float *probs, const int32_t *labels, int N, int C, const u
  * white-box (CoOp) path. */
 double bbf_loss_grad(const float *logits, const int32_t *labels, int N, int C, const uint8_t *forget, float *dlogits);
 
+/* The same loss with the forget mark per sample (fs[i] != 0: sample i is to be forgotten, as
+ * for an image of a forgotten domain); dlogits may be NULL. */
+double forget_loss_grad_samples(const float *logits, const int32_t *labels, int N, int C, const uint8_t *fs,
+                                float *dlogits);
+
 #endif
