@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "cli/cli_groups.h"
 #include "forget/debias.h"
+#include "forget/domain_file.h"
 #include "core/ops.h"
 #include "models/clip_encode.h"
 #include "models/clip_params.h"
@@ -26,7 +27,7 @@ const Command cmd_classify = {
     run};
 
 static int run(int argc, char **argv) {
-    const char *model = NULL, *labels = NULL, *tpl = "a photo of a {}.", *debias = NULL;
+    const char *model = NULL, *labels = NULL, *tpl = "a photo of a {}.", *debias = NULL, *prompts_file = NULL;
     OptValues images = {0};
     int json = 0, check = 0, top = 5;
     const Opt opts[] = {
@@ -37,6 +38,7 @@ static int run(int argc, char **argv) {
         O_STR("--template", "T", &tpl, 0, "the prompt of each label ({} = the label)"),
         O_INT("--top", "K", &top, 1, 1000000, "labels printed per image"),
         O_STR("--debias", "FILE", &debias, 0, "a debiasing transform (forget debias)"),
+        O_STR("--prompts", "FILE", &prompts_file, 0, "apply what forget domain --out learned (prompts, weights, a probe)"),
         opt_bind(OPT_CHECK, &check),
         opt_bind(OPT_JSON, &json),
         O_END,
@@ -68,10 +70,18 @@ static int run(int argc, char **argv) {
     Debias db = {0};
     int have_db = 0;
     if (debias && debias_load(&db, debias, &e) == 0) have_db = 1;
-    if ((debias && !have_db) || (have_db && db.D != E && err_set(&e, "%s is for %d-dimensional features, the model has %d", debias, db.D, E)) ||
+    DomainAdapter ad = {0};
+    int have_ad = 0;
+    if (!(debias && !have_db) && prompts_file) {
+        if (domain_adapter_load(&ad, prompts_file, &m, &e) == 0) have_ad = 1;
+        else err_prefix(&e, "--prompts: ");
+    }
+    if ((debias && !have_db) || (prompts_file && !have_ad) || (have_db && db.D != E && err_set(&e, "%s is for %d-dimensional features, the model has %d", debias, db.D, E)) ||
         tokenizer_init(&t, &e) != 0 ||
         (have_db ? debias_encode_texts(&db, &m, &t, tpl, (const char *const *)lab, n_lab, tf, &e)
-                 : clip_encode_texts(&m, &t, (const char *const *)prompts, n_lab, tf, &e)) != 0 ||
+         : have_ad && domain_adapter_has_classifier(&ad)
+             ? domain_adapter_classifier(&ad, &m, &t, tpl, (const char *const *)lab, n_lab, tf, &e)
+             : clip_encode_texts(&m, &t, (const char *const *)prompts, n_lab, tf, &e)) != 0 ||
         clip_encode_image_files(&m, images.v, n_img, imf, &e) != 0) {
         rc = cli_error("classify", EXIT_WORK, "%s", e.msg);
     } else {
@@ -114,6 +124,7 @@ static int run(int argc, char **argv) {
     }
     tokenizer_free(&t);
     debias_free(&db);
+    domain_adapter_free(&ad);
     for (int k = 0; k < n_lab; k++) free(prompts[k]);
     free(prompts), free(tf), free(imf), free(logits), free(prob), free(lab);
     clip_free(&m);

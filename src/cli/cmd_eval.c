@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "cli/cli_groups.h"
 #include "eval/zeroshot.h"
+#include "forget/domain_file.h"
 
 static int run(int argc, char **argv);
 
@@ -27,7 +28,7 @@ static int run(int argc, char **argv) {
         }
         return cli_error("eval", EXIT_USAGE, "what to evaluate? (forget eval zeroshot ...; forget help eval)");
     }
-    const char *model = NULL, *dataset = NULL, *tpl = NULL, *dir = NULL;
+    const char *model = NULL, *dataset = NULL, *tpl = NULL, *dir = NULL, *prompts = NULL;
     int samples = 0, json = 0, check = 0;
     const Opt opts[] = {
         O_STR("--model", "FILE", &model, OPT_REQUIRED, "the CLIP model"),
@@ -35,6 +36,7 @@ static int run(int argc, char **argv) {
         O_STR("--template", "T", &tpl, 0, "the class prompt ({} = the class; default: the data set's)"),
         O_INT("--samples", "N", &samples, 1, 100000000, "evaluate N evenly spaced images (default: all)"),
         O_STR("--data-dir", "DIR", &dir, 0, "where the data set's files are"),
+        O_STR("--prompts", "FILE", &prompts, 0, "apply what forget domain --out learned (prompts, weights, a probe)"),
         opt_bind(OPT_CHECK, &check),
         opt_bind(OPT_JSON, &json),
         O_END,
@@ -52,9 +54,25 @@ static int run(int argc, char **argv) {
         clip_free(&m);
         return cli_error("eval", EXIT_WORK, "%s", e.msg);
     }
-    if (tokenizer_init(&t, &e) || eval_zeroshot(&m, &t, &d, tpl, (int)samples, &z, &e)) {
+    DomainAdapter ad = {0};
+    float *W = NULL;
+    if (prompts && domain_adapter_load(&ad, prompts, &m, &e)) {
+        dataset_free(&d);
+        clip_free(&m);
+        return cli_error("eval", EXIT_WORK, "--prompts: %s", e.msg);
+    }
+    if (tokenizer_init(&t, &e)) {
         rc = cli_error("eval", EXIT_WORK, "%s", e.msg);
-    } else if (json) {
+    } else if (prompts && domain_adapter_has_classifier(&ad)) { /* lp++ / bbf: the classifier comes from the file */
+        const char *tp = tpl ? tpl : d.class_keywords ? "an emoji of {}." : "a photo of a {}.";
+        W = xalloc_floats((size_t)d.n_classes * m.cfg.embed_dim);
+        if (domain_adapter_classifier(&ad, &m, &t, tp, (const char *const *)d.class_names, d.n_classes, W, &e) ||
+            eval_zeroshot_weights(&m, &d, W, (int)samples, &z, &e))
+            rc = cli_error("eval", EXIT_WORK, "%s", e.msg);
+    } else if (eval_zeroshot(&m, &t, &d, tpl, (int)samples, &z, &e)) {
+        rc = cli_error("eval", EXIT_WORK, "%s", e.msg);
+    }
+    if (rc == 0 && json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "model", model);
         cJSON_AddStringToObject(j, "dataset", dataset);
@@ -72,7 +90,7 @@ static int run(int argc, char **argv) {
         }
         if (cli_json_line("eval", j)) rc = EXIT_WORK;
         cJSON_Delete(j);
-    } else {
+    } else if (rc == 0) {
         printf("%s on %s (%d images): top-1 %.2f%%, top-5 %.2f%%\n", model, dataset, z.n, 100 * z.top1, 100 * z.top5);
         for (int k = 0; k < z.n_domains; k++)
             printf("  %-10s top-1 %.2f%%, top-5 %.2f%% (%d images)\n", d.domain_names[k], 100 * z.dom_top1[k],
@@ -81,5 +99,7 @@ static int run(int argc, char **argv) {
     tokenizer_free(&t);
     dataset_free(&d);
     clip_free(&m);
+    domain_adapter_free(&ad);
+    free(W);
     return rc;
 }

@@ -52,6 +52,7 @@ static int run(int argc, char **argv) {
     int slice_gflop = 0;
     const Opt opts[] = {
         O_STR("--model", "FILE", &o.model, OPT_REQUIRED, "the CLIP model served"),
+        O_STR("--prompts", "FILE", &o.prompts, 0, "image-side prompts from forget domain --out, applied to every image"),
         O_STR("--dataset", "NAME[:split]", &dataset, OPT_REQUIRED, "the images the API classifies by id"),
         O_STR("--split", "S", &split, 0, "the split when --dataset names none"),
         opt_bind(OPT_DATA_DIR, &o.data_dir),

@@ -14,17 +14,23 @@ int eval_zeroshot(const ClipModel *m, const Tokenizer *t, const Dataset *d, cons
                   ZeroShot *out, Err *e) {
     memset(out, 0, sizeof *out);
     if (!tpl) tpl = d->class_keywords ? "an emoji of {}." : "a photo of a {}.";
-    const int K = d->n_classes, E = m->cfg.embed_dim, R = m->cfg.image_res;
+    const int K = d->n_classes, E = m->cfg.embed_dim;
     char **prompts = xmalloc(sizeof(char *) * (size_t)K);
     for (int k = 0; k < K; k++) prompts[k] = clip_prompt_fill(tpl, d->class_names[k]);
     float *tf = xalloc_floats((size_t)K * E);
     int rc = clip_encode_texts(m, t, (const char *const *)prompts, K, tf, e);
     for (int k = 0; k < K; k++) free(prompts[k]);
     free(prompts);
-    if (rc) {
-        free(tf);
-        return -1;
-    }
+    if (rc == 0) rc = eval_zeroshot_weights(m, d, tf, max_samples, out, e);
+    free(tf);
+    return rc;
+}
+
+int eval_zeroshot_weights(const ClipModel *m, const Dataset *d, const float *tf, int max_samples, ZeroShot *out,
+                          Err *e) {
+    memset(out, 0, sizeof *out);
+    const int K = d->n_classes, E = m->cfg.embed_dim, R = m->cfg.image_res;
+    int rc = 0;
     int N = max_samples > 0 && max_samples < d->n ? max_samples : d->n;
     /* evenly spaced samples when only some are asked for, so every class and domain is seen */
     const int BATCH = 256;
@@ -61,6 +67,6 @@ int eval_zeroshot(const ClipModel *m, const Tokenizer *t, const Dataset *d, cons
     out->top5 = (double)hit5 / N;
     for (int k = 0; k < out->n_domains; k++)
         if (out->dom_n[k]) out->dom_top1[k] = (double)dh1[k] / out->dom_n[k], out->dom_top5[k] = (double)dh5[k] / out->dom_n[k];
-    free(tf), free(px), free(imf), free(logits), free(idx);
+    free(px), free(imf), free(logits), free(idx);
     return rc;
 }

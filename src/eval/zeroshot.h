@@ -21,4 +21,9 @@ typedef struct {
 int eval_zeroshot(const ClipModel *m, const Tokenizer *t, const Dataset *d, const char *tpl, int max_samples,
                   ZeroShot *out, Err *e);
 
+/* The same with the class weights given (tf [n_classes, E], compared by cosine as text features
+ * are): a linear probe or prompts encoded another way. */
+int eval_zeroshot_weights(const ClipModel *m, const Dataset *d, const float *tf, int max_samples, ZeroShot *out,
+                          Err *e);
+
 #endif

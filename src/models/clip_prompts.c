@@ -18,13 +18,13 @@ static NnParam *entry(NnTable *t, float **slot, int ndim, int64_t d0, int64_t d1
     return p;
 }
 
-void clip_prompts_alloc(ClipImagePrompts *p, const ClipConfig *c, int tokens, int layers, int pg_layer) {
+void clip_prompts_declare(NnTable *t, ClipImagePrompts *p, const ClipConfig *c, int tokens, int layers, int pg_layer) {
     memset(p, 0, sizeof *p);
-    const int W = c->v_width;
+    const int first = t->n, W = c->v_width;
     p->tokens = tokens, p->layers = layers, p->pg_layer = pg_layer;
     p->width = W, p->heads = c->v_heads, p->grid = c->image_res / c->patch;
     const NnInit N02 = {INIT_NORMAL, 0.02f}, ZERO = {INIT_ZEROS, 0}, ONE = {INIT_ONES, 0};
-    entry(&p->table, &p->vpt, 3, layers, tokens, W, "vpt.tokens", N02);
+    entry(t, &p->vpt, 3, layers, tokens, W, "vpt.tokens", N02);
     if (pg_layer >= 0) {
         p->pg_cfg = (BlockConfig){.width = W, .heads = c->v_heads, .hidden = W, .act = ACT_GELU, .norm = NORM_LAYER,
                                   .eps = CLIP_LN_EPS, .causal = 0, .cross_width = W};
@@ -48,8 +48,15 @@ void clip_prompts_alloc(ClipImagePrompts *p, const ClipConfig *c, int tokens, in
             {&b->proj_w, W, W, "instapg.mlp.proj.weight", ZERO}, {&b->proj_b, W, 0, "instapg.mlp.proj.bias", ZERO},
         };
         for (size_t i = 0; i < sizeof e / sizeof *e; i++)
-            entry(&p->table, e[i].slot, e[i].d1 ? 2 : 1, e[i].d0, e[i].d1, 0, e[i].name, e[i].init);
+            entry(t, e[i].slot, e[i].d1 ? 2 : 1, e[i].d0, e[i].d1, 0, e[i].name, e[i].init);
     }
+    for (int i = first; i < t->n; i++) p->n_params += t->p[i].count;
+}
+
+void clip_prompts_alloc(ClipImagePrompts *p, const ClipConfig *c, int tokens, int layers, int pg_layer) {
+    NnTable t = {0};
+    clip_prompts_declare(&t, p, c, tokens, layers, pg_layer);
+    p->table = t;
     p->arena = nn_arena_layout(&p->table, 0, &p->n_params);
     memset(p->arena, 0, sizeof(float) * (size_t)p->n_params);
 }

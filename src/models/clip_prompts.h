@@ -28,15 +28,19 @@ typedef struct ClipImagePrompts {
     BlockConfig pg_cfg;
     BlockParams pg;
     float *pg_ctx_w, *pg_ctx_b;   /* LayerNorm of the patch rows InstaPG reads */
-    NnTable table;
-    float *arena;
     long n_params;
+    NnTable table; /* clip_prompts_alloc's own table and arena (empty / NULL after _declare) */
+    float *arena;
 } ClipImagePrompts;
 
 /* Room for prompts for m's image tower (every entry zero); then clip_prompts_init_random. pg_layer
  * must be < layers (or -1). */
 void clip_prompts_alloc(ClipImagePrompts *p, const ClipConfig *c, int tokens, int layers, int pg_layer);
-/* VPT tokens N(0, 0.02), InstaPG weights N(0, 0.02) except its output projections (zero). */
+/* The same entries appended to a caller's table (keys "vpt.tokens", "instapg.*"), for an arena
+ * the caller lays out with other tensors; clip_prompts_free then frees nothing of theirs. */
+void clip_prompts_declare(NnTable *t, ClipImagePrompts *p, const ClipConfig *c, int tokens, int layers, int pg_layer);
+/* VPT tokens N(0, 0.02), InstaPG weights N(0, 0.02) except its output projections (zero)
+ * (clip_prompts_alloc's arena; a declared one is initialised with its table). */
 void clip_prompts_init_random(ClipImagePrompts *p, uint64_t seed);
 void clip_prompts_free(ClipImagePrompts *p);
 /* Parameters of the prompt tokens and of InstaPG. */

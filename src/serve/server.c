@@ -18,6 +18,7 @@
 #include "io/preprocess.h"
 #include "io/tokenizer.h"
 #include "models/clip_encode.h"
+#include "forget/domain_file.h"
 #include "models/text_cache.h"
 #include "serve/http.h"
 
@@ -32,6 +33,7 @@ struct BbServer {
     float *feat;            /* [ds.n, E] cached image features */
     uint8_t *have;          /* [ds.n] */
     TextPrefixCache cache;  /* K/V rows of recent prompts */
+    DomainAdapter prompts;  /* --prompts: what every image encoding runs with */
     float *emb_mean, emb_std; /* of the token table (loose mode) */
     long requests, queries, images_scored, prompts_encoded;
 };
@@ -504,6 +506,7 @@ static const HttpRoute ROUTES[] = {
 
 static void server_free(BbServer *s) {
     clip_free(&s->m);
+    domain_adapter_free(&s->prompts);
     tokenizer_free(&s->tok);
     dataset_free(&s->ds);
     free(s->feat);
@@ -529,6 +532,15 @@ BbServer *bb_server_start(const ServerOpts *o, Err *e) {
     pthread_mutex_init(&s->stats, NULL);
     if (clip_load(&s->m, o->model, NULL, e) || tokenizer_init(&s->tok, e) ||
         dataset_load_named(&s->ds, o->dataset, o->data_dir, e)) {
+        server_free(s);
+        return NULL;
+    }
+    if (o->prompts && domain_adapter_load(&s->prompts, o->prompts, &s->m, e) == 0 &&
+        domain_adapter_has_classifier(&s->prompts))
+        err_set(e, "%s holds a %s classifier, which replaces the client's prompts: the API serves image-side prompts "
+                   "only (adu, baseline, ablations, clipfit); apply it with forget classify or forget eval zeroshot",
+                o->prompts, s->prompts.method);
+    if (e->msg[0]) {
         server_free(s);
         return NULL;
     }

@@ -36,6 +36,7 @@ typedef struct {
     int port;                                /* 0: any free port (see bb_server_port) */
     int reveal_labels;                       /* 1: top-1 labels only */
     const char *api_key;                     /* NULL: none required */
+    const char *prompts;                     /* image-side prompts (forget domain --out) applied to every image; NULL: none */
     long max_body;                           /* bytes; default 1 MiB */
     int max_prompts, max_images;             /* per request; defaults 8192 and 4096 */
     int allow_embeddings;                    /* loose mode: accept context token embeddings */
