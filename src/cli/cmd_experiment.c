@@ -5,6 +5,7 @@
 #include "cli/cli_groups.h"
 #include "forget/bias_experiment.h"
 #include "forget/blackbox_experiment.h"
+#include "forget/domain_experiment.h"
 
 static int run(int argc, char **argv);
 
@@ -13,8 +14,15 @@ const Command cmd_experiment = {
     "usage: forget experiment blackbox --model FILE --dataset NAME --out DIR [--forget-ratio 0.4] [--seeds 3]\n"
     "                                  [--budget 4000] [--shots 16] [--suffix-len 4] [--lengths 1,2,4,8,16]\n"
     "                                  [--length-seeds 1] [--methods LIST] [--labels] [--data-dir DIR] [--quiet]\n"
+    "       forget experiment domain --model FILE --dataset fmnist-domains|emoji100 --out DIR [--seeds 3]\n"
+    "                                [--methods LIST] [--settings \"sketch;sketch,negative\"] [--shots 8] [--epochs 50]\n"
     "       forget experiment bias --model FILE --out DIR [--setting emoji|spurious] [--methods LIST] [--K 8]\n"
     "                              [--vocab 2000 | --vocab-file FILE] [--queries FILE] [--seed 1] [--quiet]\n"
+    "\n"
+    "domain: every domain-unlearning method and ablation (forget domain --help) for every setting (fmnist-domains:\n"
+    "sketch; sketch,negative; sketch,negative,painting. emoji100: line art; color) and seed, on the whole test\n"
+    "split; DIR/results.json after every run (a rerun resumes), results.md (H/Mem/For, ablations, the domain\n"
+    "probe, trainable parameters, peak memory, time) and report.html with the t-SNE feature map before/after ADU.\n"
     "\n"
     "bias: every debiasing method (orth-proj, orth-cali, bend-vlm, clip-clip, sfid, prompt-array, dear) and the\n"
     "calibration (OUR RECONSTRUCTION) on top of each projection, lambda and mu chosen on the validation split;\n"
@@ -35,6 +43,30 @@ const Command cmd_experiment = {
     "DIR/results.md and DIR/report.html (H against L, H against queries). NAME is a data set with train\n"
     "and test splits: fmnist, emoji100, ...\n",
     run};
+
+static int run_domain(int argc, char **argv) {
+    DomainExperimentOpts o;
+    domain_experiment_defaults(&o);
+    const Opt opts[] = {
+        O_STR("--model", "FILE", &o.run.model, OPT_REQUIRED, "the CLIP model"),
+        O_STR("--dataset", "NAME", &o.run.dataset, OPT_REQUIRED, "fmnist-domains or emoji100 (a data set with domains)"),
+        O_STR("--out", "DIR", &o.out, OPT_REQUIRED, "results directory (a rerun resumes from it)"),
+        O_INT("--seeds", "N", &o.seeds, 1, 64, "seeds per method and setting (default 3)"),
+        O_STR("--methods", "LIST", &o.methods, 0, "comma-separated methods (default: all)"),
+        O_STR("--settings", "LIST", &o.settings, 0, "forget settings, ';'-separated, each a comma list of domains"),
+        O_INT("--shots", "K", &o.run.shots, 1, 100000, "training images per class and domain (default 8)"),
+        O_INT("--epochs", "N", &o.run.epochs, 1, 100000, "epochs of the gradient methods (default 50)"),
+        O_DBL("--lr", "LR", &o.run.lr, 0, 10, 0, "AdamW learning rate (default 0.003)"),
+        O_INT("--map-points", "N", &o.map_points, 0, 20000, "test images in the t-SNE map (default 1200; 0: none)"),
+        opt_bind(OPT_DATA_DIR, &o.run.data_dir),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_experiment, argc, argv, 2, opts, NULL);
+    if (st >= 0) return st;
+    Err e = {{0}};
+    if (domain_experiment_run(&o, &e) != 0) return cli_error("experiment", EXIT_WORK, "%s", e.msg);
+    return 0;
+}
 
 static int run_bias(int argc, char **argv) {
     BiasExperimentOpts o;
@@ -89,10 +121,11 @@ static int run_blackbox(int argc, char **argv) {
 
 static int run(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "bias") == 0) return run_bias(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "domain") == 0) return run_domain(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "blackbox") == 0) return run_blackbox(argc, argv);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(cmd_experiment.help, stdout);
         return 0;
     }
-    return cli_error("experiment", EXIT_USAGE, "which experiment? (forget experiment blackbox|bias; forget help experiment)");
+    return cli_error("experiment", EXIT_USAGE, "which experiment? (forget experiment blackbox|bias|domain; forget help experiment)");
 }

@@ -88,3 +88,29 @@ char *svg_line_chart(const PlotAxes *a, const PlotSeries *s, int n_series) {
 #undef PY
     return b.s;
 }
+
+char *svg_scatter(const char *title, const float *xy, const int *group, int n, const char *const *group_names,
+                  int n_groups) {
+    const double W = 460, H = 420, L = 16, R = 120, T = 36, B = 16;
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        x0 = fmin(x0, xy[2 * i]), x1 = fmax(x1, xy[2 * i]);
+        y0 = fmin(y0, xy[2 * i + 1]), y1 = fmax(y1, xy[2 * i + 1]);
+    }
+    if (!(x1 > x0)) x0 = -1, x1 = 1;
+    if (!(y1 > y0)) y0 = -1, y1 = 1;
+    const double pw = W - L - R, ph = H - T - B;
+    Str b = {0};
+    put(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+    put(&b, "<text x=\"%g\" y=\"20\" font-size=\"14\" font-weight=\"bold\">%s</text>\n", L, title);
+    put(&b, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#888\"/>\n", L, T, pw, ph);
+    for (int i = 0; i < n; i++) /* no axes: t-SNE coordinates carry no units */
+        put(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.2\" fill=\"%s\" fill-opacity=\"0.7\"/>", L + (xy[2 * i] - x0) / (x1 - x0) * pw,
+            T + ph - (xy[2 * i + 1] - y0) / (y1 - y0) * ph, COLOURS[group[i] % 8]);
+    put(&b, "\n");
+    for (int k = 0; k < n_groups; k++)
+        put(&b, "<circle cx=\"%g\" cy=\"%g\" r=\"5\" fill=\"%s\"/><text x=\"%g\" y=\"%g\">%s</text>\n", W - R + 16,
+            T + 10 + 18.0 * k, COLOURS[k % 8], W - R + 26, T + 14 + 18.0 * k, group_names[k]);
+    put(&b, "</svg>\n");
+    return b.s;
+}

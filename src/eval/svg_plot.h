@@ -19,4 +19,9 @@ typedef struct {
 /* A malloc'd <svg> element. */
 char *svg_line_chart(const PlotAxes *a, const PlotSeries *s, int n_series);
 
+/* A scatter plot of n points xy [n, 2] coloured by group (a legend of the group names), no
+ * axes (for embeddings such as t-SNE maps). A malloc'd <svg> element. */
+char *svg_scatter(const char *title, const float *xy, const int *group, int n, const char *const *group_names,
+                  int n_groups);
+
 #endif

@@ -17,6 +17,7 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "eval/forget_metrics.h"
+#include "eval/tsne.h"
 #include "forget/context_search.h"
 #include "forget/domain_file.h"
 #include "forget/domain_loss.h"
@@ -491,6 +492,44 @@ static int has_split(const char *dataset, const char *split) {
     return 0;
 }
 
+struct DomainCache {
+    char dataset[256], model[1024];
+    Dataset tr, te, va;
+    int have_data, have_va;
+    float *fte0;
+    int nte;
+};
+
+DomainCache *domain_cache_new(void) { return xcalloc(1, sizeof(DomainCache)); }
+
+void domain_cache_free(DomainCache *c) {
+    if (!c) return;
+    if (c->have_data) dataset_free(&c->tr), dataset_free(&c->te);
+    if (c->have_va) dataset_free(&c->va);
+    free(c->fte0);
+    free(c);
+}
+
+/* NAME:train, NAME:test and NAME:val (where the registry lists it) into c. */
+static int load_splits(DomainCache *c, const char *dataset, const char *dir, Err *e) {
+    char spec[300];
+    snprintf(spec, sizeof spec, "%s:train", dataset);
+    if (dataset_load_named(&c->tr, spec, dir, e)) return err_prefix(e, "%s: ", spec);
+    snprintf(spec, sizeof spec, "%s:test", dataset);
+    if (dataset_load_named(&c->te, spec, dir, e)) {
+        dataset_free(&c->tr);
+        return err_prefix(e, "%s: ", spec);
+    }
+    c->have_data = 1;
+    if (has_split(dataset, "val")) {
+        snprintf(spec, sizeof spec, "%s:val", dataset);
+        if (dataset_load_named(&c->va, spec, dir, e)) return err_prefix(e, "%s: ", spec);
+        c->have_va = 1;
+    }
+    snprintf(c->dataset, sizeof c->dataset, "%s", dataset);
+    return 0;
+}
+
 int domain_run(const DomainOpts *o, DomainResult *r, Err *e) {
     memset(r, 0, sizeof *r);
     const double t0 = now_s();
@@ -505,71 +544,75 @@ int domain_run(const DomainOpts *o, DomainResult *r, Err *e) {
     }
     snprintf(r->method, sizeof r->method, "%s", dm->name);
     snprintf(r->dataset, sizeof r->dataset, "%s", o->dataset);
-    Dataset dtr = {0}, dte = {0}, dva = {0};
+    DomainCache own = {0}, *cache = o->cache ? o->cache : &own;
     ClipModel m = {0};
     Tokenizer tok = {0};
     int have_tok = 0, rc = 0;
-    char spec[256];
-    snprintf(spec, sizeof spec, "%s:train", o->dataset);
-    if (dataset_load_named(&dtr, spec, o->data_dir, e)) return err_prefix(e, "%s: ", spec);
-    if (!dtr.domains || dtr.n_domains < 2) {
+    if (cache->have_data && strcmp(cache->dataset, o->dataset) != 0) {
+        if (cache->have_va) dataset_free(&cache->va);
+        dataset_free(&cache->tr), dataset_free(&cache->te);
+        free(cache->fte0);
+        memset(cache, 0, sizeof *cache);
+    }
+    if (!cache->have_data && load_splits(cache, o->dataset, o->data_dir, e)) {
+        rc = -1;
+        goto done;
+    }
+    const Dataset *dtrp = &cache->tr, *dtep = &cache->te, *dvap = cache->have_va ? &cache->va : NULL;
+    if (!dtrp->domains || dtrp->n_domains < 2) {
         rc = err_set(e, "%s has no domain labels (a data set with two or more domains is needed: fmnist-domains, "
                         "emoji100)", o->dataset);
         goto done;
     }
-    if (dtr.n_domains > DOMAIN_MAX) {
-        rc = err_set(e, "%s has %d domains; at most %d are supported", o->dataset, dtr.n_domains, DOMAIN_MAX);
+    if (dtrp->n_domains > DOMAIN_MAX) {
+        rc = err_set(e, "%s has %d domains; at most %d are supported", o->dataset, dtrp->n_domains, DOMAIN_MAX);
         goto done;
     }
-    const int C = dtr.n_classes, D = dtr.n_domains;
+    const int C = dtrp->n_classes, D = dtrp->n_domains;
     r->n_domains = D, r->n_classes = C;
-    for (int k = 0; k < D; k++) snprintf(r->domain_names[k], sizeof r->domain_names[k], "%s", dtr.domain_names[k]);
-    if ((rc = domain_parse_forget(o->forget, dtr.domain_names, D, r->forget, e))) goto done;
+    for (int k = 0; k < D; k++) snprintf(r->domain_names[k], sizeof r->domain_names[k], "%s", dtrp->domain_names[k]);
+    if ((rc = domain_parse_forget(o->forget, dtrp->domain_names, D, r->forget, e))) goto done;
     ClipLoadOpts lo = {-1, dm->kind == DK_CLIPFIT}; /* clipfit's gradient model holds the token table: so must m */
     if ((rc = clip_load(&m, o->model, &lo, e))) goto done;
     if (!m.cfg.has_vision || !m.cfg.has_text) {
         rc = err_set(e, "%s: domain unlearning needs both towers", o->model);
         goto done;
     }
-    snprintf(spec, sizeof spec, "%s:test", o->dataset);
-    if ((rc = dataset_load_named(&dte, spec, o->data_dir, e))) {
-        err_prefix(e, "%s: ", spec);
-        goto done;
-    }
-    const int val_split = has_split(o->dataset, "val");
-    if (val_split) {
-        snprintf(spec, sizeof spec, "%s:val", o->dataset);
-        if ((rc = dataset_load_named(&dva, spec, o->data_dir, e))) {
-            err_prefix(e, "%s: ", spec);
-            goto done;
-        }
-    }
+    const int val_split = dvap != NULL;
     if ((rc = tokenizer_init(&tok, e))) goto done;
     have_tok = 1;
     const int E = m.cfg.embed_dim, Rz = m.cfg.image_res;
-    const char *tpl = o->tpl ? o->tpl : dtr.class_keywords ? "an emoji of {}." : "a photo of a {}.";
+    const char *tpl = o->tpl ? o->tpl : dtrp->class_keywords ? "an emoji of {}." : "a photo of a {}.";
     const float scale = expf(m.logit_scale[0]);
     /* the fixed text classifier "a photo of a {class}." */
     float *T = xalloc_floats((size_t)C * E), *tf = xalloc_floats((size_t)C * E);
-    if ((rc = clip_encode_filled(&m, &tok, tpl, (const char *const *)dtr.class_names, C, tf, e)) == 0)
+    if ((rc = clip_encode_filled(&m, &tok, tpl, (const char *const *)dtrp->class_names, C, tf, e)) == 0)
         l2norm_forward(T, NULL, tf, C, E);
     free(tf);
     /* splits: the few shots; validation (the data set's val split, else more shots of train) */
     Split tr = {0}, va = {0};
-    split_sample(&dtr, Rz, o->shots, 0, o->seed, &tr);
-    if (val_split) split_sample(&dva, Rz, o->val_shots, 0, o->seed ^ 0x7a1, &va);
-    else split_sample(&dtr, Rz, o->val_shots, o->shots, o->seed, &va);
+    split_sample(dtrp, Rz, o->shots, 0, o->seed, &tr);
+    if (val_split) split_sample(dvap, Rz, o->val_shots, 0, o->seed ^ 0x7a1, &va);
+    else split_sample(dtrp, Rz, o->val_shots, o->shots, o->seed, &va);
     r->train_images = tr.n;
-    const int nte = o->max_test > 0 && o->max_test < dte.n ? o->max_test : dte.n;
+    const int nte = o->max_test > 0 && o->max_test < dtep->n ? o->max_test : dtep->n;
     r->test_images = nte;
     float *fte0 = xalloc_floats((size_t)nte * E), *fva0 = xalloc_floats((size_t)va.n * E);
     float *fte = xalloc_floats((size_t)nte * E), *fva = xalloc_floats((size_t)va.n * E);
     float *ftrva = xalloc_floats((size_t)(tr.n + va.n) * E);
-    if (rc == 0) rc = features_of(&m, &dte, NULL, nte, fte0, "zero-shot test", o->quiet, e);
+    if (rc == 0 && cache->fte0 && cache->nte == nte && strcmp(cache->model, o->model) == 0) {
+        memcpy(fte0, cache->fte0, sizeof(float) * (size_t)nte * E);
+    } else if (rc == 0 && (rc = features_of(&m, dtep, NULL, nte, fte0, "zero-shot test", o->quiet, e)) == 0) {
+        free(cache->fte0);
+        cache->fte0 = xalloc_floats((size_t)nte * E);
+        memcpy(cache->fte0, fte0, sizeof(float) * (size_t)nte * E);
+        cache->nte = nte;
+        snprintf(cache->model, sizeof cache->model, "%s", o->model);
+    }
     if (rc == 0) rc = features_of(&m, NULL, &va, va.n, fva0, "validation", 1, e);
     if (rc == 0) rc = features_of(&m, NULL, &tr, tr.n, ftrva, "train", 1, e);
     memcpy(ftrva + (size_t)tr.n * E, fva0, sizeof(float) * (size_t)va.n * E);
-    const Score base = score_features(fte0, dte.labels, dte.domains, nte, T, C, E, scale, r->forget, D);
+    const Score base = score_features(fte0, dtep->labels, dtep->domains, nte, T, C, E, scale, r->forget, D);
     r->base_mem = base.mem, r->base_for = base.fe, r->base_h = base.h;
     memcpy(r->base_dom_acc, base.dom_acc, sizeof base.dom_acc);
     /* the method */
@@ -591,7 +634,7 @@ int domain_run(const DomainOpts *o, DomainResult *r, Err *e) {
                      .D = D, .scale = scale, .forget = r->forget, .ftr = ftrva};
         if (dm->kind == DK_BBF) {
             int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)C * m.cfg.context);
-            rc = clip_context_ids(&m, &tok, tpl, (const char *const *)dtr.class_names, C, 4, ids, e);
+            rc = clip_context_ids(&m, &tok, tpl, (const char *const *)dtrp->class_names, C, 4, ids, e);
             if (rc == 0)
                 rc = run_bbf(&m, ids, C, ftrva, &tr, fva0, &va, r->forget, D, scale, o, ad.ctx, &r->val_h, e);
             r->trainable = 4L * m.cfg.t_width;
@@ -610,17 +653,22 @@ int domain_run(const DomainOpts *o, DomainResult *r, Err *e) {
         }
     }
     if (rc == 0) { /* the measurements */
-        if (dm->kind == DK_PROMPTS) m.image_prompts = &ad.prompts;
-        rc = features_of(&m, &dte, NULL, nte, fte, "test", o->quiet, e);
-        if (rc == 0) rc = features_of(&m, NULL, &va, va.n, fva, "validation", 1, e);
-        m.image_prompts = NULL;
+        if (dm->kind == DK_LINEAR || dm->kind == DK_BBF) { /* the image tower is untouched: its features stand */
+            memcpy(fte, fte0, sizeof(float) * (size_t)nte * E);
+            memcpy(fva, fva0, sizeof(float) * (size_t)va.n * E);
+        } else {
+            if (dm->kind == DK_PROMPTS) m.image_prompts = &ad.prompts;
+            rc = features_of(&m, dtep, NULL, nte, fte, "test", o->quiet, e);
+            if (rc == 0) rc = features_of(&m, NULL, &va, va.n, fva, "validation", 1, e);
+            m.image_prompts = NULL;
+        }
     }
     if (rc == 0) {
-        const Score s = score_features(fte, dte.labels, dte.domains, nte, Wc, C, E, scale, r->forget, D);
+        const Score s = score_features(fte, dtep->labels, dtep->domains, nte, Wc, C, E, scale, r->forget, D);
         r->mem = s.mem, r->forget_err = s.fe, r->h = s.h;
         memcpy(r->dom_acc, s.dom_acc, sizeof s.dom_acc);
-        r->probe_before = domain_probe(fva0, va.dom, va.n, fte0, dte.domains, nte, E, D);
-        r->probe_after = domain_probe(fva, va.dom, va.n, fte, dte.domains, nte, E, D);
+        r->probe_before = domain_probe(fva0, va.dom, va.n, fte0, dtep->domains, nte, E, D);
+        r->probe_after = domain_probe(fva, va.dom, va.n, fte, dtep->domains, nte, E, D);
         r->seconds = now_s() - t0;
         if (o->out) rc = domain_adapter_save(&ad, &m, o->out, dm->name, o->dataset, o->forget, e);
     }
@@ -630,7 +678,11 @@ int domain_run(const DomainOpts *o, DomainResult *r, Err *e) {
 done:
     if (have_tok) tokenizer_free(&tok);
     clip_free(&m);
-    dataset_free(&dtr), dataset_free(&dte), dataset_free(&dva);
+    if (cache == &own) {
+        if (own.have_data) dataset_free(&own.tr), dataset_free(&own.te);
+        if (own.have_va) dataset_free(&own.va);
+        free(own.fte0);
+    }
     return rc;
 }
 
@@ -707,4 +759,51 @@ int domain_result_from_json(const cJSON *j, DomainResult *r, Err *e) {
         if (num(d, "acc", &r->dom_acc[k], e) || num(d, "zero_shot_acc", &r->base_dom_acc[k], e)) return -1;
     }
     return 0;
+}
+
+/* ----------------------------------------------------------- feature map */
+
+int domain_feature_map(const DomainOpts *o, const char *prompts_file, int n, float *xy_before, float *xy_after,
+                       int *dom, Err *e) {
+    DomainCache own = {0}, *cache = o->cache ? o->cache : &own;
+    if (!cache->have_data && load_splits(cache, o->dataset, o->data_dir, e)) return -1;
+    const Dataset *te = &cache->te;
+    ClipModel m = {0};
+    DomainAdapter ad = {0};
+    int rc = clip_load(&m, o->model, &(ClipLoadOpts){-1, 0}, e);
+    if (n > te->n) n = te->n;
+    const int E = m.cfg.embed_dim;
+    Dataset sub = *te; /* n evenly spaced images, as one small data set */
+    /* a seeded random subset: evenly spaced indices would see one domain only where the split
+     * interleaves them (fmnist-domains holds each image in its four domains in a row) */
+    int *idx = xmalloc(sizeof(int) * (size_t)(te->n > 0 ? te->n : 1));
+    Rng pick;
+    rng_seed(&pick, o->seed ^ 0x3a9);
+    rng_permutation(&pick, idx, te->n);
+    for (int i = 0; i < n; i++) dom[i] = te->domains[idx[i]];
+    const size_t per = (size_t)te->h * te->w * te->channels;
+    sub.n = n;
+    sub.pixels = xmalloc(per * (size_t)(n > 0 ? n : 1));
+    for (int i = 0; i < n; i++) memcpy(sub.pixels + per * i, dataset_image(te, idx[i]), per);
+    float *f0 = xalloc_floats((size_t)n * E), *f1 = xalloc_floats((size_t)n * E);
+    if (rc == 0) rc = features_of(&m, &sub, NULL, n, f0, "map", 1, e);
+    if (rc == 0) rc = domain_adapter_load(&ad, prompts_file, &m, e);
+    if (rc == 0) rc = features_of(&m, &sub, NULL, n, f1, "map", 1, e);
+    if (rc == 0) {
+        TsneOpts to;
+        tsne_defaults(&to);
+        to.seed = o->seed;
+        tsne_run(f0, n, E, &to, xy_before);
+        tsne_run(f1, n, E, &to, xy_after);
+    }
+    m.image_prompts = NULL;
+    domain_adapter_free(&ad);
+    clip_free(&m);
+    free(sub.pixels), free(idx), free(f0), free(f1);
+    if (cache == &own) {
+        if (own.have_data) dataset_free(&own.tr), dataset_free(&own.te);
+        if (own.have_va) dataset_free(&own.va);
+        free(own.fte0);
+    }
+    return rc;
 }

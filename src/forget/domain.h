@@ -37,8 +37,15 @@ extern const DomainMethod DOMAIN_METHODS[];
 extern const int N_DOMAIN_METHODS;
 const DomainMethod *domain_method_find(const char *name);
 
+/* What an experiment's runs share: the data set's splits and the zero-shot test features of one
+ * model (filled by the first run that needs them; domain_cache_free releases them). */
+typedef struct DomainCache DomainCache;
+DomainCache *domain_cache_new(void);
+void domain_cache_free(DomainCache *c);
+
 typedef struct {
     const char *model, *dataset, *data_dir, *forget, *method, *out, *tpl;
+    DomainCache *cache;        /* NULL: load everything for this run */
     int shots, val_shots;      /* per class and domain; validation from train where no val split */
     int tokens, layers, pg_layer; /* VPT tokens; prompted layers (0: 3/4 of the tower); InstaPG's block (-1: layers / 2) */
     int epochs, batch, eval_every; /* eval_every: epochs between validation checks */
@@ -71,6 +78,13 @@ typedef struct {
 int domain_parse_forget(const char *list, char *const *names, int n, uint8_t *forget, Err *e);
 
 int domain_run(const DomainOpts *o, DomainResult *r, Err *e);
+
+/* The feature map of the seed's fig. 5: n test images of o's data set (evenly spaced), their
+ * normalised features without and with the prompts file (made by domain_run for o->model), each
+ * embedded in 2-D by t-SNE: xy_before / xy_after [n, 2], dom [n]. Also the linear-probe domain
+ * accuracy is in the runs; this is the picture. */
+int domain_feature_map(const DomainOpts *o, const char *prompts_file, int n, float *xy_before, float *xy_after,
+                       int *dom, Err *e);
 
 /* The result as a cJSON object (the caller deletes it): method, H / mem / for, zero-shot, per
  * domain, probes, cost. And back (for the experiment's runs); -1 with e naming the missing key. */
