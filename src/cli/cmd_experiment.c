@@ -56,8 +56,9 @@ static int run_domain(int argc, char **argv) {
         O_STR("--settings", "LIST", &o.settings, 0, "forget settings, ';'-separated, each a comma list of domains"),
         O_INT("--shots", "K", &o.run.shots, 1, 100000, "training images per class and domain (default 8)"),
         O_INT("--epochs", "N", &o.run.epochs, 1, 100000, "epochs of the gradient methods (default 50)"),
-        O_DBL("--lr", "LR", &o.run.lr, 0, 10, 0, "AdamW learning rate (default 0.003)"),
+        O_DBL("--lr", "LR", &o.run.lr, 0, 10, 0, "AdamW learning rate (default: the method's, docs/domain.md)"),
         O_INT("--map-points", "N", &o.map_points, 0, 20000, "test images in the t-SNE map (default 1200; 0: none)"),
+        O_INT("--ablation-settings", "N", &o.ablation_settings, 0, 64, "run the ablations on the first N settings only"),
         opt_bind(OPT_DATA_DIR, &o.run.data_dir),
         O_END,
     };

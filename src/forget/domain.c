@@ -47,10 +47,18 @@ const DomainMethod *domain_method_find(const char *name) {
     return NULL;
 }
 
+double domain_default_lr(const DomainMethod *dm) {
+    switch (dm->kind) {
+    case DK_CLIPFIT: return 3e-3;
+    case DK_LINEAR: return 1e-2;
+    default: return 3e-3;
+    }
+}
+
 void domain_defaults(DomainOpts *o) {
     *o = (DomainOpts){.method = "adu", .tpl = NULL, .shots = 8, .val_shots = 8, .tokens = 8,
-                      .layers = 0, .pg_layer = -1, .epochs = 50, .batch = 32, .eval_every = 5, .lr = 3e-3,
-                      .gamma = 30, .lambda = 10, .bbf_budget = 2000, .seed = 0};
+                      .layers = 0, .pg_layer = -1, .epochs = 50, .batch = 32, .eval_every = 5, .lr = 0,
+                      .gamma = 1, .lambda = 0.1, .bbf_budget = 2000, .seed = 0};
 }
 
 int domain_parse_forget(const char *list, char *const *names, int n, uint8_t *forget, Err *e) {
@@ -385,7 +393,8 @@ static int run_gradient_method(Trainer *t, const DomainOpts *o, long *trainable,
     t->fva = xalloc_floats((size_t)t->va->n * E);
     t->best = xalloc_floats((size_t)t->n_params);
     t->best_h = -1;
-    TrainSpec spec = {.label = t->dm->name, .total_steps = (long)o->epochs * t->steps_per_epoch, .lr = o->lr,
+    TrainSpec spec = {.label = t->dm->name, .total_steps = (long)o->epochs * t->steps_per_epoch,
+                      .lr = o->lr > 0 ? o->lr : domain_default_lr(t->dm),
                       .warmup_frac = 0.05, .cosine = 1, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
                       .params = t->params, .grads = t->grads, .n_params = t->n_params,
                       .table = t->dm->kind == DK_CLIPFIT ? &mt : NULL, .step = train_step, .evaluate = validate,

@@ -49,7 +49,7 @@ typedef struct {
     int shots, val_shots;      /* per class and domain; validation from train where no val split */
     int tokens, layers, pg_layer; /* VPT tokens; prompted layers (0: 3/4 of the tower); InstaPG's block (-1: layers / 2) */
     int epochs, batch, eval_every; /* eval_every: epochs between validation checks */
-    double lr, gamma, lambda;
+    double lr, gamma, lambda;  /* lr 0: the method's default */
     int bbf_budget;            /* bbf: classify queries of the search */
     int max_test;              /* 0: the whole test split */
     uint64_t seed;
@@ -57,6 +57,9 @@ typedef struct {
 } DomainOpts;
 
 void domain_defaults(DomainOpts *o);
+/* The learning rate a method runs with when --lr is not given (chosen on validation H, see
+ * docs/domain.md). */
+double domain_default_lr(const DomainMethod *dm);
 
 typedef struct {
     char method[32], dataset[64];

@@ -127,6 +127,11 @@ static void md_row(FILE *f, const char *label, const Summary *s) {
             100 * s->h_sd, 100 * s->mem, 100 * s->mem_sd, 100 * s->fe, 100 * s->fe_sd, s->trainable, s->peak, s->seconds);
 }
 
+static int is_ablation(const char *m) {
+    return strcmp(m, "adu-ddl-only") == 0 || strcmp(m, "adu-instapg-only") == 0 || strcmp(m, "ce-only") == 0 ||
+           strcmp(m, "mmd-only") == 0;
+}
+
 static const char *MAIN[] = {"lp++", "clipfit", "bbf", "baseline", "adu"};
 static const char *ABL[][2] = {{"baseline", "Baseline (VPT-deep)"},
                                {"adu-instapg-only", "+InstaPG"},
@@ -244,6 +249,7 @@ int domain_experiment_run(const DomainExperimentOpts *o, Err *e) {
         for (int k = 0; k < n_meth && rc == 0; k++)
             for (int seed = 0; seed < o->seeds && rc == 0; seed++) {
                 done++;
+                if (o->ablation_settings > 0 && s >= o->ablation_settings && is_ablation(methods[k])) continue;
                 cJSON *have = find_run(runs, methods[k], settings[s], seed);
                 if (have) {
                     zs_h[s] = resume_num(have, "zero_shot_H"), zs_mem[s] = resume_num(have, "zero_shot_mem");

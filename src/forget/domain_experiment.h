@@ -17,6 +17,7 @@ typedef struct {
     const char *settings;  /* "sketch;sketch,negative"; NULL: the data set's */
     int seeds;
     int map_points;        /* test images in the feature map (default 1200) */
+    int ablation_settings; /* run the ablations on the first N settings only (0: all) */
 } DomainExperimentOpts;
 
 void domain_experiment_defaults(DomainExperimentOpts *o);
