@@ -723,14 +723,13 @@ cJSON *domain_result_json(const DomainResult *r) {
         cJSON_AddNumberToObject(d, "zero_shot_acc", r->base_dom_acc[k]);
         cJSON_AddItemToArray(dom, d);
     }
-    cJSON_AddNumberToObject(j, "domain_probe_before", r->probe_before);
-    cJSON_AddNumberToObject(j, "domain_probe_after", r->probe_after);
-    cJSON_AddNumberToObject(j, "val_H", r->val_h);
-    cJSON_AddNumberToObject(j, "best_epoch", r->best_epoch);
-    cJSON_AddNumberToObject(j, "trainable", (double)r->trainable);
-    cJSON_AddNumberToObject(j, "train_images", (double)r->train_images);
-    cJSON_AddNumberToObject(j, "test_images", (double)r->test_images);
-    cJSON_AddNumberToObject(j, "seconds", r->seconds);
+    const struct {
+        const char *key;
+        double v;
+    } f[] = {{"domain_probe_before", r->probe_before}, {"domain_probe_after", r->probe_after}, {"val_H", r->val_h},
+             {"best_epoch", r->best_epoch}, {"trainable", (double)r->trainable}, {"train_images", (double)r->train_images},
+             {"test_images", (double)r->test_images}, {"seconds", r->seconds}};
+    for (size_t q = 0; q < sizeof f / sizeof *f; q++) cJSON_AddNumberToObject(j, f[q].key, f[q].v);
     return j;
 }
 

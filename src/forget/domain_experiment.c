@@ -67,14 +67,14 @@ static void free_list(char **v, int n) {
 
 typedef struct {
     const char *model, *dataset;
-    int shots, epochs;
+    int shots, epochs, max_test;
 } Same;
 
 static int same_experiment(const cJSON *root, const void *ctx) {
     const Same *s = ctx;
     const char *m = resume_str(root, "model"), *d = resume_str(root, "dataset");
     return m && d && strcmp(m, s->model) == 0 && strcmp(d, s->dataset) == 0 && resume_num(root, "shots") == s->shots &&
-           resume_num(root, "epochs") == s->epochs;
+           resume_num(root, "epochs") == s->epochs && resume_num(root, "max_test") == s->max_test;
 }
 
 /* A run of (method, setting, seed) already in the results. */
@@ -145,12 +145,20 @@ static char *write_markdown(const DomainExperimentOpts *o, cJSON *runs, char **s
     size_t len = 0;
     FILE *f = open_memstream(&md, &len);
     fprintf(f, "# Domain unlearning on %s\n\n", o->run.dataset);
+    char test_desc[96], extra[160] = "";
+    if (o->run.max_test > 0) snprintf(test_desc, sizeof test_desc, "the first %d images of the test split", o->run.max_test);
+    else snprintf(test_desc, sizeof test_desc, "the whole test split");
+    if (o->run.max_test > 0) snprintf(extra, sizeof extra, " --max-test %d", o->run.max_test);
+    if (o->run.epochs != 50) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --epochs %d", o->run.epochs);
+    if (o->ablation_settings > 0)
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --ablation-settings %d", o->ablation_settings);
+    if (o->methods) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --methods %s", o->methods);
     fprintf(f, "Model `%s`; %d seeds; %d shots per class and domain for training and %d for validation (the "
-               "epoch with the best validation H is kept); every number is on the whole test split. H, Mem and For "
-               "in %%, mean ± std over seeds; trainable parameters; peak resident memory of the run (MiB); seconds "
+               "epoch with the best validation H is kept); every number is on %s. H, Mem and For in %%, mean ± std over seeds; trainable parameters; peak resident memory of the run (MiB); seconds "
                "per run on this machine. Command: `forget experiment domain --model %s --dataset %s --out %s "
-               "--seeds %d`.\n\n",
-            o->run.model, o->seeds, o->run.shots, o->run.val_shots, o->run.model, o->run.dataset, o->out, o->seeds);
+               "--seeds %d%s`.\n\n",
+            o->run.model, o->seeds, o->run.shots, o->run.val_shots, test_desc, o->run.model, o->run.dataset, o->out,
+            o->seeds, extra);
     for (int s = 0; s < n_set; s++) {
         fprintf(f, "## Forgetting %s\n\n", settings[s]);
         fprintf(f, "| method | H | Mem | For | trainable | peak MiB | s/run |\n|---|---|---|---|---|---|---|\n");
@@ -228,7 +236,7 @@ int domain_experiment_run(const DomainExperimentOpts *o, Err *e) {
         if (!domain_method_find(methods[i])) rc = err_set(e, "--methods: unknown method \"%s\"", methods[i]);
     char *path = xasprintf("%s/results.json", o->out);
     cJSON *root = NULL;
-    const Same same = {o->run.model, o->run.dataset, o->run.shots, o->run.epochs};
+    const Same same = {o->run.model, o->run.dataset, o->run.shots, o->run.epochs, o->run.max_test};
     if (rc == 0) rc = resume_load(path, "runs", same_experiment, &same, 0, &root, e);
     if (rc == 0 && !root) {
         root = cJSON_CreateObject();
@@ -236,6 +244,7 @@ int domain_experiment_run(const DomainExperimentOpts *o, Err *e) {
         cJSON_AddStringToObject(root, "dataset", o->run.dataset);
         cJSON_AddNumberToObject(root, "shots", o->run.shots);
         cJSON_AddNumberToObject(root, "epochs", o->run.epochs);
+        cJSON_AddNumberToObject(root, "max_test", o->run.max_test);
         cJSON_AddArrayToObject(root, "runs");
     }
     cJSON *runs = root ? cJSON_GetObjectItemCaseSensitive(root, "runs") : NULL;
@@ -285,18 +294,13 @@ int domain_experiment_run(const DomainExperimentOpts *o, Err *e) {
                 cJSON *j = cJSON_CreateObject();
                 cJSON_AddStringToObject(j, "method", methods[k]);
                 cJSON_AddStringToObject(j, "forget_domains", settings[s]);
-                cJSON_AddNumberToObject(j, "H", sm.h);
-                cJSON_AddNumberToObject(j, "mem", sm.mem);
-                cJSON_AddNumberToObject(j, "for", sm.fe);
-                cJSON_AddNumberToObject(j, "h_std", sm.h_sd);
-                cJSON_AddNumberToObject(j, "mem_std", sm.mem_sd);
-                cJSON_AddNumberToObject(j, "for_std", sm.fe_sd);
-                cJSON_AddNumberToObject(j, "domain_probe_before", sm.probe0);
-                cJSON_AddNumberToObject(j, "domain_probe_after", sm.probe1);
-                cJSON_AddNumberToObject(j, "trainable", sm.trainable);
-                cJSON_AddNumberToObject(j, "peak_mib", sm.peak);
-                cJSON_AddNumberToObject(j, "seconds", sm.seconds);
-                cJSON_AddNumberToObject(j, "runs", sm.n);
+                const struct {
+                    const char *key;
+                    double v;
+                } f[] = {{"H", sm.h}, {"mem", sm.mem}, {"for", sm.fe}, {"h_std", sm.h_sd}, {"mem_std", sm.mem_sd},
+                         {"for_std", sm.fe_sd}, {"domain_probe_before", sm.probe0}, {"domain_probe_after", sm.probe1},
+                         {"trainable", sm.trainable}, {"peak_mib", sm.peak}, {"seconds", sm.seconds}, {"runs", sm.n}};
+                for (size_t q = 0; q < sizeof f / sizeof *f; q++) cJSON_AddNumberToObject(j, f[q].key, f[q].v);
                 cJSON_AddItemToArray(sum, j);
             }
         rc = json_write_atomic(path, root, e);
