@@ -58,6 +58,7 @@ static int run_domain(int argc, char **argv) {
         O_INT("--epochs", "N", &o.run.epochs, 1, 100000, "epochs of the gradient methods (default 50)"),
         O_DBL("--lr", "LR", &o.run.lr, 0, 10, 0, "AdamW learning rate (default: the method's, docs/domain.md)"),
         O_INT("--map-points", "N", &o.map_points, 0, 20000, "test images in the t-SNE map (default 1200; 0: none)"),
+        O_INT("--eval-every", "N", &o.run.eval_every, 1, 100000, "epochs between validation checks (default 5)"),
         O_INT("--max-test", "N", &o.run.max_test, 1, 1 << 30, "measure on the first N test images (default: all)"),
         O_INT("--ablation-settings", "N", &o.ablation_settings, 0, 64, "run the ablations on the first N settings only"),
         opt_bind(OPT_DATA_DIR, &o.run.data_dir),

@@ -150,6 +150,8 @@ static char *write_markdown(const DomainExperimentOpts *o, cJSON *runs, char **s
     else snprintf(test_desc, sizeof test_desc, "the whole test split");
     if (o->run.max_test > 0) snprintf(extra, sizeof extra, " --max-test %d", o->run.max_test);
     if (o->run.epochs != 50) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --epochs %d", o->run.epochs);
+    if (o->run.eval_every != 5)
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --eval-every %d", o->run.eval_every);
     if (o->ablation_settings > 0)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --ablation-settings %d", o->ablation_settings);
     if (o->methods) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --methods %s", o->methods);
