@@ -156,7 +156,7 @@ static char *write_markdown(const DomainExperimentOpts *o, cJSON *runs, char **s
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --ablation-settings %d", o->ablation_settings);
     if (o->methods) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --methods %s", o->methods);
     fprintf(f, "Model `%s`; %d seeds; %d shots per class and domain for training and %d for validation (the "
-               "epoch with the best validation H is kept); every number is on %s. H, Mem and For in %%, mean ± std over seeds; trainable parameters; peak resident memory of the run (MiB); seconds "
+               "epoch with the best validation H is kept); every number is on %s. H, Mem and For in %%, mean ± std over seeds; trainable parameters; peak resident memory of the run (MiB, the data set held in memory included); seconds "
                "per run on this machine. Command: `forget experiment domain --model %s --dataset %s --out %s "
                "--seeds %d%s`.\n\n",
             o->run.model, o->seeds, o->run.shots, o->run.val_shots, test_desc, o->run.model, o->run.dataset, o->out,
@@ -169,17 +169,22 @@ static char *write_markdown(const DomainExperimentOpts *o, cJSON *runs, char **s
             const Summary sm = summarise(runs, MAIN[k], settings[s]);
             md_row(f, MAIN[k], &sm);
         }
-        fprintf(f, "\nAblation:\n\n| configuration | H | Mem | For | trainable | peak MiB | s/run |\n"
-                   "|---|---|---|---|---|---|---|\n");
-        for (size_t k = 0; k < sizeof ABL / sizeof *ABL; k++) {
-            const Summary sm = summarise(runs, ABL[k][0], settings[s]);
-            md_row(f, ABL[k][1], &sm);
-        }
-        fprintf(f, "\nInside DDL (with InstaPG):\n\n| configuration | H | Mem | For | trainable | peak MiB | s/run |\n"
-                   "|---|---|---|---|---|---|---|\n");
-        for (size_t k = 0; k < sizeof INSIDE / sizeof *INSIDE; k++) {
-            const Summary sm = summarise(runs, INSIDE[k][0], settings[s]);
-            md_row(f, INSIDE[k][1], &sm);
+        int have_abl = 0; /* the ablation tables only where their runs exist (--ablation-settings) */
+        for (size_t k = 1; k < 3; k++) have_abl |= summarise(runs, ABL[k][0], settings[s]).n > 0;
+        for (size_t k = 0; k < 2; k++) have_abl |= summarise(runs, INSIDE[k][0], settings[s]).n > 0;
+        if (have_abl) {
+            fprintf(f, "\nAblation:\n\n| configuration | H | Mem | For | trainable | peak MiB | s/run |\n"
+                       "|---|---|---|---|---|---|---|\n");
+            for (size_t k = 0; k < sizeof ABL / sizeof *ABL; k++) {
+                const Summary sm = summarise(runs, ABL[k][0], settings[s]);
+                md_row(f, ABL[k][1], &sm);
+            }
+            fprintf(f, "\nInside DDL (with InstaPG):\n\n| configuration | H | Mem | For | trainable | peak MiB | s/run |\n"
+                       "|---|---|---|---|---|---|---|\n");
+            for (size_t k = 0; k < sizeof INSIDE / sizeof *INSIDE; k++) {
+                const Summary sm = summarise(runs, INSIDE[k][0], settings[s]);
+                md_row(f, INSIDE[k][1], &sm);
+            }
         }
         const Summary a = summarise(runs, "adu", settings[s]), b = summarise(runs, "baseline", settings[s]);
         if (a.n)
