@@ -64,7 +64,7 @@ static int run(int argc, char **argv) {
     for (int k = 0; k < n_lab; k++) prompts[k] = clip_prompt_fill(tpl, lab[k]);
     float *tf = xmalloc(sizeof(float) * (size_t)n_lab * E), *imf = xmalloc(sizeof(float) * (size_t)n_img * E);
     float *logits = xmalloc(sizeof(float) * (size_t)n_img * n_lab), *prob = xmalloc(sizeof(float) * (size_t)n_lab);
-    Tokenizer t;
+    Tokenizer t = {0}; /* freed on every path, also when an earlier check skips its init */
     Err e = {{0}};
     int rc = 0;
     Debias db = {0};

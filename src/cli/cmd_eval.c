@@ -46,7 +46,7 @@ static int run(int argc, char **argv) {
     ClipModel m;
     if (cli_load_model_checked("eval", model, &m, -1, check)) return EXIT_WORK;
     Dataset d;
-    Tokenizer t;
+    Tokenizer t = {0};
     Err e = {{0}};
     ZeroShot z;
     int rc = 0;
