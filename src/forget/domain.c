@@ -771,7 +771,7 @@ int domain_result_from_json(const cJSON *j, DomainResult *r, Err *e) {
 
 /* ----------------------------------------------------------- feature map */
 
-int domain_feature_map(const DomainOpts *o, const char *prompts_file, int n, float *xy_before, float *xy_after,
+int domain_feature_map(const DomainOpts *o, const char *prompts_file, int *n_io, float *xy_before, float *xy_after,
                        int *dom, Err *e) {
     DomainCache own = {0}, *cache = o->cache ? o->cache : &own;
     if (!cache->have_data && load_splits(cache, o->dataset, o->data_dir, e)) return -1;
@@ -779,7 +779,8 @@ int domain_feature_map(const DomainOpts *o, const char *prompts_file, int n, flo
     ClipModel m = {0};
     DomainAdapter ad = {0};
     int rc = clip_load(&m, o->model, &(ClipLoadOpts){-1, 0}, e);
-    if (n > te->n) n = te->n;
+    const int n = *n_io < te->n ? *n_io : te->n;
+    *n_io = n;
     const int E = m.cfg.embed_dim;
     Dataset sub = *te; /* n evenly spaced images, as one small data set */
     /* a seeded random subset: evenly spaced indices would see one domain only where the split

@@ -82,11 +82,12 @@ int domain_parse_forget(const char *list, char *const *names, int n, uint8_t *fo
 
 int domain_run(const DomainOpts *o, DomainResult *r, Err *e);
 
-/* The feature map of the seed's fig. 5: n test images of o's data set (evenly spaced), their
+/* The feature map of the seed's fig. 5: *n test images of o's data set (a seeded random subset;
+ * *n becomes the split's size where it holds fewer), their
  * normalised features without and with the prompts file (made by domain_run for o->model), each
  * embedded in 2-D by t-SNE: xy_before / xy_after [n, 2], dom [n]. Also the linear-probe domain
  * accuracy is in the runs; this is the picture. */
-int domain_feature_map(const DomainOpts *o, const char *prompts_file, int n, float *xy_before, float *xy_after,
+int domain_feature_map(const DomainOpts *o, const char *prompts_file, int *n, float *xy_before, float *xy_after,
                        int *dom, Err *e);
 
 /* The result as a cJSON object (the caller deletes it): method, H / mem / for, zero-shot, per

@@ -195,7 +195,7 @@ static char *write_markdown(const DomainExperimentOpts *o, cJSON *runs, char **s
     return md;
 }
 
-static int write_report(const DomainExperimentOpts *o, const char *md, const char *map_svg, Err *e) {
+static int write_report(const DomainExperimentOpts *o, const char *md, const char *map_svg, int map_n, Err *e) {
     char *html = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&html, &len);
@@ -208,7 +208,7 @@ static int write_report(const DomainExperimentOpts *o, const char *md, const cha
         fprintf(f, "<h2>Feature map</h2><p>t-SNE of the normalised image features of %d test images, coloured by "
                    "domain: zero-shot (left) and with ADU's prompts (right), forgetting the first setting, seed 0 "
                    "(the picture of the seed's fig. 5; the probe accuracies above are the number).</p>\n"
-                   "<div class=\"maps\">%s</div>\n", o->map_points, map_svg);
+                   "<div class=\"maps\">%s</div>\n", map_n, map_svg);
     }
     fprintf(f, "</body></html>\n");
     fclose(f);
@@ -313,6 +313,7 @@ int domain_experiment_run(const DomainExperimentOpts *o, Err *e) {
         rc = json_write_atomic(path, root, e);
     }
     char *md = NULL, *svg = NULL;
+    int map_n = 0;
     if (rc == 0) {
         md = write_markdown(o, runs, settings, n_set, zs_h, zs_mem, zs_for);
         char *mdp = xasprintf("%s/results.md", o->out);
@@ -321,13 +322,14 @@ int domain_experiment_run(const DomainExperimentOpts *o, Err *e) {
     }
     struct stat sb;
     if (rc == 0 && o->map_points > 0 && stat(map_prompts, &sb) == 0) { /* the feature map, from ADU's first run */
-        const int n = o->map_points;
+        int n = o->map_points;
         float *a = xalloc_floats(2 * (size_t)n), *b = xalloc_floats(2 * (size_t)n);
         int *dom = xmalloc(sizeof(int) * (size_t)n);
         DomainOpts ro = o->run;
         ro.cache = cache;
         fprintf(stderr, "domain: t-SNE of %d test features, zero-shot and with ADU\n", n);
-        rc = domain_feature_map(&ro, map_prompts, n, a, b, dom, e);
+        rc = domain_feature_map(&ro, map_prompts, &n, a, b, dom, e);
+        map_n = n;
         if (rc == 0) {
             const char *names[DOMAIN_MAX];
             int nd = 0;
@@ -343,7 +345,7 @@ int domain_experiment_run(const DomainExperimentOpts *o, Err *e) {
         }
         free(a), free(b), free(dom);
     }
-    if (rc == 0) rc = write_report(o, md, svg, e);
+    if (rc == 0) rc = write_report(o, md, svg, map_n, e);
     if (rc == 0) fprintf(stderr, "domain: wrote %s/results.json, results.md, report.html\n", o->out);
     free(md), free(svg), free(path), free(map_prompts), free(zs_h), free(zs_mem), free(zs_for);
     domain_cache_free(cache);
