@@ -64,7 +64,7 @@ static int run(int argc, char **argv) {
     if (tokenizer_init(&t, &e)) {
         rc = cli_error("eval", EXIT_WORK, "%s", e.msg);
     } else if (prompts && domain_adapter_has_classifier(&ad)) { /* lp++ / bbf: the classifier comes from the file */
-        const char *tp = tpl ? tpl : d.class_keywords ? "an emoji of {}." : "a photo of a {}.";
+        const char *tp = tpl ? tpl : eval_default_template(&d);
         W = xalloc_floats((size_t)d.n_classes * m.cfg.embed_dim);
         if (domain_adapter_classifier(&ad, &m, &t, tp, (const char *const *)d.class_names, d.n_classes, W, &e) ||
             eval_zeroshot_weights(&m, &d, W, (int)samples, &z, &e))

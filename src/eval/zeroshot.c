@@ -10,10 +10,14 @@
 
 #include "models/clip_encode.h"
 
+const char *eval_default_template(const Dataset *d) {
+    return d->class_keywords ? "an emoji of {}." : "a photo of a {}.";
+}
+
 int eval_zeroshot(const ClipModel *m, const Tokenizer *t, const Dataset *d, const char *tpl, int max_samples,
                   ZeroShot *out, Err *e) {
     memset(out, 0, sizeof *out);
-    if (!tpl) tpl = d->class_keywords ? "an emoji of {}." : "a photo of a {}.";
+    if (!tpl) tpl = eval_default_template(d);
     const int K = d->n_classes, E = m->cfg.embed_dim;
     char **prompts = xmalloc(sizeof(char *) * (size_t)K);
     for (int k = 0; k < K; k++) prompts[k] = clip_prompt_fill(tpl, d->class_names[k]);

@@ -17,6 +17,10 @@ typedef struct {
     double dom_top1[ZS_MAX_DOMAINS], dom_top5[ZS_MAX_DOMAINS];
 } ZeroShot;
 
+/* The class prompt a data set's classes are read with: "an emoji of {}." for the emoji sets (the
+ * captions emoji models are trained on), else "a photo of a {}.". */
+const char *eval_default_template(const Dataset *d);
+
 /* template: "{}" is replaced by the class name (default "a photo of a {}."); max_samples <= 0: all. */
 int eval_zeroshot(const ClipModel *m, const Tokenizer *t, const Dataset *d, const char *tpl, int max_samples,
                   ZeroShot *out, Err *e);

@@ -18,6 +18,7 @@
 #include "core/rng.h"
 #include "eval/forget_metrics.h"
 #include "eval/tsne.h"
+#include "eval/zeroshot.h"
 #include "forget/context_search.h"
 #include "forget/domain_file.h"
 #include "forget/domain_loss.h"
@@ -355,14 +356,6 @@ static void train_status(void *user, long step, float loss, char *buf, size_t ca
     snprintf(buf, cap, "loss %.3f (DDL %.3f)  best validation H %.3f", (double)loss, (double)t->last_ddl, t->best_h);
 }
 
-/* clipfit: every entry of the image tower whose key is a bias or a LayerNorm parameter. */
-static int clipfit_entry(const NnParam *p) {
-    const char *k = p->key[0][0];
-    if (strncmp(k, "visual.", 7) != 0) return 0;
-    const size_t n = strlen(k);
-    return (n > 5 && strcmp(k + n - 5, ".bias") == 0) || strstr(k, "ln_") != NULL;
-}
-
 static int run_gradient_method(Trainer *t, const DomainOpts *o, long *trainable, Err *e) {
     const int E = t->E, B = o->batch < t->tr->n ? o->batch : t->tr->n, R = t->m->cfg.image_res;
     t->steps_per_epoch = (t->tr->n + B - 1) / B;
@@ -373,7 +366,7 @@ static int run_gradient_method(Trainer *t, const DomainOpts *o, long *trainable,
         mt = clip_param_table(t->m);
         *trainable = 0;
         for (int i = 0; i < mt.n; i++) {
-            mt.p[i].frozen = !clipfit_entry(&mt.p[i]);
+            mt.p[i].frozen = !domain_clipfit_entry(&mt.p[i]);
             mt.p[i].decay = 0;
             if (!mt.p[i].frozen) *trainable += mt.p[i].count;
         }
@@ -511,11 +504,17 @@ struct DomainCache {
 
 DomainCache *domain_cache_new(void) { return xcalloc(1, sizeof(DomainCache)); }
 
-void domain_cache_free(DomainCache *c) {
-    if (!c) return;
+/* Frees what c holds and leaves it empty (a cache on the stack or the heap). */
+static void cache_release(DomainCache *c) {
     if (c->have_data) dataset_free(&c->tr), dataset_free(&c->te);
     if (c->have_va) dataset_free(&c->va);
     free(c->fte0);
+    memset(c, 0, sizeof *c);
+}
+
+void domain_cache_free(DomainCache *c) {
+    if (!c) return;
+    cache_release(c);
     free(c);
 }
 
@@ -557,12 +556,7 @@ int domain_run(const DomainOpts *o, DomainResult *r, Err *e) {
     ClipModel m = {0};
     Tokenizer tok = {0};
     int have_tok = 0, rc = 0;
-    if (cache->have_data && strcmp(cache->dataset, o->dataset) != 0) {
-        if (cache->have_va) dataset_free(&cache->va);
-        dataset_free(&cache->tr), dataset_free(&cache->te);
-        free(cache->fte0);
-        memset(cache, 0, sizeof *cache);
-    }
+    if (cache->have_data && strcmp(cache->dataset, o->dataset) != 0) cache_release(cache);
     if (!cache->have_data && load_splits(cache, o->dataset, o->data_dir, e)) {
         rc = -1;
         goto done;
@@ -591,7 +585,7 @@ int domain_run(const DomainOpts *o, DomainResult *r, Err *e) {
     if ((rc = tokenizer_init(&tok, e))) goto done;
     have_tok = 1;
     const int E = m.cfg.embed_dim, Rz = m.cfg.image_res;
-    const char *tpl = o->tpl ? o->tpl : dtrp->class_keywords ? "an emoji of {}." : "a photo of a {}.";
+    const char *tpl = o->tpl ? o->tpl : eval_default_template(dtrp);
     const float scale = expf(m.logit_scale[0]);
     /* the fixed text classifier "a photo of a {class}." */
     float *T = xalloc_floats((size_t)C * E), *tf = xalloc_floats((size_t)C * E);
@@ -687,11 +681,7 @@ int domain_run(const DomainOpts *o, DomainResult *r, Err *e) {
 done:
     if (have_tok) tokenizer_free(&tok);
     clip_free(&m);
-    if (cache == &own) {
-        if (own.have_data) dataset_free(&own.tr), dataset_free(&own.te);
-        if (own.have_va) dataset_free(&own.va);
-        free(own.fte0);
-    }
+    cache_release(&own);
     return rc;
 }
 
@@ -809,10 +799,6 @@ int domain_feature_map(const DomainOpts *o, const char *prompts_file, int *n_io,
     domain_adapter_free(&ad);
     clip_free(&m);
     free(sub.pixels), free(idx), free(f0), free(f1);
-    if (cache == &own) {
-        if (own.have_data) dataset_free(&own.tr), dataset_free(&own.te);
-        if (own.have_va) dataset_free(&own.va);
-        free(own.fte0);
-    }
+    cache_release(&own);
     return rc;
 }

@@ -67,14 +67,18 @@ void domain_adapter_free(DomainAdapter *a) {
     memset(a, 0, sizeof *a);
 }
 
-/* clipfit's entries of m: the image tower's biases and LayerNorm parameters. */
+int domain_clipfit_entry(const NnParam *p) {
+    const char *k = p->key[0][0];
+    if (strncmp(k, "visual.", 7) != 0) return 0;
+    const size_t n = strlen(k);
+    return (n > 5 && strcmp(k + n - 5, ".bias") == 0) || strstr(k, "ln_") != NULL;
+}
+
+/* clipfit's entries of m (domain_clipfit_entry). */
 static NnTable clipfit_table(ClipModel *m) {
     NnTable all = clip_param_table(m), t = {0};
     for (int i = 0; i < all.n; i++) {
-        const char *k = all.p[i].key[0][0];
-        const size_t n = strlen(k);
-        if (strncmp(k, "visual.", 7) != 0) continue;
-        if (!((n > 5 && strcmp(k + n - 5, ".bias") == 0) || strstr(k, "ln_"))) continue;
+        if (!domain_clipfit_entry(&all.p[i])) continue;
         NnParam *p = nn_add(&t, all.p[i].slot, all.p[i].ndim, all.p[i].shape[0], all.p[i].shape[1], all.p[i].shape[2],
                             all.p[i].shape[3]);
         *p = all.p[i];

@@ -40,6 +40,10 @@ typedef struct {
 /* The fingerprint of a model's tensors (the token table excluded when it stays in the file). */
 uint64_t clip_fingerprint(ClipModel *m);
 
+/* What CLIPFit trains and its file holds: an image-tower entry whose key (layout 0) is a bias or a
+ * LayerNorm parameter. */
+int domain_clipfit_entry(const NnParam *p);
+
 /* Zeroed room for the shape on m (whose fingerprint it records). */
 void domain_adapter_alloc(DomainAdapter *a, ClipModel *m, const DomainAdapterShape *sh);
 /* Each entry's init (prompts: clip_prompts' rules; the domain head N(0, 0.01)); lp++ starts
