@@ -161,6 +161,19 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, long planes, 
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax, long planes, int H, int W, int k,
                       int stride);
 
+/* The blocked layout nChw16c, [B][C/16][H*W][16] for C a multiple of 16 (ops_blocked.c): the
+ * conversions, BatchNorm (same contract as batchnorm_forward/backward) and global average
+ * pooling to [B, C] rows. */
+void nchw_to_blocked16(float *out, const float *in, int B, int C, long HW);
+void blocked16_to_nchw(float *out, const float *in, int B, int C, long HW);
+void batchnorm16_forward(float *out, float *mean, float *rstd, const float *in, const float *w, const float *b,
+                         float *run_mean, float *run_var, int B, int C, long HW, float eps, float momentum,
+                         int training);
+void batchnorm16_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+                          const float *mean, const float *rstd, int B, int C, long HW, int training);
+void avgpool16_global_forward(float *out, const float *in, int B, int C, long HW);
+void avgpool16_global_backward(float *din, const float *dout, int B, int C, long HW);
+
 /* Elementwise helpers. */
 void add_forward(float *out, const float *a, const float *b, long n);   /* out = a + b */
 void add_inplace(float *acc, const float *x, long n);                    /* acc += x */

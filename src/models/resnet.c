@@ -61,6 +61,8 @@ int resnet_config_check(const ResNetConfig *c, Err *e) {
 
 /* ------------------------------------------------------------- the table */
 
+int resnet_blocked(const ResNetConfig *c) { return !c->plain && c->width % 16 == 0; }
+
 static void block_configs(const ResNetConfig *c, ConvBlockConfig *b) {
     int cin = c->width;
     for (int s = 0, l = 0; s < 3; s++)
@@ -68,7 +70,8 @@ static void block_configs(const ResNetConfig *c, ConvBlockConfig *b) {
             const int cout = c->width << s;
             b[l] = (ConvBlockConfig){.cin = cin, .cout = cout, .stride = (s > 0 && k == 0) ? 2 : 1,
                                      .norm = CONV_NORM_BATCH, .eps = c->eps, .momentum = c->momentum,
-                                     .act = c->smooth ? CONV_SILU : CONV_RELU, .post_act = 1};
+                                     .act = c->smooth ? CONV_SILU : CONV_RELU, .post_act = 1,
+                                     .blocked = resnet_blocked(c)};
             cin = cout;
         }
 }
@@ -213,7 +216,16 @@ void resnet_acts_alloc(ResNetActs *a, const ResNetConfig *c, int B) {
     a->stem_h = xalloc_floats((size_t)n0), a->stem_bn = xalloc_floats((size_t)n0);
     a->stem_m = xalloc_floats((size_t)c->width), a->stem_r = xalloc_floats((size_t)c->width);
     const ConvShape s = stem_shape(c, B);
-    a->stem_cols = xalloc_floats((size_t)conv2d_cols_size(&s));
+    a->blocked = resnet_blocked(c);
+    if (a->blocked) {
+        Err e = {0};
+        if (conv_dnnl_init(&a->stem_dn, &s, 1, &e)) {
+            fprintf(stderr, "forget: resnet stem: %s\n", e.msg);
+            abort();
+        }
+    } else {
+        a->stem_cols = xalloc_floats((size_t)conv2d_cols_size(&s));
+    }
     const int nb = a->nb = resnet_blocks(c);
     ConvBlockConfig b[RESNET_MAX_BLOCKS];
     block_configs(c, b);
@@ -230,6 +242,7 @@ void resnet_acts_alloc(ResNetActs *a, const ResNetConfig *c, int B) {
         resnet_layer_shape(c, c->code_layer, &C, &H, &W);
         a->code_in = xalloc_floats((size_t)B * C * H * W);
         a->code_m = xalloc_floats((size_t)B * C), a->code_r = xalloc_floats((size_t)B * C);
+        if (a->blocked) a->code_tmp = xalloc_floats((size_t)B * C * H * W), a->code_tmp2 = xalloc_floats((size_t)B * C * H * W);
     }
     const int F = resnet_feature_dim(c);
     a->pooled = xalloc_floats((size_t)B * F), a->feat = xalloc_floats((size_t)B * F);
@@ -241,8 +254,9 @@ void resnet_acts_free(ResNetActs *a) {
     for (int l = 0; l < a->nb; l++) conv_block_acts_free(&a->blk[l]);
     for (int l = 0; l <= a->nb; l++) free(a->out[l]);
     free(a->out);
-    float *f[] = {a->x_in, a->stem_h, a->stem_bn, a->stem_m, a->stem_r, a->stem_cols, a->code_in, a->code_m,
-                  a->code_r, a->pooled, a->feat, a->feat_norm};
+    float *f[] = {a->x_in,   a->stem_h, a->stem_bn,  a->stem_m,   a->stem_r,     a->stem_cols, a->code_in,
+                  a->code_m, a->code_r, a->code_tmp, a->code_tmp2, a->pooled, a->feat,     a->feat_norm, a->scratch};
+    if (a->stem_dn.eng) conv_dnnl_free(&a->stem_dn);
     for (size_t i = 0; i < sizeof f / sizeof *f; i++) free(f[i]);
     memset(a, 0, sizeof *a);
 }
@@ -269,9 +283,15 @@ void resnet_forward(const ResNet *m, ResNetActs *a, const float *x, const float 
         const long n0 = (long)B * c->width * c->res * c->res;
         const ConvShape s = stem_shape(c, B);
         memcpy(a->x_in, x, sizeof(float) * (size_t)B * c->in_ch * c->res * c->res);
-        conv2d_nchw_forward(a->stem_h, a->stem_cols, x, p->stem_w, NULL, &s);
-        batchnorm_forward(a->stem_bn, a->stem_m, a->stem_r, a->stem_h, p->bn_w, p->bn_b, p->bn_rm, p->bn_rv, B, c->width,
-                          (long)c->res * c->res, c->eps, c->momentum, training);
+        if (a->blocked) {
+            conv_dnnl_forward(&a->stem_dn, a->stem_h, x, p->stem_w);
+            batchnorm16_forward(a->stem_bn, a->stem_m, a->stem_r, a->stem_h, p->bn_w, p->bn_b, p->bn_rm, p->bn_rv, B,
+                                c->width, (long)c->res * c->res, c->eps, c->momentum, training);
+        } else {
+            conv2d_nchw_forward(a->stem_h, a->stem_cols, x, p->stem_w, NULL, &s);
+            batchnorm_forward(a->stem_bn, a->stem_m, a->stem_r, a->stem_h, p->bn_w, p->bn_b, p->bn_rm, p->bn_rv, B,
+                              c->width, (long)c->res * c->res, c->eps, c->momentum, training);
+        }
         if (c->smooth) silu_forward(a->out[0], a->stem_bn, n0);
         else relu_forward(a->out[0], a->stem_bn, n0);
     }
@@ -279,18 +299,23 @@ void resnet_forward(const ResNet *m, ResNetActs *a, const float *x, const float 
         if (l > 0 && !(a->code_only && l == L))
             conv_block_forward(&p->bcfg[l - 1], &p->blk[l - 1], &a->blk[l - 1], a->out[l - 1], NULL, a->out[l], training);
         if (l != L) continue;
-        if (a->code_only) { /* Norm of no image is zero: the code alone */
-            for (long i = 0; i < nL; i++) a->out[l][i] = code ? kappa * code[i] : 0.0f;
-            continue;
+        /* the standardising layer in NCHW (the codes' layout); Norm of no image is zero: the code alone */
+        float *h = a->blocked ? a->code_tmp : a->out[l];
+        if (a->code_only) {
+            for (long i = 0; i < nL; i++) h[i] = code ? kappa * code[i] : 0.0f;
+        } else {
+            if (a->blocked) blocked16_to_nchw(a->code_in, a->out[l], B, C, (long)H * W);
+            else memcpy(a->code_in, a->out[l], sizeof(float) * (size_t)nL);
+            groupnorm_forward(h, a->code_m, a->code_r, a->code_in, NULL, NULL, B, C, (long)H * W, C, 1e-5f);
+            if (code)
+                for (long i = 0; i < nL; i++) h[i] += kappa * code[i];
         }
-        memcpy(a->code_in, a->out[l], sizeof(float) * (size_t)nL);
-        groupnorm_forward(a->out[l], a->code_m, a->code_r, a->code_in, NULL, NULL, B, C, (long)H * W, C, 1e-5f);
-        if (code)
-            for (long i = 0; i < nL; i++) a->out[l][i] += kappa * code[i];
+        if (a->blocked) nchw_to_blocked16(a->out[l], h, B, C, (long)H * W);
     }
     int Cl = 0, Hl = 0, Wl = 0;
     resnet_layer_shape(c, nb, &Cl, &Hl, &Wl);
-    avgpool_forward(a->pooled, a->out[nb], (long)B * Cl, Hl, Wl, Hl, 1);
+    if (a->blocked) avgpool16_global_forward(a->pooled, a->out[nb], B, Cl, (long)Hl * Wl);
+    else avgpool_forward(a->pooled, a->out[nb], (long)B * Cl, Hl, Wl, Hl, 1);
     l2norm_forward(a->feat, a->feat_norm, a->pooled, B, Cl);
 }
 
@@ -328,10 +353,13 @@ void resnet_backward(const ResNet *m, ResNetActs *a, const float *dfeat, ResNetP
     int Cl = 0, Hl = 0, Wl = 0;
     resnet_layer_shape(c, nb, &Cl, &Hl, &Wl);
     const long big = (long)B * c->width * c->res * c->res; /* the largest map */
-    float *cur = xcalloc((size_t)big, sizeof(float)), *nxt = xcalloc((size_t)big, sizeof(float));
+    if (!a->scratch) a->scratch = xalloc_floats((size_t)big * 3);
+    memset(a->scratch, 0, sizeof(float) * (size_t)big * 2);
+    float *cur = a->scratch, *nxt = cur + big, *dh = nxt + big;
     float *dpool = xcalloc((size_t)B * Cl, sizeof(float));
     l2norm_backward(dpool, dfeat, a->feat, a->feat_norm, B, Cl);
-    avgpool_backward(cur, dpool, (long)B * Cl, Hl, Wl, Hl, 1);
+    if (a->blocked) avgpool16_global_backward(cur, dpool, B, Cl, (long)Hl * Wl);
+    else avgpool_backward(cur, dpool, (long)B * Cl, Hl, Wl, Hl, 1);
     free(dpool);
     const int stop = a->code_only ? L : 0;
     for (int l = nb;; l--) { /* cur holds d out[l] */
@@ -339,13 +367,21 @@ void resnet_backward(const ResNet *m, ResNetActs *a, const float *dfeat, ResNetP
             int C = 0, H = 0, W = 0;
             resnet_layer_shape(c, L, &C, &H, &W);
             const long nL = (long)B * C * H * W;
-            memset(nxt, 0, sizeof(float) * (size_t)nL);
-            groupnorm_backward(nxt, NULL, NULL, cur, a->code_in, NULL, a->code_m, a->code_r, B, C, (long)H * W, C);
-            float *t = cur;
-            cur = nxt, nxt = t;
+            if (a->blocked) { /* through the layer in NCHW */
+                blocked16_to_nchw(a->code_tmp, cur, B, C, (long)H * W);
+                memset(a->code_tmp2, 0, sizeof(float) * (size_t)nL);
+                groupnorm_backward(a->code_tmp2, NULL, NULL, a->code_tmp, a->code_in, NULL, a->code_m, a->code_r, B, C,
+                                   (long)H * W, C);
+                nchw_to_blocked16(cur, a->code_tmp2, B, C, (long)H * W);
+            } else {
+                memset(nxt, 0, sizeof(float) * (size_t)nL);
+                groupnorm_backward(nxt, NULL, NULL, cur, a->code_in, NULL, a->code_m, a->code_r, B, C, (long)H * W, C);
+                float *t = cur;
+                cur = nxt, nxt = t;
+            }
         }
         if (l == stop) break;
-        const ConvBlockActs *ba = &a->blk[l - 1];
+        ConvBlockActs *ba = &a->blk[l - 1];
         memset(nxt, 0, sizeof(float) * (size_t)B * p->bcfg[l - 1].cin * ba->H * ba->W);
         conv_block_backward(&p->bcfg[l - 1], &p->blk[l - 1], g ? &g->blk[l - 1] : NULL, ba, NULL, cur, nxt, NULL);
         float *t = cur;
@@ -356,12 +392,16 @@ void resnet_backward(const ResNet *m, ResNetActs *a, const float *dfeat, ResNetP
         memset(nxt, 0, sizeof(float) * (size_t)n0);
         if (c->smooth) silu_backward(nxt, cur, a->stem_bn, n0);
         else relu_backward(nxt, cur, a->stem_bn, n0);
-        float *dh = xcalloc((size_t)n0, sizeof(float));
-        batchnorm_backward(dh, g ? g->bn_w : NULL, g ? g->bn_b : NULL, nxt, a->stem_h, p->bn_w, a->stem_m, a->stem_r, B,
-                           c->width, HW, a->training);
+        memset(dh, 0, sizeof(float) * (size_t)n0);
         const ConvShape s = stem_shape(c, B);
-        conv2d_nchw_backward(dx, g ? g->stem_w : NULL, NULL, dh, a->stem_cols, p->stem_w, &s);
-        free(dh);
+        if (a->blocked) {
+            batchnorm16_backward(dh, g ? g->bn_w : NULL, g ? g->bn_b : NULL, nxt, a->stem_h, p->bn_w, a->stem_m,
+                                 a->stem_r, B, c->width, HW, a->training);
+            conv_dnnl_backward(&a->stem_dn, dx, g ? g->stem_w : NULL, dh, a->x_in, p->stem_w);
+        } else {
+            batchnorm_backward(dh, g ? g->bn_w : NULL, g ? g->bn_b : NULL, nxt, a->stem_h, p->bn_w, a->stem_m, a->stem_r,
+                               B, c->width, HW, a->training);
+            conv2d_nchw_backward(dx, g ? g->stem_w : NULL, NULL, dh, a->stem_cols, p->stem_w, &s);
+        }
     }
-    free(cur), free(nxt);
 }

@@ -16,6 +16,7 @@
 #define FORGET_RESNET_H
 
 #include "core/err.h"
+#include "core/conv_dnnl.h"
 #include "nn/conv_block.h"
 #include "nn/params.h"
 
@@ -28,6 +29,7 @@ typedef struct {
     int code_layer;   /* -1: no standardising layer; else 0..3n (after the stem or after block L) */
     float eps, momentum; /* BatchNorm's */
     int smooth;       /* 1: SiLU for ReLU (finite-difference tests: no kinks); never saved */
+    int plain;        /* 1: NCHW and im2col even where the blocked layout fits (tests compare the two) */
 } ResNetConfig;
 
 /* "resnet-20" (w 16, n 3), "resnet-32", "resnet-56", "resnet-8n" (the narrow test net: w 4,
@@ -67,11 +69,18 @@ int resnet_save(const ResNet *m, const char *path, const char *const *meta_kv, i
 /* Reads the config from the file's metadata and the tensors; -1 naming what is missing. */
 int resnet_load(ResNet *m, const char *path, Err *e);
 
-/* Activations of one forward at batch B (what the backward needs). */
+/* Whether the network runs in oneDNN's blocked layout (every width a multiple of 16, not plain). */
+int resnet_blocked(const ResNetConfig *c);
+
+/* Activations of one forward at batch B (what the backward needs). Feature maps are NCHW or,
+ * when resnet_blocked, nChw16c; inputs, codes and features are always NCHW / rows. */
 typedef struct {
-    int B, nb, training, code_only, has_code;
+    int B, nb, blocked, training, code_only, has_code;
     float kappa;
     float *x_in, *stem_h, *stem_bn, *stem_m, *stem_r, *stem_cols;
+    ConvDnnl stem_dn;
+    float *code_tmp, *code_tmp2; /* the standardising layer in NCHW when the net runs blocked */
+    float *scratch;              /* the backward's buffers, kept between calls */
     ConvBlockActs blk[RESNET_MAX_BLOCKS];
     float **out;               /* [blocks + 1]: out[0] the stem's, out[l] block l's */
     float *code_in, *code_m, *code_r; /* the standardising layer's input and statistics */

@@ -16,6 +16,10 @@
 
 int conv_block_has_skip(const ConvBlockConfig *c) { return c->cin != c->cout || (c->post_act && c->stride != 1); }
 
+int conv_block_can_block(const ConvBlockConfig *c) {
+    return c->post_act && c->norm == CONV_NORM_BATCH && c->temb == 0 && c->cin % 16 == 0 && c->cout % 16 == 0;
+}
+
 static ConvShape shape1(const ConvBlockConfig *c, int B, int H, int W) { return (ConvShape){B, c->cin, H, W, c->cout, 3, c->stride, 1}; }
 static ConvShape shape2(const ConvBlockConfig *c, int B, int OH, int OW) { return (ConvShape){B, c->cout, OH, OW, c->cout, 3, 1, 1}; }
 static ConvShape shape_s(const ConvBlockConfig *c, int B, int H, int W) { return (ConvShape){B, c->cin, H, W, c->cout, 1, c->stride, 0}; }
@@ -33,9 +37,18 @@ void conv_block_acts_alloc(ConvBlockActs *a, const ConvBlockConfig *c, int B, in
     const size_t st = (size_t)B * (c->cin > c->cout ? c->cin : c->cout);
     a->m1 = xalloc_floats(st), a->r1 = xalloc_floats(st), a->m2 = xalloc_floats(st), a->r2 = xalloc_floats(st);
     a->ms = xalloc_floats(st), a->rs = xalloc_floats(st);
-    a->cols1 = xalloc_floats((size_t)conv2d_cols_size(&s1));
-    a->cols2 = xalloc_floats((size_t)conv2d_cols_size(&s2));
-    if (conv_block_has_skip(c)) a->cols_s = xalloc_floats((size_t)conv2d_cols_size(&ss));
+    if (c->blocked) { /* shapes were checked by conv_block_can_block: a failure here is a programming error */
+        Err e = {0};
+        if (conv_dnnl_init(&a->dn1, &s1, 0, &e) || conv_dnnl_init(&a->dn2, &s2, 0, &e) ||
+            (conv_block_has_skip(c) && conv_dnnl_init(&a->dns, &ss, 0, &e))) {
+            fprintf(stderr, "forget: conv block: %s\n", e.msg);
+            abort();
+        }
+    } else {
+        a->cols1 = xalloc_floats((size_t)conv2d_cols_size(&s1));
+        a->cols2 = xalloc_floats((size_t)conv2d_cols_size(&s2));
+        if (conv_block_has_skip(c)) a->cols_s = xalloc_floats((size_t)conv2d_cols_size(&ss));
+    }
     if (c->temb > 0) a->t1 = xalloc_floats((size_t)B * c->temb);
 }
 
@@ -43,6 +56,10 @@ void conv_block_acts_free(ConvBlockActs *a) {
     float *b[] = {a->x_in, a->a1, a->a2, a->h1, a->a3, a->a4, a->h2, a->s, a->sum, a->m1, a->r1,
                   a->m2,   a->r2, a->ms, a->rs, a->cols1, a->cols2, a->cols_s, a->t1};
     for (size_t i = 0; i < sizeof b / sizeof *b; i++) free(b[i]);
+    free(a->scratch);
+    if (a->dn1.eng) conv_dnnl_free(&a->dn1);
+    if (a->dn2.eng) conv_dnnl_free(&a->dn2);
+    if (a->dns.eng) conv_dnnl_free(&a->dns);
     memset(a, 0, sizeof *a);
 }
 
@@ -52,6 +69,8 @@ static void norm_fwd(const ConvBlockConfig *c, float *out, float *mean, float *r
                      const float *b, float *rm, float *rv, int B, int C, long HW, int training) {
     if (c->norm == CONV_NORM_GROUP)
         groupnorm_forward(out, mean, rstd, in, w, b, B, C, HW, c->groups, c->eps);
+    else if (c->blocked)
+        batchnorm16_forward(out, mean, rstd, in, w, b, rm, rv, B, C, HW, c->eps, c->momentum, training);
     else
         batchnorm_forward(out, mean, rstd, in, w, b, rm, rv, B, C, HW, c->eps, c->momentum, training);
 }
@@ -60,6 +79,8 @@ static void norm_bwd(const ConvBlockConfig *c, float *din, float *dw, float *db,
                      const float *w, const float *mean, const float *rstd, int B, int C, long HW, int training) {
     if (c->norm == CONV_NORM_GROUP)
         groupnorm_backward(din, dw, db, dout, in, w, mean, rstd, B, C, HW, c->groups);
+    else if (c->blocked)
+        batchnorm16_backward(din, dw, db, dout, in, w, mean, rstd, B, C, HW, training);
     else
         batchnorm_backward(din, dw, db, dout, in, w, mean, rstd, B, C, HW, training);
 }
@@ -72,6 +93,19 @@ static void act_fwd(const ConvBlockConfig *c, float *out, const float *in, long 
 static void act_bwd(const ConvBlockConfig *c, float *din, const float *dout, const float *in, long n) {
     if (c->act == CONV_SILU) silu_backward(din, dout, in, n);
     else relu_backward(din, dout, in, n);
+}
+
+/* A convolution of the block in its layout: dn is the blocked one, cols the im2col workspace. */
+static void conv_fwd(const ConvBlockConfig *c, ConvDnnl *dn, float *out, float *cols, const float *in, const float *W,
+                     const float *b, const ConvShape *s) {
+    if (c->blocked) conv_dnnl_forward(dn, out, in, W);
+    else conv2d_nchw_forward(out, cols, in, W, b, s);
+}
+
+static void conv_bwd(const ConvBlockConfig *c, ConvDnnl *dn, float *din, float *dW, float *db, const float *dout,
+                     const float *cols, const float *in, const float *W, const ConvShape *s) {
+    if (c->blocked) conv_dnnl_backward(dn, din, dW, dout, in, W);
+    else conv2d_nchw_backward(din, dW, db, dout, cols, W, s);
 }
 
 /* ----------------------------------------------------------------- forward */
@@ -104,13 +138,13 @@ void conv_block_forward(const ConvBlockConfig *c, const ConvBlockParams *p, Conv
         add_forward(out, skip ? a->s : x, a->h2, no);
         return;
     }
-    conv2d_nchw_forward(a->h1, a->cols1, x, p->conv1_w, p->conv1_b, &s1);
+    conv_fwd(c, &a->dn1, a->h1, a->cols1, x, p->conv1_w, p->conv1_b, &s1);
     norm_fwd(c, a->a3, a->m1, a->r1, a->h1, p->n1_w, p->n1_b, p->n1_rm, p->n1_rv, B, c->cout, OHW, training);
     act_fwd(c, a->a4, a->a3, no);
-    conv2d_nchw_forward(a->h2, a->cols2, a->a4, p->conv2_w, p->conv2_b, &s2);
+    conv_fwd(c, &a->dn2, a->h2, a->cols2, a->a4, p->conv2_w, p->conv2_b, &s2);
     norm_fwd(c, a->a2, a->m2, a->r2, a->h2, p->n2_w, p->n2_b, p->n2_rm, p->n2_rv, B, c->cout, OHW, training);
     if (skip) {
-        conv2d_nchw_forward(a->s, a->cols_s, x, p->skip_w, p->skip_b, &ss);
+        conv_fwd(c, &a->dns, a->s, a->cols_s, x, p->skip_w, p->skip_b, &ss);
         norm_fwd(c, a->a1, a->ms, a->rs, a->s, p->ns_w, p->ns_b, p->ns_rm, p->ns_rv, B, c->cout, OHW, training);
     }
     add_forward(a->sum, a->a2, skip ? a->a1 : x, no);
@@ -121,24 +155,27 @@ void conv_block_forward(const ConvBlockConfig *c, const ConvBlockParams *p, Conv
 
 #define G(field) (g ? g->field : NULL)
 
-void conv_block_backward(const ConvBlockConfig *c, const ConvBlockParams *p, ConvBlockParams *g, const ConvBlockActs *a,
+void conv_block_backward(const ConvBlockConfig *c, const ConvBlockParams *p, ConvBlockParams *g, ConvBlockActs *a,
                          const float *temb, const float *dout, float *dx, float *dtemb) {
     const int B = a->B, tr = a->training;
     const long HW = (long)a->H * a->W, OHW = (long)a->OH * a->OW, ni = B * c->cin * HW, no = B * c->cout * OHW;
     const ConvShape s1 = shape1(c, B, a->H, a->W), s2 = shape2(c, B, a->OH, a->OW), ss = shape_s(c, B, a->H, a->W);
     const int skip = conv_block_has_skip(c);
-    float *d1 = xcalloc((size_t)no, sizeof(float)), *d2 = xcalloc((size_t)no, sizeof(float));
+    /* five output-sized gradient buffers, kept between calls (first-touch page faults of fresh
+     * allocations cost more than the arithmetic here) */
+    if (!a->scratch) a->scratch = xalloc_floats((size_t)no * 5);
+    memset(a->scratch, 0, sizeof(float) * (size_t)no * 5);
+    float *d1 = a->scratch, *d2 = d1 + no, *da3 = d2 + no, *dh1 = da3 + no;
     float *dsum = NULL;
     const float *dh2 = dout, *dskip = dout;
     if (c->post_act) { /* out = act(norm2(h2) + skip) */
-        dsum = xcalloc((size_t)no, sizeof(float));
+        dsum = dh1 + no;
         act_bwd(c, dsum, dout, a->sum, no);
         norm_bwd(c, d1, G(n2_w), G(n2_b), dsum, a->h2, p->n2_w, a->m2, a->r2, B, c->cout, OHW, tr);
         dh2 = d1, dskip = dsum;
     }
     /* h2 = conv2(a4): d2 = d(a4) */
-    conv2d_nchw_backward(d2, G(conv2_w), G(conv2_b), dh2, a->cols2, p->conv2_w, &s2);
-    float *da3 = xcalloc((size_t)no, sizeof(float)), *dh1 = xcalloc((size_t)no, sizeof(float));
+    conv_bwd(c, &a->dn2, d2, G(conv2_w), G(conv2_b), dh2, a->cols2, a->a4, p->conv2_w, &s2);
     act_bwd(c, da3, d2, a->a3, no);
     if (!c->post_act) {
         norm_bwd(c, dh1, G(n2_w), G(n2_b), da3, a->h1, p->n2_w, a->m2, a->r2, B, c->cout, OHW, tr);
@@ -164,7 +201,7 @@ void conv_block_backward(const ConvBlockConfig *c, const ConvBlockParams *p, Con
         }
     } else {
         norm_bwd(c, dh1, G(n1_w), G(n1_b), da3, a->h1, p->n1_w, a->m1, a->r1, B, c->cout, OHW, tr);
-        conv2d_nchw_backward(dx, G(conv1_w), G(conv1_b), dh1, a->cols1, p->conv1_w, &s1);
+        conv_bwd(c, &a->dn1, dx, G(conv1_w), G(conv1_b), dh1, a->cols1, a->x_in, p->conv1_w, &s1);
     }
     /* the skip path */
     if (!skip) {
@@ -172,12 +209,11 @@ void conv_block_backward(const ConvBlockConfig *c, const ConvBlockParams *p, Con
     } else if (!c->post_act) {
         conv2d_nchw_backward(dx, G(skip_w), G(skip_b), dskip, a->cols_s, p->skip_w, &ss);
     } else {
-        float *dsc = xcalloc((size_t)no, sizeof(float));
+        float *dsc = d1; /* free again: norm2's gradient was used by conv2's backward */
+        memset(dsc, 0, sizeof(float) * (size_t)no);
         norm_bwd(c, dsc, G(ns_w), G(ns_b), dskip, a->s, p->ns_w, a->ms, a->rs, B, c->cout, OHW, tr);
-        conv2d_nchw_backward(dx, G(skip_w), G(skip_b), dsc, a->cols_s, p->skip_w, &ss);
-        free(dsc);
+        conv_bwd(c, &a->dns, dx, G(skip_w), G(skip_b), dsc, a->cols_s, a->x_in, p->skip_w, &ss);
     }
-    free(d1), free(d2), free(dsum), free(da3), free(dh1);
 }
 
 #undef G

@@ -12,6 +12,7 @@
 #ifndef FORGET_NN_CONV_BLOCK_H
 #define FORGET_NN_CONV_BLOCK_H
 
+#include "core/conv_dnnl.h"
 #include "nn/params.h"
 
 typedef enum { CONV_NORM_GROUP = 0, CONV_NORM_BATCH = 1 } ConvNorm;
@@ -26,6 +27,8 @@ typedef struct {
     ConvAct act;
     int temb;        /* > 0: width of a time embedding added after the first convolution (pre-activation) */
     int post_act;    /* 1: the ResNet order; 0: the pre-activation order */
+    int blocked;     /* 1: activations in nChw16c and oneDNN's convolutions (post-activation, BatchNorm,
+                      * channels multiples of 16: conv_block_can_block) */
 } ConvBlockConfig;
 
 /* Biases the post-activation order does not have stay NULL; rm/rv are BatchNorm buffers. */
@@ -38,6 +41,8 @@ typedef struct {
 
 /* Whether the block has a projection on its skip path. */
 int conv_block_has_skip(const ConvBlockConfig *c);
+/* Whether the blocked layout can serve this block. */
+int conv_block_can_block(const ConvBlockConfig *c);
 /* Appends the block's tensors to t under prefix, with the key names of the model family in layout
  * 0 (pre-activation: diffusers' norm1, conv1, time_emb_proj, norm2, conv2, conv_shortcut;
  * post-activation: torchvision's conv1, bn1, conv2, bn2, downsample.0/1), and their init. */
@@ -49,6 +54,8 @@ typedef struct {
     float *m1, *r1, *m2, *r2, *ms, *rs; /* norm statistics */
     float *cols1, *cols2, *cols_s;       /* im2col workspaces, kept for the backward */
     float *t1;                           /* act(temb) [B, temb] */
+    ConvDnnl dn1, dn2, dns;              /* the blocked layout's convolutions */
+    float *scratch;                      /* the backward's gradient buffers, made at its first call */
 } ConvBlockActs;
 
 void conv_block_acts_alloc(ConvBlockActs *a, const ConvBlockConfig *c, int B, int H, int W);
@@ -58,7 +65,7 @@ void conv_block_acts_free(ConvBlockActs *a);
 void conv_block_forward(const ConvBlockConfig *c, const ConvBlockParams *p, ConvBlockActs *a, const float *x,
                         const float *temb, float *out, int training);
 /* dx [B, cin, H, W] and dtemb accumulate (either may be NULL); gradients into g (NULL: frozen). */
-void conv_block_backward(const ConvBlockConfig *c, const ConvBlockParams *p, ConvBlockParams *g, const ConvBlockActs *a,
+void conv_block_backward(const ConvBlockConfig *c, const ConvBlockParams *p, ConvBlockParams *g, ConvBlockActs *a,
                          const float *temb, const float *dout, float *dx, float *dtemb);
 
 #endif

@@ -204,3 +204,64 @@ TEST(resnet_config_errors) {
     CHECK_INT(H, 7);
     CHECK(resnet_layer_shape(&c, 10, &C, &H, &W) != 0);
 }
+
+/* A width-16 network runs blocked (oneDNN's kernels, nChw16c); forced plain it runs im2col on
+ * NCHW (the path the PyTorch reference checks): the two agree on features, every parameter
+ * gradient, the input gradient and the running statistics, with and without the code layer. */
+static void blocked_vs_plain(int code_layer, int code_only) {
+    ResNetConfig c = {.in_ch = 1, .res = 9, .width = 16, .n = 1, .n_heads = 1, .head_classes = {3},
+                      .code_layer = code_layer, .eps = 1e-5f, .momentum = 0.1f};
+    ResNetConfig cp = c;
+    cp.plain = 1;
+    CHECK(resnet_blocked(&c) && !resnet_blocked(&cp));
+    ResNet m[2];
+    resnet_alloc(&m[0], &c), resnet_alloc(&m[1], &cp);
+    resnet_init(&m[0], 4);
+    resnet_copy(&m[1], &m[0]);
+    Rng r;
+    rng_seed(&r, 8);
+    const int B = 3;
+    const long nx = (long)B * 81, F = resnet_feature_dim(&c);
+    float *x = randn(&r, nx, 1.0f), *R = randn(&r, B * 3, 1.0f), *code = NULL;
+    if (code_layer >= 0) {
+        int C, H, W;
+        resnet_layer_shape(&c, code_layer, &C, &H, &W);
+        float *raw = randn(&r, (long)B * C * H * W, 1.0f);
+        code = xalloc_floats((size_t)B * C * H * W);
+        resnet_standardise(code, raw, B, C, (long)H * W);
+        free(raw);
+    }
+    float *feat[2], *dx[2], *g[2];
+    ResNetGrads gr[2];
+    ResNetActs a[2];
+    for (int k = 0; k < 2; k++) {
+        resnet_acts_alloc(&a[k], k ? &cp : &c, B);
+        resnet_grads_alloc(&gr[k], k ? &cp : &c);
+        resnet_forward(&m[k], &a[k], x, code, 0.7f, code_only, 1);
+        float cos[9], *df = xcalloc((size_t)(B * F), sizeof(float));
+        resnet_head_forward(&m[k], 0, a[k].feat, B, cos);
+        resnet_head_backward(&m[k], 0, a[k].feat, B, R, df, &gr[k].p);
+        dx[k] = xcalloc((size_t)nx, sizeof(float));
+        resnet_backward(&m[k], &a[k], df, &gr[k].p, dx[k]);
+        feat[k] = a[k].feat, g[k] = gr[k].arena;
+        free(df);
+    }
+    CHECK_CLOSE(feat[0], feat[1], B * F, 1e-5, 1e-4);
+    CHECK_CLOSE(g[0], g[1], gr[0].n, 1e-4, 1e-3);
+    if (!code_only) CHECK_CLOSE(dx[0], dx[1], nx, 1e-5, 1e-3);
+    CHECK_CLOSE(m[0].arena, m[1].arena, m[0].n_params, 1e-6, 1e-5); /* running statistics moved alike */
+    for (int k = 0; k < 2; k++) {
+        resnet_acts_free(&a[k]);
+        resnet_grads_free(&gr[k]);
+        resnet_free(&m[k]);
+        free(dx[k]);
+    }
+    free(x), free(R), free(code);
+}
+
+TEST(resnet_blocked_layout_matches_plain) {
+    blocked_vs_plain(-1, 0);
+    blocked_vs_plain(2, 0);
+    blocked_vs_plain(0, 0);
+    blocked_vs_plain(2, 1);
+}
