@@ -40,3 +40,14 @@ void adamw_update(AdamW *o, float *p, const float *g, long off, long n, double l
         p[i] = pi - step_size * (m[i] / denom);
     }
 }
+
+void sgd_update(float *buf, float *p, const float *g, long off, long n, double lr, double wd, float momentum) {
+    const float l = (float)lr, w = (float)wd;
+    buf += off, p += off, g += off;
+#pragma omp parallel for simd if (n > 65536)
+    for (long i = 0; i < n; i++) {
+        const float d = g[i] + w * p[i];
+        buf[i] = momentum * buf[i] + d;
+        p[i] -= l * buf[i];
+    }
+}

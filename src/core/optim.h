@@ -18,4 +18,9 @@ void adamw_begin_step(AdamW *o);
 /* Updates p[off..off+n) from g with learning rate lr and weight decay wd. */
 void adamw_update(AdamW *o, float *p, const float *g, long off, long n, double lr, double wd);
 
+/* SGD with momentum and coupled weight decay, as torch.optim.SGD(momentum, weight_decay,
+ * dampening 0, nesterov False): d = g + wd p; buf = momentum buf + d (buf starts at 0, which is
+ * PyTorch's first-step copy); p -= lr buf. buf has the parameters' layout (the caller's). */
+void sgd_update(float *buf, float *p, const float *g, long off, long n, double lr, double wd, float momentum);
+
 #endif

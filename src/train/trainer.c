@@ -30,6 +30,12 @@ void train_epoch_order(int *perm, int n, uint64_t seed, int epoch) {
 double train_lr_at(const TrainSpec *s, long step) {
     const long total = s->total_steps, warm = (long)(s->warmup_frac * total);
     if (step < warm) return s->lr * (double)(step + 1) / warm;
+    if (s->n_milestones > 0) {
+        double lr = s->lr;
+        for (int i = 0; i < s->n_milestones; i++)
+            if (step >= (long)(s->milestones[i] * total)) lr *= s->gamma;
+        return lr;
+    }
     if (!s->cosine) return s->lr;
     double p = total > warm ? (double)(step - warm) / (double)(total - warm) : 1.0;
     return s->lr * 0.5 * (1.0 + cos(M_PI * p));
@@ -97,16 +103,22 @@ static long load_checkpoint(const TrainSpec *s, AdamW *opt, Err *e) {
 
 /* ---------------------------------------------------------------- the loop */
 
+/* SGD keeps its momentum buffer where AdamW keeps its first moment (and so in the checkpoint). */
+static void move(const TrainSpec *s, AdamW *opt, long off, long n, double lr, double wd) {
+    if (s->sgd) sgd_update(opt->m, s->params, s->grads, off, n, lr, wd, s->momentum);
+    else adamw_update(opt, s->params, s->grads, off, n, lr, wd);
+}
+
 static void update(const TrainSpec *s, AdamW *opt, double lr) {
     adamw_begin_step(opt);
     if (!s->table) {
-        adamw_update(opt, s->params, s->grads, 0, s->n_params, lr, s->wd);
+        move(s, opt, 0, s->n_params, lr, s->wd);
         return;
     }
     for (int i = 0; i < s->table->n; i++) {
         const NnParam *p = &s->table->p[i];
         if (p->frozen || p->buffer || !*p->slot) continue;
-        adamw_update(opt, s->params, s->grads, *p->slot - s->params, p->count, lr, p->decay ? s->wd : 0.0);
+        move(s, opt, *p->slot - s->params, p->count, lr, p->decay ? s->wd : 0.0);
     }
 }
 

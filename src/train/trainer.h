@@ -25,6 +25,13 @@ typedef struct {
     double wd;              /* decoupled weight decay where the entry decays */
     float grad_clip;        /* global L2 norm; <= 0: off */
     float beta1, beta2, eps;
+    int sgd;                /* 1: SGD with momentum (coupled weight decay, as torch.optim.SGD) for AdamW */
+    float momentum;
+    /* step decay on top of warm-up (cosine 0): the rate is multiplied by gamma at each milestone,
+     * given as fractions of total_steps (MultiStepLR scaled to the run) */
+    const double *milestones;
+    int n_milestones;
+    double gamma;
     /* what moves: the arena and its gradient, entries from the table (NULL: all of it, decaying) */
     float *params, *grads;
     long n_params;
