@@ -33,6 +33,10 @@ double cli_median(double *v, int n);
 int bench_blackbox(int argc, char **argv);
 /* forget bench debias (cmd_bench_methods.c). */
 int bench_debias(int argc, char **argv);
+/* forget bench resnet (cmd_bench_resnet.c). */
+int bench_resnet(int argc, char **argv);
+/* The machine's sgemm GFLOP/s (2048^3, median of iters) through the one GEMM seam. */
+double bench_sgemm_peak(int iters);
 /* The API key: --api-key-file FILE (first line), else $FORGET_API_KEY, else --api-key K (visible
  * to every user in ps: the others are the ways to pass a secret). *out is malloc'd or NULL (none);
  * EXIT_WORK with the error printed when the file cannot be read or holds no key. */

@@ -24,6 +24,11 @@ const Command cmd_bench = {
     "       forget bench blackbox [--config vit-b-32 | --model FILE] [--suffix-len 4] [--pop 30] [--iters 10]\n"
     "                             [--search-iters 60] [--json]\n"
     "       forget bench debias [--dim 512] [--vocab 20000] [--iters 5] [--json]\n"
+    "       forget bench resnet [--net resnet-20] [--batch 128] [--res 28] [--in-ch 1] [--steps 10] [--json]\n"
+    "\n"
+    "resnet: images/s of full training steps of the CIFAR ResNet through the trainer (one cosine head, AM-softmax,\n"
+    "SGD with momentum; median after a warm-up step) on a fixed synthetic batch, the work tools/torch_resnet.py bench\n"
+    "measures PyTorch doing; GFLOP/s counts 3x the forward convolutions' multiply-adds.\n"
     "\n"
     "debias: seconds of the closed-form calibration (the vocabulary's second moment by sgemm and the\n"
     "D x D Cholesky solve), median over --iters after a warm-up.\n"
@@ -46,7 +51,7 @@ const Command cmd_bench = {
     run};
 
 
-static double sgemm_peak(int iters) {
+double bench_sgemm_peak(int iters) {
     const int n = 2048;
     float *a = xalloc_floats((size_t)n * n), *b = xalloc_floats((size_t)n * n), *c = xalloc_floats((size_t)n * n);
     Rng r;
@@ -243,6 +248,7 @@ static int run(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "train") == 0) return bench_train(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "blackbox") == 0) return bench_blackbox(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "debias") == 0) return bench_debias(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "resnet") == 0) return bench_resnet(argc, argv);
     if (argc < 2 || strcmp(argv[1], "clip") != 0)
         return cli_error("bench", EXIT_USAGE, "what to benchmark? (forget bench clip|train|blackbox|debias; forget help bench)");
     BenchOpts bo = {"vit-b-32", 16, 5, 0};
@@ -257,7 +263,7 @@ static int run(int argc, char **argv) {
     if (!json) fprintf(stderr, "building %s with random weights...\n", config);
     ClipModel m;
     clip_init_random(&m, &cfg, 42);
-    double peak = sgemm_peak((int)iters);
+    double peak = bench_sgemm_peak((int)iters);
     if (!json) fprintf(stderr, "sgemm peak %.1f GFLOP/s; timing images...\n", peak);
     Rate img = time_images(&m, (int)batch, (int)iters);
 

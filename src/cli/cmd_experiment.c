@@ -6,6 +6,7 @@
 #include "forget/bias_experiment.h"
 #include "forget/blackbox_experiment.h"
 #include "forget/domain_experiment.h"
+#include "forget/lsf_experiment.h"
 
 static int run(int argc, char **argv);
 
@@ -16,8 +17,14 @@ const Command cmd_experiment = {
     "                                  [--length-seeds 1] [--methods LIST] [--labels] [--data-dir DIR] [--quiet]\n"
     "       forget experiment domain --model FILE --dataset fmnist-domains|emoji100 --out DIR [--seeds 3]\n"
     "                                [--methods LIST] [--settings \"sketch;sketch,negative\"] [--shots 8] [--epochs 50]\n"
+    "       forget experiment lsf --dataset fmnist|emoji100|cifar100:/DIR --out DIR [--seeds 5] [--codes LIST]\n"
+    "                             [--tasks T] [--epochs N] [--train-per-class N] [--layer L] [--kappa K]\n"
     "       forget experiment bias --model FILE --out DIR [--setting emoji|spurious] [--methods LIST] [--K 8]\n"
     "                              [--vocab 2000 | --vocab-file FILE] [--queries FILE] [--seed 1] [--quiet]\n"
+    "\n"
+    "lsf: the code variants none, input and feature (reconstruction) of selective forgetting (forget lsf --help),\n"
+    "--seeds seeds each with the default deletion requests; DIR/results.json after every run (a rerun resumes, each\n"
+    "run from its own DIR/runs/CODE-SEED/), results.md and report.html (per-task curves, mean and spread).\n"
     "\n"
     "domain: every domain-unlearning method and ablation (forget domain --help) for every setting (fmnist-domains:\n"
     "sketch; sketch,negative; sketch,negative,painting. emoji100: line art; color) and seed, on the whole test\n"
@@ -68,6 +75,35 @@ static int run_domain(int argc, char **argv) {
     if (st >= 0) return st;
     Err e = {{0}};
     if (domain_experiment_run(&o, &e) != 0) return cli_error("experiment", EXIT_WORK, "%s", e.msg);
+    return 0;
+}
+
+static int run_lsf(int argc, char **argv) {
+    LsfExperimentOpts o;
+    lsf_experiment_defaults(&o);
+    const Opt opts[] = {
+        O_STR("--dataset", "NAME", &o.run.dataset, 0, "fmnist (default), emoji100, cifar100:/DIR"),
+        O_STR("--out", "DIR", &o.out, OPT_REQUIRED, "results directory (a rerun resumes from it)"),
+        O_INT("--seeds", "N", &o.seeds, 1, 1000, "seeds per code variant (default 5)"),
+        O_STR("--codes", "LIST", &o.codes, 0, "comma-separated code variants (default none,input,feature)"),
+        O_INT("--tasks", "T", &o.run.tasks, 1, 100, "tasks (default 5)"),
+        O_INT("--epochs", "N", &o.run.epochs, 1, 100000, "epochs per task (default 8)"),
+        O_INT("--batch", "B", &o.run.batch, 2, 4096, "images per step (default 64)"),
+        O_INT("--train-per-class", "N", &o.run.train_per_class, 1, 1000000, "training images per class (default 500)"),
+        O_INT("--layer", "L", &o.run.layer, -1000, 1000, "feature code layer (default 3)"),
+        O_FLT("--kappa", "K", &o.run.kappa, 0, 1000, 0, "feature code scale (default 1)"),
+        O_STR("--split", "S", &o.run.split, 0, "test (default) or val"),
+        O_INT("--fisher-samples", "N", &o.run.fisher_samples, 1, 1 << 30, "images for EWC's Fisher (default 200)"),
+        O_INT("--eval-per-class", "N", &o.run.eval_per_class, 0, 1 << 30, "measure on N images a class (default 0: all)"),
+        O_FLT("--lwf-target", "U", &o.run.lwf_target, -1, 1, 0, "deleted classes' distillation target (default -1: 1/K)"),
+        O_STR("--net", "NAME", &o.run.net, 0, "resnet-20 (default) ..."),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_experiment, argc, argv, 2, opts, NULL);
+    if (st >= 0) return st;
+    o.run.quiet = 1;
+    Err e = {{0}};
+    if (lsf_experiment_run(&o, &e) != 0) return cli_error("experiment", EXIT_WORK, "%s", e.msg);
     return 0;
 }
 
@@ -125,10 +161,11 @@ static int run_blackbox(int argc, char **argv) {
 static int run(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "bias") == 0) return run_bias(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "domain") == 0) return run_domain(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "lsf") == 0) return run_lsf(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "blackbox") == 0) return run_blackbox(argc, argv);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(cmd_experiment.help, stdout);
         return 0;
     }
-    return cli_error("experiment", EXIT_USAGE, "which experiment? (forget experiment blackbox|bias|domain; forget help experiment)");
+    return cli_error("experiment", EXIT_USAGE, "which experiment? (forget experiment blackbox|bias|domain|lsf; forget help experiment)");
 }

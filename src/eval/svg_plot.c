@@ -70,13 +70,19 @@ char *svg_line_chart(const PlotAxes *a, const PlotSeries *s, int n_series) {
     put(&b, "<text transform=\"translate(14,%g) rotate(-90)\" text-anchor=\"middle\">%s</text>\n", T + ph / 2, a->ylabel);
     for (int k = 0; k < n_series; k++) {
         const char *col = COLOURS[k % 8];
+        if (s[k].err && s[k].band && s[k].n > 0) { /* y + err along the line, then y - err back */
+            put(&b, "<polygon fill=\"%s\" fill-opacity=\"0.18\" stroke=\"none\" points=\"", col);
+            for (int i = 0; i < s[k].n; i++) put(&b, "%.1f,%.1f ", PX(s[k].x[i]), PY(s[k].y[i] + s[k].err[i]));
+            for (int i = s[k].n - 1; i >= 0; i--) put(&b, "%.1f,%.1f ", PX(s[k].x[i]), PY(s[k].y[i] - s[k].err[i]));
+            put(&b, "\"/>\n");
+        }
         put(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", col);
         for (int i = 0; i < s[k].n; i++) put(&b, "%.1f,%.1f ", PX(s[k].x[i]), PY(s[k].y[i]));
         put(&b, "\"/>\n");
         for (int i = 0; i < s[k].n; i++) {
             put(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>%s: (%g, %.4f)</title></circle>", PX(s[k].x[i]),
                 PY(s[k].y[i]), col, s[k].name, s[k].x[i], s[k].y[i]);
-            if (s[k].err && s[k].err[i] > 0)
+            if (s[k].err && !s[k].band && s[k].err[i] > 0)
                 put(&b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>", PX(s[k].x[i]), PX(s[k].x[i]),
                     PY(s[k].y[i] - s[k].err[i]), PY(s[k].y[i] + s[k].err[i]), col);
         }

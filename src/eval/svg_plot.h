@@ -8,6 +8,7 @@ typedef struct {
     const char *name;
     int n;
     const double *x, *y, *err; /* err may be NULL */
+    int band;                  /* 1: err drawn as a shaded band around the line (a spread), not as bars */
 } PlotSeries;
 
 typedef struct {

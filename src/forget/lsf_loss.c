@@ -42,11 +42,11 @@ static double kl_row(const float *t, const float *q, int K, float T, double *lt,
     return kl;
 }
 
-float selective_lwf_loss(const float *cos, const float *cos_old, const uint8_t *keep, int N, int K, float T,
+float selective_lwf_loss(const float *cos, const float *cos_old, const uint8_t *keep, int N, int K, float T, float u,
                          float weight, float *dcos) {
     float *t = xalloc_floats((size_t)K), *q = xalloc_floats((size_t)K), *tmp = xalloc_floats((size_t)K);
     double *lt = xmalloc(sizeof(double) * (size_t)K), *lq = xmalloc(sizeof(double) * (size_t)K), loss = 0;
-    const float u = 1.0f / (float)K;
+    if (u < 0) u = 1.0f / (float)K;
     for (int i = 0; i < N; i++) {
         const float *z = cos + (size_t)i * K, *zo = cos_old + (size_t)i * K;
         for (int part = 0; part < 2; part++) { /* 0: kept classes follow the old head; 1: deleted ones the fixed target */

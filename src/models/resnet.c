@@ -30,6 +30,21 @@ int resnet_depth(const ResNetConfig *c) { return 6 * c->n + 2; }
 int resnet_blocks(const ResNetConfig *c) { return 3 * c->n; }
 int resnet_feature_dim(const ResNetConfig *c) { return 4 * c->width; }
 
+double resnet_forward_flops(const ResNetConfig *c) {
+    double f = 2.0 * c->res * c->res * c->width * c->in_ch * 9; /* the stem */
+    int cin = c->width;
+    for (int s = 0; s < 3; s++) {
+        const int cout = c->width << s, side = (s == 0 ? c->res : (c->res - 1) / (1 << s) + 1);
+        for (int k = 0; k < c->n; k++) {
+            const double px = (double)side * side;
+            f += 2.0 * px * cout * cin * 9 + 2.0 * px * cout * cout * 9; /* conv1, conv2 */
+            if (cin != cout) f += 2.0 * px * cout * cin;                 /* the projection */
+            cin = cout;
+        }
+    }
+    return f;
+}
+
 static int stage_side(int res, int stage) { /* 3x3, pad 1, stride 2: (s - 1) / 2 + 1 */
     for (int s = 0; s < stage; s++) res = (res - 1) / 2 + 1;
     return res;

@@ -38,6 +38,8 @@ int resnet_config_named(ResNetConfig *c, const char *name, Err *e);
 int resnet_depth(const ResNetConfig *c);
 int resnet_blocks(const ResNetConfig *c);
 int resnet_feature_dim(const ResNetConfig *c);
+/* Floating-point operations of one image's forward pass (2 x the convolutions' multiply-adds). */
+double resnet_forward_flops(const ResNetConfig *c);
 /* Shape [C, H, W] of the feature map after layer L (0: the stem; else block L); -1 when the
  * network has no such layer. */
 int resnet_layer_shape(const ResNetConfig *c, int layer, int *C, int *H, int *W);

@@ -14,8 +14,8 @@ static float lold[LN * LK]; /* the frozen old head: no gradient */
 
 static void amf(GradCase *g) { g->out[0] = am_softmax_loss(g->in[0], ly, LN, LK, 30, 0.35f, 0.7f, NULL); }
 static void amb(GradCase *g) { am_softmax_loss(g->in[0], ly, LN, LK, 30, 0.35f, 0.7f * g->R[0], g->grad[0]); }
-static void lwff(GradCase *g) { g->out[0] = selective_lwf_loss(g->in[0], lold, lkeep, LN, LK, 2, 3.0f, NULL); }
-static void lwfb(GradCase *g) { selective_lwf_loss(g->in[0], lold, lkeep, LN, LK, 2, 3.0f * g->R[0], g->grad[0]); }
+static void lwff(GradCase *g) { g->out[0] = selective_lwf_loss(g->in[0], lold, lkeep, LN, LK, 2, -1, 3.0f, NULL); }
+static void lwfb(GradCase *g) { selective_lwf_loss(g->in[0], lold, lkeep, LN, LK, 2, -1, 3.0f * g->R[0], g->grad[0]); }
 static float ewc_f[LN * LK], ewc_anchor[LN * LK];
 static void ewcf(GradCase *g) { g->out[0] = ewc_loss(g->in[0], ewc_anchor, ewc_f, LN * LK, 100, NULL); }
 static void ewcb(GradCase *g) {
@@ -55,10 +55,13 @@ TEST(lsf_losses_values) {
     /* distillation: identical heads on kept classes and the target met on deleted ones -> 0 */
     uint8_t keep[LK] = {1, 1, 0, 0};
     float z[LK] = {0.3f, -0.1f, 0.25f, 0.25f}, zo[LK] = {0.3f, -0.1f, 0.9f, -0.9f};
-    CHECK_NEAR(selective_lwf_loss(z, zo, keep, 1, LK, 2, 1, NULL), 0, 1e-6);
+    CHECK_NEAR(selective_lwf_loss(z, zo, keep, 1, LK, 2, -1, 1, NULL), 0, 1e-6);
     /* a deleted class far from the target costs; the old head's value there does not matter */
     float z2[LK] = {0.3f, -0.1f, 0.9f, -0.9f};
-    CHECK(selective_lwf_loss(z2, zo, keep, 1, LK, 2, 1, NULL) > 1e-3);
+    CHECK(selective_lwf_loss(z2, zo, keep, 1, LK, 2, -1, 1, NULL) > 1e-3);
+    /* with the target 0 the deleted cosines are pushed to 0 instead */
+    float z3[LK] = {0.3f, -0.1f, 0, 0};
+    CHECK_NEAR(selective_lwf_loss(z3, zo, keep, 1, LK, 2, 0, 1, NULL), 0, 1e-6);
     float th[2] = {1, 2}, an[2] = {0, 0}, f[2] = {1, 0.5f};
     CHECK_NEAR(ewc_loss(th, an, f, 2, 100, NULL), 50 * (1 + 0.5 * 4), 1e-4);
 }
