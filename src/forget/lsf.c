@@ -212,17 +212,28 @@ static int lsf_step(void *user, long step, float *loss, Err *e) {
     }
     resnet_backward(&r->net, &r->a_new, r->df_new, &r->g.p, NULL);
     if (o->code != LSF_CODE_NONE) resnet_backward(&r->net, &r->a_key, r->df_key, &r->g.p, NULL);
-    /* L_keep: each old head on codes of its kept classes alone */
-    if (t > 0 && o->code != LSF_CODE_NONE)
-        for (int h = 0; h < t; h++) {
-            int kept[DATASET_MAX_CLASSES], nk = 0;
+    /* L_keep: old heads on codes of their kept classes alone. One forward of keep_batch codes a step,
+     * dealt round-robin over the old heads that keep a class, each head's AM-softmax on its rows
+     * (LSF's code draws 32 codes for every old head in a forward each: ten tasks would cost nine
+     * extra forwards a step; docs/lsf.md) */
+    if (t > 0 && o->code != LSF_CODE_NONE) {
+        int heads[LSF_MAX_TASKS], nh = 0;
+        for (int h = 0; h < t; h++)
             for (int j = 0; j < s->task_size[h]; j++)
-                if (!is_deleted(r, s->task_first[h] + j, t)) kept[nk++] = j;
-            if (!nk) continue;
-            const int KB = o->keep_batch, Kh = s->task_size[h];
+                if (!is_deleted(r, s->task_first[h] + j, t)) {
+                    heads[nh++] = h;
+                    break;
+                }
+        const int KB = o->keep_batch;
+        if (nh > 0) {
+            int *row_head = xmalloc(sizeof(int) * (size_t)KB);
             for (int i = 0; i < KB; i++) {
+                const int h = heads[i % nh];
+                int kept[DATASET_MAX_CLASSES], nk = 0;
+                for (int j = 0; j < s->task_size[h]; j++)
+                    if (!is_deleted(r, s->task_first[h] + j, t)) kept[nk++] = j;
                 const int j = kept[rng_below(&rr, (uint32_t)nk)], cls = s->task_first[h] + j;
-                r->yk[i] = j;
+                r->yk[i] = j, row_head[i] = h;
                 if (o->code == LSF_CODE_INPUT)
                     memcpy(r->ck + (size_t)i * per, r->in_codes + (size_t)cls * r->in_len, sizeof(float) * (size_t)per);
                 else
@@ -231,13 +242,28 @@ static int lsf_step(void *user, long step, float *loss, Err *e) {
             }
             if (o->code == LSF_CODE_INPUT) resnet_forward(&r->net, &r->a_keep, r->ck, NULL, 0, 0, 1);
             else resnet_forward(&r->net, &r->a_keep, NULL, r->ck, o->kappa, 1, 1);
-            batch_cos(r, h, r->a_keep.feat, KB, r->cos);
-            memset(r->dcos, 0, sizeof(float) * (size_t)KB * Kh);
             memset(r->df_keep, 0, sizeof(float) * (size_t)KB * F);
-            parts[2] += am_softmax_loss(r->cos, r->yk, KB, Kh, o->s, o->m, o->lambda_keep, r->dcos);
-            resnet_head_backward(&r->net, h, r->a_keep.feat, KB, r->dcos, r->df_keep, &r->g.p);
+            for (int q = 0; q < nh; q++) {
+                const int h = heads[q], Kh = s->task_size[h];
+                int rows = 0;
+                batch_cos(r, h, r->a_keep.feat, KB, r->cos);
+                for (int i = 0; i < KB; i++) /* this head's rows, packed */
+                    if (row_head[i] == h) {
+                        memmove(r->cos_old + (size_t)rows * Kh, r->cos + (size_t)i * Kh, sizeof(float) * (size_t)Kh);
+                        r->yb[rows++] = r->yk[i];
+                    }
+                float *dsub = xcalloc((size_t)rows * Kh, sizeof(float));
+                parts[2] += am_softmax_loss(r->cos_old, r->yb, rows, Kh, o->s, o->m, o->lambda_keep, dsub);
+                memset(r->dcos, 0, sizeof(float) * (size_t)KB * Kh);
+                for (int i = 0, k2 = 0; i < KB; i++)
+                    if (row_head[i] == h) memcpy(r->dcos + (size_t)i * Kh, dsub + (size_t)(k2++) * Kh, sizeof(float) * (size_t)Kh);
+                free(dsub);
+                resnet_head_backward(&r->net, h, r->a_keep.feat, KB, r->dcos, r->df_keep, &r->g.p);
+            }
             resnet_backward(&r->net, &r->a_keep, r->df_keep, &r->g.p, NULL);
+            free(row_head);
         }
+    }
     if (t > 0) parts[3] = ewc_loss(r->net.arena, r->anchor, r->fisher, r->net.n_params, o->lambda_ewc, r->g.arena);
     for (int i = 0; i < 4; i++) r->loss_parts[i] = parts[i];
     *loss = (float)(parts[0] + parts[1] + parts[2] + parts[3]);

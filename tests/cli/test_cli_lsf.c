@@ -45,8 +45,6 @@ TEST(cli_lsf_run_resume_and_experiment) {
     snprintf(dir, sizeof dir, "%s/lsf-run", scratch_dir());
     snprintf(exp, sizeof exp, "%s/lsf-exp", scratch_dir());
     char *o;
-    run(&o, "true; rm -rf %s %s", dir, exp); /* the shell runs the whole line: a clean start */
-    free(o);
     const char *args = "lsf --net resnet-8n --epochs 2 --train-per-class 12 --batch 8 --code input "
                        "--delete 0,trouser@3 --eval-per-class 20 --fisher-samples 16 --json --quiet";
     CHECK_INT(run(&o, "%s --out %s", args, dir), 0);
