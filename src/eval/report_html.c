@@ -70,3 +70,11 @@ void html_from_markdown(FILE *f, const char *md) {
     if (in_table) fputs("</table>\n", f);
     if (in_list) fputs("</ul>\n", f);
 }
+
+void html_report_begin(FILE *f, const char *title) {
+    fprintf(f, "<!doctype html><html><head><meta charset=\"utf-8\"><title>forget: %s</title><style>"
+               "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}table{border-collapse:"
+               "collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,"
+               "th:first-child{text-align:left}.maps,.charts{display:flex;flex-wrap:wrap;gap:8px}</style></head><body>\n",
+            title);
+}

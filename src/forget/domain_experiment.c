@@ -199,10 +199,7 @@ static int write_report(const DomainExperimentOpts *o, const char *md, const cha
     char *html = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&html, &len);
-    fprintf(f, "<!doctype html><html><head><meta charset=\"utf-8\"><title>forget: domain unlearning</title><style>"
-               "body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}table{border-collapse:"
-               "collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,"
-               "th:first-child{text-align:left}.maps{display:flex;flex-wrap:wrap;gap:8px}</style></head><body>\n");
+    html_report_begin(f, "domain unlearning");
     html_from_markdown(f, md);
     if (map_svg) {
         fprintf(f, "<h2>Feature map</h2><p>t-SNE of the normalised image features of %d test images, coloured by "

@@ -30,10 +30,10 @@ int lsf_code_parse(const char *s, LsfCode *c, Err *e) {
 }
 
 void lsf_opts_default(LsfOpts *o) {
-    *o = (LsfOpts){.dataset = "fmnist", .split = "test", .tasks = 5, .code = LSF_CODE_FEATURE, .layer = 3, .kappa = 1.0f,
+    *o = (LsfOpts){.dataset = "fmnist", .split = "test", .tasks = 5, .code = LSF_CODE_FEATURE, .layer = 1, .kappa = 1.0f,
                    .net = "resnet-20", .epochs = 8, .batch = 64, .train_per_class = 500, .keep_batch = 32,
                    .fisher_samples = 200, .lr = 0.1, .s = 30, .m = 0.35f, .T = 2, .lambda_ewc = 100, .lambda_lwf = 5,
-                   .lambda_keep = 10, .lwf_target = -1, .seed = 1};
+                   .lambda_keep = 10, .lwf_target = 0, .seed = 1};
 }
 
 int lsf_task_of(const LsfSplit *s, int cls) {

@@ -47,7 +47,7 @@ typedef struct {
     int eval_per_class;   /* > 0: measure on the first N evaluation images of each class (default: all) */
     double lr;
     float s, m, T, lambda_ewc, lambda_lwf, lambda_keep;
-    float lwf_target;     /* the deleted classes' distillation target u (< 0: LSF's 1/K) */
+    float lwf_target;     /* the deleted classes' distillation target u (default 0; < 0: LSF's 1/K, docs/lsf.md) */
     uint64_t seed;
     const char *out_dir;  /* the model, per-task checkpoints and results (NULL: none) */
     int quiet;

@@ -65,29 +65,17 @@ static void stat_of(const cJSON *runs, const char *code, int task, const char *k
     if (n) *n = k;
 }
 
-static double req_mean(const cJSON *runs, const char *code, const char *key) {
+/* The mean over the runs of one code of a number field, at the run's top level (section NULL) or
+ * in one of its objects ("requests"); NAN where no run has it. */
+static double run_mean(const cJSON *runs, const char *code, const char *section, const char *key) {
     double s = 0;
     int k = 0;
     const cJSON *r;
     cJSON_ArrayForEach(r, runs) {
         const cJSON *op = cJSON_GetObjectItemCaseSensitive(r, "options");
         const char *c = op ? resume_str(op, "code") : NULL;
-        const cJSON *rq = cJSON_GetObjectItemCaseSensitive(r, "requests");
-        const double v = rq ? resume_num(rq, key) : NAN;
-        if (!c || strcmp(c, code) != 0 || isnan(v)) continue;
-        s += v, k++;
-    }
-    return k ? s / k : NAN;
-}
-
-static double run_mean(const cJSON *runs, const char *code, const char *key) {
-    double s = 0;
-    int k = 0;
-    const cJSON *r;
-    cJSON_ArrayForEach(r, runs) {
-        const cJSON *op = cJSON_GetObjectItemCaseSensitive(r, "options");
-        const char *c = op ? resume_str(op, "code") : NULL;
-        const double v = resume_num(r, key);
+        const cJSON *src = section ? cJSON_GetObjectItemCaseSensitive(r, section) : r;
+        const double v = src ? resume_num(src, key) : NAN;
         if (!c || strcmp(c, code) != 0 || isnan(v)) continue;
         s += v, k++;
     }
@@ -130,8 +118,8 @@ static char *write_markdown(const LsfExperimentOpts *o, const cJSON *runs, char 
                "(means over requests and seeds).\n\n| code | kept before | kept after | change | requested err after |\n"
                "|---|---|---|---|---|\n");
     for (int k = 0; k < n_codes; k++) {
-        const double b = req_mean(runs, codes[k], "kept_acc_before"), a = req_mean(runs, codes[k], "kept_acc_after"),
-                     d = req_mean(runs, codes[k], "deleted_err_after");
+        const double b = run_mean(runs, codes[k], "requests", "kept_acc_before"), a = run_mean(runs, codes[k], "requests", "kept_acc_after"),
+                     d = run_mean(runs, codes[k], "requests", "deleted_err_after");
         fprintf(f, "| %s | %.2f | %.2f | %+.2f | %.2f |\n", codes[k], 100 * b, 100 * a, 100 * (a - b), 100 * d);
     }
     for (int q = 0; q < 4; q++) {
@@ -153,8 +141,8 @@ static char *write_markdown(const LsfExperimentOpts *o, const cJSON *runs, char 
     }
     fprintf(f, "\n## Cost\n\n| code | seconds a run | training images/s |\n|---|---|---|\n");
     for (int k = 0; k < n_codes; k++)
-        fprintf(f, "| %s | %.0f | %.0f |\n", codes[k], run_mean(runs, codes[k], "seconds"),
-                run_mean(runs, codes[k], "train_images_per_s"));
+        fprintf(f, "| %s | %.0f | %.0f |\n", codes[k], run_mean(runs, codes[k], NULL, "seconds"),
+                run_mean(runs, codes[k], NULL, "train_images_per_s"));
     fclose(f);
     return md;
 }
@@ -163,10 +151,7 @@ static int write_report(const LsfExperimentOpts *o, const char *md, const cJSON 
     char *html = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&html, &len);
-    fprintf(f, "<!doctype html><html><head><meta charset=\"utf-8\"><title>forget: selective forgetting</title><style>"
-               "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}table{border-collapse:"
-               "collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,"
-               "th:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:8px}</style></head><body>\n");
+    html_report_begin(f, "selective forgetting");
     html_from_markdown(f, md);
     fprintf(f, "<h2>Per-task curves</h2><p>Mean over seeds (line) and one standard deviation (band).</p><div class=\"charts\">\n");
     const int T = o->run.tasks;

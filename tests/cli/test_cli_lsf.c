@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli_run.h"
@@ -103,4 +104,43 @@ TEST(cli_lsf_run_resume_and_experiment) {
     txt = read_whole(path, &len);
     CHECK(txt && strstr(txt, "<polygon") && strstr(txt, "Per-task curves"));
     free(txt);
+}
+
+/* Any CIFAR-100 binary a user gives: here a synthetic one (100 classes, random pixels) in 10 tasks
+ * with the default requests (LSF's rule: the first 3 classes of each of the first 9 tasks). */
+TEST(cli_lsf_cifar100_binary) {
+    char dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/c100", scratch_dir());
+    mkdir(dir, 0700);
+    const char *files[2] = {"train.bin", "test.bin"};
+    const int per[2] = {12, 4};
+    for (int f = 0; f < 2; f++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[f]);
+        FILE *fp = fopen(path, "wb");
+        CHECK(fp != NULL);
+        if (!fp) return;
+        unsigned x = 12345;
+        for (int c = 0; c < 100; c++)
+            for (int i = 0; i < per[f]; i++) {
+                fputc(c / 5, fp), fputc(c, fp);
+                for (int k = 0; k < 3072; k++) x = x * 1103515245u + 12345u, fputc((int)(x >> 24), fp);
+            }
+        fclose(fp);
+    }
+    char *o;
+    CHECK_INT(run(&o, "lsf --dataset cifar100:%s --tasks 10 --net resnet-8n --epochs 1 --train-per-class 8 --batch 8 "
+                      "--eval-per-class 4 --fisher-samples 8 --code feature --layer 1 --json --quiet", dir), 0);
+    cJSON *j = json_of(o);
+    CHECK(j != NULL);
+    if (j) {
+        CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "per_task")), 10);
+        const cJSON *rq = cJSON_GetObjectItemCaseSensitive(j, "deletion_requests");
+        CHECK_INT(cJSON_GetArraySize(rq), 27);
+        CHECK_INT(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(rq, 26), "class")->valueint, 82);
+    }
+    cJSON_Delete(j);
+    free(o);
+    CHECK(run(&o, "lsf --dataset cifar100 --tasks 10") != 0);
+    CHECK(strstr(o, "cifar100:/DIR") != NULL);
+    free(o);
 }
