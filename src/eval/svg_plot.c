@@ -60,6 +60,9 @@ char *svg_line_chart(const PlotAxes *a, const PlotSeries *s, int n_series) {
     if (a->log2_x) {
         for (int p = (int)ceil(x0); p <= (int)floor(x1); p++)
             put(&b, "<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%g</text>\n", L + (p - x0) / (x1 - x0) * pw, T + ph + 16, pow(2, p));
+    } else if (x1 - x0 <= 12 && x0 == floor(x0) && x1 == floor(x1)) { /* a small integer axis (tasks): every integer */
+        for (double x = x0; x <= x1; x += 1)
+            put(&b, "<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%g</text>\n", L + (x - x0) / (x1 - x0) * pw, T + ph + 16, x);
     } else {
         for (int t = 0; t <= 5; t++) {
             double x = x0 + (x1 - x0) * t / 5;
@@ -72,8 +75,8 @@ char *svg_line_chart(const PlotAxes *a, const PlotSeries *s, int n_series) {
         const char *col = COLOURS[k % 8];
         if (s[k].err && s[k].band && s[k].n > 0) { /* y + err along the line, then y - err back */
             put(&b, "<polygon fill=\"%s\" fill-opacity=\"0.18\" stroke=\"none\" points=\"", col);
-            for (int i = 0; i < s[k].n; i++) put(&b, "%.1f,%.1f ", PX(s[k].x[i]), PY(s[k].y[i] + s[k].err[i]));
-            for (int i = s[k].n - 1; i >= 0; i--) put(&b, "%.1f,%.1f ", PX(s[k].x[i]), PY(s[k].y[i] - s[k].err[i]));
+            for (int i = 0; i < s[k].n; i++) put(&b, "%.1f,%.1f ", PX(s[k].x[i]), PY(fmin(y1, s[k].y[i] + s[k].err[i])));
+            for (int i = s[k].n - 1; i >= 0; i--) put(&b, "%.1f,%.1f ", PX(s[k].x[i]), PY(fmax(y0, s[k].y[i] - s[k].err[i])));
             put(&b, "\"/>\n");
         }
         put(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", col);
