@@ -614,6 +614,7 @@ int lsf_run(const LsfOpts *o, LsfResult *res, Err *e) {
     }
     run_free(&r);
     lsf_data_free(&d);
+    if (rc) lsf_result_free(res); /* a failed run returns nothing to free */
     return rc;
 }
 
