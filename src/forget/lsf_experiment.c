@@ -61,7 +61,7 @@ static void stat_of(const cJSON *runs, const char *code, int task, const char *k
         s += v, ss += v * v, k++;
     }
     *mean = k ? s / k : NAN;
-    *sd = k > 1 ? sqrt(fmax(0, (ss - s * s / k) / (k - 1))) : (k ? 0 : NAN);
+    *sd = k > 1 ? sqrt(fmax(0, (ss - s * s / k) / (k - 1))) : NAN; /* one run has no spread */
     if (n) *n = k;
 }
 
@@ -82,6 +82,12 @@ static double run_mean(const cJSON *runs, const char *code, const char *section,
     return k ? s / k : NAN;
 }
 
+/* JSON cannot hold NaN: a measure no run has (or the spread of one run) is null. */
+static void add_num(cJSON *j, const char *key, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(j, key, v);
+    else cJSON_AddNullToObject(j, key);
+}
+
 static const char *pct(char *buf, double v, double sd) {
     if (isnan(v)) snprintf(buf, 32, "-");
     else if (isnan(sd)) snprintf(buf, 32, "%.2f", 100 * v);
@@ -99,11 +105,13 @@ static char *write_markdown(const LsfExperimentOpts *o, const cJSON *runs, char 
     FILE *f = open_memstream(&md, &len);
     const LsfOpts *r = &o->run;
     fprintf(f, "# Learning with selective forgetting on %s\n\n", r->dataset);
-    fprintf(f, "%d tasks, %s, %d epochs a task, %d training images a class, batch %d, metrics on the %s split, %d seeds. "
+    fprintf(f, "%d tasks, %s, %d epochs a task, %d training images a class, batch %d, metrics on the %s split, %d seed%s. "
                "Feature codes (our reconstruction) at layer %d, kappa %g. Mean ± standard deviation over seeds, after the "
-               "last task (`forget experiment lsf --dataset %s --seeds %d --out %s`).\n\n",
-            r->tasks, r->net, r->epochs, r->train_per_class, r->batch, r->split ? r->split : "test", o->seeds, r->layer,
-            (double)r->kappa, r->dataset, o->seeds, o->out);
+               "last task (`forget experiment lsf --dataset %s --tasks %d --seeds %d --epochs %d --batch %d "
+               "--train-per-class %d --out %s`).\n\n",
+            r->tasks, r->net, r->epochs, r->train_per_class, r->batch, r->split ? r->split : "test", o->seeds,
+            o->seeds == 1 ? "" : "s", r->layer, (double)r->kappa, r->dataset, r->tasks, o->seeds, r->epochs, r->batch,
+            r->train_per_class, o->out);
     fprintf(f, "| code | H | kept acc | deleted err | current acc | runs |\n|---|---|---|---|---|---|\n");
     for (int k = 0; k < n_codes; k++) {
         char b[4][32];
@@ -259,14 +267,14 @@ int lsf_experiment_run(const LsfExperimentOpts *o, Err *e) {
             double m, sd;
             int n;
             stat_of(runs, codes[k], -1, "H", &m, &sd, &n);
-            cJSON_AddNumberToObject(j, "H", m), cJSON_AddNumberToObject(j, "h_std", sd);
+            add_num(j, "H", m), add_num(j, "h_std", sd);
             const char *keys[] = {"kept_acc", "deleted_err", "current_acc", "seen_acc"};
             for (int q = 0; q < 4; q++) {
                 char k2[32];
                 stat_of(runs, codes[k], -1, keys[q], &m, &sd, NULL);
-                cJSON_AddNumberToObject(j, keys[q], m);
+                add_num(j, keys[q], m);
                 snprintf(k2, sizeof k2, "%s_std", keys[q]);
-                cJSON_AddNumberToObject(j, k2, sd);
+                add_num(j, k2, sd);
             }
             cJSON_AddNumberToObject(j, "runs", n);
             if (strcmp(codes[k], "feature") == 0) cJSON_AddStringToObject(j, "note", "reconstruction");

@@ -95,7 +95,7 @@ TEST(cli_lsf_run_resume_and_experiment) {
         const cJSON *f = cJSON_GetArrayItem(sum, 1);
         CHECK(strcmp(cJSON_GetObjectItemCaseSensitive(f, "code")->valuestring, "feature") == 0);
         CHECK_INT(cJSON_GetObjectItemCaseSensitive(f, "runs")->valueint, 2);
-        CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(f, "h_std")));
+        CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(f, "h_std"))); /* two seeds: a spread */
         CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "runs")), 4);
     }
     cJSON_Delete(r);
