@@ -48,6 +48,23 @@ static int class_by_name(const LsfSplit *s, const char *name, int len) {
     return -1;
 }
 
+/* Whether class c may be deleted at task t: a class of this data set, of an earlier task, and t a
+ * task that comes. The one check of parsed requests and of requests given as structs. */
+static int check_request(const LsfSplit *s, int c, long t, Err *e) {
+    if (c < 0 || c >= s->n_classes) return err_set(e, "class %d is not a class of this data set (0..%d)", c, s->n_classes - 1);
+    const int own = lsf_task_of(s, c);
+    if (t <= own)
+        return err_set(e, "class %d (%s) belongs to task %d; a request at task %ld names a class of the %s task: "
+                          "requests may only name classes of earlier tasks",
+                       c, s->class_names[c], own, t, t == own ? "current" : "a future");
+    if (t >= s->tasks && own == s->tasks - 1)
+        return err_set(e, "class %d (%s) is learnt in the last task (%d of 0..%d): no later task can take its "
+                          "deletion request",
+                       c, s->class_names[c], own, s->tasks - 1);
+    if (t >= s->tasks) return err_set(e, "class %d (%s): task %ld is past the last task (%d)", c, s->class_names[c], t, s->tasks - 1);
+    return 0;
+}
+
 int lsf_parse_deletes(const char *spec, const LsfSplit *s, LsfDelete **out, int *n, Err *e) {
     *out = NULL, *n = 0;
     for (const char *p = spec; *p;) {
@@ -63,8 +80,7 @@ int lsf_parse_deletes(const char *spec, const LsfSplit *s, LsfDelete **out, int 
             return err_set(e, "--delete: \"%.*s\" is not a class of this data set (ids 0..%d or names)",
                            (int)(cls_end - p), p, s->n_classes - 1);
         }
-        const int own = lsf_task_of(s, (int)c);
-        long t = own + 1;
+        long t = lsf_task_of(s, (int)c) + 1;
         if (at) {
             t = strtol(at + 1, &num_end, 10);
             if (num_end != stop || num_end == at + 1 || t < 0) {
@@ -72,17 +88,9 @@ int lsf_parse_deletes(const char *spec, const LsfSplit *s, LsfDelete **out, int 
                 return err_set(e, "--delete: \"%.*s\": the task after @ is not a count", (int)(stop - p), p);
             }
         }
-        if (t <= own) {
+        if (check_request(s, (int)c, t, e)) {
             free(*out), *out = NULL;
-            return err_set(e, "--delete: class %ld (%s) belongs to task %d; a request at task %ld names a class of the %s "
-                              "task: requests may only name classes of earlier tasks",
-                           c, s->class_names[c], own, t, t == own ? "current" : "a future");
-        }
-        if (t >= s->tasks) {
-            free(*out), *out = NULL;
-            return err_set(e, "--delete: class %ld (%s) is learnt in the last task (%d of 0..%d): no later task can "
-                              "take its deletion request",
-                           c, s->class_names[c], own, s->tasks - 1);
+            return err_prefix(e, "--delete: ");
         }
         *out = xrealloc(*out, sizeof(LsfDelete) * (size_t)(*n + 1));
         (*out)[(*n)++] = (LsfDelete){(int)c, (int)t};
@@ -124,8 +132,6 @@ typedef struct {
 
 static int is_deleted(const Run *r, int cls, int t) { return r->deleted_at[cls] <= t; }
 
-static void batch_cos(const Run *r, int h, const float *feat, int B, float *cos) { resnet_head_forward(&r->net, h, feat, B, cos); }
-
 /* Kept mask of head h at task t. */
 static void keep_mask(const Run *r, int h, uint8_t *m) {
     const LsfSplit *s = &r->d->split;
@@ -146,7 +152,7 @@ static double lwf_all(Run *r, ResNetActs *a, const float *x, const float *code, 
         const int K = s->task_size[h];
         uint8_t m[DATASET_MAX_CLASSES];
         keep_mask(r, h, m);
-        batch_cos(r, h, a->feat, B, r->cos);
+        resnet_head_forward(&r->net, h, a->feat, B, r->cos);
         resnet_head_forward(&r->old, h, r->f_old, B, r->cos_old);
         memset(r->dcos, 0, sizeof(float) * (size_t)B * K);
         loss += selective_lwf_loss(r->cos, r->cos_old, m, B, K, o->T, o->lwf_target, w, r->dcos);
@@ -180,7 +186,7 @@ static int lsf_step(void *user, long step, float *loss, Err *e) {
     double parts[4] = {0};
     /* L_new */
     resnet_forward(&r->net, &r->a_new, r->xb, NULL, 0, 0, 1);
-    batch_cos(r, t, r->a_new.feat, B, r->cos);
+    resnet_head_forward(&r->net, t, r->a_new.feat, B, r->cos);
     memset(r->dcos, 0, sizeof(float) * (size_t)B * K);
     parts[0] += am_softmax_loss(r->cos, r->yb, B, K, o->s, o->m, 1, r->dcos);
     resnet_head_backward(&r->net, t, r->a_new.feat, B, r->dcos, r->df_new, &r->g.p);
@@ -201,7 +207,7 @@ static int lsf_step(void *user, long step, float *loss, Err *e) {
     }
     if (o->code != LSF_CODE_NONE) {
         resnet_forward(&r->net, &r->a_key, key_x, key_code, o->kappa, 0, 1);
-        batch_cos(r, t, r->a_key.feat, B, r->cos);
+        resnet_head_forward(&r->net, t, r->a_key.feat, B, r->cos);
         memset(r->dcos, 0, sizeof(float) * (size_t)B * K);
         parts[0] += am_softmax_loss(r->cos, r->yb, B, K, o->s, o->m, 1, r->dcos);
         resnet_head_backward(&r->net, t, r->a_key.feat, B, r->dcos, r->df_key, &r->g.p);
@@ -217,22 +223,21 @@ static int lsf_step(void *user, long step, float *loss, Err *e) {
      * (LSF's code draws 32 codes for every old head in a forward each: ten tasks would cost nine
      * extra forwards a step; docs/lsf.md) */
     if (t > 0 && o->code != LSF_CODE_NONE) {
-        int heads[LSF_MAX_TASKS], nh = 0;
-        for (int h = 0; h < t; h++)
+        /* each old head's kept classes (local ids), once a step: kept + off[h], cnt[h] of them */
+        int heads[LSF_MAX_TASKS], off[LSF_MAX_TASKS], cnt[LSF_MAX_TASKS], nh = 0, nk = 0;
+        int *kept = xmalloc(sizeof(int) * (size_t)s->n_classes);
+        for (int h = 0; h < t; h++) {
+            off[h] = nk, cnt[h] = 0;
             for (int j = 0; j < s->task_size[h]; j++)
-                if (!is_deleted(r, s->task_first[h] + j, t)) {
-                    heads[nh++] = h;
-                    break;
-                }
+                if (!is_deleted(r, s->task_first[h] + j, t)) kept[nk++] = j, cnt[h]++;
+            if (cnt[h]) heads[nh++] = h;
+        }
         const int KB = o->keep_batch;
         if (nh > 0) {
             int *row_head = xmalloc(sizeof(int) * (size_t)KB);
             for (int i = 0; i < KB; i++) {
                 const int h = heads[i % nh];
-                int kept[DATASET_MAX_CLASSES], nk = 0;
-                for (int j = 0; j < s->task_size[h]; j++)
-                    if (!is_deleted(r, s->task_first[h] + j, t)) kept[nk++] = j;
-                const int j = kept[rng_below(&rr, (uint32_t)nk)], cls = s->task_first[h] + j;
+                const int j = kept[off[h] + (int)rng_below(&rr, (uint32_t)cnt[h])], cls = s->task_first[h] + j;
                 r->yk[i] = j, row_head[i] = h;
                 if (o->code == LSF_CODE_INPUT)
                     memcpy(r->ck + (size_t)i * per, r->in_codes + (size_t)cls * r->in_len, sizeof(float) * (size_t)per);
@@ -246,7 +251,7 @@ static int lsf_step(void *user, long step, float *loss, Err *e) {
             for (int q = 0; q < nh; q++) {
                 const int h = heads[q], Kh = s->task_size[h];
                 int rows = 0;
-                batch_cos(r, h, r->a_keep.feat, KB, r->cos);
+                resnet_head_forward(&r->net, h, r->a_keep.feat, KB, r->cos);
                 for (int i = 0; i < KB; i++) /* this head's rows, packed */
                     if (row_head[i] == h) {
                         memmove(r->cos_old + (size_t)rows * Kh, r->cos + (size_t)i * Kh, sizeof(float) * (size_t)Kh);
@@ -263,6 +268,7 @@ static int lsf_step(void *user, long step, float *loss, Err *e) {
             resnet_backward(&r->net, &r->a_keep, r->df_keep, &r->g.p, NULL);
             free(row_head);
         }
+        free(kept);
     }
     if (t > 0) parts[3] = ewc_loss(r->net.arena, r->anchor, r->fisher, r->net.n_params, o->lambda_ewc, r->g.arena);
     for (int i = 0; i < 4; i++) r->loss_parts[i] = parts[i];
@@ -525,10 +531,8 @@ int lsf_run(const LsfOpts *o, LsfResult *res, Err *e) {
         nd = lsf_default_deletes(&d.split, &dels), own = 1;
     }
     for (int i = 0; i < nd && !rc; i++) { /* requests given as structs (the API) are checked like parsed ones */
-        const int c = dels[i].cls, t = dels[i].at, ct = c >= 0 && c < d.split.n_classes ? lsf_task_of(&d.split, c) : -1;
-        if (ct < 0) rc = err_set(e, "deletion request %d: class %d is not a class of this data set", i, c);
-        else if (t <= ct || t >= d.split.tasks)
-            rc = err_set(e, "deletion request %d: class %d (task %d) cannot be deleted at task %d", i, c, ct, t);
+        const int c = dels[i].cls, t = dels[i].at;
+        if (check_request(&d.split, c, t, e)) rc = err_prefix(e, "deletion request %d: ", i);
         else if (t < r.deleted_at[c]) r.deleted_at[c] = t;
     }
     if (own) free(dels);

@@ -33,11 +33,16 @@ static int same_experiment(const cJSON *root, const void *ctx) {
            resume_num(root, "layer") == o->layer && resume_num(root, "kappa") == (double)(float)o->kappa;
 }
 
+/* The code variant a run of results.json used, NULL when the entry has none. */
+static const char *run_code(const cJSON *r) {
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(r, "options");
+    return op ? resume_str(op, "code") : NULL;
+}
+
 static cJSON *find_run(const cJSON *runs, const char *code, int seed) {
     const cJSON *r;
     cJSON_ArrayForEach(r, runs) {
-        const cJSON *op = cJSON_GetObjectItemCaseSensitive(r, "options");
-        const char *c = op ? resume_str(op, "code") : NULL;
+        const char *c = run_code(r);
         if (c && strcmp(c, code) == 0 && resume_num(r, "seed") == seed) return (cJSON *)r;
     }
     return NULL;
@@ -50,8 +55,7 @@ static void stat_of(const cJSON *runs, const char *code, int task, const char *k
     int k = 0;
     const cJSON *r;
     cJSON_ArrayForEach(r, runs) {
-        const cJSON *op = cJSON_GetObjectItemCaseSensitive(r, "options");
-        const char *c = op ? resume_str(op, "code") : NULL;
+        const char *c = run_code(r);
         if (!c || strcmp(c, code) != 0) continue;
         const cJSON *src = NULL;
         if (task < 0) src = cJSON_GetObjectItemCaseSensitive(r, "final");
@@ -72,8 +76,7 @@ static double run_mean(const cJSON *runs, const char *code, const char *section,
     int k = 0;
     const cJSON *r;
     cJSON_ArrayForEach(r, runs) {
-        const cJSON *op = cJSON_GetObjectItemCaseSensitive(r, "options");
-        const char *c = op ? resume_str(op, "code") : NULL;
+        const char *c = run_code(r);
         const cJSON *src = section ? cJSON_GetObjectItemCaseSensitive(r, section) : r;
         const double v = src ? resume_num(src, key) : NAN;
         if (!c || strcmp(c, code) != 0 || isnan(v)) continue;
