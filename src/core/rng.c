@@ -67,3 +67,10 @@ void rng_permutation(Rng *r, int *perm, int n) {
     for (int i = 0; i < n; i++) perm[i] = i;
     rng_shuffle(r, perm, n, sizeof *perm);
 }
+
+uint64_t rng_mix(uint64_t a, uint64_t b) {
+    uint64_t x = a * 0x9E3779B97F4A7C15ull ^ (b + 0x632BE59BD9B4E019ull + (a << 6) + (a >> 2));
+    x ^= x >> 31;
+    x *= 0xBF58476D1CE4E5B9ull;
+    return x ^ (x >> 29);
+}

@@ -11,6 +11,8 @@ typedef struct {
 } Rng;
 
 void rng_seed(Rng *r, uint64_t seed);
+/* A 64-bit mix of two values: the seed of a stream keyed by (seed, index). */
+uint64_t rng_mix(uint64_t a, uint64_t b);
 uint64_t rng_u64(Rng *r);
 /* Uniform in [0, 1). */
 float rng_uniform(Rng *r);

@@ -14,12 +14,7 @@
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 
-uint64_t train_mix(uint64_t a, uint64_t b) {
-    uint64_t x = a * 0x9E3779B97F4A7C15ull ^ (b + 0x632BE59BD9B4E019ull + (a << 6) + (a >> 2));
-    x ^= x >> 31;
-    x *= 0xBF58476D1CE4E5B9ull;
-    return x ^ (x >> 29);
-}
+uint64_t train_mix(uint64_t a, uint64_t b) { return rng_mix(a, b); }
 
 void train_epoch_order(int *perm, int n, uint64_t seed, int epoch) {
     Rng r;
@@ -128,7 +123,9 @@ int train_run(const TrainSpec *s, TrainState *st, Err *e) {
     memset(st, 0, sizeof *st);
     const int lead = !s->dist || s->dist->rank == 0, quiet = s->quiet || !lead;
     AdamW opt;
-    adamw_init(&opt, s->n_params, s->beta1, s->beta2, s->eps);
+    const int adam_defaults = s->beta1 == 0 && s->beta2 == 0 && s->eps == 0; /* torch.optim.AdamW's */
+    adamw_init(&opt, s->n_params, adam_defaults ? 0.9f : s->beta1, adam_defaults ? 0.999f : s->beta2,
+               adam_defaults ? 1e-8f : s->eps);
     int rc = 0;
     if (s->ckpt && lead) { /* refuse an unwritable target before hours of training; clear what killed runs left */
         if (atomic_check_target(s->ckpt, e)) rc = -1;

@@ -24,7 +24,7 @@ typedef struct {
     int cosine;             /* 1: cosine decay to 0; 0: constant */
     double wd;              /* decoupled weight decay where the entry decays */
     float grad_clip;        /* global L2 norm; <= 0: off */
-    float beta1, beta2, eps;
+    float beta1, beta2, eps;  /* all three 0: AdamW's defaults 0.9, 0.999, 1e-8 */
     int sgd;                /* 1: SGD with momentum (coupled weight decay, as torch.optim.SGD) for AdamW */
     float momentum;
     /* step decay on top of warm-up (cosine 0): the rate is multiplied by gamma at each milestone,

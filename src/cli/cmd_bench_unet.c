@@ -1,0 +1,144 @@
+/* forget bench unet: training images/s of the Stable-Diffusion-shaped UNet (eps-prediction MSE,
+ * AdamW, through the one trainer) and guided DDIM sampling images/s (two UNet rows a sample a
+ * step), on synthetic samples and contexts: the work tools/torch_unet.py bench measures PyTorch
+ * doing on the same network, so bench/run.sh prints the ratio. Sampling is timed per step
+ * (median) and reported for --ddim-steps steps, as the PyTorch side does. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/cli_groups.h"
+#include "core/ops.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "models/diffusion.h"
+#include "models/unet.h"
+#include "train/trainer.h"
+
+extern const Command cmd_bench;
+
+typedef struct {
+    UNet m;
+    UNetGrads g;
+    UNetActs *a;
+    DiffSchedule s;
+    float *x0, *xt, *eps, *pred, *dpred, *ctx, *tt;
+    int32_t *t;
+    int B, side, L;
+    long per;
+} Bench;
+
+static int bench_step(void *user, long step, float *loss, Err *e) {
+    (void)e;
+    Bench *b = user;
+    Rng r;
+    rng_seed(&r, rng_mix(7, (uint64_t)step));
+    for (int i = 0; i < b->B; i++) b->t[i] = (int32_t)rng_below(&r, (uint32_t)b->s.T), b->tt[i] = (float)b->t[i];
+    const long n = (long)b->B * b->per;
+    rng_fill_normal(&r, b->eps, n, 0, 1);
+    diffusion_add_noise(b->xt, b->x0, b->eps, b->t, b->B, b->per, &b->s);
+    unet_forward(&b->m, b->a, b->xt, b->tt, b->ctx, b->pred);
+    *loss = mse_forward(b->pred, b->eps, n);
+    memset(b->dpred, 0, sizeof(float) * (size_t)n);
+    mse_backward(b->dpred, b->pred, b->eps, n, 1.0f);
+    unet_backward(&b->m, b->a, b->dpred, &b->g, NULL, NULL);
+    return 0;
+}
+
+int bench_unet(int argc, char **argv) {
+    const char *net = "unet-latent-8";
+    int B = 32, side = 0, steps = 8, S = 16, sample_steps = 4, ddim_steps = 25, L = 77, json = 0;
+    const Opt opts[] = {
+        O_STR("--net", "NAME", &net, 0, "unet-latent-8 (default), unet-pixel-32, unet-tiny"),
+        O_INT("--batch", "B", &B, 1, 4096, "training samples per step (default 32)"),
+        O_INT("--side", "PX", &side, 0, 512, "sample side (default: 8 for 4-channel latents, else 32)"),
+        O_INT("--steps", "N", &steps, 1, 1000, "timed training steps after a warm-up (default 8)"),
+        O_INT("--sample-batch", "S", &S, 1, 1024, "samples a sampling call (default 16)"),
+        O_INT("--sample-steps", "N", &sample_steps, 1, 1000, "timed sampling steps (default 4)"),
+        O_INT("--ddim-steps", "K", &ddim_steps, 1, 1000, "steps of the sampling figure (default 25)"),
+        O_INT("--ctx-len", "L", &L, 1, 256, "context rows a sample (default 77)"),
+        opt_bind(OPT_JSON, &json),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_bench, argc, argv, 2, opts, NULL);
+    if (st >= 0) return st;
+    Err e = {{0}};
+    UNetConfig c;
+    if (unet_config_named(&c, net, &e)) return cli_error("bench", EXIT_USAGE, "%s", e.msg);
+    if (!side) side = c.in_ch == 4 ? 8 : 32;
+    if (unet_config_check(&c, side, &e)) return cli_error("bench", EXIT_USAGE, "%s", e.msg);
+    const double peak = bench_sgemm_peak(3);
+    Bench b = {.B = B, .side = side, .L = L};
+    unet_alloc(&b.m, &c);
+    unet_init(&b.m, 1);
+    unet_grads_alloc(&b.g, &b.m);
+    diffusion_schedule_init(&b.s, 1000, BETA_SD, 0, 0, &e);
+    b.a = unet_acts_new(&b.m, B, side, L, 1);
+    b.per = (long)c.in_ch * side * side;
+    const long n = (long)B * b.per, nc = (long)B * L * c.ctx_dim;
+    b.x0 = xalloc_floats((size_t)n), b.xt = xalloc_floats((size_t)n), b.eps = xalloc_floats((size_t)n);
+    b.pred = xalloc_floats((size_t)n), b.dpred = xalloc_floats((size_t)n), b.ctx = xalloc_floats((size_t)nc);
+    b.tt = xalloc_floats((size_t)B), b.t = xmalloc(sizeof(int32_t) * (size_t)B);
+    Rng r;
+    rng_seed(&r, 2);
+    rng_fill_normal(&r, b.x0, n, 0, 1);
+    rng_fill_normal(&r, b.ctx, nc, 0, 1);
+    double *t = xmalloc(sizeof(double) * (size_t)(steps + 1 > sample_steps + 1 ? steps + 1 : sample_steps + 1));
+    TrainSpec spec = {.label = "bench unet", .total_steps = steps + 1, .lr = 1e-4, .wd = 1e-2, .params = b.m.arena,
+                      .grads = b.g.arena, .n_params = b.m.n_params, .table = &b.m.table, .step = bench_step,
+                      .user = &b, .samples_per_step = B, .unit = "img", .quiet = 1, .step_seconds = t};
+    TrainState ts;
+    int rc = train_run(&spec, &ts, &e);
+    const double train_ips = rc ? 0 : B / cli_median(t + 1, steps);
+    unet_acts_free(b.a);
+    b.a = NULL;
+    /* sampling: one guided DDIM step at a time, S samples (2S UNet rows) */
+    double sample_ips = 0;
+    if (!rc) {
+        float *cond = xalloc_floats((size_t)S * L * c.ctx_dim), *unc = xalloc_floats((size_t)L * c.ctx_dim);
+        float *out = xalloc_floats((size_t)S * b.per);
+        rng_fill_normal(&r, cond, (long)S * L * c.ctx_dim, 0, 1);
+        rng_fill_normal(&r, unc, (long)L * c.ctx_dim, 0, 1);
+        for (int k = 0; k <= sample_steps && !rc; k++) {
+            const SampleSpec sp = {.side = side, .ctx_len = L, .steps = 1, .cfg = 7.5f, .seed = 3, .batch = S};
+            const double t0 = now_seconds();
+            rc = diffusion_sample(&b.m, &b.s, &sp, cond, unc, S, out, &e);
+            t[k] = now_seconds() - t0;
+        }
+        if (!rc) sample_ips = S / (cli_median(t + 1, sample_steps) * ddim_steps);
+        free(cond), free(unc), free(out);
+    }
+    const double fl = unet_forward_flops(&b.m, side, L), gf = train_ips * 3 * fl / 1e9;
+    if (rc) {
+        rc = cli_error("bench", EXIT_WORK, "%s", e.msg);
+    } else if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "net", net);
+        cJSON_AddNumberToObject(j, "params", (double)b.m.n_params);
+        cJSON_AddNumberToObject(j, "side", side);
+        cJSON_AddNumberToObject(j, "batch", B);
+        cJSON_AddNumberToObject(j, "threads", threads_get());
+        cJSON_AddNumberToObject(j, "train_images_per_s", train_ips);
+        cJSON_AddNumberToObject(j, "sample_batch", S);
+        cJSON_AddNumberToObject(j, "ddim_steps", ddim_steps);
+        cJSON_AddNumberToObject(j, "sample_images_per_s", sample_ips);
+        cJSON_AddNumberToObject(j, "train_gflops", gf);
+        cJSON_AddNumberToObject(j, "sgemm_gflops", peak);
+        cJSON_AddNumberToObject(j, "peak_ratio", gf / peak);
+        rc = cli_json_line("bench", j);
+        cJSON_Delete(j);
+    } else {
+        printf("forget bench unet: %s (%ld parameters, %dx%dx%d), %d threads: training %.1f images/s (batch %d, "
+               "%.1f GFLOP/s, %.1f%% of a %.0f GFLOP/s sgemm peak); guided DDIM sampling %.2f images/s (batch %d, "
+               "%d steps)\n",
+               net, b.m.n_params, c.in_ch, side, side, threads_get(), train_ips, B, gf, 100 * gf / peak, peak,
+               sample_ips, S, ddim_steps);
+    }
+    free(t), free(b.x0), free(b.xt), free(b.eps), free(b.pred), free(b.dpred), free(b.ctx), free(b.tt), free(b.t);
+    diffusion_schedule_free(&b.s);
+    unet_grads_free(&b.g);
+    unet_free(&b.m);
+    return rc;
+}

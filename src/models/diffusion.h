@@ -1,0 +1,66 @@
+/* Denoising diffusion around the UNet (../shared/methods/diffusion-erasure.md section 1):
+ *   forward process  x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps,  eps ~ N(0, I), t in 0..T-1;
+ *   training         the UNet predicts eps (mean squared error);
+ *   guidance         eps_hat = eps(x_t, t, empty) + w (eps(x_t, t, c) - eps(x_t, t, empty));
+ *   sampling         DDIM (Song et al. 2021) on K of the T steps, eta = 0 deterministic, eta = 1
+ *                    ancestral (DDPM's posterior variance on the sub-sequence).
+ * The beta schedules: Stable Diffusion's (CompVis "linear": linear in sqrt(beta), 0.00085 to
+ * 0.012) and DDPM's linear one (1e-4 to 0.02). Timesteps of K-step sampling are SD's "leading"
+ * spacing with offset 1: t_k = k * (T / K) + 1, run from the largest; the last step goes to
+ * abar = 1. */
+#ifndef FORGET_DIFFUSION_H
+#define FORGET_DIFFUSION_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/progress.h"
+#include "models/unet.h"
+
+typedef enum { BETA_SD = 0, BETA_LINEAR = 1 } BetaKind;
+
+typedef struct {
+    int T;
+    BetaKind kind;
+    double beta0, beta1;
+    double *abar; /* [T] cumulative products of 1 - beta */
+} DiffSchedule;
+
+/* beta0/beta1 <= 0 take the kind's defaults. */
+int diffusion_schedule_init(DiffSchedule *s, int T, BetaKind kind, double beta0, double beta1, Err *e);
+void diffusion_schedule_free(DiffSchedule *s);
+int diffusion_beta_parse(const char *name, BetaKind *out);
+const char *diffusion_beta_name(BetaKind k);
+
+/* x_t for B samples of `per` values each at timesteps t[B]. */
+void diffusion_add_noise(float *xt, const float *x0, const float *eps, const int32_t *t, int B, long per,
+                         const DiffSchedule *s);
+/* The K timesteps of a K-step sampler, largest first; K is clamped to 1..T. */
+int diffusion_timesteps(int32_t *ts, int T, int K);
+/* One DDIM step of n values from abar_t to abar_prev with the predicted eps, in place; eta > 0
+ * adds sigma * noise (noise may be NULL when eta == 0). */
+void diffusion_ddim_step(float *x, const float *eps, long n, double abar_t, double abar_prev, double eta,
+                         const float *noise);
+/* out = u + w (c - u) over n values (classifier-free guidance). */
+void diffusion_guide(float *out, const float *u, const float *c, long n, float w);
+
+typedef enum { SAMPLER_DDIM = 0, SAMPLER_DDPM = 1 } SamplerKind;
+int diffusion_sampler_parse(const char *name, SamplerKind *out);
+
+typedef struct {
+    int side, ctx_len;
+    int steps;          /* K */
+    float cfg;          /* guidance scale; 1: the conditional branch alone (one forward a step) */
+    SamplerKind sampler;
+    uint64_t seed;      /* sample i's noise derives from (seed, first + i): batching does not change it */
+    long first;         /* index of the first sample (a call that continues earlier ones) */
+    int batch;          /* samples per UNet call (guided calls run 2 x batch rows) */
+    Progress *bar;      /* may be NULL */
+} SampleSpec;
+
+/* n samples [n, in_ch, side, side] from the prompts' context rows cond [n, ctx_len, ctx_dim] and
+ * the empty prompt's uncond [ctx_len, ctx_dim] (unused when cfg == 1). */
+int diffusion_sample(const UNet *m, const DiffSchedule *s, const SampleSpec *sp, const float *cond,
+                     const float *uncond, int n, float *out, Err *e);
+
+#endif
