@@ -12,7 +12,12 @@ published architecture. Two jobs:
          guidance: two forwards a step) at a batch, medians over steps: the baseline of
          `forget bench unet`.
 
+  ref-vae  the same for the autoencoder (src/models/vae.c): tests/ref/vae-tiny.safetensors, the
+           encoder's moments and the decoder's output with their gradients.
+  count    parameter counts of the named configs.
+
 Usage: python3 tools/torch_unet.py ref [--out PATH]
+       python3 tools/torch_unet.py ref-vae
        python3 tools/torch_unet.py bench [--config unet-latent-8] [--batch 32] [--steps 8]
                                           [--threads 2] [--json]
 Needs Debian's python3-torch; CI does not (the reference file is committed)."""
@@ -35,18 +40,19 @@ CONFIGS = {
 
 
 class Resnet(nn.Module):
-    def __init__(self, cin, cout, temb, groups):
+    def __init__(self, cin, cout, temb, groups, eps=1e-5):
         super().__init__()
-        self.norm1 = nn.GroupNorm(groups, cin, eps=1e-5)
+        self.norm1 = nn.GroupNorm(groups, cin, eps=eps)
         self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1)
-        self.time_emb_proj = nn.Linear(temb, cout)
-        self.norm2 = nn.GroupNorm(groups, cout, eps=1e-5)
+        self.time_emb_proj = nn.Linear(temb, cout) if temb else None
+        self.norm2 = nn.GroupNorm(groups, cout, eps=eps)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1)
         self.conv_shortcut = nn.Conv2d(cin, cout, 1) if cin != cout else None
 
-    def forward(self, x, temb):
+    def forward(self, x, temb=None):
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.time_emb_proj(F.silu(temb))[:, :, None, None]
+        if self.time_emb_proj is not None:
+            h = h + self.time_emb_proj(F.silu(temb))[:, :, None, None]
         h = self.conv2(F.silu(self.norm2(h)))
         return (self.conv_shortcut(x) if self.conv_shortcut is not None else x) + h
 
@@ -214,6 +220,122 @@ class UNet(nn.Module):
         return self.conv_out(F.silu(self.conv_norm_out(h)))
 
 
+# the autoencoder (src/models/vae.c): diffusers' AutoencoderKL with SD's block types
+VAE_CONFIGS = {
+    "vae-tiny": dict(in_ch=3, latent=2, ch=[4, 8], layers=1, groups=2),
+    "vae-f4": dict(in_ch=3, latent=4, ch=[32, 64, 64], layers=1, groups=16),
+    "sd-vae": dict(in_ch=3, latent=4, ch=[128, 256, 512, 512], layers=2, groups=32),
+}
+
+
+class VaeAttention(nn.Module):
+    def __init__(self, C, groups):
+        super().__init__()
+        self.group_norm = nn.GroupNorm(groups, C, eps=1e-6)
+        self.to_q, self.to_k, self.to_v = nn.Linear(C, C), nn.Linear(C, C), nn.Linear(C, C)
+        self.to_out = nn.ModuleList([nn.Linear(C, C)])
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        h = self.group_norm(x).permute(0, 2, 3, 1).reshape(B, H * W, C)
+        q, k, v = self.to_q(h), self.to_k(h), self.to_v(h)
+        a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(C), dim=-1)
+        o = self.to_out[0](a @ v)
+        return o.reshape(B, H, W, C).permute(0, 3, 1, 2) + x
+
+
+class VaeDown(nn.Module):
+    def __init__(self, C):
+        super().__init__()
+        self.conv = nn.Conv2d(C, C, 3, 2, 0)
+
+    def forward(self, x):
+        return self.conv(F.pad(x, (0, 1, 0, 1)))
+
+
+class VaeMid(nn.Module):
+    def __init__(self, C, groups):
+        super().__init__()
+        self.resnets = nn.ModuleList([Resnet(C, C, 0, groups, 1e-6), Resnet(C, C, 0, groups, 1e-6)])
+        self.attentions = nn.ModuleList([VaeAttention(C, groups)])
+
+    def forward(self, x):
+        return self.resnets[1](self.attentions[0](self.resnets[0](x)))
+
+
+class VaeEncoder(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        ch, L, g = c["ch"], len(c["ch"]), c["groups"]
+        self.conv_in = nn.Conv2d(c["in_ch"], ch[0], 3, 1, 1)
+        self.down_blocks = nn.ModuleList()
+        cur = ch[0]
+        for l in range(L):
+            b = Level()
+            b.resnets = nn.ModuleList()
+            for _ in range(c["layers"]):
+                b.resnets.append(Resnet(cur, ch[l], 0, g, 1e-6))
+                cur = ch[l]
+            b.downsamplers = nn.ModuleList([VaeDown(cur)]) if l < L - 1 else None
+            self.down_blocks.append(b)
+        self.mid_block = VaeMid(cur, g)
+        self.conv_norm_out = nn.GroupNorm(g, cur, eps=1e-6)
+        self.conv_out = nn.Conv2d(cur, 2 * c["latent"], 3, 1, 1)
+
+    def forward(self, x):
+        h = self.conv_in(x)
+        for b in self.down_blocks:
+            for r in b.resnets:
+                h = r(h)
+            if b.downsamplers is not None:
+                h = b.downsamplers[0](h)
+        return self.conv_out(F.silu(self.conv_norm_out(self.mid_block(h))))
+
+
+class VaeDecoder(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        ch, L, g = c["ch"], len(c["ch"]), c["groups"]
+        cur = ch[-1]
+        self.conv_in = nn.Conv2d(c["latent"], cur, 3, 1, 1)
+        self.mid_block = VaeMid(cur, g)
+        self.up_blocks = nn.ModuleList()
+        for u in range(L):
+            l = L - 1 - u
+            b = Level()
+            b.resnets = nn.ModuleList()
+            for _ in range(c["layers"] + 1):
+                b.resnets.append(Resnet(cur, ch[l], 0, g, 1e-6))
+                cur = ch[l]
+            b.upsamplers = nn.ModuleList([Sampler(cur, False)]) if l > 0 else None
+            self.up_blocks.append(b)
+        self.conv_norm_out = nn.GroupNorm(g, cur, eps=1e-6)
+        self.conv_out = nn.Conv2d(cur, c["in_ch"], 3, 1, 1)
+
+    def forward(self, z):
+        h = self.mid_block(self.conv_in(z))
+        for b in self.up_blocks:
+            for r in b.resnets:
+                h = r(h)
+            if b.upsamplers is not None:
+                h = b.upsamplers[0](h)
+        return self.conv_out(F.silu(self.conv_norm_out(h)))
+
+
+class Vae(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.encoder, self.decoder = VaeEncoder(c), VaeDecoder(c)
+        self.quant_conv = nn.Conv2d(2 * c["latent"], 2 * c["latent"], 1)
+        self.post_quant_conv = nn.Conv2d(c["latent"], c["latent"], 1)
+
+    def encode(self, x):
+        return self.quant_conv(self.encoder(x))
+
+    def decode(self, z):
+        return self.decoder(self.post_quant_conv(z))
+
+
 def write_safetensors(path, tensors, meta):
     header, blobs, off = {"__metadata__": meta}, [], 0
     for name, t in tensors.items():
@@ -257,6 +379,37 @@ def ref(out):
     for k, p in m.named_parameters():
         tens["grad." + k] = p.grad
     write_safetensors(out, tens, meta_of(cfg))
+    n = sum(p.numel() for p in m.parameters())
+    print("wrote %s (%d tensors, %d parameters, %d bytes)" % (out, len(tens), n, os.path.getsize(out)))
+
+
+def ref_vae(out):
+    cfg = VAE_CONFIGS["vae-tiny"]
+    m = Vae(cfg).double()
+    g = torch.Generator().manual_seed(6)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.3)
+            if "norm" in name and name.endswith("weight"):
+                p.add_(1.0)
+    B, side = 2, 8
+    f = 2 ** (len(cfg["ch"]) - 1)
+    x = torch.randn(B, cfg["in_ch"], side, side, generator=g, dtype=torch.float64).requires_grad_(True)
+    z = torch.randn(B, cfg["latent"], side // f, side // f, generator=g, dtype=torch.float64).requires_grad_(True)
+    mom = m.encode(x)
+    rec = m.decode(z)
+    R1 = torch.randn(mom.shape, generator=g, dtype=torch.float64)
+    R2 = torch.randn(rec.shape, generator=g, dtype=torch.float64)
+    ((mom * R1).sum() + (rec * R2).sum()).backward()
+    tens = {k: v for k, v in m.state_dict().items()}
+    tens.update({"ref.x": x, "ref.z": z, "ref.R1": R1, "ref.R2": R2, "ref.moments": mom, "ref.recon": rec,
+                 "ref.dx": x.grad, "ref.dz": z.grad})
+    for k, p in m.named_parameters():
+        tens["grad." + k] = p.grad
+    meta = {"format": "forget-vae", "vae.latent_ch": str(cfg["latent"]), "vae.layers": str(cfg["layers"]),
+            "vae.groups": str(cfg["groups"]), "vae.scaling_factor": "1", "vae.ch": ",".join(map(str, cfg["ch"])),
+            "vae.in_ch": str(cfg["in_ch"])}
+    write_safetensors(out, tens, meta)
     n = sum(p.numel() for p in m.parameters())
     print("wrote %s (%d tensors, %d parameters, %d bytes)" % (out, len(tens), n, os.path.getsize(out)))
 
@@ -312,7 +465,7 @@ def bench(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("job", choices=["ref", "bench"])
+    ap.add_argument("job", choices=["ref", "ref-vae", "bench", "count"])
     ap.add_argument("--out", default="tests/ref/unet-tiny.safetensors")
     ap.add_argument("--config", default="unet-latent-8", choices=sorted(CONFIGS))
     ap.add_argument("--side", type=int, default=0)
@@ -328,6 +481,15 @@ def main():
     if a.job == "ref":
         os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
         ref(a.out)
+    elif a.job == "ref-vae":
+        out = a.out if a.out != ap.get_default("out") else "tests/ref/vae-tiny.safetensors"
+        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+        ref_vae(out)
+    elif a.job == "count":  # parameter counts of the named configs (the published ones: sd-1, sd-vae)
+        for k, c in CONFIGS.items():
+            print(k, sum(p.numel() for p in UNet(c).parameters()))
+        for k, c in VAE_CONFIGS.items():
+            print(k, sum(p.numel() for p in Vae(c).parameters()))
     else:
         bench(a)
 

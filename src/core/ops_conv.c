@@ -36,21 +36,25 @@ static void im2col(float *cols, const float *in, const ConvShape *s) {
 }
 
 static void col2im_add(float *din, const float *cols, const ConvShape *s) {
-    const int OH = conv2d_out_h(s), OW = conv2d_out_w(s), K = s->Cin * s->k * s->k;
+    const int OH = conv2d_out_h(s), OW = conv2d_out_w(s), K = s->Cin * s->k * s->k, kk = s->k * s->k;
+    /* each (image, channel) plane is written by one thread: no two threads touch a pixel */
+#pragma omp parallel for collapse(2) if ((long)s->B * OH * OW * K > 65536)
     for (int b = 0; b < s->B; b++)
-        for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++) {
-                const float *row = cols + ((size_t)(b * OH + oy) * OW + ox) * K;
-                for (int c = 0; c < s->Cin; c++)
+        for (int c = 0; c < s->Cin; c++) {
+            float *plane = din + ((size_t)b * s->Cin + c) * s->H * s->W;
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    const float *row = cols + ((size_t)(b * OH + oy) * OW + ox) * K + (size_t)c * kk;
                     for (int ky = 0; ky < s->k; ky++) {
-                        int iy = oy * s->stride - s->pad + ky;
-                        for (int kx = 0; kx < s->k; kx++, row++) {
-                            int ix = ox * s->stride - s->pad + kx;
-                            if (iy >= 0 && iy < s->H && ix >= 0 && ix < s->W)
-                                din[(((size_t)b * s->Cin + c) * s->H + iy) * s->W + ix] += *row;
+                        const int iy = oy * s->stride - s->pad + ky;
+                        if (iy < 0 || iy >= s->H) continue;
+                        for (int kx = 0; kx < s->k; kx++) {
+                            const int ix = ox * s->stride - s->pad + kx;
+                            if (ix >= 0 && ix < s->W) plane[(size_t)iy * s->W + ix] += row[ky * s->k + kx];
                         }
                     }
-            }
+                }
+        }
 }
 
 void conv2d_forward(float *out, float *cols, const float *in, const float *W, const float *b, const ConvShape *s) {
@@ -73,10 +77,41 @@ void conv2d_backward(float *din, float *dW, float *db, const float *dout, const 
 
 
 /* NCHW in and out. Per image b: cols_b [P, K] (P = OH*OW output positions, K = Cin*k*k),
- * out_b [Cout, P] = W [Cout, K] @ cols_b^T + b. */
+ * out_b [Cout, P] = W [Cout, K] @ cols_b^T + b. The images' cols are one [B*P, K] matrix, so
+ * small maps (P < BATCH_P: a UNet's 8x8 levels, a ResNet's last stage) run as ONE product
+ * W @ cols^T -> [Cout, B*P], moved to [B, Cout, P] after: a GEMM of 64 columns a call wastes
+ * most of the machine, one of B*64 does not. */
+enum { BATCH_P = 256 };
+
+/* [B, C, P] <-> [C, B*P] */
+static void bcp_to_cbp(float *dst, const float *src, int B, int C, int P) {
+#pragma omp parallel for collapse(2) if ((long)B * C * P > 65536)
+    for (int n = 0; n < B; n++)
+        for (int c = 0; c < C; c++)
+            memcpy(dst + ((size_t)c * B + n) * P, src + ((size_t)n * C + c) * P, sizeof(float) * (size_t)P);
+}
+
+static void cbp_to_bcp(float *dst, const float *src, int B, int C, int P, const float *bias) {
+#pragma omp parallel for collapse(2) if ((long)B * C * P > 65536)
+    for (int n = 0; n < B; n++)
+        for (int c = 0; c < C; c++) {
+            float *o = dst + ((size_t)n * C + c) * P;
+            const float *i = src + ((size_t)c * B + n) * P, bb = bias ? bias[c] : 0.0f;
+            for (int p = 0; p < P; p++) o[p] = i[p] + bb;
+        }
+}
+
 void conv2d_nchw_forward(float *out, float *cols, const float *in, const float *W, const float *b, const ConvShape *s) {
     im2col(cols, in, s);
     const int P = conv2d_out_h(s) * conv2d_out_w(s), K = s->Cin * s->k * s->k;
+    if (P < BATCH_P && s->B > 1) {
+        const int N = s->B * P;
+        float *tmp = xalloc_floats((size_t)s->Cout * N);
+        sgemm(false, true, s->Cout, N, K, 1.0f, W, K, cols, K, 0.0f, tmp, N);
+        cbp_to_bcp(out, tmp, s->B, s->Cout, P, b);
+        free(tmp);
+        return;
+    }
     for (int n = 0; n < s->B; n++) {
         float *o = out + (size_t)n * s->Cout * P;
         sgemm(false, true, s->Cout, P, K, 1.0f, W, K, cols + (size_t)n * P * K, K, 0.0f, o, P);
@@ -90,17 +125,28 @@ void conv2d_nchw_backward(float *din, float *dW, float *db, const float *dout, c
                           const ConvShape *s) {
     const int P = conv2d_out_h(s) * conv2d_out_w(s), K = s->Cin * s->k * s->k;
     float *dcols = din ? xcalloc((size_t)s->B * P * K, sizeof(float)) : NULL;
-    for (int n = 0; n < s->B; n++) {
-        const float *d = dout + (size_t)n * s->Cout * P;
-        const float *cb = cols + (size_t)n * P * K;
-        if (dW) sgemm(false, false, s->Cout, K, P, 1.0f, d, P, cb, K, 1.0f, dW, K);
-        if (db)
+    if (db)
+        for (int n = 0; n < s->B; n++)
             for (int c = 0; c < s->Cout; c++) {
+                const float *d = dout + ((size_t)n * s->Cout + c) * P;
                 float acc = 0.0f;
-                for (int p = 0; p < P; p++) acc += d[(size_t)c * P + p];
+                for (int p = 0; p < P; p++) acc += d[p];
                 db[c] += acc;
             }
-        if (dcols) sgemm(true, false, P, K, s->Cout, 1.0f, d, P, W, K, 0.0f, dcols + (size_t)n * P * K, K);
+    if (P < BATCH_P && s->B > 1) { /* one product each over all images, as the forward */
+        const int N = s->B * P;
+        float *D = xalloc_floats((size_t)s->Cout * N);
+        bcp_to_cbp(D, dout, s->B, s->Cout, P);
+        if (dW) sgemm(false, false, s->Cout, K, N, 1.0f, D, N, cols, K, 1.0f, dW, K);
+        if (dcols) sgemm(true, false, N, K, s->Cout, 1.0f, D, N, W, K, 0.0f, dcols, K);
+        free(D);
+    } else {
+        for (int n = 0; n < s->B; n++) {
+            const float *d = dout + (size_t)n * s->Cout * P;
+            const float *cb = cols + (size_t)n * P * K;
+            if (dW) sgemm(false, false, s->Cout, K, P, 1.0f, d, P, cb, K, 1.0f, dW, K);
+            if (dcols) sgemm(true, false, P, K, s->Cout, 1.0f, d, P, W, K, 0.0f, dcols + (size_t)n * P * K, K);
+        }
     }
     if (dcols) {
         col2im_add(din, dcols, s);

@@ -129,7 +129,7 @@ int diffusion_sample(const UNet *m, const DiffSchedule *s, const SampleSpec *sp,
                     rng_fill_normal(&r, z + (size_t)i * per, per, 0, 1);
                 }
             diffusion_ddim_step(x, eh, (long)nb * per, s->abar[t], ap, eta, z);
-            if (sp->bar) progress_update(sp->bar, (long)(b0 * K + (k + 1) * nb), 1.0 / K, "img/s", NULL);
+            if (sp->bar) progress_update(sp->bar, (long)(b0 * K + (k + 1) * nb), 1.0 / K, "img", NULL);
         }
         if (use != a) unet_acts_free(use);
     }

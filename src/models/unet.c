@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "models/unet_build.h"
 
 #define CV "model.diffusion_model."
 
@@ -62,8 +63,7 @@ int unet_config_check(const UNetConfig *c, int side, Err *e) {
 /* ------------------------------------------------------------- the table */
 
 /* A key into a NN_NAME buffer; a key that does not fit is a bug of this file, not of a user. */
-static void keyf(char *dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void keyf(char *dst, const char *fmt, ...) {
+void unet_keyf(char *dst, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     const int n = vsnprintf(dst, NN_NAME, fmt, ap);
@@ -74,11 +74,11 @@ static void keyf(char *dst, const char *fmt, ...) {
     }
 }
 
-static NnParam *named(NnTable *t, float **slot, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
-                      const char *df, const char *cv, NnInit init) {
+NnParam *unet_named(NnTable *t, float **slot, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                    const char *df, const char *cv, NnInit init) {
     NnParam *p = nn_add(t, slot, ndim, d0, d1, d2, d3);
     nn_key(p, UNET_DIFFUSERS, "%s", df);
-    nn_key(p, UNET_COMPVIS, CV "%s", cv);
+    if (cv) nn_key(p, UNET_COMPVIS, CV "%s", cv);
     p->init = init;
     p->decay = ndim >= 2;
     return p;
@@ -88,15 +88,17 @@ static NnInit normal(double fan_in) { return (NnInit){INIT_NORMAL, (float)(1.0 /
 static const NnInit ZEROS = {INIT_ZEROS, 0}, ONES = {INIT_ONES, 0};
 
 /* weight + bias of a convolution or linear layer, "<df>.weight" and "<cv>.weight" */
-static void weight_bias(NnTable *t, float **w, float **b, int ndim, int64_t o, int64_t i, int k, const char *df,
-                        const char *cv, int zero) {
+void unet_weight_bias(NnTable *t, float **w, float **b, int ndim, int64_t o, int64_t i, int k, const char *df,
+                      const char *cv, int zero) {
     char kd[NN_NAME], kc[NN_NAME];
-    keyf(kd, "%s.weight", df), keyf(kc, "%s.weight", cv);
+    unet_keyf(kd, "%s.weight", df);
+    if (cv) unet_keyf(kc, "%s.weight", cv);
     const NnInit wi = zero ? ZEROS : normal((double)i * k * k);
-    if (ndim == 4) named(t, w, 4, o, i, k, k, kd, kc, wi);
-    else named(t, w, 2, o, i, 0, 0, kd, kc, wi);
-    keyf(kd, "%s.bias", df), keyf(kc, "%s.bias", cv);
-    named(t, b, 1, o, 0, 0, 0, kd, kc, ZEROS);
+    if (ndim == 4) unet_named(t, w, 4, o, i, k, k, kd, cv ? kc : NULL, wi);
+    else unet_named(t, w, 2, o, i, 0, 0, kd, cv ? kc : NULL, wi);
+    unet_keyf(kd, "%s.bias", df);
+    if (cv) unet_keyf(kc, "%s.bias", cv);
+    unet_named(t, b, 1, o, 0, 0, 0, kd, cv ? kc : NULL, ZEROS);
 }
 
 /* A resnet: the conv block's own table (diffusers names), then the CompVis names beside them. */
@@ -107,7 +109,7 @@ static void resnet_table(NnTable *t, ConvBlockParams *p, const ConvBlockConfig *
     const int n0 = t->n;
     conv_block_table(t, p, c, df);
     const size_t lp = strlen(df) + 1;
-    for (int i = n0; i < t->n; i++) {
+    for (int i = n0; i < t->n && cv; i++) {
         const char *rest = t->p[i].key[UNET_DIFFUSERS][0] + lp;
         for (size_t m = 0; m < sizeof MAP / sizeof *MAP; m++) {
             const size_t lm = strlen(MAP[m][0]);
@@ -136,31 +138,31 @@ static NnParam *split(NnTable *t, float **slot, int64_t d0, int64_t d1, int part
 
 static void attn_table(NnTable *t, UNetAttnParams *a, int C, const UNetConfig *c, const char *df, const char *cv) {
     char d[NN_NAME], v[NN_NAME];
-#define SUB(s) (keyf(d, "%s.%s", df, s), keyf(v, "%s.%s", cv, s))
-    SUB("norm.weight"), named(t, &a->norm_w, 1, C, 0, 0, 0, d, v, ONES);
-    SUB("norm.bias"), named(t, &a->norm_b, 1, C, 0, 0, 0, d, v, ZEROS);
-    SUB("proj_in"), weight_bias(t, &a->in_w, &a->in_b, 4, C, C, 1, d, v, 0);
+#define SUB(s) (unet_keyf(d, "%s.%s", df, s), unet_keyf(v, "%s.%s", cv, s))
+    SUB("norm.weight"), unet_named(t, &a->norm_w, 1, C, 0, 0, 0, d, v, ONES);
+    SUB("norm.bias"), unet_named(t, &a->norm_b, 1, C, 0, 0, 0, d, v, ZEROS);
+    SUB("proj_in"), unet_weight_bias(t, &a->in_w, &a->in_b, 4, C, C, 1, d, v, 0);
     for (int k = 0; k < c->depth; k++) {
         BlockParams *b = &a->blk[k];
         char bd[NN_NAME], bv[NN_NAME], x[NN_NAME], y[NN_NAME];
-        keyf(bd, "%s.transformer_blocks.%d", df, k), keyf(bv, "%s.transformer_blocks.%d", cv, k);
-#define BSUB(s) (keyf(x, "%s.%s", bd, s), keyf(y, "%s.%s", bv, s))
-        BSUB("norm1.weight"), named(t, &b->ln1_w, 1, C, 0, 0, 0, x, y, ONES);
-        BSUB("norm1.bias"), named(t, &b->ln1_b, 1, C, 0, 0, 0, x, y, ZEROS);
+        unet_keyf(bd, "%s.transformer_blocks.%d", df, k), unet_keyf(bv, "%s.transformer_blocks.%d", cv, k);
+#define BSUB(s) (unet_keyf(x, "%s.%s", bd, s), unet_keyf(y, "%s.%s", bv, s))
+        BSUB("norm1.weight"), unet_named(t, &b->ln1_w, 1, C, 0, 0, 0, x, y, ONES);
+        BSUB("norm1.bias"), unet_named(t, &b->ln1_b, 1, C, 0, 0, 0, x, y, ZEROS);
         BSUB("attn1"), split(t, &b->qkv_w, 3 * C, C, 3, x, y, "qkv", "weight", normal(C));
-        BSUB("attn1.to_out.0"), weight_bias(t, &b->out_w, &b->out_b, 2, C, C, 1, x, y, 0);
-        BSUB("norm2.weight"), named(t, &b->lnx_w, 1, C, 0, 0, 0, x, y, ONES);
-        BSUB("norm2.bias"), named(t, &b->lnx_b, 1, C, 0, 0, 0, x, y, ZEROS);
-        BSUB("attn2.to_q.weight"), named(t, &b->xq_w, 2, C, C, 0, 0, x, y, normal(C));
+        BSUB("attn1.to_out.0"), unet_weight_bias(t, &b->out_w, &b->out_b, 2, C, C, 1, x, y, 0);
+        BSUB("norm2.weight"), unet_named(t, &b->lnx_w, 1, C, 0, 0, 0, x, y, ONES);
+        BSUB("norm2.bias"), unet_named(t, &b->lnx_b, 1, C, 0, 0, 0, x, y, ZEROS);
+        BSUB("attn2.to_q.weight"), unet_named(t, &b->xq_w, 2, C, C, 0, 0, x, y, normal(C));
         BSUB("attn2"), split(t, &b->xkv_w, 2 * C, c->ctx_dim, 2, x, y, "kv", "weight", normal(c->ctx_dim));
-        BSUB("attn2.to_out.0"), weight_bias(t, &b->xout_w, &b->xout_b, 2, C, C, 1, x, y, 0);
-        BSUB("norm3.weight"), named(t, &b->ln2_w, 1, C, 0, 0, 0, x, y, ONES);
-        BSUB("norm3.bias"), named(t, &b->ln2_b, 1, C, 0, 0, 0, x, y, ZEROS);
-        BSUB("ff.net.0.proj"), weight_bias(t, &b->fc_w, &b->fc_b, 2, 8 * C, C, 1, x, y, 0);
-        BSUB("ff.net.2"), weight_bias(t, &b->proj_w, &b->proj_b, 2, C, 4 * C, 1, x, y, 0);
+        BSUB("attn2.to_out.0"), unet_weight_bias(t, &b->xout_w, &b->xout_b, 2, C, C, 1, x, y, 0);
+        BSUB("norm3.weight"), unet_named(t, &b->ln2_w, 1, C, 0, 0, 0, x, y, ONES);
+        BSUB("norm3.bias"), unet_named(t, &b->ln2_b, 1, C, 0, 0, 0, x, y, ZEROS);
+        BSUB("ff.net.0.proj"), unet_weight_bias(t, &b->fc_w, &b->fc_b, 2, 8 * C, C, 1, x, y, 0);
+        BSUB("ff.net.2"), unet_weight_bias(t, &b->proj_w, &b->proj_b, 2, C, 4 * C, 1, x, y, 0);
 #undef BSUB
     }
-    SUB("proj_out"), weight_bias(t, &a->out_w, &a->out_b, 4, C, C, 1, d, v, 1);
+    SUB("proj_out"), unet_weight_bias(t, &a->out_w, &a->out_b, 4, C, C, 1, d, v, 1);
 #undef SUB
 }
 
@@ -173,99 +175,101 @@ typedef struct {
     int side;
 } Builder;
 
-static UNetStep *add_step(UNet *m, UNetStepKind kind, int cin, int cout, int f_in, int f_out) {
+UNetStep *unet_add_step(UNet *m, UNetStepKind kind, int cin, int cout, int f_in, int f_out) {
     if (m->n_steps >= UNET_MAX_STEPS) {
         fprintf(stderr, "forget: unet: program longer than %d steps\n", UNET_MAX_STEPS);
         abort();
     }
     UNetStep *s = &m->steps[m->n_steps++];
-    *s = (UNetStep){.kind = kind, .cin = cin, .cout = cout, .f_in = f_in, .f_out = f_out, .stride = 1};
+    *s = (UNetStep){.kind = kind, .cin = cin, .cout = cout, .f_in = f_in, .f_out = f_out, .stride = 1, .k = 3};
     return s;
 }
 
-static void add_conv(UNet *m, NnTable *t, float **w, float **b, int cin, int cout, int f, int stride,
-                     const char *df, const char *cv, int zero) {
-    weight_bias(t, w, b, 4, cout, cin, 3, df, cv, zero);
-    UNetStep *s = add_step(m, US_CONV, cin, cout, f, stride == 2 ? 2 * f : f);
-    s->stride = stride, s->w = w, s->b = b;
+UNetStep *unet_add_conv(UNet *m, NnTable *t, float **w, float **b, int cin, int cout, int k, int f, int stride,
+                        const char *df, const char *cv, int zero) {
+    unet_weight_bias(t, w, b, 4, cout, cin, k, df, cv, zero);
+    UNetStep *s = unet_add_step(m, US_CONV, cin, cout, f, stride == 2 ? 2 * f : f);
+    s->stride = stride, s->k = k, s->w = w, s->b = b;
+    return s;
 }
 
-static void add_resnet(UNet *m, NnTable *t, UNetParams *p, int cin, int cout, int side, const char *df,
-                       const char *cv) {
+void unet_add_resnet(UNet *m, NnTable *t, UNetParams *p, int cin, int cout, int side, const char *df,
+                     const char *cv) {
     const int r = m->n_res++;
     p->rcfg[r] = (ConvBlockConfig){.cin = cin, .cout = cout, .stride = 1, .norm = CONV_NORM_GROUP,
                                    .groups = m->cfg.groups, .eps = 1e-5f, .act = CONV_SILU,
-                                   .temb = 4 * m->cfg.ch[0]};
+                                   .temb = m->has_time ? 4 * m->cfg.ch[0] : 0};
     resnet_table(t, &p->res[r], &p->rcfg[r], df, cv);
-    add_step(m, US_RES, cin, cout, side, side)->index = r;
+    unet_add_step(m, US_RES, cin, cout, side, side)->index = r;
 }
 
 static void add_attn(UNet *m, NnTable *t, UNetParams *p, int C, int side, const char *df, const char *cv) {
     const int a = m->n_attn++;
     attn_table(t, &p->att[a], C, &m->cfg, df, cv);
-    add_step(m, US_ATTN, C, C, side, side)->index = a;
+    unet_add_step(m, US_ATTN, C, C, side, side)->index = a;
 }
 
 static void build(UNet *m, NnTable *t, UNetParams *p) {
     const UNetConfig *c = &m->cfg;
+    m->has_time = 1;
     memset(t, 0, sizeof *t);
     m->n_steps = m->n_res = m->n_attn = 0;
     const int C0 = c->ch[0], TE = 4 * C0, L = c->levels, n = c->layers;
     char df[NN_NAME], cv[NN_NAME];
-    weight_bias(t, &p->t1_w, &p->t1_b, 2, TE, C0, 1, "time_embedding.linear_1", "time_embed.0", 0);
-    weight_bias(t, &p->t2_w, &p->t2_b, 2, TE, TE, 1, "time_embedding.linear_2", "time_embed.2", 0);
+    unet_weight_bias(t, &p->t1_w, &p->t1_b, 2, TE, C0, 1, "time_embedding.linear_1", "time_embed.0", 0);
+    unet_weight_bias(t, &p->t2_w, &p->t2_b, 2, TE, TE, 1, "time_embedding.linear_2", "time_embed.2", 0);
     /* steps record down-sampling factors (1 << level), not sides: one program serves every side */
-    add_conv(m, t, &p->in_w, &p->in_b, c->in_ch, C0, 1, 1, "conv_in", "input_blocks.0.0", 0);
+    unet_add_conv(m, t, &p->in_w, &p->in_b, c->in_ch, C0, 3, 1, 1, "conv_in", "input_blocks.0.0", 0);
     /* the skip stack: each push's channels and step, so a concatenation knows what it reads */
     int stack[UNET_MAX_RES + UNET_MAX_LEVELS + 1], from[UNET_MAX_RES + UNET_MAX_LEVELS + 1], sp = 0, ch = C0, inb = 1;
-#define PUSH(c_, f_) (add_step(m, US_PUSH, c_, c_, f_, f_), from[sp] = m->n_steps - 1, stack[sp++] = c_)
+#define PUSH(c_, f_) (unet_add_step(m, US_PUSH, c_, c_, f_, f_), from[sp] = m->n_steps - 1, stack[sp++] = c_)
     PUSH(C0, 1);
     for (int l = 0; l < L; l++) {
         for (int j = 0; j < n; j++, inb++) {
-            keyf(df, "down_blocks.%d.resnets.%d", l, j), keyf(cv, "input_blocks.%d.0", inb);
-            add_resnet(m, t, p, ch, c->ch[l], 1 << l, df, cv);
+            unet_keyf(df, "down_blocks.%d.resnets.%d", l, j), unet_keyf(cv, "input_blocks.%d.0", inb);
+            unet_add_resnet(m, t, p, ch, c->ch[l], 1 << l, df, cv);
             ch = c->ch[l];
             if (c->attn[l]) {
-                keyf(df, "down_blocks.%d.attentions.%d", l, j), keyf(cv, "input_blocks.%d.1", inb);
+                unet_keyf(df, "down_blocks.%d.attentions.%d", l, j), unet_keyf(cv, "input_blocks.%d.1", inb);
                 add_attn(m, t, p, ch, 1 << l, df, cv);
             }
             PUSH(ch, 1 << l);
         }
         if (l < L - 1) {
-            keyf(df, "down_blocks.%d.downsamplers.0.conv", l), keyf(cv, "input_blocks.%d.0.op", inb++);
-            add_conv(m, t, &p->down_w[l], &p->down_b[l], ch, ch, 1 << l, 2, df, cv, 0);
+            unet_keyf(df, "down_blocks.%d.downsamplers.0.conv", l), unet_keyf(cv, "input_blocks.%d.0.op", inb++);
+            unet_add_conv(m, t, &p->down_w[l], &p->down_b[l], ch, ch, 3, 1 << l, 2, df, cv, 0);
             PUSH(ch, 1 << (l + 1));
         }
     }
     const int ls = 1 << (L - 1);
-    add_resnet(m, t, p, ch, ch, ls, "mid_block.resnets.0", "middle_block.0");
+    unet_add_resnet(m, t, p, ch, ch, ls, "mid_block.resnets.0", "middle_block.0");
     add_attn(m, t, p, ch, ls, "mid_block.attentions.0", "middle_block.1");
-    add_resnet(m, t, p, ch, ch, ls, "mid_block.resnets.1", "middle_block.2");
+    unet_add_resnet(m, t, p, ch, ch, ls, "mid_block.resnets.1", "middle_block.2");
     int outb = 0;
     for (int u = 0; u < L; u++) { /* up block u works at level l = L-1-u */
         const int l = L - 1 - u;
         for (int j = 0; j <= n; j++, outb++) {
             const int skip = stack[--sp];
-            add_step(m, US_CAT, ch, ch + skip, 1 << l, 1 << l)->index = from[sp];
-            keyf(df, "up_blocks.%d.resnets.%d", u, j), keyf(cv, "output_blocks.%d.0", outb);
-            add_resnet(m, t, p, ch + skip, c->ch[l], 1 << l, df, cv);
+            unet_add_step(m, US_CAT, ch, ch + skip, 1 << l, 1 << l)->index = from[sp];
+            unet_keyf(df, "up_blocks.%d.resnets.%d", u, j), unet_keyf(cv, "output_blocks.%d.0", outb);
+            unet_add_resnet(m, t, p, ch + skip, c->ch[l], 1 << l, df, cv);
             ch = c->ch[l];
             if (c->attn[l]) {
-                keyf(df, "up_blocks.%d.attentions.%d", u, j), keyf(cv, "output_blocks.%d.1", outb);
+                unet_keyf(df, "up_blocks.%d.attentions.%d", u, j), unet_keyf(cv, "output_blocks.%d.1", outb);
                 add_attn(m, t, p, ch, 1 << l, df, cv);
             }
         }
         if (l > 0) {
-            add_step(m, US_UP, ch, ch, 1 << l, 1 << (l - 1));
-            keyf(df, "up_blocks.%d.upsamplers.0.conv", u);
-            keyf(cv, "output_blocks.%d.%d.conv", outb - 1, c->attn[l] ? 2 : 1);
-            add_conv(m, t, &p->up_w[u], &p->up_b[u], ch, ch, 1 << (l - 1), 1, df, cv, 0);
+            unet_add_step(m, US_UP, ch, ch, 1 << l, 1 << (l - 1));
+            unet_keyf(df, "up_blocks.%d.upsamplers.0.conv", u);
+            unet_keyf(cv, "output_blocks.%d.%d.conv", outb - 1, c->attn[l] ? 2 : 1);
+            unet_add_conv(m, t, &p->up_w[u], &p->up_b[u], ch, ch, 3, 1 << (l - 1), 1, df, cv, 0);
         }
     }
-    named(t, &p->nout_w, 1, ch, 0, 0, 0, "conv_norm_out.weight", "out.0.weight", ONES);
-    named(t, &p->nout_b, 1, ch, 0, 0, 0, "conv_norm_out.bias", "out.0.bias", ZEROS);
-    add_step(m, US_NORM_ACT, ch, ch, 1, 1);
-    add_conv(m, t, &p->out_w, &p->out_b, ch, c->out_ch, 1, 1, "conv_out", "out.2", 1);
+    unet_named(t, &p->nout_w, 1, ch, 0, 0, 0, "conv_norm_out.weight", "out.0.weight", ONES);
+    unet_named(t, &p->nout_b, 1, ch, 0, 0, 0, "conv_norm_out.bias", "out.0.bias", ZEROS);
+    unet_add_step(m, US_NORM_ACT, ch, ch, 1, 1);
+    unet_add_conv(m, t, &p->out_w, &p->out_b, ch, c->out_ch, 3, 1, 1, "conv_out", "out.2", 1);
 #undef PUSH
 }
 
@@ -274,6 +278,7 @@ void unet_alloc(UNet *m, const UNetConfig *c) {
     m->cfg = *c;
     build(m, &m->table, &m->p);
     m->arena = nn_arena_layout(&m->table, 0, &m->n_params);
+    m->has_time = 1, m->out_ch = c->out_ch, m->f_out = 1, m->norm_eps = 1e-5f;
     m->bcfg = (BlockConfig){.heads = c->heads, .act = ACT_GEGLU, .norm = NORM_LAYER, .eps = 1e-5f,
                             .cross_width = c->ctx_dim};
 }
@@ -326,7 +331,7 @@ double unet_forward_flops(const UNet *m, int side, int ctx_len) {
     for (int k = 0; k < m->n_steps; k++) {
         const UNetStep *s = &m->steps[k];
         const double so = (double)side / s->f_out, px = so * so;
-        if (s->kind == US_CONV) f += 2.0 * px * s->cout * s->cin * 9;
+        if (s->kind == US_CONV) f += 2.0 * px * s->cout * s->cin * s->k * s->k;
         else if (s->kind == US_RES) {
             f += 2.0 * px * 9 * (s->cin * s->cout + (double)s->cout * s->cout);
             if (s->cin != s->cout) f += 2.0 * px * s->cin * s->cout;
@@ -361,7 +366,7 @@ static int count_prefix(SafeTensors *st, const char *fmt, int max) {
     int n = 0;
     char k[NN_NAME];
     for (; n < max; n++) {
-        keyf(k, fmt, n);
+        unet_keyf(k, fmt, n);
         if (!st_find(st, k)) break;
     }
     return n;
@@ -389,9 +394,9 @@ int unet_config_infer(UNetConfig *c, SafeTensors *st, int heads, int *layout, Er
         const int outs = count_prefix(st, CV "output_blocks.%d.0.in_layers.2.weight", UNET_MAX_RES + 1);
         int ins = 0, ops = 0;
         for (int b = 1; b <= UNET_MAX_RES + UNET_MAX_LEVELS; b++, ins++) {
-            keyf(k, CV "input_blocks.%d.0.op.weight", b);
+            unet_keyf(k, CV "input_blocks.%d.0.op.weight", b);
             const int op = st_find(st, k) != NULL;
-            keyf(k, CV "input_blocks.%d.0.in_layers.2.weight", b);
+            unet_keyf(k, CV "input_blocks.%d.0.in_layers.2.weight", b);
             if (!op && !st_find(st, k)) break;
             ops += op;
         }
@@ -404,20 +409,20 @@ int unet_config_infer(UNetConfig *c, SafeTensors *st, int heads, int *layout, Er
     c->depth = 0, c->ctx_dim = 0;
     for (int l = 0; l < c->levels; l++) {
         const int inb = 1 + l * (c->layers + 1);
-        if (L == UNET_DIFFUSERS) keyf(k, "down_blocks.%d.resnets.0.conv1.weight", l);
-        else keyf(k, CV "input_blocks.%d.0.in_layers.2.weight", inb);
+        if (L == UNET_DIFFUSERS) unet_keyf(k, "down_blocks.%d.resnets.0.conv1.weight", l);
+        else unet_keyf(k, CV "input_blocks.%d.0.in_layers.2.weight", inb);
         if (tensor_dim(st, k, 0, &v)) return err_set(e, "%s: %s missing", st->path, k);
         c->ch[l] = (int)v;
         char pre[NN_NAME];
-        if (L == UNET_DIFFUSERS) keyf(pre, "down_blocks.%d.attentions.0", l);
-        else keyf(pre, CV "input_blocks.%d.1", inb);
-        keyf(k, "%s.proj_in.weight", pre);
+        if (L == UNET_DIFFUSERS) unet_keyf(pre, "down_blocks.%d.attentions.0", l);
+        else unet_keyf(pre, CV "input_blocks.%d.1", inb);
+        unet_keyf(k, "%s.proj_in.weight", pre);
         c->attn[l] = st_find(st, k) != NULL;
         if (c->attn[l] && !c->depth) {
             char f[NN_NAME];
-            keyf(f, "%s.transformer_blocks.%%d.norm1.weight", pre);
+            unet_keyf(f, "%s.transformer_blocks.%%d.norm1.weight", pre);
             c->depth = count_prefix(st, f, UNET_MAX_DEPTH + 1);
-            keyf(k, "%s.transformer_blocks.0.attn2.to_k.weight", pre);
+            unet_keyf(k, "%s.transformer_blocks.0.attn2.to_k.weight", pre);
             if (tensor_dim(st, k, 1, &v)) return err_set(e, "%s: %s missing", st->path, k);
             c->ctx_dim = (int)v;
         }
@@ -425,9 +430,9 @@ int unet_config_infer(UNetConfig *c, SafeTensors *st, int heads, int *layout, Er
     if (!c->depth) { /* attention only in the middle */
         const char *pre = L == UNET_DIFFUSERS ? "mid_block.attentions.0" : CV "middle_block.1";
         char f[NN_NAME];
-        keyf(f, "%s.transformer_blocks.%%d.norm1.weight", pre);
+        unet_keyf(f, "%s.transformer_blocks.%%d.norm1.weight", pre);
         c->depth = count_prefix(st, f, UNET_MAX_DEPTH + 1);
-        keyf(k, "%s.transformer_blocks.0.attn2.to_k.weight", pre);
+        unet_keyf(k, "%s.transformer_blocks.0.attn2.to_k.weight", pre);
         if (tensor_dim(st, k, 1, &v)) return err_set(e, "%s: %s missing", st->path, k);
         c->ctx_dim = (int)v;
     }

@@ -67,6 +67,11 @@ typedef struct {
     BlockParams blk[UNET_MAX_DEPTH];
 } UNetAttnParams;
 
+/* The autoencoder's attention (models/vae.h): GroupNorm, one head over the pixels, residual. */
+typedef struct {
+    float *norm_w, *norm_b, *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
+} VaeAttnParams;
+
 enum { UNET_MAX_RES = 2 * UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1) + 2, UNET_MAX_ATTN = UNET_MAX_RES };
 
 typedef struct {
@@ -78,14 +83,16 @@ typedef struct {
     ConvBlockConfig rcfg[UNET_MAX_RES];
     ConvBlockParams res[UNET_MAX_RES];
     UNetAttnParams att[UNET_MAX_ATTN];
+    VaeAttnParams vat[1];                   /* the autoencoder's middle attention */
 } UNetParams;
 
-typedef enum { US_CONV, US_RES, US_ATTN, US_PUSH, US_CAT, US_UP, US_NORM_ACT } UNetStepKind;
+typedef enum { US_CONV, US_RES, US_ATTN, US_PUSH, US_CAT, US_UP, US_NORM_ACT, US_VATTN } UNetStepKind;
 typedef struct {
     UNetStepKind kind;
     int index;            /* the resnet or attention; a concatenation: the push step it reads */
     int cin, cout, f_in, f_out; /* channels, and the down-sampling factors (1 << level) in and out */
-    int stride;           /* convolutions */
+    int stride, k, pad_br; /* convolutions: stride, kernel, and pad_br: the SD autoencoder's down-sampler
+                            * (zero row and column after the image, no padding before) */
     float **w, **b;       /* convolutions: their parameter slots */
 } UNetStep;
 enum { UNET_MAX_STEPS = 4 * UNET_MAX_RES + 16 };
@@ -99,6 +106,9 @@ typedef struct {
     UNetStep steps[UNET_MAX_STEPS];
     int n_steps, n_res, n_attn;
     BlockConfig bcfg;     /* the transformer blocks' config (per level width set at run time) */
+    int has_time;         /* 1: the time MLP feeds the resnets (the denoiser); 0: an autoencoder half */
+    int out_ch, f_out;    /* the last step's channels and down-sampling factor */
+    float norm_eps;       /* the output GroupNorm's (1e-5; the autoencoder's 1e-6) */
 } UNet;
 
 void unet_alloc(UNet *m, const UNetConfig *c);
@@ -136,7 +146,8 @@ UNetActs *unet_acts_new(const UNet *m, int B, int side, int ctx_len, int trainin
 void unet_acts_free(UNetActs *a);
 
 /* x [B, in_ch, side, side], t [B] timesteps (floats), ctx [B, ctx_len, ctx_dim] -> eps
- * [B, out_ch, side, side]. */
+ * [B, out_ch, side, side]. The same program runs the autoencoder's halves (models/vae.h): no
+ * time or context (t, ctx NULL), output [B, out_ch, side / f_out, side / f_out]. */
 void unet_forward(const UNet *m, UNetActs *a, const float *x, const float *t, const float *ctx, float *eps);
 /* From deps = dL/d(eps): parameter gradients accumulate into g (NULL: none, a frozen net), the
  * input's into dx and the context's into dctx (either NULL). Needs a training forward. */

@@ -9,7 +9,7 @@
 #include "core/ops.h"
 #include "models/unet.h"
 
-static const float ATTN_NORM_EPS = 1e-6f, OUT_NORM_EPS = 1e-5f;
+static const float ATTN_NORM_EPS = 1e-6f;
 
 typedef struct {
     int HW, T;
@@ -23,6 +23,16 @@ typedef struct {
     BlockContext bctx;
 } AttnActs;
 
+/* The autoencoder's attention: one head over the pixels. */
+typedef struct {
+    int HW, T;
+    float *gn, *mean, *rstd, *tok, *q, *k, *v, *att, *ao, *o; /* [T, C] rows but the stats and att */
+    float *dq, *dk, *dv, *dtok;
+    int *start, *len;
+    long *att_off;
+    AttnPacking pk;
+} VattnActs;
+
 struct UNetActs {
     const UNet *m;             /* the program these buffers follow */
     int B, side, ctx_len, training;
@@ -32,6 +42,8 @@ struct UNetActs {
     float *gno, *gnm, *gnr, *gtmp; /* the output norm */
     ConvBlockActs *res;
     AttnActs *att;
+    VattnActs *vat;
+    float **pad, **dpad;       /* the padded inputs of pad_br convolutions */
 };
 
 static int side_of(const UNetActs *a, int f) { return a->side / f; }
@@ -44,8 +56,51 @@ static BlockConfig block_config(const UNet *m, int C) {
 }
 
 static ConvShape conv_shape(const UNetActs *a, const UNetStep *s) {
-    const int si = side_of(a, s->f_in);
-    return (ConvShape){a->B, s->cin, si, si, s->cout, 3, s->stride, 1};
+    const int si = side_of(a, s->f_in) + (s->pad_br ? 1 : 0);
+    return (ConvShape){a->B, s->cin, si, si, s->cout, s->k, s->stride, s->pad_br ? 0 : s->k / 2};
+}
+
+/* [planes, H, W] -> [planes, H + 1, W + 1] with a zero last row and column, and its adjoint. */
+static void pad_br_forward(float *out, const float *in, long planes, int H, int W) {
+    for (long p = 0; p < planes; p++) {
+        float *o = out + (size_t)p * (H + 1) * (W + 1);
+        for (int y = 0; y < H; y++) {
+            memcpy(o + (size_t)y * (W + 1), in + ((size_t)p * H + y) * W, sizeof(float) * (size_t)W);
+            o[(size_t)y * (W + 1) + W] = 0;
+        }
+        memset(o + (size_t)H * (W + 1), 0, sizeof(float) * (size_t)(W + 1));
+    }
+}
+
+static void pad_br_backward(float *din, const float *dout, long planes, int H, int W) {
+    for (long p = 0; p < planes; p++)
+        for (int y = 0; y < H; y++)
+            add_inplace(din + ((size_t)p * H + y) * W, dout + ((size_t)p * (H + 1) + y) * (W + 1), W);
+}
+
+static void vattn_acts_alloc(VattnActs *v, const UNetActs *a, const UNet *m, int C, int side) {
+    memset(v, 0, sizeof *v);
+    const int B = a->B;
+    v->HW = side * side, v->T = B * v->HW;
+    const size_t n = (size_t)v->T * C;
+    float **b[] = {&v->gn, &v->tok, &v->q, &v->k, &v->v, &v->ao, &v->o};
+    for (size_t i = 0; i < sizeof b / sizeof *b; i++) *b[i] = xalloc_floats(n);
+    if (a->training) {
+        float **d[] = {&v->dq, &v->dk, &v->dv, &v->dtok};
+        for (size_t i = 0; i < sizeof d / sizeof *d; i++) *d[i] = xalloc_floats(n);
+    }
+    v->mean = xalloc_floats((size_t)B * m->cfg.groups), v->rstd = xalloc_floats((size_t)B * m->cfg.groups);
+    v->start = xmalloc(sizeof(int) * (size_t)B * 2), v->len = v->start + B;
+    v->att_off = xmalloc(sizeof(long) * (size_t)B);
+    for (int i = 0; i < B; i++) v->start[i] = i * v->HW, v->len[i] = v->HW;
+    v->pk = (AttnPacking){B, v->start, v->len, v->start, v->len, v->att_off};
+    v->att = xalloc_floats((size_t)attn_packing_offsets(v->att_off, v->len, v->len, B, 1));
+}
+
+static void vattn_acts_free(VattnActs *v) {
+    float *b[] = {v->gn, v->tok, v->q, v->k, v->v, v->ao, v->o, v->dq, v->dk, v->dv, v->dtok, v->mean, v->rstd, v->att};
+    for (size_t i = 0; i < sizeof b / sizeof *b; i++) free(b[i]);
+    free(v->start), free(v->att_off);
 }
 
 /* ---------------------------------------------------------- activations */
@@ -94,6 +149,8 @@ UNetActs *unet_acts_new(const UNet *m, int B, int side, int ctx_len, int trainin
     a->cols = xcalloc((size_t)m->n_steps, sizeof(float *));
     a->res = xcalloc((size_t)m->n_res, sizeof(ConvBlockActs));
     a->att = xcalloc((size_t)m->n_attn, sizeof(AttnActs));
+    a->vat = xcalloc(1, sizeof(VattnActs));
+    a->pad = xcalloc((size_t)m->n_steps, sizeof(float *)), a->dpad = xcalloc((size_t)m->n_steps, sizeof(float *));
     for (int k = 0; k < m->n_steps; k++) {
         const UNetStep *s = &m->steps[k];
         const long no = numel(a, s->cout, s->f_out);
@@ -103,6 +160,12 @@ UNetActs *unet_acts_new(const UNet *m, int B, int side, int ctx_len, int trainin
         if (s->kind == US_CONV) {
             const ConvShape cs = conv_shape(a, s);
             a->cols[k] = xalloc_floats((size_t)conv2d_cols_size(&cs));
+            if (s->pad_br) {
+                a->pad[k] = xalloc_floats((size_t)B * s->cin * cs.H * cs.W);
+                if (training) a->dpad[k] = xalloc_floats((size_t)B * s->cin * cs.H * cs.W);
+            }
+        } else if (s->kind == US_VATTN) {
+            vattn_acts_alloc(&a->vat[s->index], a, m, s->cin, si);
         } else if (s->kind == US_RES) {
             conv_block_acts_alloc(&a->res[s->index], &m->p.rcfg[s->index], B, si, si);
         } else if (s->kind == US_ATTN) {
@@ -124,8 +187,10 @@ void unet_acts_free(UNetActs *a) {
         free(a->dout[k]), free(a->cols[k]);
         if (s->kind == US_RES) conv_block_acts_free(&a->res[s->index]);
         if (s->kind == US_ATTN) attn_acts_free(m, &a->att[s->index]);
+        if (s->kind == US_VATTN) vattn_acts_free(&a->vat[s->index]);
+        free(a->pad[k]), free(a->dpad[k]);
     }
-    free(a->out), free(a->dout), free(a->cols), free(a->res), free(a->att);
+    free(a->out), free(a->dout), free(a->cols), free(a->res), free(a->att), free(a->vat), free(a->pad), free(a->dpad);
     free(a->tsin), free(a->e1), free(a->s1), free(a->temb), free(a->dtemb), free(a->ds1), free(a->de1);
     free(a->gno), free(a->gtmp), free(a->gnm), free(a->gnr);
     free(a);
@@ -191,16 +256,57 @@ static void attn_backward(const UNet *m, const UNetAttnParams *p, UNetAttnParams
                        m->cfg.groups);
 }
 
+/* ------------------------------------------------- the autoencoder's attention */
+
+static void vattn_forward(const UNet *m, const VaeAttnParams *p, VattnActs *v, int B, int C, const float *x, float *out) {
+    const int HW = v->HW, T = v->T;
+    groupnorm_forward(v->gn, v->mean, v->rstd, x, p->norm_w, p->norm_b, B, C, HW, m->cfg.groups, ATTN_NORM_EPS);
+    to_tokens(v->tok, v->gn, B, C, HW);
+    linear_forward(v->q, v->tok, p->q_w, p->q_b, T, C, C);
+    linear_forward(v->k, v->tok, p->k_w, p->k_b, T, C, C);
+    linear_forward(v->v, v->tok, p->v_w, p->v_b, T, C, C);
+    const AttnIn in = {v->q, v->k, v->v, C, C, C};
+    attention_general_forward(v->ao, C, v->att, &in, &v->pk, C, 1, 0);
+    linear_forward(v->o, v->ao, p->o_w, p->o_b, T, C, C);
+    memcpy(out, x, sizeof(float) * (size_t)T * C);
+    from_tokens(out, v->o, B, C, HW, 1);
+}
+
+static void vattn_backward(const UNet *m, const VaeAttnParams *p, VaeAttnParams *g, VattnActs *v, int B, int C,
+                           const float *x, const float *dout, float *dx) {
+    const int HW = v->HW, T = v->T;
+    const size_t n = (size_t)T * C;
+    add_inplace(dx, dout, (long)n);
+    float *dtok = v->dtok, *dao = v->o; /* the forward's output rows are free: dL/d(attention output) */
+    to_tokens(dtok, dout, B, C, HW);
+    memset(dao, 0, sizeof(float) * n);
+    linear_backward(dao, g ? g->o_w : NULL, g ? g->o_b : NULL, dtok, v->ao, p->o_w, T, C, C);
+    memset(v->dq, 0, sizeof(float) * n), memset(v->dk, 0, sizeof(float) * n), memset(v->dv, 0, sizeof(float) * n);
+    const AttnIn in = {v->q, v->k, v->v, C, C, C};
+    const AttnGrad ag = {v->dq, v->dk, v->dv, C, C, C};
+    attention_general_backward(&ag, dao, C, v->att, &in, &v->pk, C, 1, 0);
+    memset(dtok, 0, sizeof(float) * n);
+    linear_backward(dtok, g ? g->q_w : NULL, g ? g->q_b : NULL, v->dq, v->tok, p->q_w, T, C, C);
+    linear_backward(dtok, g ? g->k_w : NULL, g ? g->k_b : NULL, v->dk, v->tok, p->k_w, T, C, C);
+    linear_backward(dtok, g ? g->v_w : NULL, g ? g->v_b : NULL, v->dv, v->tok, p->v_w, T, C, C);
+    float *dgn = v->ao; /* free too */
+    from_tokens(dgn, dtok, B, C, HW, 0);
+    groupnorm_backward(dx, g ? g->norm_w : NULL, g ? g->norm_b : NULL, dgn, x, p->norm_w, v->mean, v->rstd, B, C, HW,
+                       m->cfg.groups);
+}
+
 /* ---------------------------------------------------------------- forward */
 
 void unet_forward(const UNet *m, UNetActs *a, const float *x, const float *t, const float *ctx, float *eps) {
     const UNetParams *p = &m->p;
     const int B = a->B, C0 = m->cfg.ch[0], TE = 4 * C0;
     a->x = x, a->ctx = ctx;
-    timestep_embedding(a->tsin, t, B, C0, 10000.0f);
-    linear_forward(a->e1, a->tsin, p->t1_w, p->t1_b, B, C0, TE);
-    silu_forward(a->s1, a->e1, (long)B * TE);
-    linear_forward(a->temb, a->s1, p->t2_w, p->t2_b, B, TE, TE);
+    if (m->has_time) {
+        timestep_embedding(a->tsin, t, B, C0, 10000.0f);
+        linear_forward(a->e1, a->tsin, p->t1_w, p->t1_b, B, C0, TE);
+        silu_forward(a->s1, a->e1, (long)B * TE);
+        linear_forward(a->temb, a->s1, p->t2_w, p->t2_b, B, TE, TE);
+    }
     const float *cur = x;
     for (int k = 0; k < m->n_steps; k++) {
         const UNetStep *s = &m->steps[k];
@@ -210,9 +316,11 @@ void unet_forward(const UNet *m, UNetActs *a, const float *x, const float *t, co
         switch (s->kind) {
         case US_CONV: {
             const ConvShape cs = conv_shape(a, s);
-            conv2d_nchw_forward(o, a->cols[k], cur, *s->w, *s->b, &cs);
+            if (s->pad_br) pad_br_forward(a->pad[k], cur, (long)B * s->cin, si, si);
+            conv2d_nchw_forward(o, a->cols[k], s->pad_br ? a->pad[k] : cur, *s->w, *s->b, &cs);
             break;
         }
+        case US_VATTN: vattn_forward(m, &p->vat[s->index], &a->vat[s->index], B, s->cin, cur, o); break;
         case US_RES:
             conv_block_forward(&p->rcfg[s->index], &p->res[s->index], &a->res[s->index], cur, a->temb, o, a->training);
             break;
@@ -230,13 +338,13 @@ void unet_forward(const UNet *m, UNetActs *a, const float *x, const float *t, co
         case US_UP: upsample2x_forward(o, cur, (long)B * s->cin, si, si); break;
         case US_NORM_ACT:
             groupnorm_forward(a->gno, a->gnm, a->gnr, cur, p->nout_w, p->nout_b, B, s->cin, HW, m->cfg.groups,
-                              OUT_NORM_EPS);
+                              m->norm_eps);
             silu_forward(o, a->gno, (long)B * s->cin * HW);
             break;
         }
         cur = o;
     }
-    memcpy(eps, cur, sizeof(float) * (size_t)numel(a, m->cfg.out_ch, 1));
+    memcpy(eps, cur, sizeof(float) * (size_t)numel(a, m->out_ch, m->f_out));
 }
 
 /* --------------------------------------------------------------- backward */
@@ -252,8 +360,8 @@ void unet_backward(const UNet *m, UNetActs *a, const float *deps, UNetGrads *g, 
     const int B = a->B, C0 = m->cfg.ch[0], TE = 4 * C0;
     for (int k = 0; k < m->n_steps; k++)
         memset(a->dout[k], 0, sizeof(float) * (size_t)numel(a, m->steps[k].cout, m->steps[k].f_out));
-    memset(a->dtemb, 0, sizeof(float) * (size_t)B * TE);
-    memcpy(a->dout[m->n_steps - 1], deps, sizeof(float) * (size_t)numel(a, m->cfg.out_ch, 1));
+    if (m->has_time) memset(a->dtemb, 0, sizeof(float) * (size_t)B * TE);
+    memcpy(a->dout[m->n_steps - 1], deps, sizeof(float) * (size_t)numel(a, m->out_ch, m->f_out));
     for (int k = m->n_steps - 1; k >= 0; k--) {
         const UNetStep *s = &m->steps[k];
         const float *in = k ? a->out[k - 1] : a->x, *d = a->dout[k];
@@ -264,15 +372,26 @@ void unet_backward(const UNet *m, UNetActs *a, const float *deps, UNetGrads *g, 
         case US_CONV: {
             const ConvShape cs = conv_shape(a, s);
             float *gw = NULL, *gb = NULL;
-            if (g) { /* the gradient arena has the model's layout: the same offset */
-                gw = g->arena + (*s->w - m->arena), gb = g->arena + (*s->b - m->arena);
+            if (g) { /* the step names a field of m->p: the same field of g->p */
+                gw = *(float **)((char *)&g->p + ((const char *)s->w - (const char *)&m->p));
+                gb = *(float **)((char *)&g->p + ((const char *)s->b - (const char *)&m->p));
             }
-            conv2d_nchw_backward(din, gw, gb, d, a->cols[k], *s->w, &cs);
+            if (s->pad_br) {
+                memset(a->dpad[k], 0, sizeof(float) * (size_t)B * s->cin * cs.H * cs.W);
+                conv2d_nchw_backward(din ? a->dpad[k] : NULL, gw, gb, d, a->cols[k], *s->w, &cs);
+                if (din) pad_br_backward(din, a->dpad[k], (long)B * s->cin, si, si);
+            } else {
+                conv2d_nchw_backward(din, gw, gb, d, a->cols[k], *s->w, &cs);
+            }
             break;
         }
+        case US_VATTN:
+            vattn_backward(m, &p->vat[s->index], g ? &g->p.vat[s->index] : NULL, &a->vat[s->index], B, s->cin, in, d,
+                           din);
+            break;
         case US_RES:
             conv_block_backward(&p->rcfg[s->index], &p->res[s->index], g ? &g->p.res[s->index] : NULL,
-                                &a->res[s->index], a->temb, d, din, g ? a->dtemb : NULL);
+                                &a->res[s->index], a->temb, d, din, g && m->has_time ? a->dtemb : NULL);
             break;
         case US_ATTN:
             attn_backward(m, &p->att[s->index], g ? &g->p.att[s->index] : NULL, &a->att[s->index], B, s->cin, in, d,
@@ -299,7 +418,7 @@ void unet_backward(const UNet *m, UNetActs *a, const float *deps, UNetGrads *g, 
         }
         }
     }
-    if (!g) return;
+    if (!g || !m->has_time) return;
     memset(a->ds1, 0, sizeof(float) * (size_t)B * TE), memset(a->de1, 0, sizeof(float) * (size_t)B * TE);
     linear_backward(a->ds1, G(t2_w), G(t2_b), a->dtemb, a->s1, p->t2_w, B, TE, TE);
     silu_backward(a->de1, a->ds1, a->e1, (long)B * TE);

@@ -49,14 +49,15 @@ static int save_checkpoint(const TrainSpec *s, const AdamW *opt, long step, Err 
     char steps[32], ts[32];
     snprintf(steps, sizeof steps, "%ld", step);
     snprintf(ts, sizeof ts, "%ld", opt->t);
-    StWriteTensor t[3] = {
+    StWriteTensor t[4] = {
         {.name = "params", .dtype = ST_F32, .ndim = 1, .shape = {s->n_params}, .f32 = s->params},
         {.name = "adam_m", .dtype = ST_F32, .ndim = 1, .shape = {s->n_params}, .f32 = opt->m},
         {.name = "adam_v", .dtype = ST_F32, .ndim = 1, .shape = {s->n_params}, .f32 = opt->v},
+        {.name = "extra", .dtype = ST_F32, .ndim = 1, .shape = {s->n_extra}, .f32 = s->extra},
     };
     const char *meta[] = {"step", steps, "adam_t", ts, "recipe", s->recipe ? s->recipe : "",
                           "producer", s->producer ? s->producer : "forget train"};
-    return st_write(s->ckpt, t, 3, meta, 4, e);
+    return st_write(s->ckpt, t, s->extra ? 4 : 3, meta, 4, e);
 }
 
 static int parse_count(const char *v, long *out) {
@@ -75,6 +76,7 @@ static long load_checkpoint(const TrainSpec *s, AdamW *opt, Err *e) {
     if (st_open(&st, s->ckpt, e) != 0) return -1;
     const char *r = st_meta(&st, "recipe"), *sv = st_meta(&st, "step"), *t = st_meta(&st, "adam_t");
     const StTensor *p = st_find(&st, "params"), *mm = st_find(&st, "adam_m"), *vv = st_find(&st, "adam_v");
+    const StTensor *ex = st_find(&st, "extra");
     const char *recipe = s->recipe ? s->recipe : "";
     long rc, step = 0, at = 0;
     if (!r || !sv || !t || !p || !mm || !vv) {
@@ -83,6 +85,10 @@ static long load_checkpoint(const TrainSpec *s, AdamW *opt, Err *e) {
         rc = err_set(e, "%s: checkpoint of a different recipe (%s); remove it or pass --fresh", s->ckpt, r);
     } else if (st_numel(p) != s->n_params || st_numel(mm) != s->n_params || st_numel(vv) != s->n_params) {
         rc = err_set(e, "%s: parameter count differs from this model", s->ckpt);
+    } else if (s->extra && (!ex || st_numel(ex) != s->n_extra)) {
+        rc = err_set(e, "%s: no \"extra\" state of %ld values (the weights' average) for this run", s->ckpt, s->n_extra);
+    } else if (s->extra && st_to_f32(ex, s->extra, e)) {
+        rc = err_prefix(e, "%s: ", s->ckpt);
     } else if (parse_count(sv, &step) || parse_count(t, &at) || step > s->total_steps) {
         rc = err_set(e, "%s: step \"%s\" / adam_t \"%s\" are not counts within the %ld steps of this recipe", s->ckpt, sv,
                      t, s->total_steps);

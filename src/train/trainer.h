@@ -54,6 +54,10 @@ typedef struct {
     int fresh;              /* ignore an existing checkpoint */
     long stop_after;        /* > 0: stop after this many steps in this run, with a checkpoint, as if killed */
     double *step_seconds;   /* optional: wall time of each step of this run (benchmarks) */
+    /* state that moves with the run but not by the optimiser (an EMA of the weights): saved in
+     * and restored from the checkpoint beside the parameters; NULL: none */
+    float *extra;
+    long n_extra;
 } TrainSpec;
 
 typedef struct {

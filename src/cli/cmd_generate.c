@@ -1,0 +1,98 @@
+/* forget generate: images from a prompt through a trained UNet (models/text2image.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "cli/cli_groups.h"
+#include "core/progress.h"
+#include "io/image.h"
+#include "models/text2image.h"
+
+static int run(int argc, char **argv);
+
+const Command cmd_generate = {
+    "generate", "images from a text prompt through a trained diffusion UNet",
+    "usage: forget generate --model UNET --text-encoder CLIP --prompt TEXT [--n 16] [--steps 50] [--cfg 7.5]\n"
+    "                       [--sampler ddim|ddpm] [--batch 16] [--seed S] --out grid.png [--out-dir DIR]\n"
+    "\n"
+    "Samples --n images of the prompt with classifier-free guidance of scale --cfg (1: no guidance) over\n"
+    "--steps of the UNet's schedule: DDIM (eta 0, deterministic) or ancestral DDPM. Image i depends only\n"
+    "on --seed and i, not on --batch. --out writes them as one grid PNG; --out-dir also as one PNG each.\n",
+    run};
+
+/* Tiles n images [side, side, 3] into a grid of `cols` columns with a 2-pixel border. */
+static void grid_of(const uint8_t *rgb, int n, int side, int cols, Image8 *out) {
+    const int rows = (n + cols - 1) / cols, gap = 2;
+    out->w = cols * (side + gap) + gap, out->h = rows * (side + gap) + gap, out->channels = 3;
+    out->px = xmalloc((size_t)out->w * out->h * 3);
+    memset(out->px, 255, (size_t)out->w * out->h * 3);
+    for (int i = 0; i < n; i++) {
+        const int x0 = gap + (i % cols) * (side + gap), y0 = gap + (i / cols) * (side + gap);
+        for (int y = 0; y < side; y++)
+            memcpy(out->px + ((size_t)(y0 + y) * out->w + x0) * 3, rgb + ((size_t)i * side + y) * side * 3,
+                   (size_t)side * 3);
+    }
+}
+
+static int run(int argc, char **argv) {
+    const char *model = NULL, *clip = NULL, *prompt = NULL, *out = NULL, *out_dir = NULL, *sampler = "ddim";
+    int n = 16, steps = 50, batch = 16, quiet = 0;
+    float cfg = 7.5f;
+    uint64_t seed = 0;
+    const Opt opts[] = {
+        O_STR("--model", "UNET", &model, 0, "the trained UNet (forget train-diffusion)"),
+        O_STR("--text-encoder", "CLIP", &clip, 0, "the CLIP it was trained on"),
+        O_STR("--prompt", "TEXT", &prompt, 0, "what to draw"),
+        O_INT("--n", "N", &n, 1, 4096, "images (default 16)"),
+        O_INT("--steps", "K", &steps, 1, 100000, "sampling steps (default 50)"),
+        O_FLT("--cfg", "W", &cfg, 0, 100, 0, "guidance scale (default 7.5; 1: none)"),
+        O_STR("--sampler", "NAME", &sampler, 0, "ddim (default) or ddpm"),
+        O_INT("--batch", "B", &batch, 1, 4096, "images a UNet call (default 16)"),
+        O_STR("--out", "FILE", &out, 0, "the grid PNG (required)"),
+        O_STR("--out-dir", "DIR", &out_dir, 0, "also one PNG an image, DIR/NNNN.png"),
+        opt_bind(OPT_SEED, &seed),
+        opt_bind(OPT_QUIET, &quiet),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_generate, argc, argv, 1, opts, NULL);
+    if (st >= 0) return st;
+    if (!model || !clip || !prompt || !out)
+        return cli_error("generate", EXIT_USAGE, "--model, --text-encoder, --prompt and --out are required");
+    SamplerKind sk;
+    if (diffusion_sampler_parse(sampler, &sk)) return cli_error("generate", EXIT_USAGE, "--sampler %s: expected ddim or ddpm", sampler);
+    Err e = {{0}};
+    Text2Image g;
+    if (t2i_load(&g, model, clip, &e)) return cli_error("generate", EXIT_WORK, "%s", e.msg);
+    const int side = g.side;
+    uint8_t *rgb = xmalloc((size_t)n * side * side * 3);
+    Progress bar;
+    progress_start(&bar, "generate", (long)n * steps, quiet);
+    const SampleSpec sp = {.steps = steps, .cfg = cfg, .sampler = sk, .seed = seed, .batch = batch, .bar = &bar};
+    int rc = t2i_generate(&g, &prompt, 1, n, &sp, rgb, &e);
+    progress_end(&bar);
+    if (!rc) {
+        int cols = 1;
+        while (cols * cols < n) cols++;
+        Image8 grid;
+        grid_of(rgb, n, side, cols, &grid);
+        rc = image_save_png(&grid, out, &e);
+        free(grid.px);
+    }
+    if (!rc && out_dir) {
+        if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) rc = err_set(&e, "%s: cannot create: %s", out_dir, strerror(errno));
+        for (int i = 0; i < n && !rc; i++) {
+            char *p = xasprintf("%s/%04d.png", out_dir, i);
+            Image8 im = {side, side, 3, rgb + (size_t)i * side * side * 3};
+            rc = image_save_png(&im, p, &e);
+            free(p);
+        }
+    }
+    free(rgb);
+    t2i_free(&g);
+    if (rc) return cli_error("generate", EXIT_WORK, "%s", e.msg);
+    if (!quiet) printf("generate: %d images of \"%s\" -> %s%s%s\n", n, prompt, out, out_dir ? " and " : "", out_dir ? out_dir : "");
+    return 0;
+}

@@ -1,0 +1,98 @@
+#include "models/text2image.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int meta_int(const SafeTensors *st, const char *key, int dflt, int *out) {
+    const char *v = st_meta(st, key);
+    if (!v) return *out = dflt, 0;
+    char *end;
+    const long x = strtol(v, &end, 10);
+    if (end == v || *end) return -1;
+    *out = (int)x;
+    return 0;
+}
+
+int t2i_load(Text2Image *g, const char *unet_path, const char *clip_path, Err *e) {
+    memset(g, 0, sizeof *g);
+    SafeTensors st;
+    if (st_open(&st, unet_path, e)) return -1;
+    int T = 1000, side = 0, rc = 0;
+    BetaKind beta = BETA_SD;
+    const char *b = st_meta(&st, "diffusion.beta");
+    if (meta_int(&st, "diffusion.T", 1000, &T) || meta_int(&st, "diffusion.side", 0, &side) ||
+        (b && diffusion_beta_parse(b, &beta)))
+        rc = err_set(e, "%s: metadata diffusion.T / diffusion.side / diffusion.beta unreadable", unet_path);
+    st_close(&st);
+    if (rc) return -1;
+    if (unet_load(&g->unet, unet_path, 0, e)) return -1;
+    const ClipLoadOpts lo = {.act_override = -1};
+    if (clip_load(&g->clip, clip_path, &lo, e)) {
+        unet_free(&g->unet);
+        return -1;
+    }
+    if (!g->clip.cfg.has_text) rc = err_set(e, "%s: no text tower", clip_path);
+    else if (g->clip.cfg.t_width != g->unet.cfg.ctx_dim)
+        rc = err_set(e, "%s: text width %d, but %s cross-attends to rows of %d", clip_path, g->clip.cfg.t_width,
+                     unet_path, g->unet.cfg.ctx_dim);
+    if (!rc) rc = tokenizer_init(&g->tok, e);
+    if (!rc) rc = diffusion_schedule_init(&g->sched, T, beta, 0, 0, e);
+    g->side = side ? side : 32, g->ctx_len = g->clip.cfg.context;
+    if (!rc) rc = unet_config_check(&g->unet.cfg, g->side, e);
+    if (!rc) {
+        g->uncond = xalloc_floats((size_t)g->ctx_len * g->unet.cfg.ctx_dim);
+        const char *empty = "";
+        rc = t2i_encode(g, &empty, 1, g->uncond, e);
+    }
+    if (rc) t2i_free(g);
+    return rc;
+}
+
+void t2i_free(Text2Image *g) {
+    unet_free(&g->unet);
+    clip_free(&g->clip);
+    tokenizer_free(&g->tok);
+    diffusion_schedule_free(&g->sched);
+    free(g->uncond);
+    memset(g, 0, sizeof *g);
+}
+
+int t2i_encode(const Text2Image *g, const char *const *prompts, int n, float *out, Err *e) {
+    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)n * g->ctx_len);
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++)
+        if (tokenizer_tokenize(&g->tok, prompts[i], g->ctx_len, ids + (size_t)i * g->ctx_len, e) < 0) rc = -1;
+    if (!rc) rc = clip_encode_text_hidden(&g->clip, ids, n, 1, out, e);
+    free(ids);
+    return rc;
+}
+
+void t2i_to_rgb8(const float *x, int n, int ch, int side, uint8_t *rgb) {
+    const long hw = (long)side * side;
+    for (int i = 0; i < n; i++)
+        for (long p = 0; p < hw; p++)
+            for (int c = 0; c < 3; c++) {
+                const float v = x[((size_t)i * ch + (ch == 3 ? c : 0)) * hw + p];
+                const float u = roundf((v + 1) * 127.5f);
+                rgb[((size_t)i * hw + p) * 3 + c] = (uint8_t)(u < 0 ? 0 : u > 255 ? 255 : u);
+            }
+}
+
+int t2i_generate(const Text2Image *g, const char *const *prompts, int n, int n_each, const SampleSpec *sp,
+                 uint8_t *rgb, Err *e) {
+    const UNetConfig *c = &g->unet.cfg;
+    const long row = (long)g->ctx_len * c->ctx_dim, per = (long)c->in_ch * g->side * g->side;
+    const long total = (long)n * n_each;
+    float *enc = xalloc_floats((size_t)n * row), *cond = xalloc_floats((size_t)total * row);
+    float *x = xalloc_floats((size_t)total * per);
+    int rc = t2i_encode(g, prompts, n, enc, e);
+    for (long i = 0; i < total && !rc; i++) memcpy(cond + i * row, enc + (i / n_each) * row, sizeof(float) * row);
+    SampleSpec s = *sp;
+    s.side = g->side, s.ctx_len = g->ctx_len;
+    if (!rc) rc = diffusion_sample(&g->unet, &g->sched, &s, cond, g->uncond, (int)total, x, e);
+    if (!rc) t2i_to_rgb8(x, (int)total, c->in_ch, g->side, rgb);
+    free(enc), free(cond), free(x);
+    return rc;
+}

@@ -1,0 +1,36 @@
+/* Text to image: a trained UNet (models/unet.h), the CLIP whose text tower conditions it, and the
+ * diffusion schedule the UNet was trained under (read from its file's metadata), put together
+ * for `forget generate`, `forget eval generate` and the server's /v1/generate. Images come out
+ * as 8-bit RGB, HWC, one after another. */
+#ifndef FORGET_TEXT2IMAGE_H
+#define FORGET_TEXT2IMAGE_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "io/tokenizer.h"
+#include "models/clip.h"
+#include "models/diffusion.h"
+#include "models/unet.h"
+
+typedef struct {
+    UNet unet;
+    ClipModel clip;
+    Tokenizer tok;
+    DiffSchedule sched;
+    int side, ctx_len;
+    float *uncond; /* the empty prompt's rows [ctx_len, ctx_dim] */
+} Text2Image;
+
+int t2i_load(Text2Image *g, const char *unet_path, const char *clip_path, Err *e);
+void t2i_free(Text2Image *g);
+/* The text tower's rows of n prompts, out [n, ctx_len, ctx_dim]. */
+int t2i_encode(const Text2Image *g, const char *const *prompts, int n, float *out, Err *e);
+/* n_each images of each prompt (prompt-major) into rgb [n * n_each, side, side, 3]; sp's side and
+ * ctx_len are the model's. */
+int t2i_generate(const Text2Image *g, const char *const *prompts, int n, int n_each, const SampleSpec *sp,
+                 uint8_t *rgb, Err *e);
+/* Samples in [-1, 1] CHW -> 8-bit HWC RGB (grey models replicate the channel). */
+void t2i_to_rgb8(const float *x, int n, int ch, int side, uint8_t *rgb);
+
+#endif
