@@ -15,7 +15,7 @@ static int run(int argc, char **argv);
 
 const Command cmd_generate = {
     "generate", "images from a text prompt through a trained diffusion UNet",
-    "usage: forget generate --model UNET --text-encoder CLIP --prompt TEXT [--n 16] [--steps 50] [--cfg 7.5]\n"
+    "usage: forget generate --model UNET --text-encoder CLIP [--vae FILE] --prompt TEXT [--n 16] [--steps 50] [--cfg 7.5]\n"
     "                       [--sampler ddim|ddpm] [--batch 16] [--seed S] --out grid.png [--out-dir DIR]\n"
     "\n"
     "Samples --n images of the prompt with classifier-free guidance of scale --cfg (1: no guidance) over\n"
@@ -38,13 +38,14 @@ static void grid_of(const uint8_t *rgb, int n, int side, int cols, Image8 *out) 
 }
 
 static int run(int argc, char **argv) {
-    const char *model = NULL, *clip = NULL, *prompt = NULL, *out = NULL, *out_dir = NULL, *sampler = "ddim";
+    const char *model = NULL, *clip = NULL, *vae = NULL, *prompt = NULL, *out = NULL, *out_dir = NULL, *sampler = "ddim";
     int n = 16, steps = 50, batch = 16, quiet = 0;
     float cfg = 7.5f;
     uint64_t seed = 0;
     const Opt opts[] = {
         O_STR("--model", "UNET", &model, 0, "the trained UNet (forget train-diffusion)"),
         O_STR("--text-encoder", "CLIP", &clip, 0, "the CLIP it was trained on"),
+        O_STR("--vae", "FILE", &vae, 0, "the autoencoder of a latent model (default: the one its file names)"),
         O_STR("--prompt", "TEXT", &prompt, 0, "what to draw"),
         O_INT("--n", "N", &n, 1, 4096, "images (default 16)"),
         O_INT("--steps", "K", &steps, 1, 100000, "sampling steps (default 50)"),
@@ -65,8 +66,8 @@ static int run(int argc, char **argv) {
     if (diffusion_sampler_parse(sampler, &sk)) return cli_error("generate", EXIT_USAGE, "--sampler %s: expected ddim or ddpm", sampler);
     Err e = {{0}};
     Text2Image g;
-    if (t2i_load(&g, model, clip, &e)) return cli_error("generate", EXIT_WORK, "%s", e.msg);
-    const int side = g.side;
+    if (t2i_load(&g, model, clip, vae, &e)) return cli_error("generate", EXIT_WORK, "%s", e.msg);
+    const int side = g.image_side;
     uint8_t *rgb = xmalloc((size_t)n * side * side * 3);
     Progress bar;
     progress_start(&bar, "generate", (long)n * steps, quiet);

@@ -12,7 +12,7 @@ static int run(int argc, char **argv);
 
 const Command cmd_train_diffusion = {
     "train-diffusion", "train a Stable-Diffusion-shaped UNet conditioned on a CLIP text tower",
-    "usage: forget train-diffusion --text-encoder CLIP [--data fmnist:train] [--net unet-pixel-32] [--side 32]\n"
+    "usage: forget train-diffusion --text-encoder CLIP [--data fmnist:train] [--net unet-pixel-32] [--vae FILE] [--side 32]\n"
     "                              [--batch 32] [--steps 2000] [--lr 2e-4] [--ema 0.999] [--cond-drop 0.1]\n"
     "                              [--timesteps 1000] [--beta sd|linear] [--limit N] [--seed S] [--out FILE] [--json]\n"
     "\n"
@@ -21,7 +21,8 @@ const Command cmd_train_diffusion = {
     "captions become the empty prompt (for classifier-free guidance), and the UNet learns to predict the\n"
     "noise of the forward process (MSE, AdamW, warm-up and cosine decay). The file written holds the\n"
     "exponential moving average of the weights in the diffusers layout, with the schedule in its metadata.\n"
-    "A killed run resumes from FILE.ckpt with the same result. Pixel space: RGB at --side px in [-1, 1].\n",
+    "A killed run resumes from FILE.ckpt with the same result. Pixel space: RGB at --side px in [-1, 1];\n"
+    "with --vae, the UNet learns on the autoencoder's scaled latents of the --side px images.\n",
     run};
 
 static int run(int argc, char **argv) {
@@ -34,6 +35,7 @@ static int run(int argc, char **argv) {
         O_STR("--data", "SET:SPLIT", &o.data, 0, "training images (default fmnist:train)"),
         opt_bind(OPT_DATA_DIR, &o.data_dir),
         O_STR("--net", "NAME", &o.net, 0, "unet-pixel-32 (default), unet-tiny, unet-latent-8, sd-1"),
+        O_STR("--vae", "FILE", &o.vae, 0, "latent space: the autoencoder (forget train-vae); default pixel space"),
         O_INT("--side", "PX", &o.side, 4, 512, "sample side in pixels (default 32)"),
         O_INT("--batch", "B", &o.batch, 1, 4096, "images per step (default 32)"),
         O_LONG("--steps", "N", &o.steps, 1, 100000000, "training steps (default 2000)"),

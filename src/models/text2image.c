@@ -15,19 +15,28 @@ static int meta_int(const SafeTensors *st, const char *key, int dflt, int *out) 
     return 0;
 }
 
-int t2i_load(Text2Image *g, const char *unet_path, const char *clip_path, Err *e) {
+int t2i_load(Text2Image *g, const char *unet_path, const char *clip_path, const char *vae_path, Err *e) {
     memset(g, 0, sizeof *g);
     SafeTensors st;
     if (st_open(&st, unet_path, e)) return -1;
     int T = 1000, side = 0, rc = 0;
     BetaKind beta = BETA_SD;
-    const char *b = st_meta(&st, "diffusion.beta");
+    const char *b = st_meta(&st, "diffusion.beta"), *mv = st_meta(&st, "diffusion.vae");
     if (meta_int(&st, "diffusion.T", 1000, &T) || meta_int(&st, "diffusion.side", 0, &side) ||
         (b && diffusion_beta_parse(b, &beta)))
         rc = err_set(e, "%s: metadata diffusion.T / diffusion.side / diffusion.beta unreadable", unet_path);
+    char *vp = vae_path ? xstrdup(vae_path) : mv && *mv ? xstrdup(mv) : NULL;
     st_close(&st);
+    if (!rc && vp) {
+        if (vae_load(&g->vae, vp, e)) rc = -1;
+        else g->has_vae = 1;
+    }
+    free(vp);
     if (rc) return -1;
-    if (unet_load(&g->unet, unet_path, 0, e)) return -1;
+    if (unet_load(&g->unet, unet_path, 0, e)) {
+        if (g->has_vae) vae_free(&g->vae);
+        return -1;
+    }
     const ClipLoadOpts lo = {.act_override = -1};
     if (clip_load(&g->clip, clip_path, &lo, e)) {
         unet_free(&g->unet);
@@ -41,6 +50,10 @@ int t2i_load(Text2Image *g, const char *unet_path, const char *clip_path, Err *e
     if (!rc) rc = diffusion_schedule_init(&g->sched, T, beta, 0, 0, e);
     g->side = side ? side : 32, g->ctx_len = g->clip.cfg.context;
     if (!rc) rc = unet_config_check(&g->unet.cfg, g->side, e);
+    if (!rc && g->has_vae && g->vae.cfg.latent_ch != g->unet.cfg.in_ch)
+        rc = err_set(e, "%s: the autoencoder's %d latent channels do not match the UNet's %d", unet_path,
+                     g->vae.cfg.latent_ch, g->unet.cfg.in_ch);
+    g->image_side = g->has_vae ? g->side * vae_factor(&g->vae.cfg) : g->side;
     if (!rc) {
         g->uncond = xalloc_floats((size_t)g->ctx_len * g->unet.cfg.ctx_dim);
         const char *empty = "";
@@ -51,6 +64,7 @@ int t2i_load(Text2Image *g, const char *unet_path, const char *clip_path, Err *e
 }
 
 void t2i_free(Text2Image *g) {
+    if (g->has_vae) vae_free(&g->vae);
     unet_free(&g->unet);
     clip_free(&g->clip);
     tokenizer_free(&g->tok);
@@ -92,7 +106,22 @@ int t2i_generate(const Text2Image *g, const char *const *prompts, int n, int n_e
     SampleSpec s = *sp;
     s.side = g->side, s.ctx_len = g->ctx_len;
     if (!rc) rc = diffusion_sample(&g->unet, &g->sched, &s, cond, g->uncond, (int)total, x, e);
-    if (!rc) t2i_to_rgb8(x, (int)total, c->in_ch, g->side, rgb);
+    if (!rc && !g->has_vae) t2i_to_rgb8(x, (int)total, c->in_ch, g->side, rgb);
+    if (!rc && g->has_vae) { /* latents / scale through the decoder, a batch at a time */
+        const int bs = 16, S = g->image_side;
+        const long ipx = 3L * S * S;
+        UNetActs *a = unet_acts_new(&g->vae.dec, bs, S, 1, 0);
+        float *z = xalloc_floats((size_t)bs * per), *img = xalloc_floats((size_t)bs * ipx);
+        for (long b0 = 0; b0 < total; b0 += bs) {
+            const int nb = total - b0 < bs ? (int)(total - b0) : bs;
+            memset(z, 0, sizeof(float) * (size_t)bs * per);
+            for (long j = 0; j < (long)nb * per; j++) z[j] = x[b0 * per + j] / g->vae.scale;
+            vae_decode(&g->vae, a, z, img);
+            t2i_to_rgb8(img, nb, 3, S, rgb + (size_t)b0 * ipx);
+        }
+        unet_acts_free(a);
+        free(z), free(img);
+    }
     free(enc), free(cond), free(x);
     return rc;
 }

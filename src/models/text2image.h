@@ -12,22 +12,26 @@
 #include "models/clip.h"
 #include "models/diffusion.h"
 #include "models/unet.h"
+#include "models/vae.h"
 
 typedef struct {
     UNet unet;
     ClipModel clip;
     Tokenizer tok;
     DiffSchedule sched;
-    int side, ctx_len;
+    int side, ctx_len;    /* the UNet's sample side */
+    int has_vae, image_side; /* latent models decode through vae to image_side px */
+    Vae vae;
     float *uncond; /* the empty prompt's rows [ctx_len, ctx_dim] */
 } Text2Image;
 
-int t2i_load(Text2Image *g, const char *unet_path, const char *clip_path, Err *e);
+/* vae_path NULL: the autoencoder the UNet's metadata names (diffusion.vae), if any. */
+int t2i_load(Text2Image *g, const char *unet_path, const char *clip_path, const char *vae_path, Err *e);
 void t2i_free(Text2Image *g);
 /* The text tower's rows of n prompts, out [n, ctx_len, ctx_dim]. */
 int t2i_encode(const Text2Image *g, const char *const *prompts, int n, float *out, Err *e);
-/* n_each images of each prompt (prompt-major) into rgb [n * n_each, side, side, 3]; sp's side and
- * ctx_len are the model's. */
+/* n_each images of each prompt (prompt-major) into rgb [n * n_each, image_side, image_side, 3];
+ * sp's side and ctx_len are the model's. */
 int t2i_generate(const Text2Image *g, const char *const *prompts, int n, int n_each, const SampleSpec *sp,
                  uint8_t *rgb, Err *e);
 /* Samples in [-1, 1] CHW -> 8-bit HWC RGB (grey models replicate the channel). */

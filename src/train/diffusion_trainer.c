@@ -9,6 +9,7 @@
 #include "core/ops.h"
 #include "core/rng.h"
 #include "core/strmap.h"
+#include "core/progress.h"
 #include "core/threads.h"
 #include "io/atomic_file.h"
 #include "io/captions.h"
@@ -16,6 +17,7 @@
 #include "io/tokenizer.h"
 #include "models/clip.h"
 #include "models/unet.h"
+#include "models/vae.h"
 #include "train/trainer.h"
 
 void diffusion_train_defaults(DiffTrainOpts *o) {
@@ -86,6 +88,9 @@ typedef struct {
     float *x0, *xt, *eps, *pred, *dpred, *ctx, *tt;
     int32_t *t;
     long per;
+    Vae vae;          /* latent space: the autoencoder, and every image's moments [n, 2 x latent, s, s] */
+    int latent;
+    float *moments;
     double loss_sum;
     long loss_n, tail_from;
 } Run;
@@ -94,6 +99,7 @@ static int diff_step(void *user, long step, float *loss, Err *e) {
     Run *r = user;
     const DiffTrainOpts *o = r->o;
     const int B = o->batch, side = o->side;
+    (void)side;
     const int epoch = (int)((step * B) / r->d.n);
     if (epoch != r->perm_epoch) train_epoch_order(r->perm, r->d.n, o->seed, r->perm_epoch = epoch);
     const PixelNorm half = {{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}}; /* [0, 255] -> [-1, 1] */
@@ -102,7 +108,14 @@ static int diff_step(void *user, long step, float *loss, Err *e) {
         Rng rng;
         rng_seed(&rng, train_mix(o->seed, (uint64_t)step * (uint64_t)B + (uint64_t)i));
         r->idx[i] = smp;
-        dataset_pixels(&r->d, &smp, 1, side, &half, r->x0 + (size_t)i * r->per, r->d.glyphs ? &rng : NULL, 0);
+        if (r->latent) { /* z = mean + std n from the image's posterior, scaled */
+            const float *m = r->moments + (size_t)smp * 2 * r->per, *lv = m + r->per;
+            float *z = r->x0 + (size_t)i * r->per;
+            for (long j = 0; j < r->per; j++)
+                z[j] = r->vae.scale * (m[j] + expf(0.5f * fminf(20.0f, fmaxf(-30.0f, lv[j]))) * rng_normal(&rng));
+        } else {
+            dataset_pixels(&r->d, &smp, 1, side, &half, r->x0 + (size_t)i * r->per, r->d.glyphs ? &rng : NULL, 0);
+        }
         const Dataset *d = &r->d;
         if (rng_uniform(&rng) < o->cond_drop) r->caps[i][0] = 0; /* the unconditional branch */
         else
@@ -139,10 +152,37 @@ static void diff_status(void *user, long step, float loss, char *buf, size_t cap
     snprintf(buf, cap, "loss %.4f captions %d", loss, r->ts.n);
 }
 
+/* Every training image's posterior moments, once (eval-mode encoder, 64 at a time). */
+static void encode_all(Run *r, int quiet) {
+    const int B = 64, S = r->o->side;
+    const long px = 3L * S * S, mper = 2 * r->per;
+    r->moments = xalloc_floats((size_t)r->d.n * mper);
+    UNetActs *a = unet_acts_new(&r->vae.enc, B, S, 1, 0);
+    float *x = xalloc_floats((size_t)B * px), *mom = xalloc_floats((size_t)B * mper);
+    const PixelNorm half = {{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}};
+    Progress bar;
+    progress_start(&bar, "encode", r->d.n, quiet);
+    for (int b0 = 0; b0 < r->d.n; b0 += B) {
+        const int nb = r->d.n - b0 < B ? r->d.n - b0 : B;
+        for (int i = 0; i < B; i++) { /* a short last batch repeats its last image */
+            const int smp = b0 + (i < nb ? i : nb - 1);
+            Rng rng;
+            rng_seed(&rng, train_mix(r->o->seed ^ 0x5EEDu, (uint64_t)smp));
+            dataset_pixels(&r->d, &smp, 1, S, &half, x + (size_t)i * px, r->d.glyphs ? &rng : NULL, 0);
+        }
+        vae_encode(&r->vae, a, x, mom);
+        memcpy(r->moments + (size_t)b0 * mper, mom, sizeof(float) * (size_t)nb * mper);
+        progress_update(&bar, b0 + nb, 1, "img", NULL);
+    }
+    progress_end(&bar);
+    unet_acts_free(a);
+    free(x), free(mom);
+}
+
 static char *recipe_of(const DiffTrainOpts *o, long n_params) {
-    return xasprintf("train-diffusion data=%s net=%s side=%d batch=%d steps=%ld lr=%g ema=%g drop=%g T=%d beta=%s "
-                     "seed=%llu limit=%d params=%ld",
-                     o->data, o->net, o->side, o->batch, o->steps, o->lr, (double)o->ema, (double)o->cond_drop, o->T,
+    return xasprintf("train-diffusion data=%s net=%s vae=%s side=%d batch=%d steps=%ld lr=%g ema=%g drop=%g T=%d "
+                     "beta=%s seed=%llu limit=%d params=%ld",
+                     o->data, o->net, o->vae ? o->vae : "none", o->side, o->batch, o->steps, o->lr, (double)o->ema, (double)o->cond_drop, o->T,
                      diffusion_beta_name(o->beta), (unsigned long long)o->seed, o->limit, n_params);
 }
 
@@ -155,6 +195,8 @@ static void run_free(Run *r) {
     tokenizer_free(&r->ts.tok);
     strmap_free(&r->ts.map);
     dataset_free(&r->d);
+    if (r->latent) vae_free(&r->vae);
+    free(r->moments);
     free(r->ts.rows), free(r->ema), free(r->perm), free(r->idx), free(r->caps), free(r->x0), free(r->xt);
     free(r->eps), free(r->pred), free(r->dpred), free(r->ctx), free(r->tt), free(r->t);
 }
@@ -171,14 +213,30 @@ int diffusion_train(const DiffTrainOpts *o, DiffTrainResult *res, Err *e) {
     int rc = 0;
     if (!r.ts.clip.cfg.has_text) rc = err_set(e, "%s: no text tower to condition on", o->text_encoder);
     c.ctx_dim = r.ts.clip.cfg.t_width;
-    if (!rc) rc = unet_config_check(&c, o->side, e);
+    int uside = o->side; /* the UNet's sample side */
+    if (!rc && o->vae) {
+        if (vae_load(&r.vae, o->vae, e)) rc = -1;
+        else {
+            r.latent = 1;
+            if (o->side % vae_factor(&r.vae.cfg))
+                rc = err_set(e, "train-diffusion: side %d is not a multiple of %s's factor %d", o->side, o->vae,
+                             vae_factor(&r.vae.cfg));
+            uside = o->side / vae_factor(&r.vae.cfg);
+            if (!rc && c.in_ch != r.vae.cfg.latent_ch)
+                rc = err_set(e, "train-diffusion: %s takes %d channels, %s's latents have %d", o->net, c.in_ch, o->vae,
+                             r.vae.cfg.latent_ch);
+        }
+    }
+    if (!rc) rc = unet_config_check(&c, uside, e);
     if (!rc) rc = dataset_load_named(&r.d, o->data, o->data_dir, e);
     if (!rc && o->limit > 0 && o->limit < r.d.n) r.d.n = o->limit;
-    if (!rc && c.in_ch != 3) rc = err_set(e, "train-diffusion: %s has %d input channels; pixel space needs 3", o->net, c.in_ch);
+    if (!rc && !r.latent && c.in_ch != 3)
+        rc = err_set(e, "train-diffusion: %s has %d input channels; pixel space needs 3 (or give --vae)", o->net, c.in_ch);
     if (!rc) rc = tokenizer_init(&r.ts.tok, e);
     if (!rc) rc = diffusion_schedule_init(&r.s, o->T, o->beta, 0, 0, e);
     if (rc) {
         clip_free(&r.ts.clip), dataset_free(&r.d), tokenizer_free(&r.ts.tok);
+        if (r.latent) vae_free(&r.vae);
         return -1;
     }
     r.ts.ctx = r.ts.clip.cfg.context, r.ts.D = c.ctx_dim;
@@ -191,8 +249,9 @@ int diffusion_train(const DiffTrainOpts *o, DiffTrainResult *res, Err *e) {
     r.ema = xalloc_floats((size_t)r.m.n_params);
     memcpy(r.ema, r.m.arena, sizeof(float) * (size_t)r.m.n_params);
     const int B = o->batch;
-    r.a = unet_acts_new(&r.m, B, o->side, r.ts.ctx, 1);
-    r.per = 3L * o->side * o->side;
+    r.a = unet_acts_new(&r.m, B, uside, r.ts.ctx, 1);
+    r.per = (long)c.in_ch * uside * uside;
+    if (r.latent) encode_all(&r, o->quiet);
     const long n = (long)B * r.per;
     r.perm = xmalloc(sizeof(int) * (size_t)r.d.n), r.idx = xmalloc(sizeof(int) * (size_t)B);
     r.caps = xcalloc((size_t)B, sizeof *r.caps);
@@ -222,13 +281,13 @@ int diffusion_train(const DiffTrainOpts *o, DiffTrainResult *res, Err *e) {
         memcpy(r.m.arena, r.ema, sizeof(float) * (size_t)r.m.n_params);
         char steps[32], T[16];
         snprintf(steps, sizeof steps, "%ld", st.step), snprintf(T, sizeof T, "%d", o->T);
-        const char *meta[] = {"diffusion.T",    T,       "diffusion.beta", diffusion_beta_name(o->beta),
-                              "diffusion.side", NULL,    "diffusion.steps", steps,
-                              "text_encoder",   o->text_encoder, "recipe", recipe};
         char side[16];
-        snprintf(side, sizeof side, "%d", o->side);
-        meta[5] = side;
-        rc = unet_save(&r.m, o->out, UNET_DIFFUSERS, ST_F32, meta, 6, e);
+        snprintf(side, sizeof side, "%d", uside);
+        const char *meta[] = {"diffusion.T",     T,     "diffusion.beta", diffusion_beta_name(o->beta),
+                              "diffusion.side",  side,  "diffusion.steps", steps,
+                              "text_encoder",    o->text_encoder, "recipe", recipe,
+                              "diffusion.vae",   o->vae ? o->vae : ""};
+        rc = unet_save(&r.m, o->out, UNET_DIFFUSERS, ST_F32, meta, 7, e);
         if (!rc) unlink(ckpt);
     }
     free(recipe), free(ckpt);

@@ -6,7 +6,9 @@
  * drawn per sample from (seed, step, sample), and the UNet learns to predict the noise (MSE).
  * AdamW with warm-up and cosine decay; an exponential moving average of the weights is what the
  * saved model holds (it rides in the checkpoint, so a killed run resumes to the same bytes).
- * Pixel space: images at `side` px, RGB in [-1, 1]. */
+ * Pixel space: images at `side` px, RGB in [-1, 1]. Latent space (vae set): every training image
+ * is encoded once by the autoencoder (models/vae.h) into its posterior moments; each step draws
+ * z = mean + std n and the UNet learns on z x scaling factor, at side / factor. */
 #ifndef FORGET_DIFFUSION_TRAINER_H
 #define FORGET_DIFFUSION_TRAINER_H
 
@@ -20,6 +22,7 @@ typedef struct {
     const char *data_dir;     /* NULL: the data set's default */
     const char *text_encoder; /* a CLIP file (its text tower conditions the UNet) */
     const char *net;          /* a named UNet config (unet-pixel-32) */
+    const char *vae;          /* NULL: pixel space; else the autoencoder file (forget train-vae) */
     int side;                 /* sample side (32) */
     int batch;
     long steps;
