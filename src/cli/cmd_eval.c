@@ -10,23 +10,33 @@
 static int run(int argc, char **argv);
 
 const Command cmd_eval = {
-    "eval", "zero-shot accuracy of a model on a data set",
+    "eval", "zero-shot accuracy of a CLIP, or a text-to-image model judged class by class",
     "usage: forget eval zeroshot --model FILE --dataset fmnist:test|fmnist-domains:test\n"
     "                            [--template \"a photo of a {}.\"] [--samples N] [--data-dir DIR] [--check] [--json]\n"
     "\n"
     "Classifies every image (or N evenly spaced ones) by its most similar class-name\n"
     "prompt, as CLIP zero-shot does, and reports top-1 and top-5 (per domain where the\n"
     "set has domains). With --json the last line is one JSON object:\n"
-    "  {\"top1\", \"top5\", \"n\", \"per_domain\": {NAME: {\"top1\", \"top5\", \"n\"}}}\n",
+    "  {\"top1\", \"top5\", \"n\", \"per_domain\": {NAME: {\"top1\", \"top5\", \"n\"}}}\n"
+    "\n"
+    "       forget eval generate --model UNET --text-encoder CLIP --judge FILE [--per-class 100] [--steps 50]\n"
+    "                            [--cfg 7.5] [--clip OTHER_CLIP --real fmnist:test] [--vae FILE] [--seed S] [--json]\n"
+    "\n"
+    "Draws --per-class images of \"a photo of a {class}.\" for every class the judge knows and reports the\n"
+    "share the judge classifies as prompted, per class; with --clip, CLIP score against the prompt and,\n"
+    "with --real, the Frechet distance to as many real images in that CLIP's image embedding space.\n",
     run};
 
+int eval_generate(int argc, char **argv);
+
 static int run(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "generate") == 0) return eval_generate(argc, argv);
     if (argc < 2 || strcmp(argv[1], "zeroshot") != 0) {
         if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
             fputs(cmd_eval.help, stdout);
             return 0;
         }
-        return cli_error("eval", EXIT_USAGE, "what to evaluate? (forget eval zeroshot ...; forget help eval)");
+        return cli_error("eval", EXIT_USAGE, "what to evaluate? (forget eval zeroshot|generate ...; forget help eval)");
     }
     const char *model = NULL, *dataset = NULL, *tpl = NULL, *dir = NULL, *prompts = NULL;
     int samples = 0, json = 0, check = 0;

@@ -10,8 +10,10 @@
 static int run(int argc, char **argv);
 
 const Command cmd_serve = {
-    "serve", "serve a CLIP classifier as a black-box API",
+    "serve", "serve a CLIP classifier and/or a text-to-image model as a black-box API",
     "usage: forget serve --model FILE --dataset NAME [--split train] [--port 8080] [--bind 127.0.0.1]\n"
+    "       forget serve --diffusion UNET --text-encoder CLIP [--vae FILE] [--max-gen-images 64]\n"
+    "                    [--max-gen-prompts 16] [--max-gen-steps 200] [--model FILE --dataset NAME] ...\n"
     "                    [--reveal probs|labels] [--max-body BYTES] [--data-dir DIR]\n"
     "                    [--api-key-file FILE | $FORGET_API_KEY | --api-key K]\n"
     "                    [--allow-embeddings] [--no-prefix-cache] [--prefix-cache-mb 512]\n"
@@ -35,7 +37,12 @@ const Command cmd_serve = {
     "(sets x prompts), their token positions, image ids, uploaded images, and the values of its reply\n"
     "(sets x images x prompts); a request must arrive whole within --request-timeout seconds; at most\n"
     "--max-per-client connections per client address. The model works in slices of about\n"
-    "--slice-gflop GFLOP, first come first served, so a large request delays a small one by a slice.\n",
+    "--slice-gflop GFLOP, first come first served, so a large request delays a small one by a slice.\n"
+    "\n"
+    "With --diffusion: POST /v1/generate {\"prompts\": [...], \"n\": N, \"seed\": S, \"steps\": K, \"cfg\": W,\n"
+    "\"sampler\": \"ddim\"|\"ddpm\"} -> {\"images\": [base64 PNG, n per prompt]}, counted in /v1/stats, under the\n"
+    "same API key, body limit and connection guarantees; prompts, images and steps per request are limited\n"
+    "(413 past a limit). Without --model only /v1/generate and /v1/stats answer.\n",
     run};
 
 static volatile sig_atomic_t stop_requested;
@@ -51,9 +58,15 @@ static int run(int argc, char **argv) {
     static const char *const REVEAL[] = {"probs", "labels", NULL};
     int slice_gflop = 0;
     const Opt opts[] = {
-        O_STR("--model", "FILE", &o.model, OPT_REQUIRED, "the CLIP model served"),
+        O_STR("--model", "FILE", &o.model, 0, "the CLIP model served (required unless --diffusion)"),
+        O_STR("--diffusion", "UNET", &o.diffusion, 0, "a text-to-image UNet served at /v1/generate"),
+        O_STR("--text-encoder", "CLIP", &o.text_encoder, 0, "the CLIP whose text tower conditions it"),
+        O_STR("--vae", "FILE", &o.vae, 0, "its autoencoder (default: the one its file names)"),
+        O_INT("--max-gen-prompts", "N", &o.max_gen_prompts, 1, 4096, "prompts per /v1/generate request (default 16)"),
+        O_INT("--max-gen-images", "N", &o.max_gen_images, 1, 65536, "images per request (default 64)"),
+        O_INT("--max-gen-steps", "N", &o.max_gen_steps, 1, 100000, "sampling steps per request (default 200)"),
         O_STR("--prompts", "FILE", &o.prompts, 0, "image-side prompts from forget domain --out, applied to every image"),
-        O_STR("--dataset", "NAME[:split]", &dataset, OPT_REQUIRED, "the images the API classifies by id"),
+        O_STR("--dataset", "NAME[:split]", &dataset, 0, "the images the API classifies by id (with --model)"),
         O_STR("--split", "S", &split, 0, "the split when --dataset names none"),
         opt_bind(OPT_DATA_DIR, &o.data_dir),
         O_INT("--port", "P", &o.port, 0, 65535, "TCP port (0: any free one)"),
@@ -79,7 +92,10 @@ static int run(int argc, char **argv) {
     const int st = cli_parse(&cmd_serve, argc, argv, 1, opts, NULL);
     if (st >= 0) return st;
     if (slice_gflop) o.max_slice_gflop = slice_gflop;
-    char *spec = strchr(dataset, ':') ? xstrdup(dataset) : xasprintf("%s:%s", dataset, split), *key = NULL;
+    if (!o.model && !o.diffusion) return cli_error("serve", EXIT_USAGE, "give --model FILE --dataset NAME, --diffusion UNET, or both");
+    if (o.model && !dataset) return cli_error("serve", EXIT_USAGE, "--model needs --dataset NAME");
+    if (o.diffusion && !o.text_encoder) return cli_error("serve", EXIT_USAGE, "--diffusion needs --text-encoder CLIP");
+    char *spec = !dataset ? NULL : strchr(dataset, ':') ? xstrdup(dataset) : xasprintf("%s:%s", dataset, split), *key = NULL;
     if (cli_api_key("serve", key_opt, key_file, &key)) {
         free(spec);
         return EXIT_WORK;
@@ -92,9 +108,13 @@ static int run(int argc, char **argv) {
         free(spec), free(key);
         return cli_error("serve", EXIT_WORK, "%s", e.msg);
     }
-    fprintf(stderr, "forget serve: %s on %s, http://%s:%d/v1/classify (reveal %s)%s\n", o.model, spec,
-            o.bind ? o.bind : "127.0.0.1", bb_server_port(s), o.reveal_labels ? "labels" : "probs",
-            o.api_key ? ", API key required" : "");
+    if (o.model)
+        fprintf(stderr, "forget serve: %s on %s, http://%s:%d/v1/classify (reveal %s)%s\n", o.model, spec,
+                o.bind ? o.bind : "127.0.0.1", bb_server_port(s), o.reveal_labels ? "labels" : "probs",
+                o.api_key ? ", API key required" : "");
+    if (o.diffusion)
+        fprintf(stderr, "forget serve: %s with %s, http://%s:%d/v1/generate%s\n", o.diffusion, o.text_encoder,
+                o.bind ? o.bind : "127.0.0.1", bb_server_port(s), o.api_key ? ", API key required" : "");
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     while (!stop_requested) pause();

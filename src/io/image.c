@@ -98,7 +98,7 @@ static int decode_png(Image8 *im, const uint8_t *buf, size_t n, const char *name
     return 0;
 }
 
-int image_save_png(const Image8 *im, const char *path, Err *e) {
+int image_encode_png(const Image8 *im, uint8_t **out, size_t *len, const char *name, Err *e) {
     png_image pi;
     memset(&pi, 0, sizeof pi);
     pi.version = PNG_IMAGE_VERSION;
@@ -110,12 +110,20 @@ int image_save_png(const Image8 *im, const char *path, Err *e) {
                                     : PNG_FORMAT_RGBA;
     png_alloc_size_t size = 0;
     if (!png_image_write_to_memory(&pi, NULL, &size, 0, im->px, 0, NULL))
-        return err_set(e, "%s: PNG encoding failed: %s", path, pi.message);
+        return err_set(e, "%s: PNG encoding failed: %s", name, pi.message);
     void *mem = xmalloc(size);
     if (!png_image_write_to_memory(&pi, mem, &size, 0, im->px, 0, NULL)) {
         free(mem);
-        return err_set(e, "%s: PNG encoding failed: %s", path, pi.message);
+        return err_set(e, "%s: PNG encoding failed: %s", name, pi.message);
     }
+    *out = mem, *len = size;
+    return 0;
+}
+
+int image_save_png(const Image8 *im, const char *path, Err *e) {
+    uint8_t *mem;
+    size_t size;
+    if (image_encode_png(im, &mem, &size, path, e)) return -1;
     int rc = write_file_atomic(path, mem, size, e);
     free(mem);
     return rc;

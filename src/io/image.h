@@ -23,6 +23,8 @@ int image_decode_max(Image8 *im, const uint8_t *buf, size_t n, const char *name,
 int image_decode_png(Image8 *im, const uint8_t *buf, size_t n, const char *name, Err *e);
 int image_decode_jpeg(Image8 *im, const uint8_t *buf, size_t n, const char *name, Err *e);
 void image_free(Image8 *im);
+/* An 8-bit PNG in memory (*out malloc'd); name is for messages. */
+int image_encode_png(const Image8 *im, uint8_t **out, size_t *len, const char *name, Err *e);
 /* Writes an 8-bit PNG (atomically). */
 int image_save_png(const Image8 *im, const char *path, Err *e);
 

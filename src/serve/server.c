@@ -20,6 +20,7 @@
 #include "models/clip_encode.h"
 #include "forget/domain_file.h"
 #include "models/text_cache.h"
+#include "serve/generate.h"
 #include "serve/http.h"
 
 struct BbServer {
@@ -36,6 +37,8 @@ struct BbServer {
     DomainAdapter prompts;  /* --prompts: what every image encoding runs with */
     float *emb_mean, emb_std; /* of the token table (loose mode) */
     long requests, queries, images_scored, prompts_encoded;
+    int has_clip;           /* a classifier is served */
+    GenService *gen;        /* /v1/generate, or NULL */
 };
 
 /* One parsed /v1/classify request. */
@@ -443,7 +446,15 @@ char *bb_server_classify_json(BbServer *s, const char *body, size_t len, unsigne
 }
 
 static char *handle_classify(void *ctx, const char *body, size_t len, unsigned *status) {
+    BbServer *s = ctx;
+    if (!s->has_clip) return *status = 404, http_error_json("no classifier is served here (forget serve --model)");
     return bb_server_classify_json(ctx, body, len, status);
+}
+
+static char *handle_generate(void *ctx, const char *body, size_t len, unsigned *status) {
+    BbServer *s = ctx;
+    if (!s->gen) return *status = 404, http_error_json("no diffusion model is served here (forget serve --diffusion)");
+    return gen_service_handle(s->gen, body, len, status);
 }
 
 static char *handle_stats(void *ctx, const char *body, size_t len, unsigned *status) {
@@ -459,6 +470,7 @@ static char *handle_stats(void *ctx, const char *body, size_t len, unsigned *sta
     cJSON_AddNumberToObject(j, "images_scored", (double)s->images_scored);
     cJSON_AddNumberToObject(j, "prompts_encoded", (double)s->prompts_encoded);
     pthread_mutex_unlock(&s->stats);
+    if (s->gen) gen_service_stats(s->gen, j);
     cJSON_AddNumberToObject(j, "text_rows_reused", (double)reused);
     cJSON_AddNumberToObject(j, "text_rows_computed", (double)computed);
     cJSON_AddNumberToObject(j, "prompts_repeated", (double)dedup);
@@ -489,6 +501,7 @@ static char *handle_stats(void *ctx, const char *body, size_t len, unsigned *sta
 static char *handle_dataset(void *ctx, const char *body, size_t len, unsigned *status) {
     (void)body, (void)len;
     BbServer *s = ctx; /* what the API's owner tells its users: class names and labels */
+    if (!s->has_clip) return *status = 404, http_error_json("no classifier (and no data set) is served here");
     cJSON *j = cJSON_CreateObject();
     cJSON_AddItemToObject(j, "classes", cJSON_CreateStringArray((const char *const *)s->ds.class_names, s->ds.n_classes));
     cJSON_AddItemToObject(j, "labels", cJSON_CreateIntArray((const int *)s->ds.labels, s->ds.n));
@@ -500,11 +513,14 @@ static char *handle_dataset(void *ctx, const char *body, size_t len, unsigned *s
 
 static const HttpRoute ROUTES[] = {
     {"POST", "/v1/classify", handle_classify},
+    {"POST", "/v1/generate", handle_generate},
     {"GET", "/v1/stats", handle_stats},
     {"GET", "/v1/dataset", handle_dataset},
 };
 
 static void server_free(BbServer *s) {
+    if (s->gen) gen_service_free(s->gen);
+    free(s->gen);
     clip_free(&s->m);
     domain_adapter_free(&s->prompts);
     tokenizer_free(&s->tok);
@@ -530,41 +546,61 @@ BbServer *bb_server_start(const ServerOpts *o, Err *e) {
     if (!(s->o.max_slice_gflop > 0)) s->o.max_slice_gflop = 10;
     fair_lock_init(&s->model_lock);
     pthread_mutex_init(&s->stats, NULL);
-    if (clip_load(&s->m, o->model, NULL, e) || tokenizer_init(&s->tok, e) ||
-        dataset_load_named(&s->ds, o->dataset, o->data_dir, e)) {
+    if (!o->model && !o->diffusion) {
+        err_set(e, "nothing to serve: give a CLIP (--model) or a diffusion model (--diffusion)");
         server_free(s);
         return NULL;
     }
-    if (o->prompts && domain_adapter_load(&s->prompts, o->prompts, &s->m, e) == 0 &&
-        domain_adapter_has_classifier(&s->prompts))
-        err_set(e, "%s holds a %s classifier, which replaces the client's prompts: the API serves image-side prompts "
-                   "only (adu, baseline, ablations, clipfit); apply it with forget classify or forget eval zeroshot",
-                o->prompts, s->prompts.method);
-    if (e->msg[0]) {
-        server_free(s);
-        return NULL;
-    }
-    if (!s->m.cfg.has_text || !s->m.cfg.has_vision) {
-        err_set(e, "%s: the API needs both towers, this model has %s only", o->model, s->m.cfg.has_text ? "text" : "vision");
-        server_free(s);
-        return NULL;
-    }
-    s->feat = xalloc_floats((size_t)s->ds.n * s->m.cfg.embed_dim);
-    s->have = xcalloc((size_t)s->ds.n, 1);
-    text_cache_init(&s->cache, &s->m, (o->prefix_cache_mb > 0 ? o->prefix_cache_mb : 512) << 20);
-    if (o->allow_embeddings) { /* BBT's p0 and sigma: mean token embedding, std of all entries */
-        const int W = s->m.cfg.t_width, V = s->m.cfg.vocab;
-        double *sum = xcalloc((size_t)W, sizeof(double)), sq = 0, all = 0;
-        float *row = xalloc_floats((size_t)W);
-        for (int v = 0; v < V; v++) {
-            clip_token_row(&s->m, v, row);
-            for (int k = 0; k < W; k++) sum[k] += row[k], all += row[k], sq += (double)row[k] * row[k];
+    if (o->diffusion) {
+        const GenLimits lim = {o->max_gen_prompts, o->max_gen_images, o->max_gen_steps};
+        s->gen = xcalloc(1, sizeof *s->gen);
+        const int bad = !o->text_encoder ? err_set(e, "--diffusion needs --text-encoder CLIP")
+                                         : gen_service_init(s->gen, o->diffusion, o->text_encoder, o->vae, &lim,
+                                                            &s->model_lock, e);
+        if (bad) {
+            free(s->gen), s->gen = NULL;
+            server_free(s);
+            return NULL;
         }
-        s->emb_mean = xalloc_floats((size_t)W);
-        for (int k = 0; k < W; k++) s->emb_mean[k] = (float)(sum[k] / V);
-        const double n = (double)V * W, mu = all / n;
-        s->emb_std = (float)sqrt(fmax(sq / n - mu * mu, 0.0));
-        free(sum), free(row);
+    }
+    if (o->model) {
+        s->has_clip = 1;
+        if (clip_load(&s->m, o->model, NULL, e) || tokenizer_init(&s->tok, e) ||
+            dataset_load_named(&s->ds, o->dataset, o->data_dir, e)) {
+            server_free(s);
+            return NULL;
+        }
+        if (o->prompts && domain_adapter_load(&s->prompts, o->prompts, &s->m, e) == 0 &&
+            domain_adapter_has_classifier(&s->prompts))
+            err_set(e, "%s holds a %s classifier, which replaces the client's prompts: the API serves image-side prompts "
+                       "only (adu, baseline, ablations, clipfit); apply it with forget classify or forget eval zeroshot",
+                    o->prompts, s->prompts.method);
+        if (e->msg[0]) {
+            server_free(s);
+            return NULL;
+        }
+        if (!s->m.cfg.has_text || !s->m.cfg.has_vision) {
+            err_set(e, "%s: the API needs both towers, this model has %s only", o->model, s->m.cfg.has_text ? "text" : "vision");
+            server_free(s);
+            return NULL;
+        }
+        s->feat = xalloc_floats((size_t)s->ds.n * s->m.cfg.embed_dim);
+        s->have = xcalloc((size_t)s->ds.n, 1);
+        text_cache_init(&s->cache, &s->m, (o->prefix_cache_mb > 0 ? o->prefix_cache_mb : 512) << 20);
+        if (o->allow_embeddings) { /* BBT's p0 and sigma: mean token embedding, std of all entries */
+            const int W = s->m.cfg.t_width, V = s->m.cfg.vocab;
+            double *sum = xcalloc((size_t)W, sizeof(double)), sq = 0, all = 0;
+            float *row = xalloc_floats((size_t)W);
+            for (int v = 0; v < V; v++) {
+                clip_token_row(&s->m, v, row);
+                for (int k = 0; k < W; k++) sum[k] += row[k], all += row[k], sq += (double)row[k] * row[k];
+            }
+            s->emb_mean = xalloc_floats((size_t)W);
+            for (int k = 0; k < W; k++) s->emb_mean[k] = (float)(sum[k] / V);
+            const double n = (double)V * W, mu = all / n;
+            s->emb_std = (float)sqrt(fmax(sq / n - mu * mu, 0.0));
+            free(sum), free(row);
+        }
     }
     HttpOpts ho = {.bind = o->bind, .port = o->port, .api_key = o->api_key, .max_body = s->o.max_body,
                    .request_timeout_s = o->request_timeout_s, .max_connections = o->max_connections,

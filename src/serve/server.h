@@ -1,5 +1,6 @@
 /* The black-box API: a CLIP classifier behind HTTP that takes prompts in and gives
- * outputs out, nothing else (libmicrohttpd, loopback by default).
+ * outputs out, nothing else (libmicrohttpd, loopback by default), and, with a diffusion model,
+ * POST /v1/generate (serve/generate.h): prompts in, PNGs out.
  *   POST /v1/classify  {"prompts": ["a photo of a t-shirt.", ...one per class],
  *                       "images": [ids into the served split]}
  *     -> {"probs": [[p per prompt] per image]}    (--reveal probs, the default)
@@ -47,6 +48,10 @@ typedef struct {
     int max_uploads;                         /* images_b64 per request; 0: 64 */
     double max_slice_gflop;                  /* work under the lock before others get a turn; 0: 10 */
     int request_timeout_s, max_connections, max_per_client; /* serve/http.h; 0: defaults */
+    /* POST /v1/generate (serve/generate.h) when diffusion is set; model may then be NULL (no
+     * classifier: /v1/classify and /v1/dataset answer 404) */
+    const char *diffusion, *text_encoder, *vae;
+    int max_gen_prompts, max_gen_images, max_gen_steps; /* 0: 16, 64, 200 */
 } ServerOpts;
 
 typedef struct BbServer BbServer;
