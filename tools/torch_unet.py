@@ -223,7 +223,7 @@ class UNet(nn.Module):
 # the autoencoder (src/models/vae.c): diffusers' AutoencoderKL with SD's block types
 VAE_CONFIGS = {
     "vae-tiny": dict(in_ch=3, latent=2, ch=[4, 8], layers=1, groups=2),
-    "vae-f4": dict(in_ch=3, latent=4, ch=[32, 64, 64], layers=1, groups=16),
+    "vae-f4": dict(in_ch=3, latent=4, ch=[16, 32, 64], layers=1, groups=8),
     "sd-vae": dict(in_ch=3, latent=4, ch=[128, 256, 512, 512], layers=2, groups=32),
 }
 

@@ -13,6 +13,11 @@ extern const Opt OPT_MODEL, OPT_DATASET, OPT_DATA_DIR, OPT_SEED, OPT_JSON, OPT_Q
 extern const Opt OPT_LAYOUT, OPT_DTYPE;
 #include "io/safetensors.h"
 extern const StDtype CLI_DTYPES[3];
+/* UNet files (cli_unet.c): --unet-layout diffusers|compvis, and the UNet side of info / convert. */
+extern const Opt OPT_UNET_LAYOUT;
+int cli_file_is_unet(const char *path);
+int cli_unet_info(const char *path, int json);
+int cli_unet_convert(const char *in, const char *out, int layout, StDtype dtype);
 /* the API key (serve, blackbox) */
 extern const Opt OPT_API_KEY, OPT_API_KEY_FILE;
 

@@ -48,13 +48,14 @@ static int bench_step(void *user, long step, float *loss, Err *e) {
 }
 
 int bench_unet(int argc, char **argv) {
-    const char *net = "unet-latent-8";
+    const char *net = "unet-latent-8", *model = NULL;
     int B = 32, side = 0, steps = 8, S = 16, sample_steps = 4, ddim_steps = 25, L = 77, json = 0;
     const Opt opts[] = {
-        O_STR("--net", "NAME", &net, 0, "unet-latent-8 (default), unet-pixel-32, unet-tiny"),
+        O_STR("--net", "NAME", &net, 0, "unet-latent-8 (default), unet-latent-8s, unet-pixel-32, unet-tiny, sd-1"),
+        O_STR("--model", "FILE", &model, 0, "a UNet file instead of a named config (either key layout)"),
         O_INT("--batch", "B", &B, 1, 4096, "training samples per step (default 32)"),
         O_INT("--side", "PX", &side, 0, 512, "sample side (default: 8 for 4-channel latents, else 32)"),
-        O_INT("--steps", "N", &steps, 1, 1000, "timed training steps after a warm-up (default 8)"),
+        O_INT("--steps", "N", &steps, 0, 1000, "timed training steps after a warm-up (default 8; 0: sampling only)"),
         O_INT("--sample-batch", "S", &S, 1, 1024, "samples a sampling call (default 16)"),
         O_INT("--sample-steps", "N", &sample_steps, 1, 1000, "timed sampling steps (default 4)"),
         O_INT("--ddim-steps", "K", &ddim_steps, 1, 1000, "steps of the sampling figure (default 25)"),
@@ -66,16 +67,27 @@ int bench_unet(int argc, char **argv) {
     if (st >= 0) return st;
     Err e = {{0}};
     UNetConfig c;
-    if (unet_config_named(&c, net, &e)) return cli_error("bench", EXIT_USAGE, "%s", e.msg);
-    if (!side) side = c.in_ch == 4 ? 8 : 32;
-    if (unet_config_check(&c, side, &e)) return cli_error("bench", EXIT_USAGE, "%s", e.msg);
-    const double peak = bench_sgemm_peak(3);
     Bench b = {.B = B, .side = side, .L = L};
-    unet_alloc(&b.m, &c);
-    unet_init(&b.m, 1);
-    unet_grads_alloc(&b.g, &b.m);
+    if (model) {
+        if (unet_load(&b.m, model, 0, &e)) return cli_error("bench", EXIT_WORK, "%s", e.msg);
+        c = b.m.cfg, net = model;
+    } else if (unet_config_named(&c, net, &e)) {
+        return cli_error("bench", EXIT_USAGE, "%s", e.msg);
+    }
+    if (!side) side = c.in_ch == 4 ? 8 : 32;
+    b.side = side;
+    if (unet_config_check(&c, side, &e)) {
+        if (model) unet_free(&b.m);
+        return cli_error("bench", EXIT_USAGE, "%s", e.msg);
+    }
+    const double peak = bench_sgemm_peak(3);
+    if (!model) {
+        unet_alloc(&b.m, &c);
+        unet_init(&b.m, 1);
+    }
+    if (steps) unet_grads_alloc(&b.g, &b.m);
     diffusion_schedule_init(&b.s, 1000, BETA_SD, 0, 0, &e);
-    b.a = unet_acts_new(&b.m, B, side, L, 1);
+    b.a = steps ? unet_acts_new(&b.m, B, side, L, 1) : NULL;
     b.per = (long)c.in_ch * side * side;
     const long n = (long)B * b.per, nc = (long)B * L * c.ctx_dim;
     b.x0 = xalloc_floats((size_t)n), b.xt = xalloc_floats((size_t)n), b.eps = xalloc_floats((size_t)n);
@@ -90,8 +102,8 @@ int bench_unet(int argc, char **argv) {
                       .grads = b.g.arena, .n_params = b.m.n_params, .table = &b.m.table, .step = bench_step,
                       .user = &b, .samples_per_step = B, .unit = "img", .quiet = 1, .step_seconds = t};
     TrainState ts;
-    int rc = train_run(&spec, &ts, &e);
-    const double train_ips = rc ? 0 : B / cli_median(t + 1, steps);
+    int rc = steps ? train_run(&spec, &ts, &e) : 0;
+    const double train_ips = rc || !steps ? 0 : B / cli_median(t + 1, steps);
     unet_acts_free(b.a);
     b.a = NULL;
     /* sampling: one guided DDIM step at a time, S samples (2S UNet rows) */
@@ -138,7 +150,7 @@ int bench_unet(int argc, char **argv) {
     }
     free(t), free(b.x0), free(b.xt), free(b.eps), free(b.pred), free(b.dpred), free(b.ctx), free(b.tt), free(b.t);
     diffusion_schedule_free(&b.s);
-    unet_grads_free(&b.g);
+    if (steps) unet_grads_free(&b.g);
     unet_free(&b.m);
     return rc;
 }

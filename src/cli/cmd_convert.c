@@ -7,21 +7,24 @@ static int run(int argc, char **argv);
 
 const Command cmd_convert = {
     "convert", "rewrite a checkpoint in another key layout or dtype",
-    "usage: forget convert --model IN --out OUT [--layout openai|hf] [--dtype f32|f16|bf16]\n"
+    "usage: forget convert --model IN --out OUT [--layout openai|hf] [--unet-layout diffusers|compvis]\n"
+    "                      [--dtype f32|f16|bf16]\n"
     "\n"
     "Reads a CLIP checkpoint in either key layout and writes it in the chosen one\n"
     "(default: openai, f32). Head counts and the activation go into __metadata__ so\n"
     "the output reloads with the same architecture. logit_scale is always F32.\n"
-    "The output is written to a temporary file and renamed when complete.\n",
+    "The output is written to a temporary file and renamed when complete.\n"
+    "A UNet converts between the diffusers and CompVis (SD-1.x single-file) layouts: --unet-layout.\n",
     run};
 
 static int run(int argc, char **argv) {
     const char *in = NULL, *out = NULL;
-    int layout = LAYOUT_OPENAI, dtype = 0;
+    int layout = LAYOUT_OPENAI, dtype = 0, unet_layout = 0;
     const Opt opts[] = {
         O_STR("--model", "IN", &in, OPT_REQUIRED, "the checkpoint to read"),
         O_STR("--out", "OUT", &out, OPT_REQUIRED, "the checkpoint to write"),
         opt_bind(OPT_LAYOUT, &layout),
+        opt_bind(OPT_UNET_LAYOUT, &unet_layout),
         opt_bind(OPT_DTYPE, &dtype),
         O_END,
     };
@@ -29,6 +32,7 @@ static int run(int argc, char **argv) {
     if (st >= 0) return st;
     const ClipLayout lay = (ClipLayout)layout;
     const StDtype dt = CLI_DTYPES[dtype];
+    if (cli_file_is_unet(in)) return cli_unet_convert(in, out, unet_layout, dt);
     ClipModel m;
     if (cli_load_model("convert", in, &m, -1)) return EXIT_WORK;
     Err e = {{0}};

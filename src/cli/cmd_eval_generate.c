@@ -12,7 +12,7 @@ extern const Command cmd_eval;
 int eval_generate(int argc, char **argv) {
     const char *model = NULL, *clip = NULL, *vae = NULL, *judge = NULL, *clip_judge = NULL, *real = NULL, *dir = NULL;
     const char *sampler = "ddim";
-    GenEvalOpts o = {.template_ = "a photo of a {}.", .per_class = 100, .steps = 50, .batch = 32, .cfg = 7.5f};
+    GenEvalOpts o = {.template_ = "a photo of a {}.", .per_class = 100, .steps = 50, .batch = 50, .cfg = 7.5f};
     int json = 0, quiet = 0;
     const Opt opts[] = {
         O_STR("--model", "UNET", &model, OPT_REQUIRED, "the trained UNet"),
@@ -27,7 +27,7 @@ int eval_generate(int argc, char **argv) {
         O_INT("--steps", "K", &o.steps, 1, 100000, "sampling steps (default 50)"),
         O_FLT("--cfg", "W", &o.cfg, 0, 100, 0, "guidance scale (default 7.5)"),
         O_STR("--sampler", "NAME", &sampler, 0, "ddim (default) or ddpm"),
-        O_INT("--batch", "B", &o.batch, 1, 4096, "images a UNet call (default 32)"),
+        O_INT("--batch", "B", &o.batch, 1, 4096, "images a UNet call (default 50)"),
         opt_bind(OPT_SEED, &o.seed),
         opt_bind(OPT_QUIET, &quiet),
         opt_bind(OPT_JSON, &json),

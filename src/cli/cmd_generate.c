@@ -20,7 +20,8 @@ const Command cmd_generate = {
     "\n"
     "Samples --n images of the prompt with classifier-free guidance of scale --cfg (1: no guidance) over\n"
     "--steps of the UNet's schedule: DDIM (eta 0, deterministic) or ancestral DDPM. Image i depends only\n"
-    "on --seed and i, not on --batch. --out writes them as one grid PNG; --out-dir also as one PNG each.\n",
+    "on --seed and i, not on --batch. --out writes them as one grid PNG (several --prompt: one row each,\n"
+    "in order); --out-dir also as one PNG each.\n",
     run};
 
 /* Tiles n images [side, side, 3] into a grid of `cols` columns with a 2-pixel border. */
@@ -38,7 +39,8 @@ static void grid_of(const uint8_t *rgb, int n, int side, int cols, Image8 *out) 
 }
 
 static int run(int argc, char **argv) {
-    const char *model = NULL, *clip = NULL, *vae = NULL, *prompt = NULL, *out = NULL, *out_dir = NULL, *sampler = "ddim";
+    const char *model = NULL, *clip = NULL, *vae = NULL, *out = NULL, *out_dir = NULL, *sampler = "ddim";
+    OptValues prompts = {0};
     int n = 16, steps = 50, batch = 16, quiet = 0;
     float cfg = 7.5f;
     uint64_t seed = 0;
@@ -46,7 +48,7 @@ static int run(int argc, char **argv) {
         O_STR("--model", "UNET", &model, 0, "the trained UNet (forget train-diffusion)"),
         O_STR("--text-encoder", "CLIP", &clip, 0, "the CLIP it was trained on"),
         O_STR("--vae", "FILE", &vae, 0, "the autoencoder of a latent model (default: the one its file names)"),
-        O_STR("--prompt", "TEXT", &prompt, 0, "what to draw"),
+        O_VALS("--prompt", "TEXT", &prompts, "what to draw; several: one grid row each"),
         O_INT("--n", "N", &n, 1, 4096, "images (default 16)"),
         O_INT("--steps", "K", &steps, 1, 100000, "sampling steps (default 50)"),
         O_FLT("--cfg", "W", &cfg, 0, 100, 0, "guidance scale (default 7.5; 1: none)"),
@@ -60,7 +62,7 @@ static int run(int argc, char **argv) {
     };
     const int st = cli_parse(&cmd_generate, argc, argv, 1, opts, NULL);
     if (st >= 0) return st;
-    if (!model || !clip || !prompt || !out)
+    if (!model || !clip || !prompts.n || !out)
         return cli_error("generate", EXIT_USAGE, "--model, --text-encoder, --prompt and --out are required");
     SamplerKind sk;
     if (diffusion_sampler_parse(sampler, &sk)) return cli_error("generate", EXIT_USAGE, "--sampler %s: expected ddim or ddpm", sampler);
@@ -68,23 +70,30 @@ static int run(int argc, char **argv) {
     Text2Image g;
     if (t2i_load(&g, model, clip, vae, &e)) return cli_error("generate", EXIT_WORK, "%s", e.msg);
     const int side = g.image_side;
-    uint8_t *rgb = xmalloc((size_t)n * side * side * 3);
+    const int K = prompts.n, total = K * n;
+    uint8_t *rgb = xmalloc((size_t)total * side * side * 3);
     Progress bar;
-    progress_start(&bar, "generate", (long)n * steps, quiet);
-    const SampleSpec sp = {.steps = steps, .cfg = cfg, .sampler = sk, .seed = seed, .batch = batch, .bar = &bar};
-    int rc = t2i_generate(&g, &prompt, 1, n, &sp, rgb, &e);
+    progress_start(&bar, "generate", (long)total * steps, quiet);
+    int rc = 0;
+    for (int k = 0; k < K && !rc; k++) { /* prompt k's image i from (seed, i): the same as alone */
+        const SampleSpec sp = {.steps = steps, .cfg = cfg, .sampler = sk, .seed = seed, .batch = batch, .bar = NULL};
+        const char *p = prompts.v[k];
+        rc = t2i_generate(&g, &p, 1, n, &sp, rgb + (size_t)k * n * side * side * 3, &e);
+        progress_update(&bar, (long)(k + 1) * n * steps, 1.0 / steps, "img", NULL);
+    }
     progress_end(&bar);
     if (!rc) {
         int cols = 1;
         while (cols * cols < n) cols++;
+        if (K > 1) cols = n; /* one row a prompt */
         Image8 grid;
-        grid_of(rgb, n, side, cols, &grid);
+        grid_of(rgb, total, side, cols, &grid);
         rc = image_save_png(&grid, out, &e);
         free(grid.px);
     }
     if (!rc && out_dir) {
         if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) rc = err_set(&e, "%s: cannot create: %s", out_dir, strerror(errno));
-        for (int i = 0; i < n && !rc; i++) {
+        for (int i = 0; i < total && !rc; i++) {
             char *p = xasprintf("%s/%04d.png", out_dir, i);
             Image8 im = {side, side, 3, rgb + (size_t)i * side * side * 3};
             rc = image_save_png(&im, p, &e);
@@ -94,6 +103,8 @@ static int run(int argc, char **argv) {
     free(rgb);
     t2i_free(&g);
     if (rc) return cli_error("generate", EXIT_WORK, "%s", e.msg);
-    if (!quiet) printf("generate: %d images of \"%s\" -> %s%s%s\n", n, prompt, out, out_dir ? " and " : "", out_dir ? out_dir : "");
+    if (!quiet)
+        printf("generate: %d images of %d prompt%s (\"%s\"%s) -> %s%s%s\n", total, K, K > 1 ? "s" : "", prompts.v[0],
+               K > 1 ? ", ..." : "", out, out_dir ? " and " : "", out_dir ? out_dir : "");
     return 0;
 }

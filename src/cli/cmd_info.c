@@ -12,7 +12,8 @@ const Command cmd_info = {
     "usage: forget info --model FILE [--check] [--json]\n"
     "\n"
     "Loads a CLIP safetensors checkpoint (OpenAI/open_clip or Hugging Face key layout)\n"
-    "and prints what was inferred from its tensor shapes and __metadata__.\n",
+    "and prints what was inferred from its tensor shapes and __metadata__. A Stable-Diffusion-shaped\n"
+    "UNet (diffusers or CompVis keys) is recognised by its conv_in and described instead.\n",
     run};
 
 static int run(int argc, char **argv) {
@@ -27,6 +28,7 @@ static int run(int argc, char **argv) {
     };
     const int st = cli_parse(&cmd_info, argc, argv, 1, opts, NULL);
     if (st >= 0) return st;
+    if (cli_file_is_unet(model)) return cli_unet_info(model, json);
     ClipModel m;
     if (cli_load_model_checked("info", model, &m, -1, check)) return EXIT_WORK;
     const ClipConfig *c = &m.cfg;

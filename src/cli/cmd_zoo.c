@@ -4,6 +4,9 @@
 
 #include "cli/cli.h"
 #include "cli/cli_groups.h"
+#include "train/diffusion_trainer.h"
+#include "train/judge_trainer.h"
+#include "train/vae_trainer.h"
 #include "train/zoo.h"
 
 static int run(int argc, char **argv);
@@ -14,10 +17,76 @@ const Command cmd_zoo = {
     "       forget zoo build NAME [--out DIR] [--threads N]\n"
     "       forget zoo path NAME\n"
     "\n"
-    "Each recipe trains a CLIP with `forget train` on data Debian ships into\n"
-    "$FORGET_HOME/zoo/NAME.safetensors (FORGET_HOME defaults to ~/.cache/forget).\n"
-    "build skips a model that already exists and resumes an interrupted one.\n",
+    "Each recipe trains a model on data Debian ships into $FORGET_HOME/zoo/NAME.safetensors\n"
+    "(FORGET_HOME defaults to ~/.cache/forget): a CLIP with `forget train`, or the parts of a\n"
+    "latent text-to-image model with `forget train-vae` and `forget train-diffusion`, and its judge\n"
+    "with `forget train-judge`. A recipe builds the recipes it needs first (fmnist-diffusion: fmnist-clip\n"
+    "and fmnist-vae). build skips a model that already exists and resumes an interrupted one.\n",
     run};
+
+static int build(const ZooRecipe *r, const char *dir, const char *path, Err *e);
+
+/* The model of recipe NAME, built first when missing; malloc'd path, or NULL with e set. */
+static char *dependency(const char *name, const char *dir, Err *e) {
+    const ZooRecipe *d = zoo_find(name);
+    if (!d) return err_set(e, "recipe %s is missing from the zoo", name), NULL;
+    char *p = zoo_model_path(d, dir, e);
+    if (p && access(p, F_OK) != 0 && build(d, dir, p, e)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static int build(const ZooRecipe *r, const char *dir, const char *path, Err *e) {
+    if (access(path, F_OK) == 0) return 0;
+    fprintf(stderr, "building %s -> %s\n", r->name, path);
+    int rc = 0;
+    if (r->kind == ZOO_CLIP) {
+        TrainOpts o;
+        zoo_train_opts(r, path, &o);
+        TrainResult res;
+        if ((rc = clip_train(&o, &res, e)) == 0) {
+            printf("%s: built %s in %ld steps (%.1f images/s)", r->name, path, res.steps_done, res.images_per_s);
+            if (res.evaluated)
+                printf(", zero-shot top-1 %.2f%% on %s (%d images)", 100 * res.eval.top1, r->eval_set, res.eval.n);
+            printf("\n");
+        }
+    } else if (r->kind == ZOO_VAE) {
+        VaeTrainOpts o;
+        vae_train_defaults(&o);
+        o.data = r->train_set, o.net = r->config, o.out = path, o.side = r->side, o.batch = r->batch;
+        o.steps = r->steps, o.lr = r->lr, o.seed = r->seed;
+        VaeTrainResult res;
+        if ((rc = vae_train(&o, &res, e)) == 0)
+            printf("%s: built %s in %ld steps (%.0f s, %.1f images/s): L1 %.4f, scaling factor %.4f\n", r->name, path,
+                   res.steps_done, res.seconds, res.images_per_s, res.l1_last, res.scale);
+    } else if (r->kind == ZOO_DIFFUSION) {
+        char *clip = dependency(r->text_encoder, dir, e), *vae = clip ? dependency(r->vae, dir, e) : NULL;
+        if (!clip || !vae) rc = -1;
+        if (!rc) {
+            DiffTrainOpts o;
+            diffusion_train_defaults(&o);
+            o.data = r->train_set, o.net = r->config, o.text_encoder = clip, o.vae = vae, o.side = r->side;
+            o.batch = r->batch, o.steps = r->steps, o.lr = r->lr, o.seed = r->seed, o.out = path;
+            DiffTrainResult res;
+            if ((rc = diffusion_train(&o, &res, e)) == 0)
+                printf("%s: built %s in %ld steps (%.0f s, %.1f images/s), loss %.4f\n", r->name, path, res.steps_done,
+                       res.seconds, res.images_per_s, res.mean_loss_last);
+        }
+        free(clip), free(vae);
+    } else {
+        JudgeTrainOpts o;
+        judge_train_defaults(&o);
+        o.data = r->train_set, o.test = r->eval_set, o.net = r->config, o.side = r->side, o.batch = r->batch;
+        o.epochs = r->epochs, o.lr = r->lr, o.seed = r->seed, o.out = path;
+        JudgeTrainResult res;
+        if ((rc = judge_train(&o, &res, e)) == 0)
+            printf("%s: built %s (%.0f s): %.2f%% on %s\n", r->name, path, res.seconds, 100 * res.test_accuracy,
+                   r->eval_set);
+    }
+    return rc;
+}
 
 static int run(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -55,17 +124,7 @@ static int run(int argc, char **argv) {
         free(path);
         return 0;
     }
-    fprintf(stderr, "building %s -> %s\n", r->name, path);
-    TrainOpts o;
-    zoo_train_opts(r, path, &o);
-    TrainResult res;
-    if (clip_train(&o, &res, &e)) {
-        free(path);
-        return cli_error("zoo", EXIT_WORK, "%s: %s", r->name, e.msg);
-    }
-    printf("%s: built %s in %ld steps (%.1f images/s)", r->name, path, res.steps_done, res.images_per_s);
-    if (res.evaluated) printf(", zero-shot top-1 %.2f%% on %s (%d images)", 100 * res.eval.top1, r->eval_set, res.eval.n);
-    printf("\n");
+    const int rc = build(r, dir, path, &e);
     free(path);
-    return 0;
+    return rc ? cli_error("zoo", EXIT_WORK, "%s: %s", r->name, e.msg) : 0;
 }

@@ -76,12 +76,75 @@ void conv2d_backward(float *din, float *dW, float *db, const float *dout, const 
 }
 
 
-/* NCHW in and out. Per image b: cols_b [P, K] (P = OH*OW output positions, K = Cin*k*k),
- * out_b [Cout, P] = W [Cout, K] @ cols_b^T + b. The images' cols are one [B*P, K] matrix, so
- * small maps (P < BATCH_P: a UNet's 8x8 levels, a ResNet's last stage) run as ONE product
- * W @ cols^T -> [Cout, B*P], moved to [B, Cout, P] after: a GEMM of 64 columns a call wastes
- * most of the machine, one of B*64 does not. */
+/* NCHW in and out through a column matrix of the other orientation, cols [K, N]: row r =
+ * (cin, ky, kx) as in the weight, column n*P + p = image n's output position p (N = B*P). Rows are
+ * written and read in runs of OW contiguous values (one output row), which the compiler
+ * vectorises; per image out_b [Cout, P] = W [Cout, K] @ cols[:, b*P ..]. Small maps (P < BATCH_P:
+ * a UNet's 8x8 levels, a ResNet's last stage) run as ONE product over all images, W @ cols ->
+ * [Cout, B*P], moved to [B, Cout, P] after: a GEMM of 64 columns a call wastes most of the
+ * machine, one of B*64 does not. */
 enum { BATCH_P = 256 };
+
+static void im2col_kn(float *cols, const float *in, const ConvShape *s) {
+    const int OH = conv2d_out_h(s), OW = conv2d_out_w(s), k = s->k, P = OH * OW;
+    const long N = (long)s->B * P;
+#pragma omp parallel for collapse(2) if ((long)s->B * P * s->Cin * k * k > 65536)
+    for (int b = 0; b < s->B; b++)
+        for (int c = 0; c < s->Cin; c++) {
+            const float *plane = in + ((size_t)b * s->Cin + c) * s->H * s->W;
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    float *row = cols + (size_t)((c * k + ky) * k + kx) * N + (size_t)b * P;
+                    /* output columns whose input column is inside: ox in [lo, hi) */
+                    int lo = 0, hi = OW;
+                    while (lo < OW && lo * s->stride - s->pad + kx < 0) lo++;
+                    while (hi > lo && (hi - 1) * s->stride - s->pad + kx >= s->W) hi--;
+                    for (int oy = 0; oy < OH; oy++) {
+                        float *dst = row + (size_t)oy * OW;
+                        const int iy = oy * s->stride - s->pad + ky;
+                        if (iy < 0 || iy >= s->H) {
+                            memset(dst, 0, sizeof(float) * (size_t)OW);
+                            continue;
+                        }
+                        const float *src = plane + (size_t)iy * s->W - s->pad + kx;
+                        for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+                        if (s->stride == 1)
+                            memcpy(dst + lo, src + lo, sizeof(float) * (size_t)(hi - lo));
+                        else
+                            for (int ox = lo; ox < hi; ox++) dst[ox] = src[(size_t)ox * s->stride];
+                        for (int ox = hi; ox < OW; ox++) dst[ox] = 0.0f;
+                    }
+                }
+        }
+}
+
+static void col2im_kn_add(float *din, const float *cols, const ConvShape *s) {
+    const int OH = conv2d_out_h(s), OW = conv2d_out_w(s), k = s->k, P = OH * OW;
+    const long N = (long)s->B * P;
+    /* each (image, channel) plane is written by one thread: no two threads touch a pixel */
+#pragma omp parallel for collapse(2) if ((long)s->B * P * s->Cin * k * k > 65536)
+    for (int b = 0; b < s->B; b++)
+        for (int c = 0; c < s->Cin; c++) {
+            float *plane = din + ((size_t)b * s->Cin + c) * s->H * s->W;
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    const float *row = cols + (size_t)((c * k + ky) * k + kx) * N + (size_t)b * P;
+                    int lo = 0, hi = OW;
+                    while (lo < OW && lo * s->stride - s->pad + kx < 0) lo++;
+                    while (hi > lo && (hi - 1) * s->stride - s->pad + kx >= s->W) hi--;
+                    for (int oy = 0; oy < OH; oy++) {
+                        const int iy = oy * s->stride - s->pad + ky;
+                        if (iy < 0 || iy >= s->H) continue;
+                        const float *src = row + (size_t)oy * OW;
+                        float *dst = plane + (size_t)iy * s->W - s->pad + kx;
+                        if (s->stride == 1)
+                            for (int ox = lo; ox < hi; ox++) dst[ox] += src[ox];
+                        else
+                            for (int ox = lo; ox < hi; ox++) dst[(size_t)ox * s->stride] += src[ox];
+                    }
+                }
+        }
+}
 
 /* [B, C, P] <-> [C, B*P] */
 static void bcp_to_cbp(float *dst, const float *src, int B, int C, int P) {
@@ -102,19 +165,18 @@ static void cbp_to_bcp(float *dst, const float *src, int B, int C, int P, const 
 }
 
 void conv2d_nchw_forward(float *out, float *cols, const float *in, const float *W, const float *b, const ConvShape *s) {
-    im2col(cols, in, s);
-    const int P = conv2d_out_h(s) * conv2d_out_w(s), K = s->Cin * s->k * s->k;
+    im2col_kn(cols, in, s);
+    const int P = conv2d_out_h(s) * conv2d_out_w(s), K = s->Cin * s->k * s->k, N = s->B * P;
     if (P < BATCH_P && s->B > 1) {
-        const int N = s->B * P;
         float *tmp = xalloc_floats((size_t)s->Cout * N);
-        sgemm(false, true, s->Cout, N, K, 1.0f, W, K, cols, K, 0.0f, tmp, N);
+        sgemm(false, false, s->Cout, N, K, 1.0f, W, K, cols, N, 0.0f, tmp, N);
         cbp_to_bcp(out, tmp, s->B, s->Cout, P, b);
         free(tmp);
         return;
     }
     for (int n = 0; n < s->B; n++) {
         float *o = out + (size_t)n * s->Cout * P;
-        sgemm(false, true, s->Cout, P, K, 1.0f, W, K, cols + (size_t)n * P * K, K, 0.0f, o, P);
+        sgemm(false, false, s->Cout, P, K, 1.0f, W, K, cols + (size_t)n * P, N, 0.0f, o, P);
         if (b)
             for (int c = 0; c < s->Cout; c++)
                 for (int p = 0; p < P; p++) o[(size_t)c * P + p] += b[c];
@@ -123,8 +185,8 @@ void conv2d_nchw_forward(float *out, float *cols, const float *in, const float *
 
 void conv2d_nchw_backward(float *din, float *dW, float *db, const float *dout, const float *cols, const float *W,
                           const ConvShape *s) {
-    const int P = conv2d_out_h(s) * conv2d_out_w(s), K = s->Cin * s->k * s->k;
-    float *dcols = din ? xcalloc((size_t)s->B * P * K, sizeof(float)) : NULL;
+    const int P = conv2d_out_h(s) * conv2d_out_w(s), K = s->Cin * s->k * s->k, N = s->B * P;
+    float *dcols = din ? xalloc_floats((size_t)K * N) : NULL;
     if (db)
         for (int n = 0; n < s->B; n++)
             for (int c = 0; c < s->Cout; c++) {
@@ -134,22 +196,20 @@ void conv2d_nchw_backward(float *din, float *dW, float *db, const float *dout, c
                 db[c] += acc;
             }
     if (P < BATCH_P && s->B > 1) { /* one product each over all images, as the forward */
-        const int N = s->B * P;
         float *D = xalloc_floats((size_t)s->Cout * N);
         bcp_to_cbp(D, dout, s->B, s->Cout, P);
-        if (dW) sgemm(false, false, s->Cout, K, N, 1.0f, D, N, cols, K, 1.0f, dW, K);
-        if (dcols) sgemm(true, false, N, K, s->Cout, 1.0f, D, N, W, K, 0.0f, dcols, K);
+        if (dW) sgemm(false, true, s->Cout, K, N, 1.0f, D, N, cols, N, 1.0f, dW, K);
+        if (dcols) sgemm(true, false, K, N, s->Cout, 1.0f, W, K, D, N, 0.0f, dcols, N);
         free(D);
     } else {
         for (int n = 0; n < s->B; n++) {
             const float *d = dout + (size_t)n * s->Cout * P;
-            const float *cb = cols + (size_t)n * P * K;
-            if (dW) sgemm(false, false, s->Cout, K, P, 1.0f, d, P, cb, K, 1.0f, dW, K);
-            if (dcols) sgemm(true, false, P, K, s->Cout, 1.0f, d, P, W, K, 0.0f, dcols + (size_t)n * P * K, K);
+            if (dW) sgemm(false, true, s->Cout, K, P, 1.0f, d, P, cols + (size_t)n * P, N, 1.0f, dW, K);
+            if (dcols) sgemm(true, false, K, P, s->Cout, 1.0f, W, K, d, P, 0.0f, dcols + (size_t)n * P, N);
         }
     }
     if (dcols) {
-        col2im_add(din, dcols, s);
+        col2im_kn_add(din, dcols, s);
         free(dcols);
     }
 }

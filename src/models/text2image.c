@@ -25,7 +25,12 @@ int t2i_load(Text2Image *g, const char *unet_path, const char *clip_path, const 
     if (meta_int(&st, "diffusion.T", 1000, &T) || meta_int(&st, "diffusion.side", 0, &side) ||
         (b && diffusion_beta_parse(b, &beta)))
         rc = err_set(e, "%s: metadata diffusion.T / diffusion.side / diffusion.beta unreadable", unet_path);
-    char *vp = vae_path ? xstrdup(vae_path) : mv && *mv ? xstrdup(mv) : NULL;
+    char *vp = NULL;
+    if (vae_path) vp = xstrdup(vae_path);
+    else if (mv && *mv && mv[0] != '/') { /* relative: beside the UNet file, where the trainer found it */
+        const char *slash = strrchr(unet_path, '/');
+        vp = slash ? xasprintf("%.*s/%s", (int)(slash - unet_path), unet_path, mv) : xstrdup(mv);
+    } else if (mv && *mv) vp = xstrdup(mv);
     st_close(&st);
     if (!rc && vp) {
         if (vae_load(&g->vae, vp, e)) rc = -1;

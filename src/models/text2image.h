@@ -25,7 +25,8 @@ typedef struct {
     float *uncond; /* the empty prompt's rows [ctx_len, ctx_dim] */
 } Text2Image;
 
-/* vae_path NULL: the autoencoder the UNet's metadata names (diffusion.vae), if any. */
+/* vae_path NULL: the autoencoder the UNet's metadata names (diffusion.vae; a relative path is taken
+ * from the UNet file's directory), if any. */
 int t2i_load(Text2Image *g, const char *unet_path, const char *clip_path, const char *vae_path, Err *e);
 void t2i_free(Text2Image *g);
 /* The text tower's rows of n prompts, out [n, ctx_len, ctx_dim]. */

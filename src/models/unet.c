@@ -24,13 +24,14 @@ int unet_config_named(UNetConfig *c, const char *name, Err *e) {
         {"unet-tiny", {3, 3, 2, {4, 8}, {0, 1}, 1, 2, 1, 6, 2}},
         {"unet-pixel-32", {3, 3, 3, {32, 64, 64}, {0, 1, 1}, 2, 4, 1, 128, 32}},
         {"unet-latent-8", {4, 4, 2, {64, 128}, {1, 1}, 2, 4, 1, 128, 32}},
+        {"unet-latent-8s", {4, 4, 2, {48, 96}, {0, 1}, 2, 4, 1, 128, 16}},
     };
     for (size_t i = 0; i < sizeof NAMED / sizeof *NAMED; i++)
         if (strcmp(name, NAMED[i].name) == 0) {
             *c = NAMED[i].c;
             return 0;
         }
-    return err_set(e, "unknown UNet \"%s\" (sd-1, unet-tiny, unet-pixel-32 or unet-latent-8)", name);
+    return err_set(e, "unknown UNet \"%s\" (sd-1, unet-tiny, unet-pixel-32, unet-latent-8 or unet-latent-8s)", name);
 }
 
 int unet_config_check(const UNetConfig *c, int side, Err *e) {

@@ -15,7 +15,7 @@ int vae_config_named(VaeConfig *c, const char *name, Err *e) {
         VaeConfig c;
     } NAMED[] = {
         {"sd-vae", {3, 4, 4, {128, 256, 512, 512}, 2, 32}},
-        {"vae-f4", {3, 4, 3, {32, 64, 64}, 1, 16}},
+        {"vae-f4", {3, 4, 3, {16, 32, 64}, 1, 8}},
         {"vae-tiny", {3, 2, 2, {4, 8}, 1, 2}},
     };
     for (size_t i = 0; i < sizeof NAMED / sizeof *NAMED; i++)

@@ -14,15 +14,25 @@ static const BiasSpec WEB_BIAS = {0.5f, 0.8f, 0.6f};
 /* Sized to train in under 20 minutes on 2 cores (measured figures in docs/training.md). */
 static const ZooRecipe RECIPES[] = {
     {"fmnist-clip", "CLIP on Fashion-MNIST with varied captions (photo domain)", "fmnist:train", "fmnist:test",
-     "fmnist-s", 6, 128, 1e-3, 1, 1, 2000, NULL},
+     "fmnist-s", 6, 128, 1e-3, 1, 1, 2000, NULL, ZOO_CLIP, 0, NULL, NULL, 0},
     {"fmnist-domains-clip", "CLIP on Fashion-MNIST in four domains (photo, sketch, negative, painting)",
-     "fmnist-domains:train", "fmnist-domains:test", "fmnist-s", 2, 128, 1e-3, 2, 1, 4000, NULL},
+     "fmnist-domains:train", "fmnist-domains:test", "fmnist-s", 2, 128, 1e-3, 2, 1, 4000, NULL, ZOO_CLIP, 0, NULL, NULL, 0},
     {"fmnist-spurious-clip", "CLIP on Fashion-MNIST tinted red/blue, the tint 90% tied to the class half (spurious)",
-     "fmnist-spurious:train", "fmnist-spurious:test", "fmnist-s", 6, 128, 1e-3, 5, 1, 2000, NULL},
+     "fmnist-spurious:train", "fmnist-spurious:test", "fmnist-s", 6, 128, 1e-3, 5, 1, 2000, NULL, ZOO_CLIP, 0, NULL, NULL, 0},
     {"emoji-clip", "CLIP on Emoji-Domains: every emoji in colour (Noto) and line art (Symbola)", "emoji:train",
-     "emoji:test", "emoji-s", 80, 128, 1e-3, 3, 20, 0, NULL},
+     "emoji:test", "emoji-s", 80, 128, 1e-3, 3, 20, 0, NULL, ZOO_CLIP, 0, NULL, NULL, 0},
     {"emoji-biased-clip", "emoji-clip trained with web-like gender and skin-tone skew on neutral people captions",
-     "emoji:train", "emoji:test", "emoji-s", 80, 128, 1e-3, 4, 20, 0, &WEB_BIAS},
+     "emoji:train", "emoji:test", "emoji-s", 80, 128, 1e-3, 4, 20, 0, &WEB_BIAS, ZOO_CLIP, 0, NULL, NULL, 0},
+    {"fmnist-clip-2", "fmnist-clip of another seed: judges generated images (CLIP score, Frechet distance)",
+     "fmnist:train", "fmnist:test", "fmnist-s", 6, 128, 1e-3, 2, 1, 2000, NULL, ZOO_CLIP, 0, NULL, NULL, 0},
+    /* the latent text-to-image model of Fashion-MNIST (docs/diffusion.md): 32 px -> 8 x 8 x 4 */
+    {"fmnist-vae", "the latent autoencoder of fmnist-diffusion (SD's AutoencoderKL shape, 32 px -> 8x8x4)",
+     "fmnist:train", NULL, "vae-f4", 0, 32, 1e-3, 1, 0, 0, NULL, ZOO_VAE, 1200, NULL, NULL, 32},
+    {"fmnist-diffusion", "SD-shaped latent UNet on Fashion-MNIST captions, conditioned on fmnist-clip's text tower",
+     "fmnist:train", NULL, "unet-latent-8s", 0, 32, 2e-4, 1, 0, 0, NULL, ZOO_DIFFUSION, 2800, "fmnist-clip",
+     "fmnist-vae", 32},
+    {"fmnist-judge", "ResNet-20 classifier of real Fashion-MNIST at 32 px: judges generated images",
+     "fmnist:train", "fmnist:test", "resnet-20", 3, 128, 0.1, 1, 0, 0, NULL, ZOO_JUDGE, 0, NULL, NULL, 32},
 };
 
 const ZooRecipe *zoo_recipes(int *n) {

@@ -6,14 +6,22 @@
 
 #include "train/clip_trainer.h"
 
+/* What a recipe builds: a CLIP (forget train), or the parts of a latent text-to-image model
+ * (forget train-vae, train-diffusion) and its judge (forget train-judge). */
+typedef enum { ZOO_CLIP = 0, ZOO_VAE, ZOO_DIFFUSION, ZOO_JUDGE } ZooKind;
+
 typedef struct {
     const char *name, *summary;
-    const char *train_set, *eval_set, *config;
+    const char *train_set, *eval_set, *config; /* config: the CLIP, autoencoder, UNet or ResNet shape */
     int epochs, batch;
     double lr;
     uint64_t seed;
     int eval_every, eval_samples;
     const BiasSpec *bias;
+    ZooKind kind;
+    long steps;                     /* autoencoder and UNet recipes: training steps */
+    const char *text_encoder, *vae; /* a diffusion recipe's CLIP and autoencoder, by recipe name */
+    int side;                       /* image side of the generative recipes */
 } ZooRecipe;
 
 const ZooRecipe *zoo_recipes(int *n);
