@@ -18,6 +18,7 @@ PACKAGES=(
   dataset-fashion-mnist        # the real data the zoo trains on
   libfreetype-dev libharfbuzz-dev libxml2-dev   # Emoji-Domains: glyphs, shaping, CLDR annotations
   fonts-noto-color-emoji fonts-symbola unicode-data unicode-cldr-core
+  fonts-dejavu-core            # the captions of generated-image grids
 )
 # Fuzz targets need clang's libFuzzer runtime; only `make fuzz` asks for these.
 if [ "${1:-}" = "--fuzz" ]; then PACKAGES+=(clang libclang-rt-14-dev); fi

@@ -9,6 +9,7 @@
 #include "cli/cli_groups.h"
 #include "core/progress.h"
 #include "io/image.h"
+#include "io/text_render.h"
 #include "models/text2image.h"
 
 static int run(int argc, char **argv);
@@ -21,21 +22,40 @@ const Command cmd_generate = {
     "Samples --n images of the prompt with classifier-free guidance of scale --cfg (1: no guidance) over\n"
     "--steps of the UNet's schedule: DDIM (eta 0, deterministic) or ancestral DDPM. Image i depends only\n"
     "on --seed and i, not on --batch. --out writes them as one grid PNG (several --prompt: one row each,\n"
-    "in order); --out-dir also as one PNG each.\n",
+    "in order), captioned with the prompts; --out-dir also as one PNG each.\n",
     run};
 
-/* Tiles n images [side, side, 3] into a grid of `cols` columns with a 2-pixel border. */
-static void grid_of(const uint8_t *rgb, int n, int side, int cols, Image8 *out) {
-    const int rows = (n + cols - 1) / cols, gap = 2;
-    out->w = cols * (side + gap) + gap, out->h = rows * (side + gap) + gap, out->channels = 3;
+/* Tiles n images [side, side, 3] into a grid of `cols` columns with a 2-pixel border, captioned:
+ * one prompt above the grid, several (one a row) to the left of their rows. */
+static int grid_of(const uint8_t *rgb, int n, int side, int cols, const char *const *prompts, int K, Image8 *out,
+                   Err *e) {
+    const int rows = (n + cols - 1) / cols, gap = 2, px = side >= 32 ? 12 : 9;
+    TextRenderer *tr = text_renderer_new(NULL, px, e);
+    if (!tr) return -1;
+    int left = 0, top = 0;
+    if (K > 1)
+        for (int k = 0; k < K; k++) {
+            const int w = text_width(tr, prompts[k]) + 2 * gap;
+            left = w > left ? w : left;
+        }
+    else top = text_line_height(tr) + gap;
+    out->w = left + cols * (side + gap) + gap, out->h = top + rows * (side + gap) + gap, out->channels = 3;
+    if (K == 1 && text_width(tr, prompts[0]) + 2 * gap > out->w) out->w = text_width(tr, prompts[0]) + 2 * gap;
     out->px = xmalloc((size_t)out->w * out->h * 3);
     memset(out->px, 255, (size_t)out->w * out->h * 3);
+    if (K > 1)
+        for (int k = 0; k < K; k++)
+            text_draw(tr, out, gap, gap + k * (side + gap) + side / 2 + text_ascent(tr) / 2, left - gap, prompts[k]);
+    else
+        text_draw(tr, out, gap, gap + text_ascent(tr), out->w - 2 * gap, prompts[0]);
+    text_renderer_free(tr);
     for (int i = 0; i < n; i++) {
-        const int x0 = gap + (i % cols) * (side + gap), y0 = gap + (i / cols) * (side + gap);
+        const int x0 = left + gap + (i % cols) * (side + gap), y0 = top + gap + (i / cols) * (side + gap);
         for (int y = 0; y < side; y++)
             memcpy(out->px + ((size_t)(y0 + y) * out->w + x0) * 3, rgb + ((size_t)i * side + y) * side * 3,
                    (size_t)side * 3);
     }
+    return 0;
 }
 
 static int run(int argc, char **argv) {
@@ -86,9 +106,9 @@ static int run(int argc, char **argv) {
         int cols = 1;
         while (cols * cols < n) cols++;
         if (K > 1) cols = n; /* one row a prompt */
-        Image8 grid;
-        grid_of(rgb, total, side, cols, &grid);
-        rc = image_save_png(&grid, out, &e);
+        Image8 grid = {0};
+        rc = grid_of(rgb, total, side, cols, prompts.v, K, &grid, &e);
+        if (!rc) rc = image_save_png(&grid, out, &e);
         free(grid.px);
     }
     if (!rc && out_dir) {
