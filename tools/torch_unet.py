@@ -36,6 +36,8 @@ CONFIGS = {
                           groups=32),
     "unet-latent-8": dict(in_ch=4, out_ch=4, ch=[64, 128], attn=[1, 1], layers=2, heads=4, depth=1, ctx=128,
                           groups=32),
+    "unet-latent-8s": dict(in_ch=4, out_ch=4, ch=[48, 96], attn=[0, 1], layers=2, heads=4, depth=1, ctx=128,
+                           groups=16),
 }
 
 
