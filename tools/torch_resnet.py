@@ -15,6 +15,9 @@ Usage: python3 tools/torch_resnet.py ref [--out PATH]
 Needs Debian's python3-torch; CI does not (the reference file is committed)."""
 import argparse, json, os, statistics, struct, sys, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_refs import write_safetensors  # noqa: E402
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -85,21 +88,6 @@ class ResNet(nn.Module):
 
     def head(self, feat, h):
         return feat @ F.normalize(self.heads[h].weight, dim=1).t()
-
-
-def write_safetensors(path, tensors):
-    header, blobs, off = {}, [], 0
-    for name, t in tensors.items():
-        b = t.detach().contiguous().float().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-    os.replace(tmp, path)
 
 
 def ref(out):

@@ -23,6 +23,9 @@ Usage: python3 tools/torch_unet.py ref [--out PATH]
 Needs Debian's python3-torch; CI does not (the reference file is committed)."""
 import argparse, json, math, os, statistics, struct, sys, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_refs import write_safetensors  # noqa: E402
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -336,21 +339,6 @@ class Vae(nn.Module):
 
     def decode(self, z):
         return self.decoder(self.post_quant_conv(z))
-
-
-def write_safetensors(path, tensors, meta):
-    header, blobs, off = {"__metadata__": meta}, [], 0
-    for name, t in tensors.items():
-        b = t.detach().contiguous().float().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-    os.replace(tmp, path)
 
 
 def meta_of(cfg):

@@ -373,6 +373,18 @@ static int count_prefix(SafeTensors *st, const char *fmt, int max) {
     return n;
 }
 
+/* The transformer depth and the context width of the attention at prefix pre. */
+static int attn_shape(SafeTensors *st, const char *pre, UNetConfig *c, Err *e) {
+    char f[NN_NAME], k[NN_NAME];
+    int64_t v;
+    unet_keyf(f, "%s.transformer_blocks.%%d.norm1.weight", pre);
+    c->depth = count_prefix(st, f, UNET_MAX_DEPTH + 1);
+    unet_keyf(k, "%s.transformer_blocks.0.attn2.to_k.weight", pre);
+    if (tensor_dim(st, k, 1, &v)) return err_set(e, "%s: %s missing", st->path, k);
+    c->ctx_dim = (int)v;
+    return 0;
+}
+
 int unet_config_infer(UNetConfig *c, SafeTensors *st, int heads, int *layout, Err *e) {
     memset(c, 0, sizeof *c);
     const int L = unet_detect_layout(st);
@@ -419,24 +431,10 @@ int unet_config_infer(UNetConfig *c, SafeTensors *st, int heads, int *layout, Er
         else unet_keyf(pre, CV "input_blocks.%d.1", inb);
         unet_keyf(k, "%s.proj_in.weight", pre);
         c->attn[l] = st_find(st, k) != NULL;
-        if (c->attn[l] && !c->depth) {
-            char f[NN_NAME];
-            unet_keyf(f, "%s.transformer_blocks.%%d.norm1.weight", pre);
-            c->depth = count_prefix(st, f, UNET_MAX_DEPTH + 1);
-            unet_keyf(k, "%s.transformer_blocks.0.attn2.to_k.weight", pre);
-            if (tensor_dim(st, k, 1, &v)) return err_set(e, "%s: %s missing", st->path, k);
-            c->ctx_dim = (int)v;
-        }
+        if (c->attn[l] && !c->depth && attn_shape(st, pre, c, e)) return -1;
     }
-    if (!c->depth) { /* attention only in the middle */
-        const char *pre = L == UNET_DIFFUSERS ? "mid_block.attentions.0" : CV "middle_block.1";
-        char f[NN_NAME];
-        unet_keyf(f, "%s.transformer_blocks.%%d.norm1.weight", pre);
-        c->depth = count_prefix(st, f, UNET_MAX_DEPTH + 1);
-        unet_keyf(k, "%s.transformer_blocks.0.attn2.to_k.weight", pre);
-        if (tensor_dim(st, k, 1, &v)) return err_set(e, "%s: %s missing", st->path, k);
-        c->ctx_dim = (int)v;
-    }
+    if (!c->depth && attn_shape(st, L == UNET_DIFFUSERS ? "mid_block.attentions.0" : CV "middle_block.1", c, e))
+        return -1; /* attention only in the middle */
     c->heads = heads > 0 ? heads : 8;
     c->groups = 32;
     while (c->groups > 1) { /* 32 as SD, unless the channels say less */

@@ -33,3 +33,16 @@ int check_ref_trace(const char *ref_subdir, const char *name, const float *x, in
     free(ref);
     return 1;
 }
+
+float *ref_tensor(SafeTensors *st, const char *name, long expect) {
+    const StTensor *t = st_find(st, name);
+    CHECK_MSG(t != NULL, "reference tensor %s missing", name);
+    if (!t) return NULL;
+    CHECK_MSG(expect < 0 || st_numel(t) == expect, "%s: %lld values, expected %ld", name, (long long)st_numel(t),
+              expect);
+    if (expect >= 0 && st_numel(t) != expect) return NULL;
+    float *v = xalloc_floats((size_t)st_numel(t));
+    Err e = {0};
+    CHECK(st_to_f32(t, v, &e) == 0);
+    return v;
+}

@@ -78,7 +78,7 @@ static int check_grad(const char *name, const float *g, const float *ref, long n
 }
 
 /* A reference tensor widened to float and put in our orientation. */
-static float *ref_tensor(const SafeTensors *st, const NnParam *s) {
+static float *ref_param_tensor(const SafeTensors *st, const NnParam *s) {
     const StTensor *t = st_find(st, s->key[LAYOUT_OPENAI][0]);
     if (!t) {
         test_fail(__FILE__, __LINE__, "reference lacks %s", s->key[LAYOUT_OPENAI][0]);
@@ -145,7 +145,7 @@ TEST(clip_grad_loss_and_every_parameter_match_pytorch) {
             checked++;
             continue;
         }
-        float *ref = ref_tensor(&st, s);
+        float *ref = ref_param_tensor(&st, s);
         if (!ref) continue;
         check_grad(s->key[LAYOUT_OPENAI][0], g, ref, s->count);
         free(ref);
@@ -209,7 +209,7 @@ static void adamw_case(const char *file, int decay_all) {
             free(gr);
             continue;
         }
-        float *ref = ref_tensor(&gs, &gspec[i]);
+        float *ref = ref_param_tensor(&gs, &gspec[i]);
         if (ref) memcpy(*gspec[i].slot, ref, sizeof(float) * (size_t)gspec[i].count);
         free(ref);
     }
@@ -252,7 +252,7 @@ static void adamw_case(const char *file, int decay_all) {
             checked++;
             continue;
         }
-        float *ref = ref_tensor(&ps, s);
+        float *ref = ref_param_tensor(&ps, s);
         if (!ref) continue;
         int bad = 0;
         long worst = -1;

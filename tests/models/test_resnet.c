@@ -12,23 +12,12 @@
 #include "core/gradcheck.h"
 #include "io/safetensors.h"
 #include "models/resnet.h"
+#include "models/ref_trace.h"
 #include "test.h"
 
 static const ResNetConfig TINY = {.in_ch = 3, .res = 8, .width = 2, .n = 1, .n_heads = 2, .head_classes = {3, 2},
                                   .code_layer = 1, .eps = 1e-5f, .momentum = 0.1f};
 enum { TB = 2 };
-
-static float *ref_tensor(SafeTensors *st, const char *name, long expect) {
-    const StTensor *t = st_find(st, name);
-    CHECK_MSG(t != NULL, "reference tensor %s missing", name);
-    if (!t) return NULL;
-    CHECK_MSG(expect < 0 || st_numel(t) == expect, "%s: %lld values, expected %ld", name, (long long)st_numel(t),
-              expect);
-    float *v = xalloc_floats((size_t)st_numel(t));
-    Err e = {0};
-    CHECK(st_to_f32(t, v, &e) == 0);
-    return v;
-}
 
 static void load_ref_weights(ResNet *m, SafeTensors *st) {
     for (int i = 0; i < m->table.n; i++) {

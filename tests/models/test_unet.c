@@ -13,21 +13,10 @@
 #include "core/gradcheck.h"
 #include "io/safetensors.h"
 #include "models/unet.h"
+#include "models/ref_trace.h"
 #include "test.h"
 
 enum { TB = 2, TSIDE = 8, TLC = 5 };
-
-static float *ref_tensor(SafeTensors *st, const char *name, long expect) {
-    const StTensor *t = st_find(st, name);
-    CHECK_MSG(t != NULL, "reference tensor %s missing", name);
-    if (!t) return NULL;
-    CHECK_MSG(expect < 0 || st_numel(t) == expect, "%s: %lld values, expected %ld", name, (long long)st_numel(t),
-              expect);
-    float *v = xalloc_floats((size_t)st_numel(t));
-    Err e = {0};
-    CHECK(st_to_f32(t, v, &e) == 0);
-    return v;
-}
 
 static UNetConfig tiny(void) {
     UNetConfig c;

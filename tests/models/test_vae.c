@@ -10,18 +10,8 @@
 #include "core/rng.h"
 #include "io/safetensors.h"
 #include "models/vae.h"
+#include "models/ref_trace.h"
 #include "test.h"
-
-static float *ref_tensor(SafeTensors *st, const char *name, long expect) {
-    const StTensor *t = st_find(st, name);
-    CHECK_MSG(t != NULL, "reference tensor %s missing", name);
-    if (!t) return NULL;
-    CHECK_MSG(st_numel(t) == expect, "%s: %lld values, expected %ld", name, (long long)st_numel(t), expect);
-    float *v = xalloc_floats((size_t)st_numel(t));
-    Err e = {0};
-    CHECK(st_to_f32(t, v, &e) == 0);
-    return v;
-}
 
 TEST(vae_matches_pytorch_reference) {
     const char *path = "tests/ref/vae-tiny.safetensors";
