@@ -21,6 +21,7 @@ const Command cmd_train_diffusion = {
     "captions become the empty prompt (for classifier-free guidance), and the UNet learns to predict the\n"
     "noise of the forward process (MSE, AdamW, warm-up and cosine decay). The file written holds the\n"
     "exponential moving average of the weights in the diffusers layout, with the schedule in its metadata.\n"
+    "mpirun -np N splits each batch over N processes (the same model up to rounding).\n"
     "A killed run resumes from FILE.ckpt with the same result. Pixel space: RGB at --side px in [-1, 1];\n"
     "with --vae, the UNet learns on the autoencoder's scaled latents of the --side px images.\n",
     run};
@@ -62,7 +63,13 @@ static int run(int argc, char **argv) {
     o.fresh = fresh, o.quiet = quiet || json;
     Err e = {{0}};
     DiffTrainResult r;
-    if (diffusion_train(&o, &r, &e)) return cli_error("train-diffusion", EXIT_WORK, "%s", e.msg);
+    Dist dist;
+    dist_init(&dist); /* joins the MPI world under mpirun: the batch is split over the ranks */
+    o.dist = &dist;
+    const int rc = diffusion_train(&o, &r, &e);
+    dist_finalize(&dist);
+    if (rc) return cli_error("train-diffusion", EXIT_WORK, "%s", e.msg);
+    if (dist.rank != 0) return 0;
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "out", o.out);

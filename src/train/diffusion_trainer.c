@@ -93,20 +93,21 @@ typedef struct {
     float *moments;
     double loss_sum;
     long loss_n, tail_from;
+    int rank, ranks, Bl; /* this rank's share of the batch: samples rank * Bl .. */
 } Run;
 
 static int diff_step(void *user, long step, float *loss, Err *e) {
     Run *r = user;
     const DiffTrainOpts *o = r->o;
-    const int B = o->batch, side = o->side;
-    (void)side;
+    const int B = o->batch, Bl = r->Bl, side = o->side;
     const int epoch = (int)((step * B) / r->d.n);
     if (epoch != r->perm_epoch) train_epoch_order(r->perm, r->d.n, o->seed, r->perm_epoch = epoch);
     const PixelNorm half = {{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}}; /* [0, 255] -> [-1, 1] */
-    for (int i = 0; i < B; i++) {
-        const int smp = r->perm[(step * B + i) % r->d.n];
+    for (int i = 0; i < Bl; i++) { /* sample gi of the global batch: the same draws whatever the ranks */
+        const int gi = r->rank * Bl + i;
+        const int smp = r->perm[(step * B + gi) % r->d.n];
         Rng rng;
-        rng_seed(&rng, train_mix(o->seed, (uint64_t)step * (uint64_t)B + (uint64_t)i));
+        rng_seed(&rng, train_mix(o->seed, (uint64_t)step * (uint64_t)B + (uint64_t)gi));
         r->idx[i] = smp;
         if (r->latent) { /* z = mean + std n from the image's posterior, scaled */
             const float *m = r->moments + (size_t)smp * 2 * r->per, *lv = m + r->per;
@@ -126,13 +127,14 @@ static int diff_step(void *user, long step, float *loss, Err *e) {
         r->t[i] = (int32_t)rng_below(&rng, (uint32_t)o->T), r->tt[i] = (float)r->t[i];
         rng_fill_normal(&rng, r->eps + (size_t)i * r->per, r->per, 0, 1);
     }
-    if (text_rows(&r->ts, r->caps, B, r->ctx, e)) return -1;
-    const long n = (long)B * r->per;
-    diffusion_add_noise(r->xt, r->x0, r->eps, r->t, B, r->per, &r->s);
+    (void)side;
+    if (text_rows(&r->ts, r->caps, Bl, r->ctx, e)) return -1;
+    const long n = (long)Bl * r->per;
+    diffusion_add_noise(r->xt, r->x0, r->eps, r->t, Bl, r->per, &r->s);
     unet_forward(&r->m, r->a, r->xt, r->tt, r->ctx, r->pred);
     *loss = mse_forward(r->pred, r->eps, n);
     memset(r->dpred, 0, sizeof(float) * (size_t)n);
-    mse_backward(r->dpred, r->pred, r->eps, n, 1.0f);
+    mse_backward(r->dpred, r->pred, r->eps, n, 1.0f / (float)r->ranks); /* the trainer sums the ranks' gradients */
     unet_backward(&r->m, r->a, r->dpred, &r->g, NULL, NULL);
     if (step >= r->tail_from) r->loss_sum += *loss, r->loss_n++;
     return 0;
@@ -249,27 +251,33 @@ int diffusion_train(const DiffTrainOpts *o, DiffTrainResult *res, Err *e) {
     r.ema = xalloc_floats((size_t)r.m.n_params);
     memcpy(r.ema, r.m.arena, sizeof(float) * (size_t)r.m.n_params);
     const int B = o->batch;
-    r.a = unet_acts_new(&r.m, B, uside, r.ts.ctx, 1);
+    r.rank = o->dist ? o->dist->rank : 0, r.ranks = o->dist ? o->dist->size : 1, r.Bl = B / r.ranks;
+    const int lead = r.rank == 0;
+    if (B % r.ranks) {
+        run_free(&r);
+        return err_set(e, "train-diffusion: batch %d does not split evenly over %d ranks", B, r.ranks);
+    }
+    r.a = unet_acts_new(&r.m, r.Bl, uside, r.ts.ctx, 1);
     r.per = (long)c.in_ch * uside * uside;
-    if (r.latent) encode_all(&r, o->quiet);
-    const long n = (long)B * r.per;
+    if (r.latent) encode_all(&r, o->quiet || !lead);
+    const long n = (long)r.Bl * r.per;
     r.perm = xmalloc(sizeof(int) * (size_t)r.d.n), r.idx = xmalloc(sizeof(int) * (size_t)B);
     r.caps = xcalloc((size_t)B, sizeof *r.caps);
     r.x0 = xalloc_floats((size_t)n), r.xt = xalloc_floats((size_t)n), r.eps = xalloc_floats((size_t)n);
     r.pred = xalloc_floats((size_t)n), r.dpred = xalloc_floats((size_t)n);
-    r.ctx = xalloc_floats((size_t)B * r.ts.ctx * r.ts.D);
+    r.ctx = xalloc_floats((size_t)r.Bl * r.ts.ctx * r.ts.D);
     r.tt = xalloc_floats((size_t)B), r.t = xmalloc(sizeof(int32_t) * (size_t)B);
     r.tail_from = o->steps - (o->steps + 9) / 10;
     char *recipe = recipe_of(o, r.m.n_params), *ckpt = o->ckpt ? xstrdup(o->ckpt) : xasprintf("%s.ckpt", o->out);
-    rc = atomic_check_target(o->out, e);
-    if (!rc) atomic_clean_stale(o->out);
+    rc = lead ? atomic_check_target(o->out, e) : 0;
+    if (!rc && lead) atomic_clean_stale(o->out);
     TrainSpec spec = {.label = "train-diffusion", .total_steps = o->steps, .lr = o->lr, .warmup_frac = o->warmup_frac,
                       .cosine = 1, .wd = o->wd, .grad_clip = 1.0f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
                       .params = r.m.arena, .grads = r.g.arena, .n_params = r.m.n_params, .table = &r.m.table,
                       .step = diff_step, .after_update = diff_ema, .status = diff_status, .user = &r,
                       .samples_per_step = B, .unit = "img", .quiet = o->quiet, .ckpt = ckpt, .recipe = recipe,
                       .producer = "forget train-diffusion", .ckpt_every = o->ckpt_every, .fresh = o->fresh,
-                      .stop_after = o->stop_after, .extra = r.ema, .n_extra = r.m.n_params};
+                      .stop_after = o->stop_after, .extra = r.ema, .n_extra = r.m.n_params, .dist = o->dist};
     TrainState st = {0};
     const double t0 = now_seconds();
     if (!rc) rc = train_run(&spec, &st, e);
@@ -277,7 +285,7 @@ int diffusion_train(const DiffTrainOpts *o, DiffTrainResult *res, Err *e) {
     res->seconds = now_seconds() - t0;
     res->mean_loss_last = r.loss_n ? (float)(r.loss_sum / r.loss_n) : st.last_loss;
     res->captions_encoded = r.ts.encoded, res->captions_cached = r.ts.hits, res->n_params = r.m.n_params;
-    if (!rc && st.finished) { /* the model file holds the average */
+    if (!rc && st.finished && lead) { /* the model file holds the average (the same on every rank) */
         memcpy(r.m.arena, r.ema, sizeof(float) * (size_t)r.m.n_params);
         char steps[32], T[16];
         snprintf(steps, sizeof steps, "%ld", st.step), snprintf(T, sizeof T, "%d", o->T);

@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "core/dist.h"
 #include "core/err.h"
 #include "models/diffusion.h"
 
@@ -37,6 +38,7 @@ typedef struct {
     const char *ckpt;         /* NULL: out + ".ckpt" */
     long ckpt_every, stop_after;
     int fresh, quiet;
+    const Dist *dist;         /* NULL: serial; else the batch is split over the ranks (same model up to rounding) */
 } DiffTrainOpts;
 
 void diffusion_train_defaults(DiffTrainOpts *o);

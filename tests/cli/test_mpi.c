@@ -9,39 +9,15 @@
 
 static int have_mpirun(void) { return system("command -v mpirun >/dev/null 2>&1") == 0; }
 
-TEST(mpi_two_ranks_equal_serial) {
-    if (!have_mpirun()) {
-        test_skip("mpirun not found (Debian openmpi-bin): MPI training not checked");
-        return;
-    }
-    const char *bin = getenv("FORGET_BIN") ? getenv("FORGET_BIN") : "bin/forget";
-    char ser[600], par[600], cmd[3000];
-    snprintf(ser, sizeof ser, "%s/serial.safetensors", scratch_dir());
-    snprintf(par, sizeof par, "%s/mpi.safetensors", scratch_dir());
-    const char *args = "train --dataset fmnist:train --limit 400 --config fmnist-xs --batch 20 --epochs 2 --fresh --quiet";
-    snprintf(cmd, sizeof cmd, "%s %s --threads 1 --out %s >/dev/null 2>&1", bin, args, ser);
-    CHECK_INT(system(cmd), 0);
-    /* Under the sanitizer build, leak checking is off for the MPI ranks only: OpenMPI's plugins
-     * (dlopen'd, unloaded at MPI_Finalize) keep allocations LeakSanitizer cannot even symbolise.
-     * The serial run above is still leak-checked. */
-    snprintf(cmd, sizeof cmd,
-             "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
-             "ASAN_OPTIONS=detect_leaks=0 mpirun -np 2 %s %s --threads 1 --out %s >%s/mpi.log 2>&1",
-             bin, args, par, scratch_dir());
-    int rc = system(cmd);
-    if (rc != 0) {
-        char log[700];
-        snprintf(log, sizeof log, "%s/mpi.log", scratch_dir());
-        char *text = read_whole(log, NULL);
-        test_fail(__FILE__, __LINE__, "mpirun failed (%d): %s", rc, text ? text : "");
-        free(text);
-        return;
-    }
+/* The largest difference of any value between two files' tensors of the same names (a missing or
+ * reshaped tensor is a failure). */
+static double max_difference(const char *ser, const char *par) {
     SafeTensors a, b;
     Err e = {{0}};
-    if (st_open(&a, ser, &e) || st_open(&b, par, &e)) {
-        test_fail(__FILE__, __LINE__, "%s", e.msg);
-        return;
+    if (st_open(&a, ser, &e)) return test_fail(__FILE__, __LINE__, "%s", e.msg), 1e30;
+    if (st_open(&b, par, &e)) {
+        st_close(&a);
+        return test_fail(__FILE__, __LINE__, "%s", e.msg), 1e30;
     }
     CHECK_INT(a.n, b.n);
     double worst = 0;
@@ -59,10 +35,68 @@ TEST(mpi_two_ranks_equal_serial) {
         free(x);
         free(y);
     }
-    /* measured 2.5e-6 after 40 steps; float rounding differs only in the batch split */
-    CHECK_MSG(worst < 1e-4, "max parameter difference %.3g between 2 ranks and serial", worst);
     st_close(&a);
     st_close(&b);
+    return worst;
+}
+
+/* mpirun -np 2 BIN ARGS --out OUT, the log kept in the scratch directory; 0 when it ran. */
+static int mpirun2(const char *bin, const char *args, const char *out) {
+    char cmd[3000];
+    snprintf(cmd, sizeof cmd,
+             "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
+             "ASAN_OPTIONS=detect_leaks=0 mpirun -np 2 %s %s --threads 1 --out %s >%s/mpi.log 2>&1",
+             bin, args, out, scratch_dir());
+    const int rc = system(cmd);
+    if (rc != 0) {
+        char log[700];
+        snprintf(log, sizeof log, "%s/mpi.log", scratch_dir());
+        char *text = read_whole(log, NULL);
+        test_fail(__FILE__, __LINE__, "mpirun failed (%d): %s", rc, text ? text : "");
+        free(text);
+    }
+    return rc;
+}
+
+TEST(mpi_two_ranks_equal_serial) {
+    if (!have_mpirun()) {
+        test_skip("mpirun not found (Debian openmpi-bin): MPI training not checked");
+        return;
+    }
+    const char *bin = getenv("FORGET_BIN") ? getenv("FORGET_BIN") : "bin/forget";
+    char ser[600], par[600], cmd[3000];
+    snprintf(ser, sizeof ser, "%s/serial.safetensors", scratch_dir());
+    snprintf(par, sizeof par, "%s/mpi.safetensors", scratch_dir());
+    const char *args = "train --dataset fmnist:train --limit 400 --config fmnist-xs --batch 20 --epochs 2 --fresh --quiet";
+    snprintf(cmd, sizeof cmd, "%s %s --threads 1 --out %s >/dev/null 2>&1", bin, args, ser);
+    CHECK_INT(system(cmd), 0);
+    /* Under the sanitizer build, leak checking is off for the MPI ranks only: OpenMPI's plugins
+     * (dlopen'd, unloaded at MPI_Finalize) keep allocations LeakSanitizer cannot even symbolise.
+     * The serial run above is still leak-checked. */
+    if (mpirun2(bin, args, par)) return;
+    double worst = max_difference(ser, par);
+    /* measured 2.5e-6 after 40 steps; float rounding differs only in the batch split */
+    CHECK_MSG(worst < 1e-4, "max parameter difference %.3g between 2 ranks and serial", worst);
+}
+
+/* train-diffusion under mpirun -np 2: each rank takes half of every batch; the weights' average
+ * written equals the serial run's up to rounding. */
+TEST(mpi_train_diffusion_equals_serial) {
+    if (!have_mpirun()) {
+        test_skip("mpirun not found (Debian openmpi-bin): MPI diffusion training not checked");
+        return;
+    }
+    const char *bin = getenv("FORGET_BIN") ? getenv("FORGET_BIN") : "bin/forget";
+    char ser[600], par[600], cmd[3000], args[1500];
+    snprintf(ser, sizeof ser, "%s/diff-serial.safetensors", scratch_dir());
+    snprintf(par, sizeof par, "%s/diff-mpi.safetensors", scratch_dir());
+    snprintf(args, sizeof args, "train-diffusion --text-encoder %s/tiny/model.safetensors --net unet-tiny --side 8 "
+             "--steps 6 --batch 4 --limit 64 --fresh --quiet", ref_dir());
+    snprintf(cmd, sizeof cmd, "%s %s --threads 1 --out %s >/dev/null 2>&1", bin, args, ser);
+    CHECK_INT(system(cmd), 0);
+    if (mpirun2(bin, args, par)) return;
+    const double worst = max_difference(ser, par);
+    CHECK_MSG(worst < 1e-4, "max parameter difference %.3g between 2 ranks and serial", worst);
 }
 
 #include "serve/fixture.h"
