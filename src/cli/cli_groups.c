@@ -13,6 +13,9 @@ const Opt OPT_SEED = {.name = "--seed", .metavar = "S", .type = OPT_U64, .lo = 0
 const Opt OPT_JSON = O_FLAG("--json", NULL, "print the result as one line of JSON");
 const Opt OPT_QUIET = O_FLAG("--quiet", NULL, "no progress output");
 const Opt OPT_CHECK = O_FLAG("--check", NULL, "verify at load that every weight is finite");
+const Opt OPT_CKPT_EVERY = O_LONG("--ckpt-every", "N", NULL, 1, 100000000, "steps between checkpoints");
+const Opt OPT_STOP_AFTER = O_LONG("--stop-after", "N", NULL, 0, 100000000, "stop after N steps of this run with a checkpoint");
+const Opt OPT_FRESH = O_FLAG("--fresh", NULL, "ignore an existing checkpoint");
 
 const Opt OPT_API_KEY = O_STR("--api-key", "K", NULL, 0, "API key (shows in ps: prefer the file or FORGET_API_KEY)");
 const Opt OPT_API_KEY_FILE = O_STR("--api-key-file", "FILE", NULL, 0, "API key: the file's first line");

@@ -9,6 +9,8 @@
 extern const Opt OPT_BB_BUDGET, OPT_BB_SHOTS, OPT_BB_SUFFIX_LEN;
 /* a model file, a data set name and its directory (most commands) */
 extern const Opt OPT_MODEL, OPT_DATASET, OPT_DATA_DIR, OPT_SEED, OPT_JSON, OPT_QUIET, OPT_CHECK;
+/* the checkpointing of a trainer: --ckpt-every N, --stop-after N (long), --fresh (int flag) */
+extern const Opt OPT_CKPT_EVERY, OPT_STOP_AFTER, OPT_FRESH;
 /* --layout openai|hf (an index of ClipLayout) and --dtype f32|f16|bf16 (an index of CLI_DTYPES) */
 extern const Opt OPT_LAYOUT, OPT_DTYPE;
 #include "io/safetensors.h"

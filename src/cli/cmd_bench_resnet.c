@@ -44,10 +44,10 @@ int bench_resnet(int argc, char **argv) {
     int B = 128, res = 28, in_ch = 1, steps = 10, json = 0;
     const Opt opts[] = {
         O_STR("--net", "NAME", &net, 0, "resnet-20 (default), resnet-32, resnet-56, resnet-8n"),
-        O_INT("--batch", "B", &B, 2, 4096, "images per step (default 128)"),
+        O_INT("--batch", "B", &B, 2, 4096, "images per step"),
         O_INT("--res", "PX", &res, 8, 512, "input side (default 28: Fashion-MNIST)"),
-        O_INT("--in-ch", "C", &in_ch, 1, 3, "input channels (default 1)"),
-        O_INT("--steps", "N", &steps, 1, 1000, "timed steps after a warm-up (default 10)"),
+        O_INT("--in-ch", "C", &in_ch, 1, 3, "input channels"),
+        O_INT("--steps", "N", &steps, 1, 1000, "timed steps after a warm-up"),
         opt_bind(OPT_JSON, &json),
         O_END,
     };
