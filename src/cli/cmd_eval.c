@@ -21,6 +21,7 @@ const Command cmd_eval = {
     "\n"
     "       forget eval generate --model UNET --text-encoder CLIP --judge FILE [--per-class 100] [--steps 50]\n"
     "                            [--cfg 7.5] [--clip OTHER_CLIP --real fmnist:test] [--vae FILE] [--seed S] [--json]\n"
+    "                            [--report FILE.html]\n"
     "\n"
     "Draws --per-class images of \"a photo of a {class}.\" for every class the judge knows and reports the\n"
     "share the judge classifies as prompted, per class; with --clip, CLIP score against the prompt and,\n"

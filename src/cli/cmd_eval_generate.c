@@ -1,17 +1,70 @@
 /* forget eval generate: a text-to-image model judged class by class (eval/gen_eval.h). */
 #include <cjson/cJSON.h>
+#include <glib.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli/cli.h"
 #include "cli/cli_groups.h"
 #include "eval/gen_eval.h"
+#include "eval/report_html.h"
+#include "io/atomic_file.h"
+#include "io/image.h"
 
 extern const Command cmd_eval;
 
+/* An HTML page a person reads: the settings, the figures, and per class its accuracy beside a
+ * strip of its first images (PNG data URIs, drawn pixelated at 3x). Through a temporary file. */
+static int write_report(const char *path, const char *model, const Judge *j, const GenEvalOpts *o,
+                        const GenEvalResult *r, const char *clip_judge, const char *real, Err *e) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    html_report_begin(f, "eval generate");
+    fprintf(f, "<h1>Generated images judged class by class</h1>\n<p>Model <code>%s</code>, prompt <code>%s</code>, "
+               "%d images a class, %d %s steps, guidance %g, seed %llu; %ld images in %.0f s.</p>\n",
+            model, o->template_, o->per_class, o->steps, o->sampler == SAMPLER_DDPM ? "DDPM" : "DDIM", (double)o->cfg,
+            (unsigned long long)o->seed, r->images, r->seconds);
+    fprintf(f, "<p>Judged as prompted: <b>%.1f%%</b> of all images (the judge: %.1f%% on real test images).",
+            100 * r->mean_accuracy, 100 * j->test_accuracy);
+    if (r->clip_score >= 0) fprintf(f, " CLIP score %.2f", r->clip_score);
+    if (r->fid >= 0) fprintf(f, ", Fr&eacute;chet distance %.3f to %ld real images (%s)", r->fid, r->images, real);
+    if (r->clip_score >= 0) fprintf(f, " in <code>%s</code>'s image-embedding space.", clip_judge);
+    fprintf(f, "</p>\n<table><tr><th>class</th><th>judged as prompted</th><th style=\"text-align:left\">first %d "
+               "images</th></tr>\n", r->keep);
+    int rc = 0;
+    for (int k = 0; k < r->n_classes && !rc; k++) {
+        fprintf(f, "<tr><td>%s</td><td>%.1f%%</td><td style=\"text-align:left\">", j->class_names[k], 100 * r->accuracy[k]);
+        if (r->kept) { /* the class's images side by side in one PNG */
+            const int S = r->side, W = r->keep * S;
+            Image8 strip = {W, S, 3, xmalloc((size_t)W * S * 3)};
+            for (int i = 0; i < r->keep; i++)
+                for (int y = 0; y < S; y++)
+                    memcpy(strip.px + ((size_t)y * W + (size_t)i * S) * 3,
+                           r->kept + ((((size_t)k * r->keep + i) * S) + y) * S * 3, (size_t)S * 3);
+            uint8_t *png;
+            size_t plen;
+            if ((rc = image_encode_png(&strip, &png, &plen, "report strip", e)) == 0) {
+                gchar *b64 = g_base64_encode(png, plen);
+                fprintf(f, "<img alt=\"%s\" width=\"%d\" style=\"image-rendering:pixelated\" src=\"data:image/png;base64,%s\">",
+                        j->class_names[k], 3 * W, b64);
+                g_free(b64), free(png);
+            }
+            free(strip.px);
+        }
+        fprintf(f, "</td></tr>\n");
+    }
+    fprintf(f, "</table>\n</body></html>\n");
+    fclose(f);
+    if (!rc) rc = write_file_atomic(path, buf, len, e);
+    free(buf);
+    return rc;
+}
+
 int eval_generate(int argc, char **argv) {
     const char *model = NULL, *clip = NULL, *vae = NULL, *judge = NULL, *clip_judge = NULL, *real = NULL, *dir = NULL;
-    const char *sampler = "ddim";
+    const char *sampler = "ddim", *report = NULL;
     GenEvalOpts o = {.template_ = "a photo of a {}.", .per_class = 100, .steps = 50, .batch = 50, .cfg = 7.5f};
     int json = 0, quiet = 0;
     const Opt opts[] = {
@@ -28,6 +81,7 @@ int eval_generate(int argc, char **argv) {
         O_FLT("--cfg", "W", &o.cfg, 0, 100, 0, "guidance scale"),
         O_STR("--sampler", "NAME", &sampler, 0, "ddim (default) or ddpm"),
         O_INT("--batch", "B", &o.batch, 1, 4096, "images a UNet call"),
+        O_STR("--report", "FILE", &report, 0, "an HTML page: the figures and each class's first 8 images"),
         opt_bind(OPT_SEED, &o.seed),
         opt_bind(OPT_QUIET, &quiet),
         opt_bind(OPT_JSON, &json),
@@ -37,7 +91,7 @@ int eval_generate(int argc, char **argv) {
     if (st >= 0) return st;
     if (diffusion_sampler_parse(sampler, &o.sampler))
         return cli_error("eval", EXIT_USAGE, "--sampler %s: expected ddim or ddpm", sampler);
-    o.quiet = quiet || json, o.real = clip_judge ? real : NULL, o.data_dir = dir;
+    o.quiet = quiet || json, o.real = clip_judge ? real : NULL, o.data_dir = dir, o.keep = report ? 8 : 0;
     Err e = {{0}};
     Text2Image g;
     if (t2i_load(&g, model, clip, vae, &e)) return cli_error("eval", EXIT_WORK, "%s", e.msg);
@@ -54,6 +108,7 @@ int eval_generate(int argc, char **argv) {
     if (!rc && clip_judge && clip_load(&cj, clip_judge, &lo, &e)) rc = -1;
     GenEvalResult r = {0};
     if (!rc) rc = gen_eval(&g, &j, clip_judge ? &cj : NULL, &o, &r, &e);
+    if (!rc && report) rc = write_report(report, model, &j, &o, &r, clip_judge, real, &e);
     if (rc) {
         rc = cli_error("eval", EXIT_WORK, "%s", e.msg);
     } else if (json) {

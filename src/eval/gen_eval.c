@@ -51,6 +51,7 @@ static int real_images(const char *spec, const char *dir, int n, int side, uint8
 
 void gen_eval_result_free(GenEvalResult *r) {
     free(r->accuracy);
+    free(r->kept);
     memset(r, 0, sizeof *r);
 }
 
@@ -85,6 +86,12 @@ int gen_eval(const Text2Image *g, const Judge *j, const ClipModel *clip, const G
     }
     progress_end(&bar);
     r->mean_accuracy = (double)right / N;
+    if (!rc && o->keep > 0) { /* the first images of each class, for a report */
+        r->keep = o->keep < P ? o->keep : P, r->side = S;
+        const size_t img = (size_t)S * S * 3;
+        r->kept = xmalloc((size_t)K * r->keep * img);
+        for (int k = 0; k < K; k++) memcpy(r->kept + (size_t)k * r->keep * img, rgb + (size_t)k * P * img, r->keep * img);
+    }
     if (!rc && clip) {
         const int E = clip->cfg.embed_dim;
         float *fi = xalloc_floats((size_t)N * E), *ft = xalloc_floats((size_t)N * E), *pt = xalloc_floats((size_t)K * E);

@@ -22,6 +22,7 @@ typedef struct {
     SamplerKind sampler;
     uint64_t seed;
     const char *real, *data_dir; /* the real images of the distance (NULL: no distance) */
+    int keep;              /* images a class kept in the result (for a report); 0: none */
     int quiet;
 } GenEvalOpts;
 
@@ -33,6 +34,8 @@ typedef struct {
     double fid;            /* -1 without one or without real images */
     long images;
     double seconds, images_per_s;
+    uint8_t *kept;         /* [n_classes, keep, side, side, 3] the first images of each class, or NULL */
+    int keep, side;
 } GenEvalResult;
 
 int gen_eval(const Text2Image *g, const Judge *j, const ClipModel *clip, const GenEvalOpts *o, GenEvalResult *r,

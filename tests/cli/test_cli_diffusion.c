@@ -74,8 +74,13 @@ TEST(cli_diffusion_pixel_train_resume_generate_eval) {
     cJSON *j = json_of(o);
     CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "test_accuracy")));
     cJSON_Delete(j), free(o);
+    char report[700];
+    snprintf(report, sizeof report, "%s/gen-report.html", scratch_dir());
     CHECK_INT(run(&o, "eval generate --model %s --text-encoder %s --judge %s --per-class 2 --steps 2 --clip %s "
-                      "--real fmnist:test --json --quiet", a, clip, judge, clip), 0);
+                      "--real fmnist:test --json --quiet --report %s", a, clip, judge, clip, report), 0);
+    char *html = read_whole(report, NULL);
+    CHECK(html && strstr(html, "<table>") && strstr(html, "data:image/png;base64,") && strstr(html, "ankle boot"));
+    free(html);
     j = json_of(o);
     const cJSON *per = cJSON_GetObjectItemCaseSensitive(j, "per_class");
     CHECK_MSG(cJSON_GetArraySize(per) == 10, "%s", o);
