@@ -24,7 +24,8 @@ typedef struct {
     UNetGrads g;
     UNetActs *a;
     DiffSchedule s;
-    float *x0, *xt, *eps, *pred, *dpred, *ctx, *tt;
+    DiffLossWork w;
+    float *x0, *eps, *ctx;
     int32_t *t;
     int B, side, L;
     long per;
@@ -35,15 +36,9 @@ static int bench_step(void *user, long step, float *loss, Err *e) {
     Bench *b = user;
     Rng r;
     rng_seed(&r, rng_mix(7, (uint64_t)step));
-    for (int i = 0; i < b->B; i++) b->t[i] = (int32_t)rng_below(&r, (uint32_t)b->s.T), b->tt[i] = (float)b->t[i];
-    const long n = (long)b->B * b->per;
-    rng_fill_normal(&r, b->eps, n, 0, 1);
-    diffusion_add_noise(b->xt, b->x0, b->eps, b->t, b->B, b->per, &b->s);
-    unet_forward(&b->m, b->a, b->xt, b->tt, b->ctx, b->pred);
-    *loss = mse_forward(b->pred, b->eps, n);
-    memset(b->dpred, 0, sizeof(float) * (size_t)n);
-    mse_backward(b->dpred, b->pred, b->eps, n, 1.0f);
-    unet_backward(&b->m, b->a, b->dpred, &b->g, NULL, NULL);
+    for (int i = 0; i < b->B; i++) b->t[i] = (int32_t)rng_below(&r, (uint32_t)b->s.T);
+    rng_fill_normal(&r, b->eps, (long)b->B * b->per, 0, 1);
+    *loss = diffusion_eps_loss(&b->m, b->a, &b->s, &b->w, b->x0, b->eps, b->t, b->ctx, 1.0f, &b->g);
     return 0;
 }
 
@@ -90,9 +85,9 @@ int bench_unet(int argc, char **argv) {
     b.a = steps ? unet_acts_new(&b.m, B, side, L, 1) : NULL;
     b.per = (long)c.in_ch * side * side;
     const long n = (long)B * b.per, nc = (long)B * L * c.ctx_dim;
-    b.x0 = xalloc_floats((size_t)n), b.xt = xalloc_floats((size_t)n), b.eps = xalloc_floats((size_t)n);
-    b.pred = xalloc_floats((size_t)n), b.dpred = xalloc_floats((size_t)n), b.ctx = xalloc_floats((size_t)nc);
-    b.tt = xalloc_floats((size_t)B), b.t = xmalloc(sizeof(int32_t) * (size_t)B);
+    b.x0 = xalloc_floats((size_t)n), b.eps = xalloc_floats((size_t)n), b.ctx = xalloc_floats((size_t)nc);
+    b.t = xmalloc(sizeof(int32_t) * (size_t)B);
+    diffusion_loss_work_alloc(&b.w, B, b.per);
     Rng r;
     rng_seed(&r, 2);
     rng_fill_normal(&r, b.x0, n, 0, 1);
@@ -148,7 +143,8 @@ int bench_unet(int argc, char **argv) {
                net, b.m.n_params, c.in_ch, side, side, threads_get(), train_ips, B, gf, 100 * gf / peak, peak,
                sample_ips, S, ddim_steps);
     }
-    free(t), free(b.x0), free(b.xt), free(b.eps), free(b.pred), free(b.dpred), free(b.ctx), free(b.tt), free(b.t);
+    free(t), free(b.x0), free(b.eps), free(b.ctx), free(b.t);
+    diffusion_loss_work_free(&b.w);
     diffusion_schedule_free(&b.s);
     if (steps) unet_grads_free(&b.g);
     unet_free(&b.m);

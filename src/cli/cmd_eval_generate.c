@@ -1,6 +1,5 @@
 /* forget eval generate: a text-to-image model judged class by class (eval/gen_eval.h). */
 #include <cjson/cJSON.h>
-#include <glib.h>
 #include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,18 +38,13 @@ static int write_report(const char *path, const char *model, const Judge *j, con
         if (r->kept) { /* the class's images side by side in one PNG */
             const int S = r->side, W = r->keep * S;
             Image8 strip = {W, S, 3, xmalloc((size_t)W * S * 3)};
-            for (int i = 0; i < r->keep; i++)
-                for (int y = 0; y < S; y++)
-                    memcpy(strip.px + ((size_t)y * W + (size_t)i * S) * 3,
-                           r->kept + ((((size_t)k * r->keep + i) * S) + y) * S * 3, (size_t)S * 3);
-            uint8_t *png;
-            size_t plen;
-            if ((rc = image_encode_png(&strip, &png, &plen, "report strip", e)) == 0) {
-                gchar *b64 = g_base64_encode(png, plen);
+            image_tile(r->kept + (size_t)k * r->keep * S * S * 3, r->keep, S, r->keep, 0, 0, 0, &strip);
+            char *b64 = image_png_base64(&strip, "report strip", e);
+            if (!b64) rc = -1;
+            else
                 fprintf(f, "<img alt=\"%s\" width=\"%d\" style=\"image-rendering:pixelated\" src=\"data:image/png;base64,%s\">",
                         j->class_names[k], 3 * W, b64);
-                g_free(b64), free(png);
-            }
+            free(b64);
             free(strip.px);
         }
         fprintf(f, "</td></tr>\n");
@@ -101,13 +95,14 @@ int eval_generate(int argc, char **argv) {
         return cli_error("eval", EXIT_WORK, "%s", e.msg);
     }
     ClipModel cj;
+    int have_cj = 0;
     const ClipLoadOpts lo = {.act_override = -1};
     int rc = 0;
     if (j.net.cfg.res != g.image_side)
         rc = err_set(&e, "%s reads %d px images; %s makes %d px", judge, j.net.cfg.res, model, g.image_side);
-    if (!rc && clip_judge && clip_load(&cj, clip_judge, &lo, &e)) rc = -1;
+    if (!rc && clip_judge) rc = clip_load(&cj, clip_judge, &lo, &e), have_cj = rc == 0;
     GenEvalResult r = {0};
-    if (!rc) rc = gen_eval(&g, &j, clip_judge ? &cj : NULL, &o, &r, &e);
+    if (!rc) rc = gen_eval(&g, &j, have_cj ? &cj : NULL, &o, &r, &e);
     if (!rc && report) rc = write_report(report, model, &j, &o, &r, clip_judge, real, &e);
     if (rc) {
         rc = cli_error("eval", EXIT_WORK, "%s", e.msg);
@@ -135,7 +130,7 @@ int eval_generate(int argc, char **argv) {
         if (r.fid >= 0) printf(", Frechet distance %.3f to %ld real images (%s)", r.fid, r.images, real);
         if (r.clip_score >= 0) printf(" in %s's space\n", clip_judge);
     }
-    if (clip_judge && !rc) clip_free(&cj);
+    if (have_cj) clip_free(&cj); /* loaded, whatever happened after */
     gen_eval_result_free(&r);
     judge_free(&j);
     t2i_free(&g);

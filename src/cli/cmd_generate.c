@@ -40,7 +40,8 @@ static int grid_of(const uint8_t *rgb, int n, int side, int cols, const char *co
         }
     else top = text_line_height(tr) + gap;
     out->w = left + cols * (side + gap) + gap, out->h = top + rows * (side + gap) + gap, out->channels = 3;
-    if (K == 1 && text_width(tr, prompts[0]) + 2 * gap > out->w) out->w = text_width(tr, prompts[0]) + 2 * gap;
+    const int caption = K == 1 ? text_width(tr, prompts[0]) + 2 * gap : 0;
+    if (caption > out->w) out->w = caption;
     out->px = xmalloc((size_t)out->w * out->h * 3);
     memset(out->px, 255, (size_t)out->w * out->h * 3);
     if (K > 1)
@@ -49,12 +50,7 @@ static int grid_of(const uint8_t *rgb, int n, int side, int cols, const char *co
     else
         text_draw(tr, out, gap, gap + text_ascent(tr), out->w - 2 * gap, prompts[0]);
     text_renderer_free(tr);
-    for (int i = 0; i < n; i++) {
-        const int x0 = left + gap + (i % cols) * (side + gap), y0 = top + gap + (i / cols) * (side + gap);
-        for (int y = 0; y < side; y++)
-            memcpy(out->px + ((size_t)(y0 + y) * out->w + x0) * 3, rgb + ((size_t)i * side + y) * side * 3,
-                   (size_t)side * 3);
-    }
+    image_tile(rgb, n, side, cols, gap, left, top, out);
     return 0;
 }
 

@@ -33,18 +33,10 @@ static int clip_images(const ClipModel *m, const uint8_t *rgb, int n, int side, 
 static int real_images(const char *spec, const char *dir, int n, int side, uint8_t *rgb, Err *e) {
     Dataset d;
     if (dataset_load_named(&d, spec, dir, e)) return -1;
-    const PixelNorm half = {{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}};
-    float *f = xalloc_floats((size_t)3 * side * side);
     for (int i = 0; i < n; i++) {
         const int smp = (int)((long)i * d.n / n);
-        dataset_pixels(&d, &smp, 1, side, &half, f, NULL, 0);
-        for (long p = 0; p < (long)side * side; p++)
-            for (int c = 0; c < 3; c++) {
-                const float v = (f[(size_t)c * side * side + p] + 1) * 127.5f + 0.5f;
-                rgb[((size_t)i * side * side + p) * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-            }
+        dataset_rgb8(&d, &smp, 1, side, rgb + (size_t)i * side * side * 3);
     }
-    free(f);
     dataset_free(&d);
     return 0;
 }

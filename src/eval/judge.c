@@ -64,11 +64,10 @@ int judge_class(const Judge *j, const char *name) {
 int judge_classify(const Judge *j, const uint8_t *rgb, int n, int side, int32_t *pred, float *conf, Err *e) {
     const ResNetConfig *c = &j->net.cfg;
     if (side != c->res) return err_set(e, "judge: images of %d px, the judge reads %d px", side, c->res);
-    const int B = 64, K = j->n_classes, F = resnet_feature_dim(c);
+    const int B = 64, K = j->n_classes;
     ResNetActs a;
     resnet_acts_alloc(&a, c, B);
     float *x = xcalloc((size_t)B * c->in_ch * side * side, sizeof(float)), *cos = xalloc_floats((size_t)B * K);
-    (void)F;
     for (int b0 = 0; b0 < n; b0 += B) {
         const int nb = n - b0 < B ? n - b0 : B;
         judge_input(rgb + (size_t)b0 * side * side * 3, nb, side, c->in_ch, x);

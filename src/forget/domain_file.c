@@ -110,9 +110,8 @@ int domain_adapter_save(const DomainAdapter *a, ClipModel *m, const char *path, 
 
 static int meta_int(const SafeTensors *st, const char *path, const char *key, int lo, int hi, int *out, Err *e) {
     const char *v = st_meta(st, key);
-    char *end;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || end == v || *end || x < lo || x > hi)
+    long x = 0;
+    if (st_meta_long(st, key, &x) || x < lo || x > hi)
         return err_set(e, "%s: __metadata__ \"%s\" is %s%s%s; expected an integer in [%d, %d]", path, key, v ? "\"" : "",
                        v ? v : "missing", v ? "\"" : "", lo, hi);
     *out = (int)x;

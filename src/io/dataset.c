@@ -47,6 +47,16 @@ char **dataset_names_copy(const char *const *src, int n) {
 /* ------------------------------------------------------------- model input */
 
 const PixelNorm PIXELS_CLIP = {{0.48145466f, 0.4578275f, 0.40821073f}, {0.26862954f, 0.26130258f, 0.27577711f}};
+const PixelNorm PIXELS_HALF = {{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}};
+
+void dataset_rgb8(const Dataset *d, const int *idx, int n, int res, uint8_t *rgb) {
+    float *f = xalloc_floats((size_t)3 * res * res);
+    for (int i = 0; i < n; i++) {
+        dataset_pixels(d, &idx[i], 1, res, &PIXELS_HALF, f, NULL, 0);
+        image_rgb8_from_signed(f, 1, 3, res, rgb + (size_t)i * res * res * 3);
+    }
+    free(f);
+}
 
 void dataset_pixels(const Dataset *d, const int *idx, int n, int res, const PixelNorm *norm, float *out, Rng *aug,
                     int shift) {

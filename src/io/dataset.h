@@ -57,11 +57,17 @@ typedef struct {
     float mean[3], std[3];
 } PixelNorm;
 extern const PixelNorm PIXELS_CLIP; /* OpenAI CLIP's mean and std */
+extern const PixelNorm PIXELS_HALF; /* [0, 255] -> [-1, 1]: the generative models' (mean and std 0.5) */
 
 /* Model input for samples idx[0..n): normalised CHW floats at res x res (grey replicated to RGB;
  * other sizes through the exact CLIP transform geometry). With aug, each image is shifted by up
  * to `shift` pixels (edges replicated). */
 void dataset_pixels(const Dataset *d, const int *idx, int n, int res, const PixelNorm *norm, float *out, Rng *aug,
                     int shift);
+
+/* Samples idx[0..n) read as the generative models read them (dataset_pixels at res with
+ * PIXELS_HALF, no augmentation) and back to 8-bit HWC RGB: real images in the form generated ones
+ * take, for judging both the same way. */
+void dataset_rgb8(const Dataset *d, const int *idx, int n, int res, uint8_t *rgb);
 
 #endif

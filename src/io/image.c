@@ -5,7 +5,9 @@
 #include <stdio.h>
 /* jpeglib.h needs FILE from stdio.h first */
 #include <jpeglib.h>
+#include <glib.h>
 #include <png.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +100,17 @@ static int decode_png(Image8 *im, const uint8_t *buf, size_t n, const char *name
     return 0;
 }
 
+void image_rgb8_from_signed(const float *chw, int n, int ch, int side, uint8_t *rgb) {
+    const long hw = (long)side * side;
+    for (int i = 0; i < n; i++)
+        for (long p = 0; p < hw; p++)
+            for (int c = 0; c < 3; c++) {
+                const float v = chw[((size_t)i * ch + (ch == 3 ? c : 0)) * hw + p];
+                const float u = roundf((v + 1) * 127.5f);
+                rgb[((size_t)i * hw + p) * 3 + c] = (uint8_t)(u < 0 ? 0 : u > 255 ? 255 : u);
+            }
+}
+
 int image_encode_png(const Image8 *im, uint8_t **out, size_t *len, const char *name, Err *e) {
     png_image pi;
     memset(&pi, 0, sizeof pi);
@@ -118,6 +131,24 @@ int image_encode_png(const Image8 *im, uint8_t **out, size_t *len, const char *n
     }
     *out = mem, *len = size;
     return 0;
+}
+
+void image_tile(const uint8_t *rgb, int n, int side, int cols, int gap, int x0, int y0, Image8 *dst) {
+    for (int i = 0; i < n; i++) {
+        const int x = x0 + gap + (i % cols) * (side + gap), y = y0 + gap + (i / cols) * (side + gap);
+        for (int r = 0; r < side; r++)
+            memcpy(dst->px + ((size_t)(y + r) * dst->w + x) * 3, rgb + ((size_t)i * side + r) * side * 3, (size_t)side * 3);
+    }
+}
+
+char *image_png_base64(const Image8 *im, const char *name, Err *e) {
+    uint8_t *png;
+    size_t len;
+    if (image_encode_png(im, &png, &len, name, e)) return NULL;
+    gchar *b64 = g_base64_encode(png, len);
+    char *out = xstrdup(b64);
+    g_free(b64), free(png);
+    return out;
 }
 
 int image_save_png(const Image8 *im, const char *path, Err *e) {

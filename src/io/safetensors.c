@@ -306,6 +306,23 @@ const char *st_meta(const SafeTensors *st, const char *key) {
     return NULL;
 }
 
+int st_meta_long(const SafeTensors *st, const char *key, long *out) {
+    const char *v = st_meta(st, key);
+    char *end;
+    if (!v) return -1;
+    const long x = strtol(v, &end, 10);
+    if (end == v || *end) return -1;
+    *out = x;
+    return 0;
+}
+
+int st_meta_int(const SafeTensors *st, const char *key, int *out) {
+    long x;
+    if (st_meta_long(st, key, &x)) return -1;
+    *out = (int)x;
+    return 0;
+}
+
 int st_to_f32(const StTensor *t, float *dst, Err *e) {
     int64_t n = st_numel(t);
     const uint8_t *p = t->data;

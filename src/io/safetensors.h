@@ -55,6 +55,10 @@ void st_close(SafeTensors *st);
 
 const StTensor *st_find(const SafeTensors *st, const char *name);
 const char *st_meta(const SafeTensors *st, const char *key);
+/* A metadata value that is a decimal integer (the whole string): 0 with *out set, -1 when the key
+ * is missing or its value is not one. */
+int st_meta_long(const SafeTensors *st, const char *key, long *out);
+int st_meta_int(const SafeTensors *st, const char *key, int *out); /* the same, narrowed to int */
 int64_t st_numel(const StTensor *t);
 /* Widens F32/F16/BF16 (and I64/I32 as values) into dst[numel]. */
 int st_to_f32(const StTensor *t, float *dst, Err *e);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ops.h"
 #include "core/rng.h"
 
 int diffusion_beta_parse(const char *name, BetaKind *out) {
@@ -75,6 +76,29 @@ void diffusion_ddim_step(float *x, const float *eps, long n, double abar_t, doub
         if (sigma > 0 && noise) v += sigma * noise[i];
         x[i] = (float)v;
     }
+}
+
+void diffusion_loss_work_alloc(DiffLossWork *w, int B, long per) {
+    const size_t n = (size_t)B * per;
+    *w = (DiffLossWork){B, per, xalloc_floats(n), xalloc_floats(n), xalloc_floats(n), xalloc_floats((size_t)B)};
+}
+
+void diffusion_loss_work_free(DiffLossWork *w) {
+    free(w->xt), free(w->pred), free(w->dpred), free(w->tt);
+    memset(w, 0, sizeof *w);
+}
+
+float diffusion_eps_loss(const UNet *m, UNetActs *a, const DiffSchedule *s, DiffLossWork *w, const float *x0,
+                         const float *eps, const int32_t *t, const float *ctx, float dscale, UNetGrads *g) {
+    const long n = (long)w->B * w->per;
+    for (int i = 0; i < w->B; i++) w->tt[i] = (float)t[i];
+    diffusion_add_noise(w->xt, x0, eps, t, w->B, w->per, s);
+    unet_forward(m, a, w->xt, w->tt, ctx, w->pred);
+    const float loss = mse_forward(w->pred, eps, n);
+    memset(w->dpred, 0, sizeof(float) * (size_t)n);
+    mse_backward(w->dpred, w->pred, eps, n, dscale);
+    unet_backward(m, a, w->dpred, g, NULL, NULL);
+    return loss;
 }
 
 void diffusion_guide(float *out, const float *u, const float *c, long n, float w) {

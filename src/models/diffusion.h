@@ -44,6 +44,21 @@ void diffusion_ddim_step(float *x, const float *eps, long n, double abar_t, doub
 /* out = u + w (c - u) over n values (classifier-free guidance). */
 void diffusion_guide(float *out, const float *u, const float *c, long n, float w);
 
+/* Scratch of diffusion_eps_loss for B samples of per values each. */
+typedef struct {
+    int B;
+    long per;
+    float *xt, *pred, *dpred, *tt; /* x_t, the prediction, its gradient [B, per]; timesteps as floats [B] */
+} DiffLossWork;
+void diffusion_loss_work_alloc(DiffLossWork *w, int B, long per);
+void diffusion_loss_work_free(DiffLossWork *w);
+/* One eps-prediction training step (what train-diffusion and forget bench unet both run): x_t from
+ * x0 and eps at timesteps t[B], the UNet's prediction from x_t, t and ctx (a training UNetActs for
+ * B samples), the mean squared error against eps (returned), and its backward, the loss gradient
+ * scaled by dscale, accumulated into g. */
+float diffusion_eps_loss(const UNet *m, UNetActs *a, const DiffSchedule *s, DiffLossWork *w, const float *x0,
+                         const float *eps, const int32_t *t, const float *ctx, float dscale, UNetGrads *g);
+
 typedef enum { SAMPLER_DDIM = 0, SAMPLER_DDPM = 1 } SamplerKind;
 int diffusion_sampler_parse(const char *name, SamplerKind *out);
 

@@ -168,22 +168,11 @@ int resnet_save(const ResNet *m, const char *path, const char *const *meta_kv, i
         snprintf(heads + strlen(heads), sizeof heads - strlen(heads), "%s%d", h ? "," : "", c->head_classes[h]);
     const char *own[] = {"format", "forget-resnet", "resnet.in_ch", v[0], "resnet.res", v[1], "resnet.width", v[2],
                          "resnet.n", v[3], "resnet.code_layer", v[4], "resnet.eps", v[5], "resnet.heads", heads};
-    enum { OWN = 8 };
-    const char **kv = xmalloc(sizeof(char *) * (size_t)(2 * (OWN + n_meta)));
-    memcpy(kv, own, sizeof own);
-    for (int i = 0; i < 2 * n_meta; i++) kv[2 * OWN + i] = meta_kv[i];
-    int rc = nn_save(&m->table, path, 0, ST_F32, NULL, kv, OWN + n_meta, e);
-    free(kv);
-    return rc;
+    return nn_save_meta(&m->table, path, 0, ST_F32, own, (int)(sizeof own / sizeof *own / 2), meta_kv, n_meta, e);
 }
 
 static int meta_int(SafeTensors *st, const char *path, const char *key, int *out, Err *e) {
-    const char *v = st_meta(st, key);
-    char *end;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || end == v || *end) return err_set(e, "%s: metadata \"%s\" missing or not an integer", path, key);
-    *out = (int)x;
-    return 0;
+    return st_meta_int(st, key, out) ? err_set(e, "%s: metadata \"%s\" missing or not an integer", path, key) : 0;
 }
 
 int resnet_load(ResNet *m, const char *path, Err *e) {

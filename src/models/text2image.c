@@ -1,16 +1,16 @@
 #include "models/text2image.h"
 
+#include "io/image.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* An integer of the metadata, dflt when the key is absent; -1 when present and not an integer. */
 static int meta_int(const SafeTensors *st, const char *key, int dflt, int *out) {
-    const char *v = st_meta(st, key);
-    if (!v) return *out = dflt, 0;
-    char *end;
-    const long x = strtol(v, &end, 10);
-    if (end == v || *end) return -1;
+    long x = dflt;
+    if (st_meta(st, key) && st_meta_long(st, key, &x)) return -1;
     *out = (int)x;
     return 0;
 }
@@ -88,17 +88,6 @@ int t2i_encode(const Text2Image *g, const char *const *prompts, int n, float *ou
     return rc;
 }
 
-void t2i_to_rgb8(const float *x, int n, int ch, int side, uint8_t *rgb) {
-    const long hw = (long)side * side;
-    for (int i = 0; i < n; i++)
-        for (long p = 0; p < hw; p++)
-            for (int c = 0; c < 3; c++) {
-                const float v = x[((size_t)i * ch + (ch == 3 ? c : 0)) * hw + p];
-                const float u = roundf((v + 1) * 127.5f);
-                rgb[((size_t)i * hw + p) * 3 + c] = (uint8_t)(u < 0 ? 0 : u > 255 ? 255 : u);
-            }
-}
-
 int t2i_generate(const Text2Image *g, const char *const *prompts, int n, int n_each, const SampleSpec *sp,
                  uint8_t *rgb, Err *e) {
     const UNetConfig *c = &g->unet.cfg;
@@ -111,7 +100,7 @@ int t2i_generate(const Text2Image *g, const char *const *prompts, int n, int n_e
     SampleSpec s = *sp;
     s.side = g->side, s.ctx_len = g->ctx_len;
     if (!rc) rc = diffusion_sample(&g->unet, &g->sched, &s, cond, g->uncond, (int)total, x, e);
-    if (!rc && !g->has_vae) t2i_to_rgb8(x, (int)total, c->in_ch, g->side, rgb);
+    if (!rc && !g->has_vae) image_rgb8_from_signed(x, (int)total, c->in_ch, g->side, rgb);
     if (!rc && g->has_vae) { /* latents / scale through the decoder, a batch at a time */
         const int bs = 16, S = g->image_side;
         const long ipx = 3L * S * S;
@@ -122,7 +111,7 @@ int t2i_generate(const Text2Image *g, const char *const *prompts, int n, int n_e
             memset(z, 0, sizeof(float) * (size_t)bs * per);
             for (long j = 0; j < (long)nb * per; j++) z[j] = x[b0 * per + j] / g->vae.scale;
             vae_decode(&g->vae, a, z, img);
-            t2i_to_rgb8(img, nb, 3, S, rgb + (size_t)b0 * ipx);
+            image_rgb8_from_signed(img, nb, 3, S, rgb + (size_t)b0 * ipx);
         }
         unet_acts_free(a);
         free(z), free(img);

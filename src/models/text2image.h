@@ -35,7 +35,5 @@ int t2i_encode(const Text2Image *g, const char *const *prompts, int n, float *ou
  * sp's side and ctx_len are the model's. */
 int t2i_generate(const Text2Image *g, const char *const *prompts, int n, int n_each, const SampleSpec *sp,
                  uint8_t *rgb, Err *e);
-/* Samples in [-1, 1] CHW -> 8-bit HWC RGB (grey models replicate the channel). */
-void t2i_to_rgb8(const float *x, int n, int ch, int side, uint8_t *rgb);
 
 #endif

@@ -122,8 +122,7 @@ static void resnet_table(NnTable *t, ConvBlockParams *p, const ConvBlockConfig *
     }
     /* CompVis zero-initialises a resnet's last convolution (zero_module): a new block is the identity */
     for (int i = n0; i < t->n; i++)
-        if (strstr(t->p[i].key[UNET_DIFFUSERS][0] + lp, "conv2.weight") == t->p[i].key[UNET_DIFFUSERS][0] + lp)
-            t->p[i].init = ZEROS;
+        if (strcmp(t->p[i].key[UNET_DIFFUSERS][0] + lp, "conv2.weight") == 0) t->p[i].init = ZEROS;
 }
 
 static NnParam *split(NnTable *t, float **slot, int64_t d0, int64_t d1, int parts, const char *df, const char *cv,
@@ -212,7 +211,7 @@ static void add_attn(UNet *m, NnTable *t, UNetParams *p, int C, int side, const 
 
 static void build(UNet *m, NnTable *t, UNetParams *p) {
     const UNetConfig *c = &m->cfg;
-    m->has_time = 1;
+    m->has_time = 1, m->out_ch = c->out_ch, m->f_out = 1, m->norm_eps = 1e-5f;
     memset(t, 0, sizeof *t);
     m->n_steps = m->n_res = m->n_attn = 0;
     const int C0 = c->ch[0], TE = 4 * C0, L = c->levels, n = c->layers;
@@ -279,7 +278,6 @@ void unet_alloc(UNet *m, const UNetConfig *c) {
     m->cfg = *c;
     build(m, &m->table, &m->p);
     m->arena = nn_arena_layout(&m->table, 0, &m->n_params);
-    m->has_time = 1, m->out_ch = c->out_ch, m->f_out = 1, m->norm_eps = 1e-5f;
     m->bcfg = (BlockConfig){.heads = c->heads, .act = ACT_GEGLU, .norm = NORM_LAYER, .eps = 1e-5f,
                             .cross_width = c->ctx_dim};
 }
@@ -448,16 +446,6 @@ int unet_config_infer(UNetConfig *c, SafeTensors *st, int heads, int *layout, Er
     return 0;
 }
 
-static int meta_int(SafeTensors *st, const char *key, int *out) {
-    const char *v = st_meta(st, key);
-    char *end;
-    if (!v) return -1;
-    long x = strtol(v, &end, 10);
-    if (end == v || *end) return -1;
-    *out = (int)x;
-    return 0;
-}
-
 int unet_save(const UNet *m, const char *path, int layout, StDtype dtype, const char *const *meta_kv, int n_meta,
               Err *e) {
     const UNetConfig *c = &m->cfg;
@@ -471,13 +459,7 @@ int unet_save(const UNet *m, const char *path, int layout, StDtype dtype, const 
     }
     const char *own[] = {"format", "forget-unet", "unet.heads", v[0], "unet.groups", v[1],  "unet.depth", v[2],
                          "unet.layers", v[3],     "unet.ch",    v[4], "unet.attn",   v[5]};
-    enum { OWN = 7 };
-    const char **kv = xmalloc(sizeof(char *) * (size_t)(2 * (OWN + n_meta)));
-    memcpy(kv, own, sizeof own);
-    for (int i = 0; i < 2 * n_meta; i++) kv[2 * OWN + i] = meta_kv[i];
-    int rc = nn_save(&m->table, path, layout, dtype, NULL, kv, OWN + n_meta, e);
-    free(kv);
-    return rc;
+    return nn_save_meta(&m->table, path, layout, dtype, own, (int)(sizeof own / sizeof *own / 2), meta_kv, n_meta, e);
 }
 
 int unet_load(UNet *m, const char *path, int heads, Err *e) {
@@ -488,7 +470,7 @@ int unet_load(UNet *m, const char *path, int heads, Err *e) {
     const char *fmt = st_meta(&st, "format");
     const int ours = fmt && strcmp(fmt, "forget-unet") == 0; /* heads and groups are written down */
     int h = 0, g = 0, layout = 0, rc = 0;
-    if (ours && (meta_int(&st, "unet.heads", &h) || meta_int(&st, "unet.groups", &g) || h < 1 || g < 1))
+    if (ours && (st_meta_int(&st, "unet.heads", &h) || st_meta_int(&st, "unet.groups", &g) || h < 1 || g < 1))
         rc = err_set(e, "%s: metadata unet.heads / unet.groups missing or not positive integers", path);
     if (!rc) rc = unet_config_infer(&c, &st, heads > 0 ? heads : h, &layout, e);
     if (!rc && ours) {

@@ -141,9 +141,12 @@ UNetActs *unet_acts_new(const UNet *m, int B, int side, int ctx_len, int trainin
     UNetActs *a = xcalloc(1, sizeof *a);
     a->m = m, a->B = B, a->side = side, a->ctx_len = ctx_len, a->training = training;
     const int C0 = m->cfg.ch[0], TE = 4 * C0;
-    a->tsin = xalloc_floats((size_t)B * C0);
-    a->e1 = xalloc_floats((size_t)B * TE), a->s1 = xalloc_floats((size_t)B * TE), a->temb = xalloc_floats((size_t)B * TE);
-    if (training) a->dtemb = xalloc_floats((size_t)B * TE), a->ds1 = xalloc_floats((size_t)B * TE), a->de1 = xalloc_floats((size_t)B * TE);
+    if (m->has_time) { /* the time MLP's rows; the autoencoder's halves have none */
+        a->tsin = xalloc_floats((size_t)B * C0);
+        a->e1 = xalloc_floats((size_t)B * TE), a->s1 = xalloc_floats((size_t)B * TE), a->temb = xalloc_floats((size_t)B * TE);
+        if (training)
+            a->dtemb = xalloc_floats((size_t)B * TE), a->ds1 = xalloc_floats((size_t)B * TE), a->de1 = xalloc_floats((size_t)B * TE);
+    }
     a->out = xcalloc((size_t)m->n_steps, sizeof(float *));
     a->dout = xcalloc((size_t)m->n_steps, sizeof(float *));
     a->cols = xcalloc((size_t)m->n_steps, sizeof(float *));

@@ -196,23 +196,7 @@ int vae_save(const Vae *v, const char *path, const char *const *meta_kv, int n_m
     snprintf(val[5], 64, "%d", c->in_ch);
     const char *own[] = {"format", "forget-vae", "vae.latent_ch", val[0], "vae.layers", val[1], "vae.groups", val[2],
                          "vae.scaling_factor", val[3], "vae.ch", val[4], "vae.in_ch", val[5]};
-    enum { OWN = 7 };
-    const char **kv = xmalloc(sizeof(char *) * (size_t)(2 * (OWN + n_meta)));
-    memcpy(kv, own, sizeof own);
-    for (int i = 0; i < 2 * n_meta; i++) kv[2 * OWN + i] = meta_kv[i];
-    const int rc = nn_save(&v->table, path, 0, ST_F32, NULL, kv, OWN + n_meta, e);
-    free(kv);
-    return rc;
-}
-
-static int meta_int(const SafeTensors *st, const char *key, int *out) {
-    const char *s = st_meta(st, key);
-    char *end;
-    if (!s) return -1;
-    const long x = strtol(s, &end, 10);
-    if (end == s || *end) return -1;
-    *out = (int)x;
-    return 0;
+    return nn_save_meta(&v->table, path, 0, ST_F32, own, (int)(sizeof own / sizeof *own / 2), meta_kv, n_meta, e);
 }
 
 int vae_load(Vae *v, const char *path, Err *e) {
@@ -222,9 +206,9 @@ int vae_load(Vae *v, const char *path, Err *e) {
     VaeConfig c = {0};
     int rc = 0;
     const char *fmt = st_meta(&st, "format"), *chs = st_meta(&st, "vae.ch"), *sf = st_meta(&st, "vae.scaling_factor");
-    if (!fmt || strcmp(fmt, "forget-vae") != 0 || !chs || !sf || meta_int(&st, "vae.latent_ch", &c.latent_ch) ||
-        meta_int(&st, "vae.layers", &c.layers) || meta_int(&st, "vae.groups", &c.groups) ||
-        meta_int(&st, "vae.in_ch", &c.in_ch))
+    if (!fmt || strcmp(fmt, "forget-vae") != 0 || !chs || !sf || st_meta_int(&st, "vae.latent_ch", &c.latent_ch) ||
+        st_meta_int(&st, "vae.layers", &c.layers) || st_meta_int(&st, "vae.groups", &c.groups) ||
+        st_meta_int(&st, "vae.in_ch", &c.in_ch))
         rc = err_set(e, "%s: not a forget autoencoder (metadata format forget-vae with vae.ch, vae.latent_ch, "
                         "vae.layers, vae.groups, vae.in_ch, vae.scaling_factor)", path);
     for (const char *s = chs; !rc && s && *s;) {

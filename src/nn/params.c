@@ -240,3 +240,13 @@ int nn_check_finite(const NnTable *t, int L, Err *e) {
     }
     return 0;
 }
+
+int nn_save_meta(const NnTable *t, const char *path, int layout, StDtype dtype, const char *const *own, int n_own,
+                 const char *const *extra, int n_extra, Err *e) {
+    const char **kv = xmalloc(sizeof(char *) * (size_t)(2 * (n_own + n_extra) + 1));
+    for (int i = 0; i < 2 * n_own; i++) kv[i] = own[i];
+    for (int i = 0; i < 2 * n_extra; i++) kv[2 * n_own + i] = extra[i];
+    const int rc = nn_save(t, path, layout, dtype, NULL, kv, n_own + n_extra, e);
+    free(kv);
+    return rc;
+}

@@ -68,6 +68,10 @@ int nn_load(const NnTable *t, SafeTensors *st, int layout, const StTensor **lazy
  * lazy entry whose slot is NULL is widened from lazy_src. Through a temporary file and rename. */
 int nn_save(const NnTable *t, const char *path, int layout, StDtype dtype, const StTensor *lazy_src,
             const char *const *meta_kv, int n_meta, Err *e);
+/* nn_save with the model's own metadata pairs (own, n_own of them: its format and config)
+ * followed by the caller's (extra); no lazy entries. */
+int nn_save_meta(const NnTable *t, const char *path, int layout, StDtype dtype, const char *const *own, int n_own,
+                 const char *const *extra, int n_extra, Err *e);
 /* 0 when every loaded entry is finite; else -1 naming the first (in layout L) and element. */
 int nn_check_finite(const NnTable *t, int layout, Err *e);
 

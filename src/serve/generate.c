@@ -1,6 +1,5 @@
 #include "serve/generate.h"
 
-#include <glib.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,15 +101,13 @@ char *gen_service_handle(GenService *s, const char *body, size_t len, unsigned *
             if (rc) *status = 500, snprintf(msg, sizeof msg, "%s", e.msg), err = msg;
             for (int j = 0; j < n && !err; j++) {
                 const Image8 im = {S, S, 3, rgb + (size_t)j * S * S * 3};
-                uint8_t *png;
-                size_t plen;
-                if (image_encode_png(&im, &png, &plen, "generated image", &e)) {
+                char *b64 = image_png_base64(&im, "generated image", &e);
+                if (!b64) {
                     *status = 500, snprintf(msg, sizeof msg, "%s", e.msg), err = msg;
                     break;
                 }
-                gchar *b64 = g_base64_encode(png, plen);
                 cJSON_AddItemToArray(arr, cJSON_CreateString(b64));
-                g_free(b64), free(png);
+                free(b64);
             }
         }
         free(rgb);

@@ -82,10 +82,11 @@ typedef struct {
     UNetActs *a;
     DiffSchedule s;
     float *ema;
-    int *perm, perm_epoch, *idx;
+    int *perm, perm_epoch;
     long spe; /* steps an epoch */
     char (*caps)[256];
-    float *x0, *xt, *eps, *pred, *dpred, *ctx, *tt;
+    DiffLossWork w;
+    float *x0, *eps, *ctx;
     int32_t *t;
     long per;
     Vae vae;          /* latent space: the autoencoder, and every image's moments [n, 2 x latent, s, s] */
@@ -99,23 +100,21 @@ typedef struct {
 static int diff_step(void *user, long step, float *loss, Err *e) {
     Run *r = user;
     const DiffTrainOpts *o = r->o;
-    const int B = o->batch, Bl = r->Bl, side = o->side;
+    const int B = o->batch, Bl = r->Bl;
     const int epoch = (int)((step * B) / r->d.n);
     if (epoch != r->perm_epoch) train_epoch_order(r->perm, r->d.n, o->seed, r->perm_epoch = epoch);
-    const PixelNorm half = {{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}}; /* [0, 255] -> [-1, 1] */
     for (int i = 0; i < Bl; i++) { /* sample gi of the global batch: the same draws whatever the ranks */
         const int gi = r->rank * Bl + i;
         const int smp = r->perm[(step * B + gi) % r->d.n];
         Rng rng;
         rng_seed(&rng, train_mix(o->seed, (uint64_t)step * (uint64_t)B + (uint64_t)gi));
-        r->idx[i] = smp;
         if (r->latent) { /* z = mean + std n from the image's posterior, scaled */
             const float *m = r->moments + (size_t)smp * 2 * r->per, *lv = m + r->per;
             float *z = r->x0 + (size_t)i * r->per;
             for (long j = 0; j < r->per; j++)
                 z[j] = r->vae.scale * (m[j] + expf(0.5f * fminf(20.0f, fmaxf(-30.0f, lv[j]))) * rng_normal(&rng));
         } else {
-            dataset_pixels(&r->d, &smp, 1, side, &half, r->x0 + (size_t)i * r->per, r->d.glyphs ? &rng : NULL, 0);
+            dataset_pixels(&r->d, &smp, 1, o->side, &PIXELS_HALF, r->x0 + (size_t)i * r->per, r->d.glyphs ? &rng : NULL, 0);
         }
         const Dataset *d = &r->d;
         if (rng_uniform(&rng) < o->cond_drop) r->caps[i][0] = 0; /* the unconditional branch */
@@ -124,18 +123,12 @@ static int diff_step(void *user, long step, float *loss, Err *e) {
                          d->domains ? d->domain_names[d->domains[smp]] : NULL,
                          d->class_keywords ? d->class_keywords[d->labels[smp]] : NULL, dataset_image(d, smp), d->h,
                          d->w, d->channels, &rng);
-        r->t[i] = (int32_t)rng_below(&rng, (uint32_t)o->T), r->tt[i] = (float)r->t[i];
+        r->t[i] = (int32_t)rng_below(&rng, (uint32_t)o->T);
         rng_fill_normal(&rng, r->eps + (size_t)i * r->per, r->per, 0, 1);
     }
-    (void)side;
     if (text_rows(&r->ts, r->caps, Bl, r->ctx, e)) return -1;
-    const long n = (long)Bl * r->per;
-    diffusion_add_noise(r->xt, r->x0, r->eps, r->t, Bl, r->per, &r->s);
-    unet_forward(&r->m, r->a, r->xt, r->tt, r->ctx, r->pred);
-    *loss = mse_forward(r->pred, r->eps, n);
-    memset(r->dpred, 0, sizeof(float) * (size_t)n);
-    mse_backward(r->dpred, r->pred, r->eps, n, 1.0f / (float)r->ranks); /* the trainer sums the ranks' gradients */
-    unet_backward(&r->m, r->a, r->dpred, &r->g, NULL, NULL);
+    /* the trainer sums the ranks' gradients: each contributes its share of the global mean */
+    *loss = diffusion_eps_loss(&r->m, r->a, &r->s, &r->w, r->x0, r->eps, r->t, r->ctx, 1.0f / (float)r->ranks, &r->g);
     if (step >= r->tail_from) r->loss_sum += *loss, r->loss_n++;
     return 0;
 }
@@ -161,7 +154,6 @@ static void encode_all(Run *r, int quiet) {
     r->moments = xalloc_floats((size_t)r->d.n * mper);
     UNetActs *a = unet_acts_new(&r->vae.enc, B, S, 1, 0);
     float *x = xalloc_floats((size_t)B * px), *mom = xalloc_floats((size_t)B * mper);
-    const PixelNorm half = {{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}};
     Progress bar;
     progress_start(&bar, "encode", r->d.n, quiet);
     for (int b0 = 0; b0 < r->d.n; b0 += B) {
@@ -170,7 +162,7 @@ static void encode_all(Run *r, int quiet) {
             const int smp = b0 + (i < nb ? i : nb - 1);
             Rng rng;
             rng_seed(&rng, train_mix(r->o->seed ^ 0x5EEDu, (uint64_t)smp));
-            dataset_pixels(&r->d, &smp, 1, S, &half, x + (size_t)i * px, r->d.glyphs ? &rng : NULL, 0);
+            dataset_pixels(&r->d, &smp, 1, S, &PIXELS_HALF, x + (size_t)i * px, r->d.glyphs ? &rng : NULL, 0);
         }
         vae_encode(&r->vae, a, x, mom);
         memcpy(r->moments + (size_t)b0 * mper, mom, sizeof(float) * (size_t)nb * mper);
@@ -199,8 +191,8 @@ static void run_free(Run *r) {
     dataset_free(&r->d);
     if (r->latent) vae_free(&r->vae);
     free(r->moments);
-    free(r->ts.rows), free(r->ema), free(r->perm), free(r->idx), free(r->caps), free(r->x0), free(r->xt);
-    free(r->eps), free(r->pred), free(r->dpred), free(r->ctx), free(r->tt), free(r->t);
+    free(r->ts.rows), free(r->ema), free(r->perm), free(r->caps), free(r->x0), free(r->eps), free(r->ctx), free(r->t);
+    diffusion_loss_work_free(&r->w);
 }
 
 int diffusion_train(const DiffTrainOpts *o, DiffTrainResult *res, Err *e) {
@@ -261,12 +253,12 @@ int diffusion_train(const DiffTrainOpts *o, DiffTrainResult *res, Err *e) {
     r.per = (long)c.in_ch * uside * uside;
     if (r.latent) encode_all(&r, o->quiet || !lead);
     const long n = (long)r.Bl * r.per;
-    r.perm = xmalloc(sizeof(int) * (size_t)r.d.n), r.idx = xmalloc(sizeof(int) * (size_t)B);
+    r.perm = xmalloc(sizeof(int) * (size_t)r.d.n);
     r.caps = xcalloc((size_t)B, sizeof *r.caps);
-    r.x0 = xalloc_floats((size_t)n), r.xt = xalloc_floats((size_t)n), r.eps = xalloc_floats((size_t)n);
-    r.pred = xalloc_floats((size_t)n), r.dpred = xalloc_floats((size_t)n);
+    r.x0 = xalloc_floats((size_t)n), r.eps = xalloc_floats((size_t)n);
+    diffusion_loss_work_alloc(&r.w, r.Bl, r.per);
     r.ctx = xalloc_floats((size_t)r.Bl * r.ts.ctx * r.ts.D);
-    r.tt = xalloc_floats((size_t)B), r.t = xmalloc(sizeof(int32_t) * (size_t)B);
+    r.t = xmalloc(sizeof(int32_t) * (size_t)B);
     r.tail_from = o->steps - (o->steps + 9) / 10;
     char *recipe = recipe_of(o, r.m.n_params), *ckpt = o->ckpt ? xstrdup(o->ckpt) : xasprintf("%s.ckpt", o->out);
     rc = lead ? atomic_check_target(o->out, e) : 0;

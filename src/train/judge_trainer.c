@@ -17,7 +17,6 @@ void judge_train_defaults(JudgeTrainOpts *o) {
                           .side = 32, .in_ch = 3, .batch = 128, .epochs = 4, .shift = 2, .lr = 0.1, .seed = 1};
 }
 
-static const PixelNorm HALF = {{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}};
 static const float SCALE = 16.0f;
 
 typedef struct {
@@ -35,7 +34,7 @@ typedef struct {
 /* n images of d at side px, [-1, 1] CHW with in_ch channels (grey: the mean of RGB). */
 static void pixels(const Dataset *d, const int *idx, int n, int side, int in_ch, float *rgb, float *out, Rng *aug,
                    int shift) {
-    dataset_pixels(d, idx, n, side, &HALF, rgb, aug, shift);
+    dataset_pixels(d, idx, n, side, &PIXELS_HALF, rgb, aug, shift);
     const long hw = (long)side * side;
     for (int i = 0; i < n; i++)
         for (int c = 0; c < in_ch; c++)
@@ -75,7 +74,6 @@ static int test_accuracy(const Run *r, const Judge *j, double *acc, Err *e) {
     Dataset t;
     if (dataset_load_named(&t, r->o->test, r->o->data_dir, e)) return -1;
     const int side = r->o->side, B = 256;
-    float *f = xalloc_floats((size_t)B * 3 * side * side);
     uint8_t *rgb = xmalloc((size_t)B * side * side * 3);
     int32_t *pred = xmalloc(sizeof(int32_t) * B);
     int *idx = xmalloc(sizeof(int) * B), rc = 0;
@@ -83,18 +81,12 @@ static int test_accuracy(const Run *r, const Judge *j, double *acc, Err *e) {
     for (int b0 = 0; b0 < t.n && !rc; b0 += B) {
         const int nb = t.n - b0 < B ? t.n - b0 : B;
         for (int i = 0; i < nb; i++) idx[i] = b0 + i;
-        dataset_pixels(&t, idx, nb, side, &HALF, f, NULL, 0);
-        for (int i = 0; i < nb; i++) /* as 8-bit RGB, the form generated images arrive in */
-            for (long p = 0; p < (long)side * side; p++)
-                for (int c = 0; c < 3; c++) {
-                    const float v = (f[((size_t)i * 3 + c) * side * side + p] + 1) * 127.5f + 0.5f;
-                    rgb[((size_t)i * side * side + p) * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-                }
+        dataset_rgb8(&t, idx, nb, side, rgb); /* as 8-bit RGB, the form generated images arrive in */
         rc = judge_classify(j, rgb, nb, side, pred, NULL, e);
         for (int i = 0; i < nb && !rc; i++) right += pred[i] == t.labels[b0 + i];
     }
     *acc = t.n ? (double)right / t.n : 0;
-    free(f), free(rgb), free(pred), free(idx);
+    free(rgb), free(pred), free(idx);
     dataset_free(&t);
     return rc;
 }

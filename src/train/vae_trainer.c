@@ -18,8 +18,6 @@ void vae_train_defaults(VaeTrainOpts *o) {
                         .steps = 1500, .ckpt_every = 200, .lr = 1e-3, .kl_weight = 1e-6, .seed = 1};
 }
 
-static const PixelNorm HALF = {{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}};
-
 typedef struct {
     const VaeTrainOpts *o;
     Dataset d;
@@ -37,7 +35,7 @@ static int vae_step(void *user, long step, float *loss, Err *e) {
     (void)e;
     Run *r = user;
     const VaeTrainOpts *o = r->o;
-    const int B = o->batch, lc = r->v.cfg.latent_ch;
+    const int B = o->batch;
     const int epoch = (int)((step * B) / r->d.n);
     if (epoch != r->perm_epoch) train_epoch_order(r->perm, r->d.n, o->seed, r->perm_epoch = epoch);
     const long per = r->nx / B, zper = r->nz / B;
@@ -45,7 +43,7 @@ static int vae_step(void *user, long step, float *loss, Err *e) {
         const int smp = r->perm[(step * B + i) % r->d.n];
         Rng rng;
         rng_seed(&rng, train_mix(o->seed, (uint64_t)step * (uint64_t)B + (uint64_t)i));
-        dataset_pixels(&r->d, &smp, 1, o->side, &HALF, r->x + (size_t)i * per, r->d.glyphs ? &rng : NULL, 0);
+        dataset_pixels(&r->d, &smp, 1, o->side, &PIXELS_HALF, r->x + (size_t)i * per, r->d.glyphs ? &rng : NULL, 0);
         rng_fill_normal(&rng, r->noise + (size_t)i * zper, zper, 0, 1);
     }
     vae_encode(&r->v, r->ae, r->x, r->mom);
@@ -78,7 +76,6 @@ static int vae_step(void *user, long step, float *loss, Err *e) {
         }
     unet_backward(&r->v.enc, r->ae, r->dmom, &r->g.enc, NULL, NULL);
     if (step >= r->tail_from) r->l1_sum += l1 / (double)r->nx, r->l1_n++;
-    (void)lc;
     return 0;
 }
 
@@ -92,7 +89,7 @@ static float scaling_factor(Run *r) {
     for (int b0 = 0; b0 + B <= n; b0 += B) {
         for (int i = 0; i < B; i++) {
             const int smp = b0 + i;
-            dataset_pixels(&r->d, &smp, 1, r->o->side, &HALF, r->x + (size_t)i * per, NULL, 0);
+            dataset_pixels(&r->d, &smp, 1, r->o->side, &PIXELS_HALF, r->x + (size_t)i * per, NULL, 0);
         }
         vae_encode(&r->v, a, r->x, r->mom);
         for (int i = 0; i < B; i++)

@@ -38,15 +38,18 @@ size_t reply_collect(char *p, size_t a, size_t b, void *user) {
     return a * b;
 }
 
-long http_post(const char *url, const char *body, size_t len, char **reply) {
+/* A POST of len bytes when body is set, else a GET. */
+static long http_request(const char *url, const char *body, size_t len, char **reply) {
     CURL *h = curl_easy_init();
     ReplyBuf g = {0};
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, reply_collect);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &g);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    if (body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
     long status = 0;
     if (curl_easy_perform(h) == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(h);
@@ -54,3 +57,6 @@ long http_post(const char *url, const char *body, size_t len, char **reply) {
     else free(g.buf);
     return status;
 }
+
+long http_post(const char *url, const char *body, size_t len, char **reply) { return http_request(url, body, len, reply); }
+long http_get(const char *url, char **reply) { return http_request(url, NULL, 0, reply); }

@@ -26,5 +26,7 @@ typedef struct {
 size_t reply_collect(char *p, size_t a, size_t b, void *user);
 /* POST len bytes of body to url: the status (0 when no reply), the body in *reply (malloc'd) when set. */
 long http_post(const char *url, const char *body, size_t len, char **reply);
+/* GET url: the status (0 when no reply), the body in *reply (malloc'd) when set. */
+long http_get(const char *url, char **reply);
 
 #endif

@@ -5,7 +5,6 @@
  * a prompt longer than the text tower reads, a bad sampler), every good one 200, every bad one
  * 4xx, and /v1/stats' counts exact. Under ASan/UBSan this is also the no-crash, no-leak check. */
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <glib.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -150,15 +149,9 @@ TEST(generate_api_load_test_8_clients_a_quarter_bad) {
     CHECK_INT(bad, total / 4);
     char su[96];
     snprintf(su, sizeof su, "%s/v1/stats", base);
-    CURL *h = curl_easy_init();
-    ReplyBuf g = {0};
-    curl_easy_setopt(h, CURLOPT_URL, su);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, reply_collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &g);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    CHECK(curl_easy_perform(h) == CURLE_OK);
-    curl_easy_cleanup(h);
-    cJSON *j = g.buf ? cJSON_Parse(g.buf) : NULL;
+    char *stats = NULL;
+    CHECK_INT(http_get(su, &stats), 200);
+    cJSON *j = stats ? cJSON_Parse(stats) : NULL;
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(j, "generate_requests");
     const cJSON *img = cJSON_GetObjectItemCaseSensitive(j, "images_generated");
     const cJSON *rej = cJSON_GetObjectItemCaseSensitive(j, "rejected");
@@ -167,6 +160,6 @@ TEST(generate_api_load_test_8_clients_a_quarter_bad) {
     if (cJSON_IsNumber(img)) CHECK_INT((long)img->valuedouble, images);
     if (cJSON_IsNumber(rej)) CHECK_INT((long)rej->valuedouble, bad);
     cJSON_Delete(j);
-    free(g.buf);
+    free(stats);
     bb_server_stop(s);
 }
