@@ -16,7 +16,8 @@ extern const Command cmd_eval;
 /* An HTML page a person reads: the settings, the figures, and per class its accuracy beside a
  * strip of its first images (PNG data URIs, drawn pixelated at 3x). Through a temporary file. */
 static int write_report(const char *path, const char *model, const Judge *j, const GenEvalOpts *o,
-                        const GenEvalResult *r, const char *clip_judge, const char *real, Err *e) {
+                        const GenEvalResult *r, const char *clip_judge, const char *real, int argc, char **argv,
+                        Err *e) {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -25,6 +26,14 @@ static int write_report(const char *path, const char *model, const Judge *j, con
                "%d images a class, %d %s steps, guidance %g, seed %llu; %ld images in %.0f s.</p>\n",
             model, o->template_, o->per_class, o->steps, o->sampler == SAMPLER_DDPM ? "DDPM" : "DDIM", (double)o->cfg,
             (unsigned long long)o->seed, r->images, r->seconds);
+    fputs("<p>Made by <code>forget eval", f); /* the command, so every number can be made again */
+    for (int i = 1; i < argc; i++) {
+        const int quote = strpbrk(argv[i], " \t'\"{}") != NULL;
+        fputs(quote ? " '" : " ", f);
+        html_escape(f, argv[i]);
+        if (quote) fputc('\'', f);
+    }
+    fputs("</code></p>\n", f);
     fprintf(f, "<p>Judged as prompted: <b>%.1f%%</b> of all images (the judge: %.1f%% on real test images).",
             100 * r->mean_accuracy, 100 * j->test_accuracy);
     if (r->clip_score >= 0) fprintf(f, " CLIP score %.2f", r->clip_score);
@@ -103,7 +112,7 @@ int eval_generate(int argc, char **argv) {
     if (!rc && clip_judge) rc = clip_load(&cj, clip_judge, &lo, &e), have_cj = rc == 0;
     GenEvalResult r = {0};
     if (!rc) rc = gen_eval(&g, &j, have_cj ? &cj : NULL, &o, &r, &e);
-    if (!rc && report) rc = write_report(report, model, &j, &o, &r, clip_judge, real, &e);
+    if (!rc && report) rc = write_report(report, model, &j, &o, &r, clip_judge, real, argc, argv, &e);
     if (rc) {
         rc = cli_error("eval", EXIT_WORK, "%s", e.msg);
     } else if (json) {

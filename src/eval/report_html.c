@@ -2,6 +2,17 @@
 
 #include <string.h>
 
+static int escape_char(FILE *f, char c) {
+    const char *r = c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : c == '"' ? "&quot;" : NULL;
+    if (r) fputs(r, f);
+    return r != NULL;
+}
+
+void html_escape(FILE *f, const char *s) {
+    for (; *s; s++)
+        if (!escape_char(f, *s)) fputc(*s, f);
+}
+
 /* One line's inline text: **bold** and `code` spans, HTML special characters escaped. */
 static void inline_text(FILE *f, const char *s, size_t n) {
     int bold = 0, code = 0;
@@ -12,13 +23,7 @@ static void inline_text(FILE *f, const char *s, size_t n) {
         } else if (s[i] == '`') {
             fputs(code ? "</code>" : "<code>", f);
             code = !code;
-        } else if (s[i] == '<') {
-            fputs("&lt;", f);
-        } else if (s[i] == '>') {
-            fputs("&gt;", f);
-        } else if (s[i] == '&') {
-            fputs("&amp;", f);
-        } else {
+        } else if (s[i] == '"' || !escape_char(f, s[i])) {
             fputc(s[i], f);
         }
     }

@@ -7,6 +7,8 @@
 #include <stdio.h>
 
 void html_from_markdown(FILE *f, const char *md);
+/* s with <, >, & and " escaped. */
+void html_escape(FILE *f, const char *s);
 /* The head of an experiment report: doctype, title "forget: TITLE", the shared style (right-aligned
  * tables, .charts / .maps rows of figures), and the opened body. */
 void html_report_begin(FILE *f, const char *title);

@@ -80,6 +80,7 @@ TEST(cli_diffusion_pixel_train_resume_generate_eval) {
                       "--real fmnist:test --json --quiet --report %s", a, clip, judge, clip, report), 0);
     char *html = read_whole(report, NULL);
     CHECK(html && strstr(html, "<table>") && strstr(html, "data:image/png;base64,") && strstr(html, "ankle boot"));
+    CHECK(html && strstr(html, "Made by <code>forget eval generate --model ")); /* the command behind the numbers */
     free(html);
     j = json_of(o);
     const cJSON *per = cJSON_GetObjectItemCaseSensitive(j, "per_class");
