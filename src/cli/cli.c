@@ -87,10 +87,11 @@ int cli_api_key(const char *cmd, const char *key_opt, const char *key_file, char
     return 0;
 }
 
-int cli_load_model_checked(const char *cmd, const char *path, ClipModel *m, int act_override, int check) {
+int cli_load_model_checked(const char *cmd, const char *path, ClipModel *m, int act_override, int check,
+                           int precision) {
     if (cli_load_model(cmd, path, m, act_override)) return EXIT_WORK;
     Err e = {{0}};
-    if (check && clip_check_finite(m, &e)) {
+    if ((check && clip_check_finite(m, &e)) || clip_set_precision(m, (Precision)precision, &e)) {
         clip_free(m);
         return cli_error(cmd, EXIT_WORK, "%s: %s", path, e.msg);
     }

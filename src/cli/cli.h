@@ -25,8 +25,10 @@ enum { EXIT_WORK = 1, EXIT_USAGE = 2 };
 int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Loads a model, printing the error; 0 on success. */
 int cli_load_model(const char *cmd, const char *path, ClipModel *m, int act_override);
-/* The same, and with check set, every weight verified finite (the first bad tensor named). */
-int cli_load_model_checked(const char *cmd, const char *path, ClipModel *m, int act_override, int check);
+/* The same, and with check set, every weight verified finite (the first bad tensor named); the
+ * weight products then run in `precision` (a Precision: --precision). */
+int cli_load_model_checked(const char *cmd, const char *path, ClipModel *m, int act_override, int check,
+                           int precision);
 /* Median of v[n] (sorts v). */
 double cli_median(double *v, int n);
 /* forget bench blackbox (cmd_bench_methods.c), dispatched from forget bench. */

@@ -24,4 +24,7 @@ static const char *const LAYOUTS[] = {"openai", "hf", NULL}; /* ClipLayout order
 static const char *const DTYPES[] = {"f32", "f16", "bf16", NULL};
 const StDtype CLI_DTYPES[3] = {ST_F32, ST_F16, ST_BF16};
 const Opt OPT_LAYOUT = O_CHOICE("--layout", NULL, LAYOUTS, "key layout of the output: openai or hf");
+static const char *const PRECISIONS[] = {"fp32", "bf16", "int8", NULL}; /* Precision order */
+const Opt OPT_PRECISION = O_CHOICE("--precision", NULL, PRECISIONS,
+                                   "weight products in fp32, bf16 or int8 (fp32 where the CPU lacks BF16 / VNNI)");
 const Opt OPT_DTYPE = O_CHOICE("--dtype", NULL, DTYPES, "dtype of the output: f32, f16 or bf16 (logit_scale stays f32)");

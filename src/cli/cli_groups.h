@@ -13,6 +13,8 @@ extern const Opt OPT_MODEL, OPT_DATASET, OPT_DATA_DIR, OPT_SEED, OPT_JSON, OPT_Q
 extern const Opt OPT_CKPT_EVERY, OPT_STOP_AFTER, OPT_FRESH;
 /* --layout openai|hf (an index of ClipLayout) and --dtype f32|f16|bf16 (an index of CLI_DTYPES) */
 extern const Opt OPT_LAYOUT, OPT_DTYPE;
+/* --precision fp32|bf16|int8 (an index of Precision, core/gemm_mixed.h) */
+extern const Opt OPT_PRECISION;
 #include "io/safetensors.h"
 extern const StDtype CLI_DTYPES[3];
 /* UNet files (cli_unet.c): --unet-layout diffusers|compvis, and the UNet side of info / convert. */

@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "cli/cli_groups.h"
 #include "core/gemm.h"
+#include "core/gemm_mixed.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "io/tokenizer.h"
@@ -19,7 +20,8 @@ static int run(int argc, char **argv);
 
 const Command cmd_bench = {
     "bench", "throughput against the machine's own sgemm peak",
-    "usage: forget bench clip [--config vit-b-32|vit-b-16|tiny] [--batch 16] [--iters 5] [--json] [--threads N]\n"
+    "usage: forget bench clip [--config vit-b-32|vit-b-16|tiny] [--batch 16] [--iters 5] [--precision fp32,bf16,int8]\n"
+    "                         [--json] [--threads N]\n"
     "       forget bench train [--synthetic] [--config fmnist-s] [--batch 128] [--steps 10] [--json] [--threads N]\n"
     "       forget bench blackbox [--config vit-b-32 | --model FILE] [--suffix-len 4] [--pop 30] [--iters 10]\n"
     "                             [--search-iters 60] [--json]\n"
@@ -52,7 +54,9 @@ const Command cmd_bench = {
     "measures, in one run: the machine's sgemm GFLOP/s (2048^3 through the same GEMM\n"
     "backend), image encoding (images/s), text encoding of 77-token prompts and of\n"
     "short prompts (\"a photo of a {class}.\"), the GFLOP/s each achieves and its\n"
-    "ratio to the sgemm peak. Times are medians over --iters runs after one warm-up.\n",
+    "ratio to the sgemm peak, for each --precision (one model; bf16 and int8 weight copies are made\n"
+    "in the warm-up run), with the oneDNN kernel that ran and that precision's own 2048^3 GEMM rate.\n"
+    "Times are medians over --iters runs after one warm-up.\n",
     run};
 
 
@@ -132,6 +136,7 @@ typedef struct {
     const char *config;
     int batch, reps; /* reps: --iters or --steps */
     int json;
+    const char *precisions; /* bench clip: a comma list */
 } BenchOpts;
 
 /* The options bench clip and bench train take (--synthetic only where synthetic is given: bench
@@ -143,7 +148,7 @@ static int parse_opts(int argc, char **argv, const char *reps_flag, BenchOpts *o
         O_INT("--batch", "B", &o->batch, 1, 4096, "batch size"),
         O_INT(reps_flag, "N", &o->reps, 1, 1000, "timed repetitions (after a warm-up)"),
         opt_bind(OPT_JSON, &o->json),
-        synthetic ? synth : (Opt)O_END,
+        synthetic ? synth : (Opt)O_STR("--precision", "LIST", &o->precisions, 0, "precisions to time, of fp32,bf16,int8"),
         O_END,
     };
     return cli_parse(&cmd_bench, argc, argv, 2, opts, NULL);
@@ -198,7 +203,7 @@ static int bench_train_synthetic(const ClipConfig *cfg, int B, long steps, doubl
  * images with augmentation, generated captions, tokenising, the step); --synthetic a fixed batch
  * as bench/torch_train.py trains it, so the PyTorch ratio compares the same work. */
 static int bench_train(int argc, char **argv) {
-    BenchOpts bo = {"fmnist-s", 128, 10, 0};
+    BenchOpts bo = {"fmnist-s", 128, 10, 0, NULL};
     int synthetic = 0;
     int st = parse_opts(argc, argv, "--steps", &bo, &synthetic);
     if (st >= 0) return st;
@@ -244,6 +249,59 @@ static int bench_train(int argc, char **argv) {
     return rc;
 }
 
+/* GFLOP/s of one 2048^3 weight product through a context of precision p (conversions included). */
+static double bench_gemm_peak(Precision p, int iters, char *impl, size_t cap) {
+    const int n = 2048;
+    float *a = xalloc_floats((size_t)n * n), *w = xalloc_floats((size_t)n * n), *c = xalloc_floats((size_t)n * n);
+    Rng r;
+    rng_seed(&r, 1);
+    rng_fill_uniform(&r, a, (long)n * n, -1, 1);
+    rng_fill_uniform(&r, w, (long)n * n, -1, 1);
+    Err e;
+    Gemm *g = gemm_new(p, &e);
+    gemm_linear(g, c, a, w, NULL, n, n, n); /* converts the weights, builds the primitive */
+    double *t = xmalloc(sizeof(double) * (size_t)iters);
+    for (int i = 0; i < iters; i++) {
+        double t0 = now_seconds();
+        gemm_linear(g, c, a, w, NULL, n, n, n);
+        t[i] = now_seconds() - t0;
+    }
+    const double med = cli_median(t, iters);
+    snprintf(impl, cap, "%s", gemm_impl(g));
+    gemm_free(g);
+    free(a), free(w), free(c), free(t);
+    return 2.0 * n * n * n / med / 1e9;
+}
+
+/* One precision's row of bench clip. */
+typedef struct {
+    Precision want, got;
+    double peak;
+    char peak_impl[64], impl[64];
+    Rate img, long_t, short_t;
+} PrecRow;
+
+static int parse_precisions(const char *list, Precision *out, int cap, int *n) {
+    int k = 0;
+    char **parts = cli_split(list, ',', &k);
+    Err e;
+    int rc = 0;
+    if (k < 1 || k > cap) rc = cli_error("bench", EXIT_USAGE, "--precision takes 1 to %d of fp32,bf16,int8", cap);
+    for (int i = 0; !rc && i < k; i++)
+        if (precision_parse(parts[i], &out[i], &e)) rc = cli_error("bench", EXIT_USAGE, "--precision: %s", e.msg);
+    free(parts);
+    *n = k;
+    return rc;
+}
+
+static void add_rate(cJSON *o, const char *prefix, const char *unit, Rate r, double peak) {
+    char k[64];
+    snprintf(k, sizeof k, "%s_per_s", prefix), cJSON_AddNumberToObject(o, k, r.per_s);
+    snprintf(k, sizeof k, "%s_gflops", prefix), cJSON_AddNumberToObject(o, k, r.gflops);
+    snprintf(k, sizeof k, "%s_peak_ratio", prefix), cJSON_AddNumberToObject(o, k, r.gflops / peak);
+    (void)unit;
+}
+
 static int run(int argc, char **argv) {
     int json_failed = 0;
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -257,9 +315,12 @@ static int run(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "unet") == 0) return bench_unet(argc, argv);
     if (argc < 2 || strcmp(argv[1], "clip") != 0)
         return cli_error("bench", EXIT_USAGE, "what to benchmark? (forget bench clip|train|blackbox|debias|resnet|unet; forget help bench)");
-    BenchOpts bo = {"vit-b-32", 16, 5, 0};
+    BenchOpts bo = {"vit-b-32", 16, 5, 0, "fp32,bf16,int8"};
     int st = parse_opts(argc, argv, "--iters", &bo, NULL);
     if (st >= 0) return st;
+    Precision precs[3];
+    int np = 0;
+    if (parse_precisions(bo.precisions, precs, 3, &np)) return EXIT_USAGE;
     const char *config = bo.config;
     const long batch = bo.batch, iters = bo.reps;
     const int json = bo.json;
@@ -269,13 +330,12 @@ static int run(int argc, char **argv) {
     if (!json) fprintf(stderr, "building %s with random weights...\n", config);
     ClipModel m;
     clip_init_random(&m, &cfg, 42);
-    double peak = bench_sgemm_peak((int)iters);
-    if (!json) fprintf(stderr, "sgemm peak %.1f GFLOP/s; timing images...\n", peak);
-    Rate img = time_images(&m, (int)batch, (int)iters);
+    const double peak = bench_sgemm_peak((int)iters);
+    if (!json) fprintf(stderr, "sgemm peak %.1f GFLOP/s (oneDNN ISA %s)\n", peak, gemm_cpu_isa());
 
-    /* 77-token prompts: 75 random BPE ids between SOT and EOT */
+    /* 77-token prompts: 75 random BPE ids between SOT and EOT; short ones: "a photo of a {class}." */
     const int N = (int)batch, ctx = cfg.context;
-    int32_t *ids = xcalloc((size_t)N * ctx, sizeof(int32_t));
+    int32_t *ids = xcalloc((size_t)N * ctx, sizeof(int32_t)), *sids = xcalloc((size_t)N * ctx, sizeof(int32_t));
     Rng r;
     rng_seed(&r, 3);
     for (int n = 0; n < N; n++) {
@@ -283,8 +343,6 @@ static int run(int argc, char **argv) {
         for (int k = 1; k < ctx - 1; k++) ids[(size_t)n * ctx + k] = 1000 + (int32_t)rng_below(&r, 40000);
         ids[(size_t)n * ctx + ctx - 1] = CLIP_EOT;
     }
-    Rate long_t = time_texts(&m, ids, N, (int)iters, N * clip_text_flops(&cfg, ctx));
-
     static const char *classes[] = {"t-shirt", "trouser", "pullover", "dress", "coat",
                                     "sandal", "shirt", "sneaker", "bag", "ankle boot"};
     Tokenizer t;
@@ -295,39 +353,75 @@ static int run(int argc, char **argv) {
     for (int n = 0; n < N; n++) {
         char text[64];
         snprintf(text, sizeof text, "a photo of a %s.", classes[n % 10]);
-        int len = tokenizer_tokenize(&t, text, ctx, ids + (size_t)n * ctx, &e);
+        int len = tokenizer_tokenize(&t, text, ctx, sids + (size_t)n * ctx, &e);
         short_flops += clip_text_flops(&cfg, len);
         short_tokens += len;
     }
     tokenizer_free(&t);
-    Rate short_t = time_texts(&m, ids, N, (int)iters, short_flops);
-    free(ids);
+
+    PrecRow rows[3];
+    for (int i = 0; i < np; i++) {
+        PrecRow *row = &rows[i];
+        memset(row, 0, sizeof *row);
+        row->want = precs[i];
+        if (clip_set_precision(&m, precs[i], &e)) return cli_error("bench", EXIT_WORK, "%s", e.msg);
+        row->got = gemm_precision(m.gemm);
+        row->peak = row->got == PREC_FP32 ? peak : bench_gemm_peak(row->got, (int)iters, row->peak_impl, sizeof row->peak_impl);
+        if (row->got == PREC_FP32) snprintf(row->peak_impl, sizeof row->peak_impl, "sgemm");
+        if (!json) fprintf(stderr, "%s: timing images and texts...\n", precision_name(row->got));
+        row->img = time_images(&m, (int)batch, (int)iters);
+        snprintf(row->impl, sizeof row->impl, "%s", gemm_impl(m.gemm));
+        row->long_t = time_texts(&m, ids, N, (int)iters, N * clip_text_flops(&cfg, ctx));
+        row->short_t = time_texts(&m, sids, N, (int)iters, short_flops);
+    }
+    free(ids), free(sids);
+    const PrecRow *base = &rows[0];
+    for (int i = 0; i < np; i++)
+        if (rows[i].got == PREC_FP32) base = &rows[i];
 
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "config", config);
         cJSON_AddNumberToObject(o, "threads", threads_get());
         cJSON_AddNumberToObject(o, "batch", (double)batch);
+        cJSON_AddStringToObject(o, "isa", gemm_cpu_isa());
         cJSON_AddNumberToObject(o, "sgemm_gflops", peak);
-        cJSON_AddNumberToObject(o, "images_per_s", img.per_s);
-        cJSON_AddNumberToObject(o, "image_gflops", img.gflops);
-        cJSON_AddNumberToObject(o, "image_peak_ratio", img.gflops / peak);
-        cJSON_AddNumberToObject(o, "texts77_per_s", long_t.per_s);
-        cJSON_AddNumberToObject(o, "text77_gflops", long_t.gflops);
-        cJSON_AddNumberToObject(o, "short_texts_per_s", short_t.per_s);
+        /* the fp32 row (or the first) at the top level, as before precisions existed */
+        add_rate(o, "images", "img", base->img, peak);
+        cJSON_AddNumberToObject(o, "image_peak_ratio", base->img.gflops / peak);
+        cJSON_AddNumberToObject(o, "texts77_per_s", base->long_t.per_s);
+        cJSON_AddNumberToObject(o, "text77_gflops", base->long_t.gflops);
+        cJSON_AddNumberToObject(o, "short_texts_per_s", base->short_t.per_s);
         cJSON_AddNumberToObject(o, "short_text_mean_tokens", (double)short_tokens / N);
-        cJSON_AddNumberToObject(o, "short_text_gflops", short_t.gflops);
+        cJSON_AddNumberToObject(o, "short_text_gflops", base->short_t.gflops);
+        cJSON *pr = cJSON_AddObjectToObject(o, "precisions");
+        for (int i = 0; i < np; i++) {
+            cJSON *q = cJSON_AddObjectToObject(pr, precision_name(rows[i].want));
+            cJSON_AddStringToObject(q, "ran", precision_name(rows[i].got));
+            cJSON_AddStringToObject(q, "impl", rows[i].impl);
+            cJSON_AddNumberToObject(q, "gemm_gflops", rows[i].peak);
+            cJSON_AddStringToObject(q, "gemm_impl", rows[i].peak_impl);
+            add_rate(q, "images", "img", rows[i].img, peak);
+            add_rate(q, "texts77", "txt", rows[i].long_t, peak);
+            add_rate(q, "short_texts", "txt", rows[i].short_t, peak);
+        }
         json_failed = cli_json_line("bench", o);
         cJSON_Delete(o);
     } else {
-        printf("forget bench clip: %s, batch %ld, %d threads, medians of %ld runs\n", config, batch, threads_get(), iters);
-        printf("  sgemm (2048^3)          %8.1f GFLOP/s   (machine peak, this run)\n", peak);
-        printf("  images                  %8.1f /s        %6.1f GFLOP/s  %5.1f%% of sgemm peak  (%.2f GFLOP/image)\n",
-               img.per_s, img.gflops, 100 * img.gflops / peak, clip_image_flops(&cfg) / 1e9);
-        printf("  texts, 77 tokens        %8.1f /s        %6.1f GFLOP/s  %5.1f%% of sgemm peak\n", long_t.per_s,
-               long_t.gflops, 100 * long_t.gflops / peak);
-        printf("  texts, short (%.1f tok)  %8.1f /s        %6.1f GFLOP/s  %5.1f%% of sgemm peak\n",
-               (double)short_tokens / N, short_t.per_s, short_t.gflops, 100 * short_t.gflops / peak);
+        printf("forget bench clip: %s, batch %ld, %d threads, medians of %ld runs, oneDNN ISA %s\n", config, batch,
+               threads_get(), iters, gemm_cpu_isa());
+        printf("  sgemm (2048^3)          %8.1f GFLOP/s   (machine peak, this run; %.2f GFLOP/image)\n", peak,
+               clip_image_flops(&cfg) / 1e9);
+        printf("  %-5s %-28s %10s %8s %9s %8s %10s %8s\n", "prec", "kernel", "GEMM GF/s", "img/s", "% sgemm", "x fp32",
+               "txt77/s", "x fp32");
+        for (int i = 0; i < np; i++) {
+            const PrecRow *q = &rows[i];
+            printf("  %-5s %-28s %10.1f %8.1f %8.1f%% %7.2fx %10.1f %7.2fx\n", precision_name(q->got), q->impl, q->peak,
+                   q->img.per_s, 100 * q->img.gflops / peak, q->img.per_s / base->img.per_s, q->long_t.per_s,
+                   q->long_t.per_s / base->long_t.per_s);
+        }
+        printf("  short texts (%.1f tokens): ", (double)short_tokens / N);
+        for (int i = 0; i < np; i++) printf("%s %.1f/s%s", precision_name(rows[i].got), rows[i].short_t.per_s, i + 1 < np ? ", " : "\n");
     }
     clip_free(&m);
     return json_failed;

@@ -29,7 +29,7 @@ const Command cmd_classify = {
 static int run(int argc, char **argv) {
     const char *model = NULL, *labels = NULL, *tpl = "a photo of a {}.", *debias = NULL, *prompts_file = NULL;
     OptValues images = {0};
-    int json = 0, check = 0, top = 5;
+    int json = 0, check = 0, top = 5, precision = PREC_FP32;
     const Opt opts[] = {
         O_STR("--model", "FILE", &model, OPT_REQUIRED, "the CLIP model"),
         {.name = "--image", .metavar = "PATH...", .type = OPT_VALUES, .flags = OPT_REQUIRED, .help = "PNG or JPEG files",
@@ -40,6 +40,7 @@ static int run(int argc, char **argv) {
         O_STR("--debias", "FILE", &debias, 0, "a debiasing transform (forget debias)"),
         O_STR("--prompts", "FILE", &prompts_file, 0, "apply what forget domain --out learned (prompts, weights, a probe)"),
         opt_bind(OPT_CHECK, &check),
+        opt_bind(OPT_PRECISION, &precision),
         opt_bind(OPT_JSON, &json),
         O_END,
     };
@@ -55,7 +56,7 @@ static int run(int argc, char **argv) {
         }
     if (top > n_lab) top = n_lab;
     ClipModel m;
-    if (cli_load_model_checked("classify", model, &m, -1, check)) {
+    if (cli_load_model_checked("classify", model, &m, -1, check, precision)) {
         free(lab);
         return EXIT_WORK;
     }

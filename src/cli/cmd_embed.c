@@ -54,7 +54,7 @@ static int read_pixels(const char *path, const char *shape, int R, float **px, i
 static int run(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *pixels = NULL, *shape = NULL, *debias = NULL, *tpl = "{}";
     OptValues texts = {0}, images = {0};
-    int json = 0, gelu = 0, check = 0;
+    int json = 0, gelu = 0, check = 0, precision = PREC_FP32;
     const Opt opts[] = {
         O_STR("--model", "FILE", &model, OPT_REQUIRED, "the CLIP model"),
         O_VALS("--text", "TEXT...", &texts, "texts to embed"),
@@ -66,6 +66,7 @@ static int run(int argc, char **argv) {
         O_STR("--template", "T", &tpl, 0, "the prompt template bend-vlm builds its versions from"),
         O_FLAG("--gelu", &gelu, "the checkpoint uses erf GELU (open_clip non-quickgelu)"),
         opt_bind(OPT_CHECK, &check),
+        opt_bind(OPT_PRECISION, &precision),
         opt_bind(OPT_JSON, &json),
         O_END,
     };
@@ -76,7 +77,7 @@ static int run(int argc, char **argv) {
         return cli_error("embed", EXIT_USAGE, "give exactly one of --text, --image, --pixels (with at least one input)");
     if (pixels && !shape) return cli_error("embed", EXIT_USAGE, "--pixels needs --shape N,3,H,W");
     ClipModel m;
-    if (cli_load_model_checked("embed", model, &m, gelu ? ACT_GELU : -1, check)) return EXIT_WORK;
+    if (cli_load_model_checked("embed", model, &m, gelu ? ACT_GELU : -1, check, precision)) return EXIT_WORK;
     const int E = m.cfg.embed_dim;
     int n = n_text ? n_text : n_image;
     float *feat = NULL, *px = NULL;

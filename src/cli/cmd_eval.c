@@ -40,7 +40,7 @@ static int run(int argc, char **argv) {
         return cli_error("eval", EXIT_USAGE, "what to evaluate? (forget eval zeroshot|generate ...; forget help eval)");
     }
     const char *model = NULL, *dataset = NULL, *tpl = NULL, *dir = NULL, *prompts = NULL;
-    int samples = 0, json = 0, check = 0;
+    int samples = 0, json = 0, check = 0, precision = PREC_FP32;
     const Opt opts[] = {
         O_STR("--model", "FILE", &model, OPT_REQUIRED, "the CLIP model"),
         O_STR("--dataset", "NAME:split", &dataset, OPT_REQUIRED, "e.g. fmnist:test"),
@@ -49,13 +49,14 @@ static int run(int argc, char **argv) {
         O_STR("--data-dir", "DIR", &dir, 0, "where the data set's files are"),
         O_STR("--prompts", "FILE", &prompts, 0, "apply what forget domain --out learned (prompts, weights, a probe)"),
         opt_bind(OPT_CHECK, &check),
+        opt_bind(OPT_PRECISION, &precision),
         opt_bind(OPT_JSON, &json),
         O_END,
     };
     const int st = cli_parse(&cmd_eval, argc, argv, 2, opts, NULL);
     if (st >= 0) return st;
     ClipModel m;
-    if (cli_load_model_checked("eval", model, &m, -1, check)) return EXIT_WORK;
+    if (cli_load_model_checked("eval", model, &m, -1, check, precision)) return EXIT_WORK;
     Dataset d;
     Tokenizer t = {0};
     Err e = {{0}};

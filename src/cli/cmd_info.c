@@ -30,7 +30,7 @@ static int run(int argc, char **argv) {
     if (st >= 0) return st;
     if (cli_file_is_unet(model)) return cli_unet_info(model, json);
     ClipModel m;
-    if (cli_load_model_checked("info", model, &m, -1, check)) return EXIT_WORK;
+    if (cli_load_model_checked("info", model, &m, -1, check, PREC_FP32)) return EXIT_WORK;
     const ClipConfig *c = &m.cfg;
     long pv = clip_param_count(c, 1, 0), pt = clip_param_count(c, 0, 1);
     const char *layout = m.layout == LAYOUT_OPENAI ? "openai" : "hf";

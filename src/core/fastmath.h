@@ -9,6 +9,14 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Hot elementwise loops get AVX-512 / AVX2 / baseline clones picked at load time:
+ * the default build has no -march, so one binary runs anywhere at full speed. */
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__clang__)
+#define HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define HOT
+#endif
+
 static inline float fast_expf(float x) {
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
     const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);

@@ -9,13 +9,6 @@
 #include "core/fastmath.h"
 #include "core/gemm.h"
 
-/* Hot elementwise loops get AVX-512 / AVX2 / baseline clones picked at load time:
- * the default build has no -march, so one binary runs anywhere at full speed. */
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__clang__)
-#define HOT __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define HOT
-#endif
 
 /* ---------------------------------------------------------------- linear */
 

@@ -50,7 +50,16 @@ void clip_free(ClipModel *m) {
         st_close(m->src);
         free(m->src);
     }
+    gemm_free(m->gemm);
     memset(m, 0, sizeof *m);
+}
+
+int clip_set_precision(ClipModel *m, Precision p, Err *e) {
+    gemm_free(m->gemm);
+    m->gemm = NULL;
+    if (p == PREC_FP32) return 0;
+    m->gemm = gemm_new(p, e);
+    return m->gemm ? 0 : -1;
 }
 
 int clip_config_named(ClipConfig *c, const char *name) {

@@ -47,6 +47,9 @@ typedef struct {
     /* image-side prompts every clip_encode_image* call runs with (models/clip_prompts.h, forget
      * domain); NULL: none. Not owned. */
     const struct ClipImagePrompts *image_prompts;
+    /* the precision of the towers' weight products (core/gemm_mixed.h); NULL: fp32. Owned: set
+     * by clip_set_precision, freed by clip_free. */
+    struct Gemm *gemm;
 } ClipModel;
 
 typedef struct {
@@ -58,6 +61,10 @@ int clip_load(ClipModel *m, const char *path, const ClipLoadOpts *opts, Err *e);
 /* Builds a model with the given config and seeded random weights (CLIP's own init scales). */
 void clip_init_random(ClipModel *m, const ClipConfig *cfg, uint64_t seed);
 void clip_free(ClipModel *m);
+/* Runs the towers' weight products in p from now on (bf16/int8 copies made on first use; a CPU
+ * without the instructions stays fp32 with a notice). Code that edits weights in place afterwards
+ * calls gemm_weights_changed(m->gemm). */
+int clip_set_precision(ClipModel *m, Precision p, Err *e);
 int clip_save(const ClipModel *m, const char *path, ClipLayout layout, StDtype dtype, Err *e);
 /* The named ViT-B/32 configuration and friends: "vit-b-32", "vit-b-16", "tiny". */
 int clip_config_named(ClipConfig *cfg, const char *name);

@@ -109,7 +109,8 @@ void image_acts_reuse(TowerActs *a, const ClipModel *m, int B, int vpt_tokens, i
     const int G = c->image_res / c->patch, S = G * G + 1 + vpt_tokens;
     reserve_seqs(a, B);
     for (int b = 0; b < B; b++) a->start[b] = b * S, a->len[b] = S, a->pool_row[b] = b * S;
-    const BlockConfig bc = clip_block_config(c, 0);
+    BlockConfig bc = clip_block_config(c, 0);
+    bc.gemm = m->gemm;
     tower_setup(a, B, B * S, &bc, c->v_layers, train);
     const ConvShape cs = {B, 3, c->image_res, c->image_res, c->v_width, c->patch, c->patch, 0};
     a->cols = grow_floats(a->cols, conv2d_cols_size(&cs), &a->cap_cols);
@@ -150,7 +151,8 @@ int text_acts_reuse(TowerActs *a, const ClipModel *m, const int32_t *ids, int N,
         a->pool_row[n] = T + len - 1; /* the EOT row */
         T += a->len[n];
     }
-    const BlockConfig bc = clip_block_config(c, 1);
+    BlockConfig bc = clip_block_config(c, 1);
+    bc.gemm = m->gemm;
     const long cap_before = a->cap_T;
     tower_setup(a, N, T, &bc, c->t_layers, train);
     if (!a->ids || a->cap_T != cap_before) {
@@ -203,7 +205,7 @@ static void pool_project(TowerActs *a, const float *ln_w, const float *ln_b, con
     for (int n = 0; n < a->n; n++)
         memcpy(a->pool_in + (size_t)n * a->W, a->x + (size_t)a->pool_row[n] * a->W, sizeof(float) * (size_t)a->W);
     layernorm_forward(a->pool_ln, a->pool_mean, a->pool_rstd, a->pool_in, ln_w, ln_b, a->n, a->W, CLIP_LN_EPS);
-    linear_forward(out, a->pool_ln, proj, NULL, a->n, a->W, E);
+    gemm_linear(a->bc.gemm, out, a->pool_ln, proj, NULL, a->n, a->W, E);
 }
 
 void image_forward(const ClipModel *m, TowerActs *a, const float *pixels, float *out, const ClipTrace *tr) {
@@ -311,7 +313,7 @@ static void pool_project_backward(const TowerActs *a, const float *ln_w, const f
                                   float *g_proj, int E, const float *dout, float *dx, const ClipTrace *tr,
                                   const char *ln_name, int scatter) {
     float *dln = xcalloc((size_t)a->n * a->W, sizeof(float)), *din = xcalloc((size_t)a->n * a->W, sizeof(float));
-    linear_backward(dln, g_proj, NULL, dout, a->pool_ln, proj, a->n, a->W, E);
+    gemm_linear_backward(a->bc.gemm, dln, g_proj, NULL, dout, a->pool_ln, proj, a->n, a->W, E);
     if (tr && tr->fn && !scatter) trace(tr, ln_name, dln, a->n, a->W, NULL);
     if (tr && tr->fn && scatter) {
         float *full = xcalloc((size_t)a->T * a->W, sizeof(float));

@@ -107,7 +107,8 @@ static int encode_unique(const ClipModel *m, TextPrefixCache *c, const int32_t *
             for (int j = 0; j < W; j++) r[j] += m->t_pos[(size_t)k * W + j];
         }
     BlockActs a;
-    const BlockConfig bc = clip_block_config(cf, 1);
+    BlockConfig bc = clip_block_config(cf, 1);
+    bc.gemm = m->gemm;
     block_acts_alloc(&a, &bc, Tn, att_size, NULL, 0);
     for (int l = 0; l < Ly; l++) {
         for (int n = 0; n < N; n++)
@@ -123,7 +124,7 @@ static int encode_unique(const ClipModel *m, TextPrefixCache *c, const int32_t *
     for (int n = 0; n < N; n++)
         memcpy(pool + (size_t)n * W, x + (size_t)(nstart[n] + len[n] - pre[n] - 1) * W, sizeof(float) * (size_t)W);
     layernorm_forward(pool_ln, NULL, NULL, pool, m->ln_final_w, m->ln_final_b, N, W, CLIP_LN_EPS);
-    linear_forward(out, pool_ln, m->t_proj, NULL, N, W, cf->embed_dim);
+    gemm_linear(m->gemm, out, pool_ln, m->t_proj, NULL, N, W, cf->embed_dim);
     for (int n = 0; n < N; n++) remember(c, ids + (size_t)n * ctx, len[n], qkv[n]);
     block_acts_free(&a);
     free(qkv), free(full_qkv), free(x), free(full_attn), free(pool), free(pool_ln);

@@ -107,7 +107,7 @@ static void mlp_forward(const BlockConfig *c, const BlockParams *b, BlockActs *a
     const int W = c->width, Hd = c->hidden;
     const long n = (long)T * W;
     norm_forward(c, a->ln2, a->ln2_mean, a->ln2_rstd, h, b->ln2_w, b->ln2_b, T);
-    linear_forward(a->fc, a->ln2, b->fc_w, b->fc_b, T, W, fc_cols(c));
+    gemm_linear(c->gemm, a->fc, a->ln2, b->fc_w, b->fc_b, T, W, fc_cols(c));
     switch (c->act) {
     case ACT_GELU: gelu_forward(a->act, a->fc, (long)T * Hd); break;
     case ACT_QUICKGELU: quickgelu_forward(a->act, a->fc, (long)T * Hd); break;
@@ -117,7 +117,7 @@ static void mlp_forward(const BlockConfig *c, const BlockParams *b, BlockActs *a
             swiglu_forward(a->act + (size_t)t * Hd, a->fc + (size_t)t * 2 * Hd, a->fc + (size_t)t * 2 * Hd + Hd, Hd);
         break;
     }
-    linear_forward(a->tmp, a->act, b->proj_w, b->proj_b, T, Hd, W);
+    gemm_linear(c->gemm, a->tmp, a->act, b->proj_w, b->proj_b, T, Hd, W);
     add_forward(x, h, a->tmp, n);
 }
 
@@ -126,16 +126,16 @@ static void block_forward_rest(const BlockConfig *c, const BlockParams *b, Block
                                const BlockContext *ctx) {
     const int W = c->width;
     const long n = (long)T * W;
-    linear_forward(a->tmp, a->attn, b->out_w, b->out_b, T, W, W);
+    gemm_linear(c->gemm, a->tmp, a->attn, b->out_w, b->out_b, T, W, W);
     add_forward(a->x_mid, x, a->tmp, n);
     const float *h = a->x_mid;
     if (c->cross_width > 0 && ctx) {
         norm_forward(c, a->lnx, a->lnx_mean, a->lnx_rstd, a->x_mid, b->lnx_w, b->lnx_b, T);
-        linear_forward(a->xq, a->lnx, b->xq_w, b->xq_b, T, W, W);
-        linear_forward(a->xkv, ctx->x, b->xkv_w, b->xkv_b, ctx->Tk, c->cross_width, 2 * W);
+        gemm_linear(c->gemm, a->xq, a->lnx, b->xq_w, b->xq_b, T, W, W);
+        gemm_linear(c->gemm, a->xkv, ctx->x, b->xkv_w, b->xkv_b, ctx->Tk, c->cross_width, 2 * W);
         const AttnIn in = {a->xq, a->xkv, a->xkv + W, W, 2 * W, 2 * W};
         attention_general_forward(a->xattn, W, a->xatt, &in, ctx->pk, W, c->heads, 0);
-        linear_forward(a->tmp, a->xattn, b->xout_w, b->xout_b, T, W, W);
+        gemm_linear(c->gemm, a->tmp, a->xattn, b->xout_w, b->xout_b, T, W, W);
         add_forward(a->x_mid2, a->x_mid, a->tmp, n);
         h = a->x_mid2;
     }
@@ -147,7 +147,7 @@ void block_forward(const BlockConfig *c, const BlockParams *b, BlockActs *a, flo
     const int W = c->width;
     if (a->x_in) memcpy(a->x_in, x, sizeof(float) * (size_t)T * W);
     norm_forward(c, a->ln1, a->ln1_mean, a->ln1_rstd, x, b->ln1_w, b->ln1_b, T);
-    linear_forward(a->qkv, a->ln1, b->qkv_w, b->qkv_b, T, W, 3 * W);
+    gemm_linear(c->gemm, a->qkv, a->ln1, b->qkv_w, b->qkv_b, T, W, 3 * W);
     if (c->rope) {
         positions(a->pos, pk, NULL, NULL);
         rope_rows(c, a->qkv, a->pos, T);
@@ -161,7 +161,7 @@ void block_forward_prefix(const BlockConfig *c, const BlockParams *b, BlockActs 
                           float *full_attn) {
     const int W = c->width;
     norm_forward(c, a->ln1, a->ln1_mean, a->ln1_rstd, x, b->ln1_w, b->ln1_b, Tn);
-    linear_forward(a->qkv, a->ln1, b->qkv_w, b->qkv_b, Tn, W, 3 * W);
+    gemm_linear(c->gemm, a->qkv, a->ln1, b->qkv_w, b->qkv_b, Tn, W, 3 * W);
     if (c->rope) {
         positions(a->pos, pk_full, pre, new_start);
         rope_rows(c, a->qkv, a->pos, Tn);
@@ -184,7 +184,7 @@ void block_forward_kv(const BlockConfig *c, const BlockParams *b, BlockActs *a, 
                       float *kbuf, float *vbuf, const int32_t *pos) {
     const int W = c->width;
     norm_forward(c, a->ln1, a->ln1_mean, a->ln1_rstd, x, b->ln1_w, b->ln1_b, Tn);
-    linear_forward(a->qkv, a->ln1, b->qkv_w, b->qkv_b, Tn, W, 3 * W);
+    gemm_linear(c->gemm, a->qkv, a->ln1, b->qkv_w, b->qkv_b, Tn, W, 3 * W);
     if (c->rope) rope_rows(c, a->qkv, pos, Tn);
     for (int s = 0; s < pk->nseq; s++)
         for (int i = 0; i < pk->q_len[s]; i++) {
@@ -212,7 +212,7 @@ void block_backward(const BlockConfig *c, const BlockParams *b, BlockParams *gb,
     float *dw = xcalloc((size_t)n, sizeof(float));
     const float *h = cross ? a->x_mid2 : a->x_mid;
     /* MLP: x_out = h + proj(act(fc(norm2(h)))); dx is dL/dx_out = dL/dh's direct part */
-    linear_backward(d4, G(proj_w), G(proj_b), dx, a->act, b->proj_w, T, Hd, W);
+    gemm_linear_backward(c->gemm, d4, G(proj_w), G(proj_b), dx, a->act, b->proj_w, T, Hd, W);
     switch (c->act) {
     case ACT_GELU: gelu_backward(d4b, d4, a->fc, (long)T * Hd); break;
     case ACT_QUICKGELU: quickgelu_backward(d4b, d4, a->fc, (long)T * Hd); break;
@@ -225,33 +225,33 @@ void block_backward(const BlockConfig *c, const BlockParams *b, BlockParams *gb,
         }
         break;
     }
-    linear_backward(dw, G(fc_w), G(fc_b), d4b, a->ln2, b->fc_w, T, W, F);
+    gemm_linear_backward(c->gemm, dw, G(fc_w), G(fc_b), d4b, a->ln2, b->fc_w, T, W, F);
     norm_backward(c, dx, G(ln2_w), G(ln2_b), dw, h, b->ln2_w, a->ln2_mean, a->ln2_rstd, T);
     if (cross) { /* h = x_mid + xout(attention(xq(normx(x_mid)), xkv(context))) */
         const int need_kv = gb || dctx;
         float *dxq = xcalloc((size_t)n, sizeof(float));
         float *dxkv = need_kv ? xcalloc((size_t)ctx->Tk * 2 * W, sizeof(float)) : NULL;
         memset(dw, 0, sizeof(float) * (size_t)n);
-        linear_backward(dw, G(xout_w), G(xout_b), dx, a->xattn, b->xout_w, T, W, W);
+        gemm_linear_backward(c->gemm, dw, G(xout_w), G(xout_b), dx, a->xattn, b->xout_w, T, W, W);
         const AttnIn in = {a->xq, a->xkv, a->xkv + W, W, 2 * W, 2 * W};
         const AttnGrad g = {dxq, dxkv, dxkv ? dxkv + W : NULL, W, 2 * W, 2 * W};
         attention_general_backward(&g, dw, W, a->xatt, &in, ctx->pk, W, c->heads, 0);
-        if (need_kv) linear_backward(dctx, G(xkv_w), G(xkv_b), dxkv, ctx->x, b->xkv_w, ctx->Tk, c->cross_width, 2 * W);
+        if (need_kv) gemm_linear_backward(c->gemm, dctx, G(xkv_w), G(xkv_b), dxkv, ctx->x, b->xkv_w, ctx->Tk, c->cross_width, 2 * W);
         memset(dw, 0, sizeof(float) * (size_t)n);
-        linear_backward(dw, G(xq_w), G(xq_b), dxq, a->lnx, b->xq_w, T, W, W);
+        gemm_linear_backward(c->gemm, dw, G(xq_w), G(xq_b), dxq, a->lnx, b->xq_w, T, W, W);
         norm_backward(c, dx, G(lnx_w), G(lnx_b), dw, a->x_mid, b->lnx_w, a->lnx_mean, a->lnx_rstd, T);
         free(dxq);
         free(dxkv);
     }
     /* self-attention: x_mid = x_in + out(attention(qkv(norm1(x_in)))) */
     memset(dw, 0, sizeof(float) * (size_t)n);
-    linear_backward(dw, G(out_w), G(out_b), dx, a->attn, b->out_w, T, W, W);
+    gemm_linear_backward(c->gemm, dw, G(out_w), G(out_b), dx, a->attn, b->out_w, T, W, W);
     float *dqkv = d4; /* reuse: 3W <= its columns */
     memset(dqkv, 0, sizeof(float) * (size_t)n * 3);
     attention_backward(dqkv, dw, a->att, a->qkv, pk, W, c->heads, c->causal);
     if (c->rope) rope_rows_backward(c, dqkv, a->pos, T);
     memset(dw, 0, sizeof(float) * (size_t)n);
-    linear_backward(dw, G(qkv_w), G(qkv_b), dqkv, a->ln1, b->qkv_w, T, W, 3 * W);
+    gemm_linear_backward(c->gemm, dw, G(qkv_w), G(qkv_b), dqkv, a->ln1, b->qkv_w, T, W, 3 * W);
     norm_backward(c, dx, G(ln1_w), G(ln1_b), dw, a->x_in, b->ln1_w, a->ln1_mean, a->ln1_rstd, T);
     free(d4);
     free(d4b);

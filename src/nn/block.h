@@ -11,6 +11,7 @@
 #ifndef FORGET_NN_BLOCK_H
 #define FORGET_NN_BLOCK_H
 
+#include "core/gemm_mixed.h"
 #include "core/ops.h"
 
 typedef enum { ACT_QUICKGELU = 0, ACT_GELU = 1, ACT_GEGLU = 2, ACT_SWIGLU = 3 } NnAct;
@@ -26,6 +27,7 @@ typedef struct {
     int cross_width;     /* 0: no cross-attention; else the width of the context sequence's rows */
     int rope;            /* rotary positions on Q and K (position = row within its sequence) */
     float rope_base;
+    struct Gemm *gemm;   /* how the weight products run (core/gemm_mixed.h); NULL: fp32. Not owned. */
 } BlockConfig;
 
 /* Biases and norm shifts may be NULL where a model has none (RMSNorm, Llama projections). */

@@ -1,0 +1,385 @@
+/* bf16 and int8 weight products through oneDNN's matmul primitive (see gemm_mixed.h).
+ * Written here: the weight-copy cache, the primitive cache, and the conversion passes that oneDNN
+ * has no primitive for in the shape we need (bf16 rounding fused with the copy, per-row dynamic
+ * int8 scales, the s32 -> fp32 dequantisation with both scales and the bias in one pass). */
+#include "core/gemm_mixed.h"
+
+#include <dnnl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fastmath.h"
+#include "core/ops.h"
+
+/* ------------------------------------------------------------------ names */
+
+const char *precision_name(Precision p) { return p == PREC_BF16 ? "bf16" : p == PREC_INT8 ? "int8" : "fp32"; }
+
+int precision_parse(const char *s, Precision *p, Err *e) {
+    static const Precision all[] = {PREC_FP32, PREC_BF16, PREC_INT8};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        if (s && strcmp(s, precision_name(all[i])) == 0) return *p = all[i], 0;
+    return err_set(e, "precision '%s': expected fp32, bf16 or int8", s ? s : "");
+}
+
+/* --------------------------------------------------------------- rounding */
+
+unsigned short gemm_f32_to_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);                                                 /* nearest even */
+    return (unsigned short)(u >> 16);
+}
+
+float gemm_bf16_to_f32(unsigned short h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+/* The same rounding as a loop the compiler vectorises (the NaN test becomes a blend). */
+HOT static void to_bf16(uint16_t *out, const float *in, long n) {
+    for (long i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &in[i], 4);
+        const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+        out[i] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r);
+    }
+}
+
+static void rows_to_bf16(uint16_t *out, const float *in, int rows, int cols) {
+#pragma omp parallel for if ((long)rows * cols > 32768)
+    for (int r = 0; r < rows; r++) to_bf16(out + (size_t)r * cols, in + (size_t)r * cols, cols);
+}
+
+/* Symmetric int8 of one row: scale = max|x| / 127, q = round(x / scale). Returns the scale. */
+HOT static float quant_row(int8_t *q, const float *x, int n) {
+    uint32_t mbits = 0; /* max |x| on the bit patterns: non-negative floats order as integers */
+    for (int i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        u &= 0x7fffffffu;
+        mbits = u > mbits ? u : mbits;
+    }
+    if (mbits >= 0x7f800000u) { /* an inf or NaN in the row: its outputs are NaN, as in fp32 */
+        memset(q, 0, (size_t)n);
+        return NAN;
+    }
+    float m;
+    memcpy(&m, &mbits, 4);
+    const float scale = m > 0.0f ? m / 127.0f : 1.0f, inv = 1.0f / scale;
+    for (int i = 0; i < n; i++) {
+        float v = __builtin_rintf(x[i] * inv);
+        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+        q[i] = (int8_t)v;
+    }
+    return scale;
+}
+
+static void rows_to_int8(int8_t *q, float *scale, const float *x, int rows, int cols) {
+#pragma omp parallel for if ((long)rows * cols > 32768)
+    for (int r = 0; r < rows; r++) scale[r] = quant_row(q + (size_t)r * cols, x + (size_t)r * cols, cols);
+}
+
+/* out[r, :] = acc[r, :] * (sa[r] * sw[:]) + b[:] */
+HOT static void dequant_row(float *out, const int32_t *acc, float sa, const float *sw, const float *b, int n) {
+    if (b)
+        for (int i = 0; i < n; i++) out[i] = (float)acc[i] * (sa * sw[i]) + b[i];
+    else
+        for (int i = 0; i < n; i++) out[i] = (float)acc[i] * (sa * sw[i]);
+}
+
+/* ------------------------------------------------------------- the context */
+
+typedef struct {
+    const float *src; /* the fp32 weights this copies; NULL: empty slot */
+    int rows, cols;
+    unsigned gen;
+    void *q;          /* uint16_t bf16 or int8_t values, [rows, cols] like the source */
+    float *scale;     /* int8: [rows] */
+} WeightCopy;
+
+enum { MM_BF16 = 0, MM_INT8 = 1 };
+typedef struct {
+    int kind, M, N, K, a_t, b_t, bias, sum;
+} MmKey;
+
+#define GEMM_PRIMS 64
+typedef struct {
+    MmKey key;
+    dnnl_primitive_t p; /* NULL: empty slot */
+    unsigned long last_use;
+} Prim;
+
+struct Gemm {
+    Precision prec;
+    dnnl_engine_t eng;
+    dnnl_stream_t st;
+    pthread_mutex_t mu;
+    WeightCopy *w; /* open addressing on the source pointer, capacity a power of two */
+    int nw, capw;
+    unsigned gen;
+    Prim prims[GEMM_PRIMS];
+    unsigned long tick;
+    char impl[64];
+};
+
+static void must(dnnl_status_t st, const char *what) {
+    if (st == dnnl_success) return;
+    /* shapes are ours, not the user's: a failure here is a programming error, as in gemm.c */
+    fprintf(stderr, "forget: oneDNN %s failed (status %d)\n", what, (int)st);
+    abort();
+}
+
+static const char *isa_name(unsigned v) {
+    static const struct { unsigned v; const char *name; } names[] = {
+        {dnnl_cpu_isa_avx512_core_amx, "AVX512_CORE_AMX"}, {dnnl_cpu_isa_avx512_core_bf16, "AVX512_CORE_BF16"},
+        {dnnl_cpu_isa_avx512_core_vnni, "AVX512_CORE_VNNI"}, {dnnl_cpu_isa_avx2_vnni, "AVX2_VNNI"},
+        {dnnl_cpu_isa_avx512_core, "AVX512_CORE"}, {dnnl_cpu_isa_avx2, "AVX2"}, {dnnl_cpu_isa_avx, "AVX"},
+        {dnnl_cpu_isa_sse41, "SSE41"}};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if ((v & names[i].v) == names[i].v) return names[i].name;
+    return "baseline";
+}
+
+/* oneDNN's ISA values are nested bit sets: a larger ISA contains every bit of those below it. */
+static int isa_has(unsigned v, unsigned need) { return (v & need) == need; }
+
+Gemm *gemm_new(Precision want, Err *e) {
+    Gemm *g = xcalloc(1, sizeof *g);
+    if (dnnl_engine_create(&g->eng, dnnl_cpu, 0) != dnnl_success) {
+        free(g);
+        err_set(e, "oneDNN: no CPU engine");
+        return NULL;
+    }
+    must(dnnl_stream_create(&g->st, g->eng, dnnl_stream_default_flags), "stream");
+    pthread_mutex_init(&g->mu, NULL);
+    const unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    const int ok = want == PREC_FP32 || (want == PREC_BF16 && isa_has(isa, dnnl_cpu_isa_avx512_core_bf16)) ||
+                   (want == PREC_INT8 && (isa_has(isa, dnnl_cpu_isa_avx512_core_vnni) ||
+                                          isa_has(isa, dnnl_cpu_isa_avx2_vnni)));
+    if (!ok)
+        fprintf(stderr, "forget: %s needs %s, this CPU (as oneDNN sees it) has %s: running fp32\n",
+                precision_name(want), want == PREC_BF16 ? "AVX512_CORE_BF16" : "AVX512_CORE_VNNI or AVX2_VNNI",
+                isa_name(isa));
+    g->prec = ok ? want : PREC_FP32;
+    snprintf(g->impl, sizeof g->impl, "%s", "sgemm");
+    return g;
+}
+
+void gemm_free(Gemm *g) {
+    if (!g) return;
+    for (int i = 0; i < g->capw; i++) free(g->w[i].q), free(g->w[i].scale);
+    free(g->w);
+    for (int i = 0; i < GEMM_PRIMS; i++)
+        if (g->prims[i].p) dnnl_primitive_destroy(g->prims[i].p);
+    dnnl_stream_destroy(g->st);
+    dnnl_engine_destroy(g->eng);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
+
+const char *gemm_cpu_isa(void) { return isa_name((unsigned)dnnl_get_effective_cpu_isa()); }
+
+Precision gemm_precision(const Gemm *g) { return g ? g->prec : PREC_FP32; }
+const char *gemm_impl(const Gemm *g) { return g ? g->impl : "sgemm"; }
+
+void gemm_weights_changed(Gemm *g) {
+    if (!g) return;
+    pthread_mutex_lock(&g->mu);
+    g->gen++;
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* ----------------------------------------------------------- weight copies */
+
+static size_t ptr_hash(const float *p) {
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33, x *= 0xff51afd7ed558ccdULL, x ^= x >> 33;
+    return (size_t)x;
+}
+
+static WeightCopy *slot_for(WeightCopy *tab, int cap, const float *src) {
+    for (size_t i = ptr_hash(src) & (size_t)(cap - 1);; i = (i + 1) & (size_t)(cap - 1))
+        if (tab[i].src == src || !tab[i].src) return &tab[i];
+}
+
+static void grow_weights(Gemm *g) {
+    const int cap = g->capw ? g->capw * 2 : 256;
+    WeightCopy *t = xcalloc((size_t)cap, sizeof *t);
+    for (int i = 0; i < g->capw; i++)
+        if (g->w[i].src) *slot_for(t, cap, g->w[i].src) = g->w[i];
+    free(g->w);
+    g->w = t, g->capw = cap;
+}
+
+static void fill_copy(const Gemm *g, WeightCopy *c, const float *W, int rows, int cols) {
+    const size_t n = (size_t)rows * cols;
+    free(c->q), free(c->scale);
+    c->src = W, c->rows = rows, c->cols = cols, c->gen = g->gen, c->scale = NULL;
+    if (g->prec == PREC_BF16) {
+        c->q = xmalloc(n * sizeof(uint16_t));
+        rows_to_bf16(c->q, W, rows, cols);
+    } else {
+        c->q = xmalloc(n);
+        c->scale = xmalloc(sizeof(float) * (size_t)rows);
+        rows_to_int8(c->q, c->scale, W, rows, cols);
+    }
+}
+
+/* The converted copy of W [rows, cols], made on first use and after gemm_weights_changed().
+ * Called with g->mu held. */
+static const WeightCopy *weight_copy(Gemm *g, const float *W, int rows, int cols) {
+    if (2 * (g->nw + 1) > g->capw) grow_weights(g);
+    WeightCopy *c = slot_for(g->w, g->capw, W);
+    if (!c->src) g->nw++;
+    if (!c->src || c->gen != g->gen || c->rows != rows || c->cols != cols) fill_copy(g, c, W, rows, cols);
+    return c;
+}
+
+/* -------------------------------------------------------------- primitives */
+
+static void md2(dnnl_memory_desc_t *md, int d0, int d1, dnnl_data_type_t dt, int transposed) {
+    dnnl_dims_t dims = {d0, d1};
+    must(dnnl_memory_desc_init_by_tag(md, 2, dims, dt, transposed ? dnnl_ba : dnnl_ab), "memory desc");
+}
+
+/* dst[M,N] (+)= src[M,K] @ wei[K,N] (+ bias[N]); a_t: src stored [K,M]; b_t: wei stored [N,K]. */
+static dnnl_primitive_t make_prim(Gemm *g, const MmKey *k) {
+    const dnnl_data_type_t in = k->kind == MM_BF16 ? dnnl_bf16 : dnnl_s8;
+    dnnl_memory_desc_t a, b, c, bias;
+    md2(&a, k->M, k->K, in, k->a_t);
+    md2(&b, k->K, k->N, in, k->b_t);
+    md2(&c, k->M, k->N, k->kind == MM_BF16 ? dnnl_f32 : dnnl_s32, 0);
+    md2(&bias, 1, k->N, dnnl_f32, 0);
+    dnnl_primitive_attr_t attr;
+    must(dnnl_primitive_attr_create(&attr), "attr");
+    if (k->sum) {
+        dnnl_post_ops_t po;
+        must(dnnl_post_ops_create(&po), "post ops");
+        must(dnnl_post_ops_append_sum(po, 1.0f), "sum post op");
+        must(dnnl_primitive_attr_set_post_ops(attr, po), "set post ops");
+        dnnl_post_ops_destroy(po);
+    }
+    dnnl_matmul_desc_t d;
+    must(dnnl_matmul_desc_init(&d, &a, &b, k->bias ? &bias : NULL, &c), "matmul desc");
+    dnnl_primitive_desc_t pd;
+    must(dnnl_primitive_desc_create(&pd, &d, attr, g->eng, NULL), "matmul primitive desc");
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl)
+        snprintf(g->impl, sizeof g->impl, "%s", impl);
+    dnnl_primitive_t p;
+    must(dnnl_primitive_create(&p, pd), "matmul primitive");
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_attr_destroy(attr);
+    return p;
+}
+
+/* The cached primitive for k (least recently used one replaced). Called with g->mu held. */
+static dnnl_primitive_t prim_for(Gemm *g, const MmKey *k) {
+    Prim *victim = &g->prims[0];
+    g->tick++;
+    for (int i = 0; i < GEMM_PRIMS; i++) {
+        Prim *p = &g->prims[i];
+        if (p->p && memcmp(&p->key, k, sizeof *k) == 0) {
+            p->last_use = g->tick;
+            return p->p;
+        }
+        if (!p->p || (victim->p && p->last_use < victim->last_use)) victim = p;
+    }
+    if (victim->p) dnnl_primitive_destroy(victim->p);
+    victim->key = *k, victim->p = make_prim(g, k), victim->last_use = g->tick;
+    return victim->p;
+}
+
+static dnnl_memory_t mem_of(Gemm *g, int d0, int d1, dnnl_data_type_t dt, int transposed, const void *ptr) {
+    dnnl_memory_desc_t md;
+    md2(&md, d0, d1, dt, transposed);
+    dnnl_memory_t m;
+    must(dnnl_memory_create(&m, &md, g->eng, (void *)ptr), "memory");
+    return m;
+}
+
+/* Runs the product k on the given buffers. Called with g->mu held. */
+static void matmul(Gemm *g, const MmKey *k, const void *A, const void *B, void *C, const float *bias) {
+    dnnl_primitive_t p = prim_for(g, k);
+    const dnnl_data_type_t in = k->kind == MM_BF16 ? dnnl_bf16 : dnnl_s8;
+    dnnl_exec_arg_t args[4] = {
+        {DNNL_ARG_SRC, mem_of(g, k->M, k->K, in, k->a_t, A)},
+        {DNNL_ARG_WEIGHTS, mem_of(g, k->K, k->N, in, k->b_t, B)},
+        {DNNL_ARG_DST, mem_of(g, k->M, k->N, k->kind == MM_BF16 ? dnnl_f32 : dnnl_s32, 0, C)},
+        {DNNL_ARG_BIAS, k->bias ? mem_of(g, 1, k->N, dnnl_f32, 0, bias) : NULL}};
+    const int n = k->bias ? 4 : 3;
+    must(dnnl_primitive_execute(p, g->st, n, args), "matmul");
+    must(dnnl_stream_wait(g->st), "stream wait");
+    for (int i = 0; i < n; i++) dnnl_memory_destroy(args[i].memory);
+}
+
+/* ------------------------------------------------------------------ linear */
+
+static void linear_bf16(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC) {
+    uint16_t *x = xmalloc(sizeof(uint16_t) * (size_t)N * IC);
+    rows_to_bf16(x, in, N, IC);
+    const WeightCopy *w = weight_copy(g, W, OC, IC);
+    const MmKey k = {MM_BF16, N, OC, IC, 0, 1, b != NULL, 0};
+    matmul(g, &k, x, w->q, out, b);
+    free(x);
+}
+
+static void linear_int8(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC) {
+    int8_t *x = xmalloc((size_t)N * IC);
+    float *sa = xmalloc(sizeof(float) * (size_t)N);
+    int32_t *acc = xmalloc(sizeof(int32_t) * (size_t)N * OC);
+    rows_to_int8(x, sa, in, N, IC);
+    const WeightCopy *w = weight_copy(g, W, OC, IC);
+    const MmKey k = {MM_INT8, N, OC, IC, 0, 1, 0, 0};
+    matmul(g, &k, x, w->q, acc, NULL);
+#pragma omp parallel for if ((long)N * OC > 32768)
+    for (int r = 0; r < N; r++) dequant_row(out + (size_t)r * OC, acc + (size_t)r * OC, sa[r], w->scale, b, OC);
+    free(x), free(sa), free(acc);
+}
+
+void gemm_linear(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC) {
+    if (!g || g->prec == PREC_FP32 || N <= 0) {
+        linear_forward(out, in, W, b, N, IC, OC);
+        return;
+    }
+    pthread_mutex_lock(&g->mu);
+    if (g->prec == PREC_BF16)
+        linear_bf16(g, out, in, W, b, N, IC, OC);
+    else
+        linear_int8(g, out, in, W, b, N, IC, OC);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void gemm_linear_backward(Gemm *g, float *din, float *dW, float *db, const float *dout, const float *in,
+                          const float *W, int N, int IC, int OC) {
+    if (!g || g->prec != PREC_BF16 || N <= 0 || (!din && !dW)) {
+        linear_backward(din, dW, db, dout, in, W, N, IC, OC);
+        return;
+    }
+    linear_backward(NULL, NULL, db, dout, in, W, N, IC, OC); /* the bias sum stays fp32 */
+    pthread_mutex_lock(&g->mu);
+    uint16_t *d = xmalloc(sizeof(uint16_t) * (size_t)N * OC);
+    rows_to_bf16(d, dout, N, OC);
+    if (din) { /* din[N,IC] += dout[N,OC] @ W[OC,IC] */
+        const WeightCopy *w = weight_copy(g, W, OC, IC);
+        const MmKey k = {MM_BF16, N, IC, OC, 0, 0, 0, 1};
+        matmul(g, &k, d, w->q, din, NULL);
+    }
+    if (dW) { /* dW[OC,IC] += dout^T[OC,N] @ in[N,IC] */
+        uint16_t *x = xmalloc(sizeof(uint16_t) * (size_t)N * IC);
+        rows_to_bf16(x, in, N, IC);
+        const MmKey k = {MM_BF16, OC, IC, N, 1, 0, 0, 1};
+        matmul(g, &k, d, x, dW, NULL);
+        free(x);
+    }
+    free(d);
+    pthread_mutex_unlock(&g->mu);
+}

@@ -1,0 +1,202 @@
+/* The bf16 and int8 GEMM seam against references computed here from the same rounded operands:
+ * bf16 products must equal fp32 products of bf16-rounded inputs (fp32 accumulation), int8
+ * products the exact integer products rescaled. So a wrong layout, a wrong scale or a lost bias
+ * shows as an error far above the accumulation-order rounding these tolerances allow. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/gemm.h"
+#include "core/gemm_mixed.h"
+#include "core/ops.h"
+#include "core/rng.h"
+#include "test.h"
+
+static float *randn_buf(Rng *r, long n, float s) {
+    float *x = malloc(sizeof(float) * (size_t)n);
+    for (long i = 0; i < n; i++) x[i] = s * rng_normal(r);
+    return x;
+}
+
+static float *bf16_round(const float *x, long n) {
+    float *y = malloc(sizeof(float) * (size_t)n);
+    for (long i = 0; i < n; i++) y[i] = gemm_bf16_to_f32(gemm_f32_to_bf16(x[i]));
+    return y;
+}
+
+TEST(test_bf16_rounding) {
+    CHECK_INT(gemm_f32_to_bf16(1.0f), 0x3f80);
+    CHECK_INT(gemm_f32_to_bf16(-2.0f), 0xc000);
+    CHECK_INT(gemm_f32_to_bf16(1.0f + 0x1p-8f), 0x3f80);          /* a tie rounds to even (down) */
+    CHECK_INT(gemm_f32_to_bf16(1.0f + 3 * 0x1p-8f), 0x3f82);      /* a tie rounds to even (up) */
+    CHECK_INT(gemm_f32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81); /* above the tie rounds up */
+    CHECK_INT(gemm_f32_to_bf16(INFINITY), 0x7f80);
+    CHECK(isnan(gemm_bf16_to_f32(gemm_f32_to_bf16(NAN))));
+    CHECK_NEAR(gemm_bf16_to_f32(gemm_f32_to_bf16(3.14159f)), 3.140625, 0);
+}
+
+TEST(test_precision_parse) {
+    Precision p;
+    Err e;
+    CHECK_INT(precision_parse("bf16", &p, &e), 0);
+    CHECK_INT(p, PREC_BF16);
+    CHECK_INT(precision_parse("int8", &p, &e), 0);
+    CHECK_INT(p, PREC_INT8);
+    CHECK_INT(precision_parse("fp16", &p, &e), -1);
+    CHECK(strstr(e.msg, "fp32, bf16 or int8") != NULL);
+}
+
+static Gemm *context(Precision want) {
+    Err e;
+    Gemm *g = gemm_new(want, &e);
+    CHECK(g != NULL);
+    if (g && gemm_precision(g) != want) {
+        test_skip("this CPU lacks the instructions (the fallback is tested by the CLI test)");
+        gemm_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+/* Shapes: tiny, odd, and one large enough for the blocked kernels. */
+static const int shapes[][3] = {{1, 3, 5}, {7, 33, 17}, {50, 64, 96}, {130, 257, 200}};
+
+TEST(test_gemm_bf16_linear_matches_rounded_reference) {
+    Gemm *g = context(PREC_BF16);
+    if (!g) return;
+    Rng r;
+    rng_seed(&r, 11);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const int N = shapes[s][0], IC = shapes[s][1], OC = shapes[s][2];
+        float *x = randn_buf(&r, (long)N * IC, 1.0f), *W = randn_buf(&r, (long)OC * IC, 0.1f);
+        float *b = randn_buf(&r, OC, 1.0f), *xr = bf16_round(x, (long)N * IC), *Wr = bf16_round(W, (long)OC * IC);
+        float *out = calloc((size_t)N * OC, sizeof(float)), *ref = calloc((size_t)N * OC, sizeof(float));
+        for (int i = 0; i < N; i++) memcpy(ref + (size_t)i * OC, b, sizeof(float) * OC);
+        sgemm_reference(false, true, N, OC, IC, 1.0f, xr, IC, Wr, IC, 1.0f, ref, OC);
+        gemm_linear(g, out, x, W, b, N, IC, OC);
+        CHECK_CLOSE(out, ref, (long)N * OC, 1e-4, 1e-4);
+        gemm_linear(g, out, x, W, NULL, N, IC, OC); /* the same weights again, now without the bias */
+        for (long i = 0; i < (long)N * OC; i++) ref[i] -= b[i % OC];
+        CHECK_CLOSE(out, ref, (long)N * OC, 1e-4, 1e-4);
+        free(x), free(W), free(b), free(xr), free(Wr), free(out), free(ref);
+    }
+    CHECK(strstr(gemm_impl(g), "bf16") != NULL);
+    gemm_free(g);
+}
+
+TEST(test_gemm_int8_linear_matches_integer_reference) {
+    Gemm *g = context(PREC_INT8);
+    if (!g) return;
+    Rng r;
+    rng_seed(&r, 12);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const int N = shapes[s][0], IC = shapes[s][1], OC = shapes[s][2];
+        float *x = randn_buf(&r, (long)N * IC, 2.0f), *W = randn_buf(&r, (long)OC * IC, 0.1f);
+        float *b = randn_buf(&r, OC, 1.0f), *out = malloc(sizeof(float) * (size_t)N * OC);
+        double err = 0, scale = 0, qerr = 0;
+        gemm_linear(g, out, x, W, b, N, IC, OC);
+        for (int i = 0; i < N; i++) {
+            float mx = 0;
+            for (int k = 0; k < IC; k++) mx = fmaxf(mx, fabsf(x[(size_t)i * IC + k]));
+            const float sa = mx / 127.0f;
+            for (int o = 0; o < OC; o++) {
+                float mw = 0;
+                for (int k = 0; k < IC; k++) mw = fmaxf(mw, fabsf(W[(size_t)o * IC + k]));
+                const float sw = mw / 127.0f;
+                long acc = 0;
+                double exact = b[o];
+                for (int k = 0; k < IC; k++) {
+                    const long qa = lrintf(x[(size_t)i * IC + k] / sa), qw = lrintf(W[(size_t)o * IC + k] / sw);
+                    acc += qa * qw;
+                    exact += (double)x[(size_t)i * IC + k] * W[(size_t)o * IC + k];
+                }
+                const double ref = (double)acc * sa * sw + b[o], got = out[(size_t)i * OC + o];
+                err = fmax(err, fabs(got - ref));
+                qerr = fmax(qerr, fabs(got - exact));
+                scale = fmax(scale, fabs(exact));
+            }
+        }
+        CHECK_MSG(err <= 1e-4 * (1 + scale), "shape %d: int8 product off the integer reference by %g", (int)s, err);
+        /* and the quantisation itself is what int8 promises: a few per cent of the output range */
+        CHECK_MSG(qerr <= 0.05 * scale, "shape %d: int8 error %g against fp32 (output range %g)", (int)s, qerr, scale);
+        free(x), free(W), free(b), free(out);
+    }
+    CHECK(strstr(gemm_impl(g), "int8") != NULL);
+    gemm_free(g);
+}
+
+TEST(test_gemm_bf16_backward_matches_rounded_reference) {
+    Gemm *g = context(PREC_BF16);
+    if (!g) return;
+    Rng r;
+    rng_seed(&r, 13);
+    const int N = 37, IC = 48, OC = 29;
+    float *x = randn_buf(&r, (long)N * IC, 1.0f), *W = randn_buf(&r, (long)OC * IC, 0.2f);
+    float *dout = randn_buf(&r, (long)N * OC, 1.0f);
+    float *xr = bf16_round(x, (long)N * IC), *Wr = bf16_round(W, (long)OC * IC), *dr = bf16_round(dout, (long)N * OC);
+    float *din = randn_buf(&r, (long)N * IC, 1.0f), *dW = randn_buf(&r, (long)OC * IC, 1.0f);
+    float *db = randn_buf(&r, OC, 1.0f);
+    float *din_ref = malloc(sizeof(float) * N * IC), *dW_ref = malloc(sizeof(float) * OC * IC), *db_ref = malloc(sizeof(float) * OC);
+    memcpy(din_ref, din, sizeof(float) * N * IC), memcpy(dW_ref, dW, sizeof(float) * OC * IC), memcpy(db_ref, db, sizeof(float) * OC);
+    /* accumulation into what the gradients already hold is part of the contract */
+    sgemm_reference(false, false, N, IC, OC, 1.0f, dr, OC, Wr, IC, 1.0f, din_ref, IC);
+    sgemm_reference(true, false, OC, IC, N, 1.0f, dr, OC, xr, IC, 1.0f, dW_ref, IC);
+    for (int i = 0; i < N; i++)
+        for (int o = 0; o < OC; o++) db_ref[o] += dout[(size_t)i * OC + o];
+    gemm_linear_backward(g, din, dW, db, dout, x, W, N, IC, OC);
+    CHECK_CLOSE(din, din_ref, (long)N * IC, 1e-4, 1e-4);
+    CHECK_CLOSE(dW, dW_ref, (long)OC * IC, 1e-4, 1e-4);
+    CHECK_CLOSE(db, db_ref, OC, 1e-4, 1e-4);
+    free(x), free(W), free(dout), free(xr), free(Wr), free(dr), free(din), free(dW), free(db);
+    free(din_ref), free(dW_ref), free(db_ref);
+    gemm_free(g);
+}
+
+/* Converted weights are cached by address: an update in place is seen after gemm_weights_changed. */
+TEST(test_gemm_weight_copies_follow_updates) {
+    Gemm *g = context(PREC_BF16);
+    if (!g) return;
+    const int N = 4, IC = 8, OC = 3;
+    float x[32], W[24], out[12];
+    for (int i = 0; i < 32; i++) x[i] = 1.0f;
+    for (int i = 0; i < 24; i++) W[i] = 0.5f;
+    gemm_linear(g, out, x, W, NULL, N, IC, OC);
+    CHECK_NEAR(out[0], 4.0, 1e-6);
+    for (int i = 0; i < 24; i++) W[i] = 0.25f;
+    gemm_weights_changed(g);
+    gemm_linear(g, out, x, W, NULL, N, IC, OC);
+    CHECK_NEAR(out[0], 2.0, 1e-6);
+    gemm_free(g);
+}
+
+/* More shapes than the primitive cache holds: evicted primitives are rebuilt, results stay right. */
+TEST(test_gemm_primitive_cache_eviction) {
+    Gemm *g = context(PREC_BF16);
+    if (!g) return;
+    float x[100 * 4], W[4 * 4], out[100 * 4];
+    for (int i = 0; i < 400; i++) x[i] = (float)(i % 7) - 3.0f;
+    for (int i = 0; i < 16; i++) W[i] = i == (i / 4) * 5 ? 1.0f : 0.0f; /* identity */
+    for (int round = 0; round < 2; round++)
+        for (int N = 1; N <= 100; N++) {
+            gemm_linear(g, out, x, W, NULL, N, 4, 4);
+            CHECK_CLOSE(out, x, (long)N * 4, 0, 0);
+        }
+    gemm_free(g);
+}
+
+TEST(test_gemm_fp32_context_is_linear_forward) {
+    Gemm *g = gemm_new(PREC_FP32, &(Err){0});
+    Rng r;
+    rng_seed(&r, 14);
+    float *x = randn_buf(&r, 6 * 10, 1), *W = randn_buf(&r, 5 * 10, 1), *b = randn_buf(&r, 5, 1);
+    float a[30], c[30];
+    gemm_linear(g, a, x, W, b, 6, 10, 5);
+    linear_forward(c, x, W, b, 6, 10, 5);
+    CHECK(memcmp(a, c, sizeof a) == 0);
+    gemm_linear(NULL, a, x, W, b, 6, 10, 5);
+    CHECK(memcmp(a, c, sizeof a) == 0);
+    CHECK(strcmp(gemm_impl(g), "sgemm") == 0);
+    free(x), free(W), free(b);
+    gemm_free(g);
+}
