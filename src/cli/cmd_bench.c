@@ -98,40 +98,6 @@ static void encode_once(const EncodeCall *c) {
     else clip_encode_text(c->m, c->ids, c->n, c->out, NULL, &e);
 }
 
-/* Median time of `iters` calls after one warm-up, as a rate of n items and `flops` per call. */
-static Rate time_calls(const EncodeCall *c, int iters, double flops) {
-    encode_once(c);
-    double *t = xmalloc(sizeof(double) * (size_t)iters);
-    for (int i = 0; i < iters; i++) {
-        double t0 = now_seconds();
-        encode_once(c);
-        t[i] = now_seconds() - t0;
-    }
-    double med = cli_median(t, iters);
-    free(t);
-    return (Rate){c->n / med, flops / med / 1e9, med};
-}
-
-static Rate time_images(const ClipModel *m, int B, int iters) {
-    const int R = m->cfg.image_res;
-    float *px = xalloc_floats((size_t)B * 3 * R * R), *out = xalloc_floats((size_t)B * m->cfg.embed_dim);
-    Rng r;
-    rng_seed(&r, 2);
-    rng_fill_normal(&r, px, (long)B * 3 * R * R, 0, 1);
-    EncodeCall c = {m, px, NULL, B, out};
-    Rate rate = time_calls(&c, iters, B * clip_image_flops(&m->cfg));
-    free(px), free(out);
-    return rate;
-}
-
-static Rate time_texts(const ClipModel *m, const int32_t *ids, int N, int iters, double flops) {
-    float *out = xalloc_floats((size_t)N * m->cfg.embed_dim);
-    EncodeCall c = {m, NULL, ids, N, out};
-    Rate rate = time_calls(&c, iters, flops);
-    free(out);
-    return rate;
-}
-
 typedef struct {
     const char *config;
     int batch, reps; /* reps: --iters or --steps */
@@ -359,21 +325,48 @@ static int run(int argc, char **argv) {
     }
     tokenizer_free(&t);
 
+    /* One context per precision, timed round-robin (every repetition runs each precision once), so
+     * the machine's drift between phases cannot favour one of them; medians per precision. */
     PrecRow rows[3];
+    Gemm *ctxs[3];
+    double *ti = xmalloc(sizeof(double) * (size_t)iters * 3), *tl = xmalloc(sizeof(double) * (size_t)iters * 3),
+           *ts = xmalloc(sizeof(double) * (size_t)iters * 3);
     for (int i = 0; i < np; i++) {
         PrecRow *row = &rows[i];
         memset(row, 0, sizeof *row);
         row->want = precs[i];
-        if (clip_set_precision(&m, precs[i], &e)) return cli_error("bench", EXIT_WORK, "%s", e.msg);
-        row->got = gemm_precision(m.gemm);
+        if (!(ctxs[i] = gemm_new(precs[i], &e))) return cli_error("bench", EXIT_WORK, "%s", e.msg);
+        row->got = gemm_precision(ctxs[i]);
         row->peak = row->got == PREC_FP32 ? peak : bench_gemm_peak(row->got, (int)iters, row->peak_impl, sizeof row->peak_impl);
         if (row->got == PREC_FP32) snprintf(row->peak_impl, sizeof row->peak_impl, "sgemm");
-        if (!json) fprintf(stderr, "%s: timing images and texts...\n", precision_name(row->got));
-        row->img = time_images(&m, (int)batch, (int)iters);
-        snprintf(row->impl, sizeof row->impl, "%s", gemm_impl(m.gemm));
-        row->long_t = time_texts(&m, ids, N, (int)iters, N * clip_text_flops(&cfg, ctx));
-        row->short_t = time_texts(&m, sids, N, (int)iters, short_flops);
     }
+    const int R = cfg.image_res;
+    float *px = xalloc_floats((size_t)N * 3 * R * R), *feat = xalloc_floats((size_t)N * cfg.embed_dim);
+    rng_fill_normal(&r, px, (long)N * 3 * R * R, 0, 1);
+    EncodeCall calls[3] = {{&m, px, NULL, N, feat}, {&m, NULL, ids, N, feat}, {&m, NULL, sids, N, feat}};
+    double *times[3] = {ti, tl, ts};
+    if (!json) fprintf(stderr, "timing %s round-robin...\n", bo.precisions);
+    for (int it = -1; it < iters; it++) /* it -1: the warm-up (weight copies, primitives) */
+        for (int i = 0; i < np; i++) {
+            m.gemm = ctxs[i];
+            for (int c = 0; c < 3; c++) {
+                const double t0 = now_seconds();
+                encode_once(&calls[c]);
+                if (it >= 0) times[c][(size_t)i * iters + it] = now_seconds() - t0;
+            }
+            if (it == -1) snprintf(rows[i].impl, sizeof rows[i].impl, "%s", gemm_impl(ctxs[i]));
+        }
+    m.gemm = NULL;
+    const double flops[3] = {N * clip_image_flops(&cfg), N * clip_text_flops(&cfg, ctx), short_flops};
+    for (int i = 0; i < np; i++) {
+        Rate *rt[3] = {&rows[i].img, &rows[i].long_t, &rows[i].short_t};
+        for (int c = 0; c < 3; c++) {
+            const double med = cli_median(times[c] + (size_t)i * iters, (int)iters);
+            *rt[c] = (Rate){N / med, flops[c] / med / 1e9, med};
+        }
+        gemm_free(ctxs[i]);
+    }
+    free(ti), free(tl), free(ts), free(px), free(feat);
     free(ids), free(sids);
     const PrecRow *base = &rows[0];
     for (int i = 0; i < np; i++)

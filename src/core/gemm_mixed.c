@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/fastmath.h"
+#include "core/gemm.h"
 #include "core/ops.h"
 
 /* ------------------------------------------------------------------ names */
@@ -87,14 +88,6 @@ static void rows_to_int8(int8_t *q, float *scale, const float *x, int rows, int 
     for (int r = 0; r < rows; r++) scale[r] = quant_row(q + (size_t)r * cols, x + (size_t)r * cols, cols);
 }
 
-/* out[r, :] = acc[r, :] * (sa[r] * sw[:]) + b[:] */
-HOT static void dequant_row(float *out, const int32_t *acc, float sa, const float *sw, const float *b, int n) {
-    if (b)
-        for (int i = 0; i < n; i++) out[i] = (float)acc[i] * (sa * sw[i]) + b[i];
-    else
-        for (int i = 0; i < n; i++) out[i] = (float)acc[i] * (sa * sw[i]);
-}
-
 /* ------------------------------------------------------------- the context */
 
 typedef struct {
@@ -105,10 +98,13 @@ typedef struct {
     float *scale;     /* int8: [rows] */
 } WeightCopy;
 
-enum { MM_BF16 = 0, MM_INT8 = 1 };
+enum { MM_F32 = 0, MM_BF16 = 1, MM_INT8 = 2 };
 typedef struct {
-    int kind, M, N, K, a_t, b_t, bias, sum;
+    int kind, M, N, K, a_t, b_t, bias, sum, act; /* act: a GemmEpi activation or 0 */
 } MmKey;
+
+static dnnl_data_type_t src_type(int kind) { return kind == MM_F32 ? dnnl_f32 : kind == MM_BF16 ? dnnl_bf16 : dnnl_s8; }
+static dnnl_data_type_t dst_type(int kind) { return kind == MM_INT8 ? dnnl_s32 : dnnl_f32; }
 
 #define GEMM_PRIMS 64
 typedef struct {
@@ -128,7 +124,21 @@ struct Gemm {
     Prim prims[GEMM_PRIMS];
     unsigned long tick;
     char impl[64];
+    /* per-call buffers (converted activations, row scales, s32 sums), kept between calls: fresh
+     * allocations of this size are fresh pages, and faulting them in cost as much as the product */
+    void *scratch[4];
+    size_t scratch_cap[4];
 };
+
+/* Scratch buffer i of at least n bytes (contents not kept). Called with g->mu held. */
+static void *scratch(Gemm *g, int i, size_t n) {
+    if (n > g->scratch_cap[i]) {
+        free(g->scratch[i]);
+        g->scratch[i] = xalloc_floats(n / sizeof(float) + 16);
+        g->scratch_cap[i] = n;
+    }
+    return g->scratch[i];
+}
 
 static void must(dnnl_status_t st, const char *what) {
     if (st == dnnl_success) return;
@@ -177,6 +187,7 @@ void gemm_free(Gemm *g) {
     if (!g) return;
     for (int i = 0; i < g->capw; i++) free(g->w[i].q), free(g->w[i].scale);
     free(g->w);
+    for (int i = 0; i < 4; i++) free(g->scratch[i]);
     for (int i = 0; i < GEMM_PRIMS; i++)
         if (g->prims[i].p) dnnl_primitive_destroy(g->prims[i].p);
     dnnl_stream_destroy(g->st);
@@ -252,18 +263,20 @@ static void md2(dnnl_memory_desc_t *md, int d0, int d1, dnnl_data_type_t dt, int
 
 /* dst[M,N] (+)= src[M,K] @ wei[K,N] (+ bias[N]); a_t: src stored [K,M]; b_t: wei stored [N,K]. */
 static dnnl_primitive_t make_prim(Gemm *g, const MmKey *k) {
-    const dnnl_data_type_t in = k->kind == MM_BF16 ? dnnl_bf16 : dnnl_s8;
     dnnl_memory_desc_t a, b, c, bias;
-    md2(&a, k->M, k->K, in, k->a_t);
-    md2(&b, k->K, k->N, in, k->b_t);
-    md2(&c, k->M, k->N, k->kind == MM_BF16 ? dnnl_f32 : dnnl_s32, 0);
+    md2(&a, k->M, k->K, src_type(k->kind), k->a_t);
+    md2(&b, k->K, k->N, src_type(k->kind), k->b_t);
+    md2(&c, k->M, k->N, dst_type(k->kind), 0);
     md2(&bias, 1, k->N, dnnl_f32, 0);
     dnnl_primitive_attr_t attr;
     must(dnnl_primitive_attr_create(&attr), "attr");
-    if (k->sum) {
+    if (k->sum || k->act) {
         dnnl_post_ops_t po;
         must(dnnl_post_ops_create(&po), "post ops");
-        must(dnnl_post_ops_append_sum(po, 1.0f), "sum post op");
+        if (k->sum) must(dnnl_post_ops_append_sum(po, 1.0f), "sum post op");
+        /* QuickGELU is oneDNN's swish with alpha 1.702: x * sigmoid(1.702 x) */
+        if (k->act == GEMM_EPI_QUICKGELU) must(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_swish, 1.702f, 0), "swish");
+        if (k->act == GEMM_EPI_GELU) must(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0, 0), "gelu");
         must(dnnl_primitive_attr_set_post_ops(attr, po), "set post ops");
         dnnl_post_ops_destroy(po);
     }
@@ -309,11 +322,11 @@ static dnnl_memory_t mem_of(Gemm *g, int d0, int d1, dnnl_data_type_t dt, int tr
 /* Runs the product k on the given buffers. Called with g->mu held. */
 static void matmul(Gemm *g, const MmKey *k, const void *A, const void *B, void *C, const float *bias) {
     dnnl_primitive_t p = prim_for(g, k);
-    const dnnl_data_type_t in = k->kind == MM_BF16 ? dnnl_bf16 : dnnl_s8;
+    const dnnl_data_type_t in = src_type(k->kind);
     dnnl_exec_arg_t args[4] = {
         {DNNL_ARG_SRC, mem_of(g, k->M, k->K, in, k->a_t, A)},
         {DNNL_ARG_WEIGHTS, mem_of(g, k->K, k->N, in, k->b_t, B)},
-        {DNNL_ARG_DST, mem_of(g, k->M, k->N, k->kind == MM_BF16 ? dnnl_f32 : dnnl_s32, 0, C)},
+        {DNNL_ARG_DST, mem_of(g, k->M, k->N, dst_type(k->kind), 0, C)},
         {DNNL_ARG_BIAS, k->bias ? mem_of(g, 1, k->N, dnnl_f32, 0, bias) : NULL}};
     const int n = k->bias ? 4 : 3;
     must(dnnl_primitive_execute(p, g->st, n, args), "matmul");
@@ -323,39 +336,88 @@ static void matmul(Gemm *g, const MmKey *k, const void *A, const void *B, void *
 
 /* ------------------------------------------------------------------ linear */
 
-static void linear_bf16(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC) {
-    uint16_t *x = xmalloc(sizeof(uint16_t) * (size_t)N * IC);
+static void linear_f32(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC,
+                       GemmEpi epi) {
+    const MmKey k = {MM_F32, N, OC, IC, 0, 1, b != NULL, epi == GEMM_EPI_ADD, epi == GEMM_EPI_ADD ? 0 : (int)epi};
+    matmul(g, &k, in, W, out, b);
+}
+
+static void linear_bf16(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC,
+                        GemmEpi epi) {
+    uint16_t *x = scratch(g, 0, sizeof(uint16_t) * (size_t)N * IC);
     rows_to_bf16(x, in, N, IC);
     const WeightCopy *w = weight_copy(g, W, OC, IC);
-    const MmKey k = {MM_BF16, N, OC, IC, 0, 1, b != NULL, 0};
+    const MmKey k = {MM_BF16, N, OC, IC, 0, 1, b != NULL, epi == GEMM_EPI_ADD, epi == GEMM_EPI_ADD ? 0 : (int)epi};
     matmul(g, &k, x, w->q, out, b);
-    free(x);
 }
 
-static void linear_int8(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC) {
-    int8_t *x = xmalloc((size_t)N * IC);
-    float *sa = xmalloc(sizeof(float) * (size_t)N);
-    int32_t *acc = xmalloc(sizeof(int32_t) * (size_t)N * OC);
+/* out[r, :] (+)= epi(acc[r, :] * (sa[r] * sw[:]) + b[:]): the dequantisation with the epilogue fused */
+/* One loop per case, each simple enough to vectorise (a test inside the loop would stop that);
+ * b is never NULL here (zeros stand in for a missing bias). */
+HOT static void dequant_row(float *out, const int32_t *acc, float sa, const float *sw, const float *b, int n,
+                            GemmEpi epi) {
+    switch (epi) {
+    case GEMM_EPI_ADD:
+        for (int i = 0; i < n; i++) out[i] += (float)acc[i] * (sa * sw[i]) + b[i];
+        break;
+    case GEMM_EPI_QUICKGELU:
+        for (int i = 0; i < n; i++) {
+            const float y = (float)acc[i] * (sa * sw[i]) + b[i];
+            out[i] = y / (1.0f + fast_expf(-1.702f * y));
+        }
+        break;
+    case GEMM_EPI_GELU: /* erff is a libm call: dequantise first, then one pass */
+        for (int i = 0; i < n; i++) out[i] = (float)acc[i] * (sa * sw[i]) + b[i];
+        for (int i = 0; i < n; i++) out[i] = 0.5f * out[i] * (1.0f + erff(out[i] * 0.70710678118654752f));
+        break;
+    default:
+        for (int i = 0; i < n; i++) out[i] = (float)acc[i] * (sa * sw[i]) + b[i];
+    }
+}
+
+static void linear_int8(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC,
+                        GemmEpi epi) {
+    int8_t *x = scratch(g, 0, (size_t)N * IC);
+    float *sa = scratch(g, 1, sizeof(float) * (size_t)N);
+    int32_t *acc = scratch(g, 2, sizeof(int32_t) * (size_t)N * OC);
     rows_to_int8(x, sa, in, N, IC);
     const WeightCopy *w = weight_copy(g, W, OC, IC);
-    const MmKey k = {MM_INT8, N, OC, IC, 0, 1, 0, 0};
+    const MmKey k = {MM_INT8, N, OC, IC, 0, 1, 0, 0, 0};
     matmul(g, &k, x, w->q, acc, NULL);
+    if (!b) b = memset(scratch(g, 3, sizeof(float) * (size_t)OC), 0, sizeof(float) * (size_t)OC);
 #pragma omp parallel for if ((long)N * OC > 32768)
-    for (int r = 0; r < N; r++) dequant_row(out + (size_t)r * OC, acc + (size_t)r * OC, sa[r], w->scale, b, OC);
-    free(x), free(sa), free(acc);
+    for (int r = 0; r < N; r++) dequant_row(out + (size_t)r * OC, acc + (size_t)r * OC, sa[r], w->scale, b, OC, epi);
 }
 
-void gemm_linear(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC) {
-    if (!g || g->prec == PREC_FP32 || N <= 0) {
+void gemm_linear_epi(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC,
+                     GemmEpi epi) {
+    if (N <= 0) return;
+    if (!g) { /* unfused: the product, then the elementwise op (in place) */
+        const long n = (long)N * OC;
+        if (epi == GEMM_EPI_ADD) {
+            if (b)
+                for (int i = 0; i < N; i++)
+                    for (int o = 0; o < OC; o++) out[(size_t)i * OC + o] += b[o];
+            sgemm(false, true, N, OC, IC, 1.0f, in, IC, W, IC, 1.0f, out, OC);
+            return;
+        }
         linear_forward(out, in, W, b, N, IC, OC);
+        if (epi == GEMM_EPI_QUICKGELU) quickgelu_forward(out, out, n);
+        if (epi == GEMM_EPI_GELU) gelu_forward(out, out, n);
         return;
     }
     pthread_mutex_lock(&g->mu);
     if (g->prec == PREC_BF16)
-        linear_bf16(g, out, in, W, b, N, IC, OC);
+        linear_bf16(g, out, in, W, b, N, IC, OC, epi);
+    else if (g->prec == PREC_INT8)
+        linear_int8(g, out, in, W, b, N, IC, OC, epi);
     else
-        linear_int8(g, out, in, W, b, N, IC, OC);
+        linear_f32(g, out, in, W, b, N, IC, OC, epi);
     pthread_mutex_unlock(&g->mu);
+}
+
+void gemm_linear(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC) {
+    gemm_linear_epi(g, out, in, W, b, N, IC, OC, GEMM_EPI_NONE);
 }
 
 void gemm_linear_backward(Gemm *g, float *din, float *dW, float *db, const float *dout, const float *in,
@@ -366,20 +428,18 @@ void gemm_linear_backward(Gemm *g, float *din, float *dW, float *db, const float
     }
     linear_backward(NULL, NULL, db, dout, in, W, N, IC, OC); /* the bias sum stays fp32 */
     pthread_mutex_lock(&g->mu);
-    uint16_t *d = xmalloc(sizeof(uint16_t) * (size_t)N * OC);
+    uint16_t *d = scratch(g, 0, sizeof(uint16_t) * (size_t)N * OC);
     rows_to_bf16(d, dout, N, OC);
     if (din) { /* din[N,IC] += dout[N,OC] @ W[OC,IC] */
         const WeightCopy *w = weight_copy(g, W, OC, IC);
-        const MmKey k = {MM_BF16, N, IC, OC, 0, 0, 0, 1};
+        const MmKey k = {MM_BF16, N, IC, OC, 0, 0, 0, 1, 0};
         matmul(g, &k, d, w->q, din, NULL);
     }
     if (dW) { /* dW[OC,IC] += dout^T[OC,N] @ in[N,IC] */
-        uint16_t *x = xmalloc(sizeof(uint16_t) * (size_t)N * IC);
+        uint16_t *x = scratch(g, 1, sizeof(uint16_t) * (size_t)N * IC);
         rows_to_bf16(x, in, N, IC);
-        const MmKey k = {MM_BF16, OC, IC, N, 1, 0, 0, 1};
+        const MmKey k = {MM_BF16, OC, IC, N, 1, 0, 0, 1, 0};
         matmul(g, &k, d, x, dW, NULL);
-        free(x);
     }
-    free(d);
     pthread_mutex_unlock(&g->mu);
 }

@@ -41,8 +41,16 @@ const char *gemm_cpu_isa(void);
 /* The fp32 weights were updated in place: converted copies are rebuilt on next use. */
 void gemm_weights_changed(Gemm *g);
 
-/* out[N,OC] = in[N,IC] @ W[OC,IC]^T + b[OC] (b may be NULL); g NULL or fp32: linear_forward. */
+/* out[N,OC] = in[N,IC] @ W[OC,IC]^T + b[OC] (b may be NULL); g NULL: linear_forward. */
 void gemm_linear(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC);
+
+/* What the product's epilogue does with y = in @ W^T + b before it is stored: out = act(y)
+ * (GEMM_EPI_QUICKGELU: y * sigmoid(1.702 y), GEMM_EPI_GELU: erf GELU), or out += y (the residual
+ * add). fp32 and bf16 contexts fuse it into oneDNN's matmul as post-ops; int8 into its
+ * dequantisation pass; g NULL runs the product and then the elementwise op. */
+typedef enum { GEMM_EPI_NONE = 0, GEMM_EPI_QUICKGELU, GEMM_EPI_GELU, GEMM_EPI_ADD } GemmEpi;
+void gemm_linear_epi(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC,
+                     GemmEpi epi);
 /* linear_backward's contract (accumulates into din, dW, db; NULL ones skipped). bf16: both
  * products in bf16 with fp32 accumulation into the fp32 gradients. int8 contexts are for
  * inference: their backward runs in fp32. */

@@ -37,7 +37,7 @@ static int keys_seen(int i, int Lq, int Lk, int causal) {
 
 /* Per (sequence, head): S = Q K^T / sqrt(hd) and O = P V as two small GEMMs reading Q, K, V in
  * place through their row strides. Inside the parallel loop each GEMM runs on its own thread. */
-void attention_general_forward(float *out, int ldo, float *att, const AttnIn *x, const AttnPacking *pk, int C, int H,
+HOT void attention_general_forward(float *out, int ldo, float *att, const AttnIn *x, const AttnPacking *pk, int C, int H,
                                int causal) {
     const int hd = C / H;
     const float scale = 1.0f / sqrtf((float)hd);

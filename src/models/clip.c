@@ -56,9 +56,7 @@ void clip_free(ClipModel *m) {
 
 int clip_set_precision(ClipModel *m, Precision p, Err *e) {
     gemm_free(m->gemm);
-    m->gemm = NULL;
-    if (p == PREC_FP32) return 0;
-    m->gemm = gemm_new(p, e);
+    m->gemm = gemm_new(p, e); /* fp32 too: oneDNN's matmul with the epilogues fused */
     return m->gemm ? 0 : -1;
 }
 

@@ -103,10 +103,23 @@ static void positions(int32_t *pos, const Packing *pk, const int *pre, const int
 
 /* ----------------------------------------------------------------- forward */
 
+/* Inference (no backward to feed) keeps only what the next step reads: the activation is the fc
+ * product's epilogue, the projections add into the residual stream x in place. */
+static int inference(const BlockActs *a) { return a->x_in == NULL; }
+
+static GemmEpi act_epilogue(const BlockConfig *c) {
+    return c->act == ACT_QUICKGELU ? GEMM_EPI_QUICKGELU : c->act == ACT_GELU ? GEMM_EPI_GELU : GEMM_EPI_NONE;
+}
+
 static void mlp_forward(const BlockConfig *c, const BlockParams *b, BlockActs *a, const float *h, float *x, int T) {
     const int W = c->width, Hd = c->hidden;
     const long n = (long)T * W;
     norm_forward(c, a->ln2, a->ln2_mean, a->ln2_rstd, h, b->ln2_w, b->ln2_b, T);
+    if (inference(a) && h == x && act_epilogue(c) != GEMM_EPI_NONE) {
+        gemm_linear_epi(c->gemm, a->act, a->ln2, b->fc_w, b->fc_b, T, W, Hd, act_epilogue(c));
+        gemm_linear_epi(c->gemm, x, a->act, b->proj_w, b->proj_b, T, Hd, W, GEMM_EPI_ADD);
+        return;
+    }
     gemm_linear(c->gemm, a->fc, a->ln2, b->fc_w, b->fc_b, T, W, fc_cols(c));
     switch (c->act) {
     case ACT_GELU: gelu_forward(a->act, a->fc, (long)T * Hd); break;
@@ -117,8 +130,12 @@ static void mlp_forward(const BlockConfig *c, const BlockParams *b, BlockActs *a
             swiglu_forward(a->act + (size_t)t * Hd, a->fc + (size_t)t * 2 * Hd, a->fc + (size_t)t * 2 * Hd + Hd, Hd);
         break;
     }
-    gemm_linear(c->gemm, a->tmp, a->act, b->proj_w, b->proj_b, T, Hd, W);
-    add_forward(x, h, a->tmp, n);
+    if (h == x) {
+        gemm_linear_epi(c->gemm, x, a->act, b->proj_w, b->proj_b, T, Hd, W, GEMM_EPI_ADD);
+    } else {
+        gemm_linear(c->gemm, a->tmp, a->act, b->proj_w, b->proj_b, T, Hd, W);
+        add_forward(x, h, a->tmp, n);
+    }
 }
 
 /* After the self-attention (a->attn filled): out projection and residual, cross-attention, MLP. */
@@ -126,18 +143,28 @@ static void block_forward_rest(const BlockConfig *c, const BlockParams *b, Block
                                const BlockContext *ctx) {
     const int W = c->width;
     const long n = (long)T * W;
-    gemm_linear(c->gemm, a->tmp, a->attn, b->out_w, b->out_b, T, W, W);
-    add_forward(a->x_mid, x, a->tmp, n);
-    const float *h = a->x_mid;
+    const int infer = inference(a);
+    const float *h = x;
+    if (infer) {
+        gemm_linear_epi(c->gemm, x, a->attn, b->out_w, b->out_b, T, W, W, GEMM_EPI_ADD);
+    } else {
+        gemm_linear(c->gemm, a->tmp, a->attn, b->out_w, b->out_b, T, W, W);
+        add_forward(a->x_mid, x, a->tmp, n);
+        h = a->x_mid;
+    }
     if (c->cross_width > 0 && ctx) {
-        norm_forward(c, a->lnx, a->lnx_mean, a->lnx_rstd, a->x_mid, b->lnx_w, b->lnx_b, T);
+        norm_forward(c, a->lnx, a->lnx_mean, a->lnx_rstd, h, b->lnx_w, b->lnx_b, T);
         gemm_linear(c->gemm, a->xq, a->lnx, b->xq_w, b->xq_b, T, W, W);
         gemm_linear(c->gemm, a->xkv, ctx->x, b->xkv_w, b->xkv_b, ctx->Tk, c->cross_width, 2 * W);
         const AttnIn in = {a->xq, a->xkv, a->xkv + W, W, 2 * W, 2 * W};
         attention_general_forward(a->xattn, W, a->xatt, &in, ctx->pk, W, c->heads, 0);
-        gemm_linear(c->gemm, a->tmp, a->xattn, b->xout_w, b->xout_b, T, W, W);
-        add_forward(a->x_mid2, a->x_mid, a->tmp, n);
-        h = a->x_mid2;
+        if (infer) {
+            gemm_linear_epi(c->gemm, x, a->xattn, b->xout_w, b->xout_b, T, W, W, GEMM_EPI_ADD);
+        } else {
+            gemm_linear(c->gemm, a->tmp, a->xattn, b->xout_w, b->xout_b, T, W, W);
+            add_forward(a->x_mid2, a->x_mid, a->tmp, n);
+            h = a->x_mid2;
+        }
     }
     mlp_forward(c, b, a, h, x, T);
 }
