@@ -1,4 +1,5 @@
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,7 +246,22 @@ typedef struct {
     double peak;
     char peak_impl[64], impl[64];
     Rate img, long_t, short_t;
+    float *feat[3];       /* the warm-up run's image, 77-token and short-text features */
+    double cos_img, cos_txt; /* worst cosine of a feature row to the fp32 row */
 } PrecRow;
+
+static double worst_cosine(const float *a, const float *b, int rows, int cols) {
+    double worst = 1.0;
+    for (int r = 0; r < rows; r++) {
+        double ab = 0, aa = 0, bb = 0;
+        for (int c = 0; c < cols; c++) {
+            const double x = a[(size_t)r * cols + c], y = b[(size_t)r * cols + c];
+            ab += x * y, aa += x * x, bb += y * y;
+        }
+        worst = fmin(worst, ab / sqrt(aa * bb));
+    }
+    return worst;
+}
 
 static int parse_precisions(const char *list, Precision *out, int cap, int *n) {
     int k = 0;
@@ -354,7 +370,14 @@ static int run(int argc, char **argv) {
                 encode_once(&calls[c]);
                 if (it >= 0) times[c][(size_t)i * iters + it] = now_seconds() - t0;
             }
-            if (it == -1) snprintf(rows[i].impl, sizeof rows[i].impl, "%s", gemm_impl(ctxs[i]));
+            if (it == -1) {
+                snprintf(rows[i].impl, sizeof rows[i].impl, "%s", gemm_impl(ctxs[i]));
+                for (int c = 0; c < 3; c++) {
+                    calls[c].out = rows[i].feat[c] = xalloc_floats((size_t)N * cfg.embed_dim);
+                    encode_once(&calls[c]);
+                    calls[c].out = feat;
+                }
+            }
         }
     m.gemm = NULL;
     const double flops[3] = {N * clip_image_flops(&cfg), N * clip_text_flops(&cfg, ctx), short_flops};
@@ -367,10 +390,15 @@ static int run(int argc, char **argv) {
         gemm_free(ctxs[i]);
     }
     free(ti), free(tl), free(ts), free(px), free(feat);
-    free(ids), free(sids);
     const PrecRow *base = &rows[0];
     for (int i = 0; i < np; i++)
         if (rows[i].got == PREC_FP32) base = &rows[i];
+    for (int i = 0; i < np; i++) {
+        rows[i].cos_img = worst_cosine(rows[i].feat[0], base->feat[0], N, cfg.embed_dim);
+        rows[i].cos_txt = fmin(worst_cosine(rows[i].feat[1], base->feat[1], N, cfg.embed_dim),
+                               worst_cosine(rows[i].feat[2], base->feat[2], N, cfg.embed_dim));
+    }
+    free(ids), free(sids);
 
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -397,6 +425,8 @@ static int run(int argc, char **argv) {
             add_rate(q, "images", "img", rows[i].img, peak);
             add_rate(q, "texts77", "txt", rows[i].long_t, peak);
             add_rate(q, "short_texts", "txt", rows[i].short_t, peak);
+            cJSON_AddNumberToObject(q, "image_cosine_to_fp32", rows[i].cos_img);
+            cJSON_AddNumberToObject(q, "text_cosine_to_fp32", rows[i].cos_txt);
         }
         json_failed = cli_json_line("bench", o);
         cJSON_Delete(o);
@@ -405,17 +435,19 @@ static int run(int argc, char **argv) {
                threads_get(), iters, gemm_cpu_isa());
         printf("  sgemm (2048^3)          %8.1f GFLOP/s   (machine peak, this run; %.2f GFLOP/image)\n", peak,
                clip_image_flops(&cfg) / 1e9);
-        printf("  %-5s %-28s %10s %8s %9s %8s %10s %8s\n", "prec", "kernel", "GEMM GF/s", "img/s", "% sgemm", "x fp32",
-               "txt77/s", "x fp32");
+        printf("  %-5s %-26s %9s %7s %8s %7s %8s %7s %10s\n", "prec", "kernel", "GEMM GF/s", "img/s", "% sgemm",
+               "x fp32", "txt77/s", "x fp32", "cos img/txt");
         for (int i = 0; i < np; i++) {
             const PrecRow *q = &rows[i];
-            printf("  %-5s %-28s %10.1f %8.1f %8.1f%% %7.2fx %10.1f %7.2fx\n", precision_name(q->got), q->impl, q->peak,
-                   q->img.per_s, 100 * q->img.gflops / peak, q->img.per_s / base->img.per_s, q->long_t.per_s,
-                   q->long_t.per_s / base->long_t.per_s);
+            printf("  %-5s %-26s %9.1f %7.1f %7.1f%% %6.2fx %8.1f %6.2fx  %.5f/%.5f\n", precision_name(q->got), q->impl,
+                   q->peak, q->img.per_s, 100 * q->img.gflops / peak, q->img.per_s / base->img.per_s, q->long_t.per_s,
+                   q->long_t.per_s / base->long_t.per_s, q->cos_img, q->cos_txt);
         }
         printf("  short texts (%.1f tokens): ", (double)short_tokens / N);
         for (int i = 0; i < np; i++) printf("%s %.1f/s%s", precision_name(rows[i].got), rows[i].short_t.per_s, i + 1 < np ? ", " : "\n");
     }
+    for (int i = 0; i < np; i++)
+        for (int c = 0; c < 3; c++) free(rows[i].feat[c]);
     clip_free(&m);
     return json_failed;
 }
