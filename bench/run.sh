@@ -20,25 +20,59 @@ if ! "$PY" -c 'import torch' 2>/dev/null; then
   echo "PyTorch not installed (Debian python3-torch; with libopenblas0-pthread for its BLAS): no PyTorch comparison"
   exit 0
 fi
-# PyTorch's BLAS is OpenBLAS here; its best kernel choice is SkylakeX on AVX-512 machines, so try both.
-t_auto=$("$PY" bench/torch_clip.py --batch "$BATCH" --iters "$ITERS" --json)
-t_skx=$(OPENBLAS_CORETYPE=SkylakeX "$PY" bench/torch_clip.py --batch "$BATCH" --iters "$ITERS" --json)
+# PyTorch at its best setting: its BLAS is OpenBLAS here (SkylakeX is its best kernel choice on AVX-512
+# machines), and its idle OpenMP threads spin against OpenBLAS's own unless OMP_WAIT_POLICY=PASSIVE.
+t_runs=()
+for ct in auto SkylakeX; do
+  for wp in ACTIVE PASSIVE; do
+    if [ "$ct" = auto ]; then ctenv=(); else ctenv=(OPENBLAS_CORETYPE="$ct"); fi
+    r=$(env "${ctenv[@]}" OMP_WAIT_POLICY="$wp" "$PY" bench/torch_clip.py --batch "$BATCH" --iters "$ITERS" --json)
+    t_runs+=("$(echo "$r" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); d["setting"]=sys.argv[1]; print(json.dumps(d))' "OPENBLAS_CORETYPE=$ct OMP_WAIT_POLICY=$wp")")
+  done
+done
+t_all=$(printf '%s\n' "${t_runs[@]}" | "$PY" -c 'import json,sys; print(json.dumps([json.loads(l) for l in sys.stdin if l.strip()]))')
+# The peer users would pick for CLIP features on a CPU: ONNX Runtime (npm onnxruntime-node) on the same
+# architecture exported from the PyTorch reference.
+ort='null'
+if ! command -v node >/dev/null; then
+  echo "ONNX Runtime peer skipped: no node (Debian nodejs)" >&2
+elif [ ! -d bench/node_modules/onnxruntime-node ]; then
+  echo "ONNX Runtime peer skipped: install it with (cd bench && npm install --ignore-scripts)" >&2
+else
+  if [ ! -f "build/onnx/clip-image-b$BATCH.onnx" ] || [ ! -f "build/onnx/clip-text-b$BATCH.onnx" ]; then
+    "$PY" tools/export_onnx.py --batch "$BATCH" --out build/onnx >/dev/null 2>&1
+  fi
+  ort=$(node bench/ort_clip.js --dir build/onnx --batch "$BATCH" --iters "$ITERS" --threads "$(nproc)")
+fi
 tt=$(OPENBLAS_CORETYPE=SkylakeX "$PY" bench/torch_train.py --json)
 trn=$("$PY" tools/torch_resnet.py bench --threads "$(nproc)" --json)
 tun=$("$PY" tools/torch_unet.py bench --threads "$(nproc)" --json)
-"$PY" - "$ours" "$t_auto" "$t_skx" "$train" "$tt" "$zoo" "$rn" "$trn" "$un" "$tun" <<'PYEOF'
+"$PY" - "$ours" "$t_all" "$ort" "$train" "$tt" "$zoo" "$rn" "$trn" "$un" "$tun" <<'PYEOF'
 import json, sys
-o, a, s, tr, ptr, zoo, rn, trn, un, tun = (json.loads(x) for x in sys.argv[1:11])
-best = max((a, s), key=lambda r: r["images_per_s"])
-bt = max((a, s), key=lambda r: r["texts77_per_s"])
-print("forget bench (batch %d, %d threads, medians):" % (o["batch"], o["threads"]))
+o, tall, ort, tr, ptr, zoo, rn, trn, un, tun = (json.loads(x) for x in sys.argv[1:11])
+best = max(tall, key=lambda r: r["images_per_s"])
+bt = max(tall, key=lambda r: r["texts77_per_s"])
+print("forget bench (batch %d, %d threads, medians; oneDNN ISA %s):" % (o["batch"], o["threads"], o["isa"]))
 print("  sgemm peak (oneDNN, 2048^3)   %7.1f GFLOP/s" % o["sgemm_gflops"])
-print("  images/s          forget %7.1f   %5.1f%% of sgemm peak   PyTorch %5.1f   ratio %.2fx"
-      % (o["images_per_s"], 100 * o["image_peak_ratio"], best["images_per_s"], o["images_per_s"] / best["images_per_s"]))
-print("  texts/s, 77 tok   forget %7.1f                          PyTorch %5.1f   ratio %.2fx"
-      % (o["texts77_per_s"], bt["texts77_per_s"], o["texts77_per_s"] / bt["texts77_per_s"]))
-print("  texts/s, short    forget %7.1f  (%.1f tokens; PyTorch computes all 77)       ratio %.2fx"
-      % (o["short_texts_per_s"], o["short_text_mean_tokens"], o["short_texts_per_s"] / bt["texts77_per_s"]))
+print("  CLIP ViT-B/32                          images/s  %% sgemm   x ORT  x torch   texts/s(77)   x ORT  x torch  cos img/txt")
+f32 = o["precisions"].get("fp32", {"images_per_s": o["images_per_s"], "texts77_per_s": o["texts77_per_s"]})
+def row(name, img, txt, peak, cos):
+    oi = "%6.2fx" % (img / ort["images_per_s"]) if ort else "    - "
+    ot = "%6.2fx" % (txt / ort["texts77_per_s"]) if ort else "    - "
+    print("  %-38s %8.1f  %6s  %s  %6.2fx   %10.1f  %s  %6.2fx  %s" % (name, img, peak, oi, img / best["images_per_s"], txt,
+          ot, txt / bt["texts77_per_s"], cos))
+for name, q in o["precisions"].items():
+    row("forget %s (%s)" % (q["ran"], q["impl"]), q["images_per_s"], q["texts77_per_s"],
+        "%5.1f%%" % (100 * q["images_peak_ratio"]), "%.5f/%.5f" % (q["image_cosine_to_fp32"], q["text_cosine_to_fp32"]))
+if ort:
+    row("ONNX Runtime %s fp32" % ort["onnxruntime"], ort["images_per_s"], ort["texts77_per_s"], "", "")
+else:
+    print("  ONNX Runtime: not measured (see the message above)")
+row("PyTorch %s fp32 (best setting)" % best["torch"], best["images_per_s"], bt["texts77_per_s"], "", "")
+for r in tall:
+    print("    PyTorch %s: %.1f img/s, %.1f txt/s" % (r["setting"], r["images_per_s"], r["texts77_per_s"]))
+print("  texts/s, short    forget fp32 %7.1f  (%.1f tokens; PyTorch and ORT compute all 77)"
+      % (o["short_texts_per_s"], o["short_text_mean_tokens"]))
 print("  training (fmnist-s, batch %d): forget %.1f images/s, PyTorch %.1f images/s, ratio %.2fx"
       % (tr["batch"], tr["train_images_per_s"], ptr["images_per_s"], tr["train_images_per_s"] / ptr["images_per_s"]))
 print("  ResNet-20 training (28 px grey, batch %d): forget %.1f images/s (%.1f%% of sgemm peak), PyTorch %.1f images/s "
@@ -51,6 +85,4 @@ print("  UNet %s (%d params, %dx%d latents): training (batch %d) forget %.1f ima
          un["ddim_steps"], un["sample_images_per_s"], tun["sample_images_per_s"],
          un["sample_images_per_s"] / tun["sample_images_per_s"]))
 print("  training as the zoo build does it (data, captions, augmentation): forget %.1f images/s" % zoo["train_images_per_s"])
-print("  PyTorch %s: OPENBLAS_CORETYPE auto -> %.1f img/s %.1f txt/s; SkylakeX -> %.1f img/s %.1f txt/s"
-      % (a["torch"], a["images_per_s"], a["texts77_per_s"], s["images_per_s"], s["texts77_per_s"]))
 PYEOF
