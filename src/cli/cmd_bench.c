@@ -23,7 +23,8 @@ const Command cmd_bench = {
     "bench", "throughput against the machine's own sgemm peak",
     "usage: forget bench clip [--config vit-b-32|vit-b-16|tiny] [--batch 16] [--iters 5] [--precision fp32,bf16,int8]\n"
     "                         [--json] [--threads N]\n"
-    "       forget bench train [--synthetic] [--config fmnist-s] [--batch 128] [--steps 10] [--json] [--threads N]\n"
+    "       forget bench train [--synthetic] [--config fmnist-s] [--batch 128] [--steps 10] [--precision fp32|bf16]\n"
+    "                          [--json] [--threads N]\n"
     "       forget bench blackbox [--config vit-b-32 | --model FILE] [--suffix-len 4] [--pop 30] [--iters 10]\n"
     "                             [--search-iters 60] [--json]\n"
     "       forget bench debias [--dim 512] [--vocab 20000] [--iters 5] [--json]\n"
@@ -115,7 +116,9 @@ static int parse_opts(int argc, char **argv, const char *reps_flag, BenchOpts *o
         O_INT("--batch", "B", &o->batch, 1, 4096, "batch size"),
         O_INT(reps_flag, "N", &o->reps, 1, 1000, "timed repetitions (after a warm-up)"),
         opt_bind(OPT_JSON, &o->json),
-        synthetic ? synth : (Opt)O_STR("--precision", "LIST", &o->precisions, 0, "precisions to time, of fp32,bf16,int8"),
+        O_STR("--precision", synthetic ? "P" : "LIST", &o->precisions, 0,
+              synthetic ? "fp32 or bf16 (mixed precision)" : "precisions to time, of fp32,bf16,int8"),
+        synthetic ? synth : (Opt)O_END,
         O_END,
     };
     return cli_parse(&cmd_bench, argc, argv, 2, opts, NULL);
@@ -136,10 +139,14 @@ static int synth_step(void *user, long step, float *loss, Err *e) {
     return clip_contrastive_step(&r->m, &r->g, r->px, r->ids, r->B, NULL, &r->ia, &r->ta, loss, e);
 }
 
-static int bench_train_synthetic(const ClipConfig *cfg, int B, long steps, double *t, Err *e) {
+static int bench_train_synthetic(const ClipConfig *cfg, int B, long steps, Precision prec, double *t, Err *e) {
     SynthRun r = {.B = B};
     clip_init_random(&r.m, cfg, 1);
     clip_init_zeros(&r.g, cfg);
+    if (prec != PREC_FP32 && clip_set_precision(&r.m, prec, e)) {
+        clip_free(&r.m), clip_free(&r.g);
+        return -1;
+    }
     NnTable table = clip_param_table(&r.m);
     const int R = cfg->image_res, ctx = cfg->context;
     r.px = xalloc_floats((size_t)B * 3 * R * R);
@@ -156,7 +163,7 @@ static int bench_train_synthetic(const ClipConfig *cfg, int B, long steps, doubl
     TrainSpec spec = {.label = "bench", .total_steps = steps, .lr = 1e-4, .wd = 0.2, .grad_clip = 1.0f,
                       .beta1 = 0.9f, .beta2 = 0.98f, .eps = 1e-6f, .params = r.m.params, .grads = r.g.params,
                       .n_params = r.m.n_params, .table = &table, .step = synth_step, .user = &r,
-                      .samples_per_step = B, .unit = "img", .quiet = 1, .step_seconds = t};
+                      .samples_per_step = B, .unit = "img", .quiet = 1, .step_seconds = t, .gemm = r.m.gemm};
     TrainState st;
     int rc = train_run(&spec, &st, e);
     nn_table_free(&table);
@@ -169,50 +176,77 @@ static int bench_train_synthetic(const ClipConfig *cfg, int B, long steps, doubl
 /* Training throughput: by default the zoo build's own work (fmnist-clip's recipe: Fashion-MNIST
  * images with augmentation, generated captions, tokenising, the step); --synthetic a fixed batch
  * as bench/torch_train.py trains it, so the PyTorch ratio compares the same work. */
+static int parse_precisions(const char *list, Precision *out, int cap, int *n);
+
+/* One precision's training run of steps + 1 steps (the first warms up), step times into t. */
+static int train_once(const ClipConfig *cfg, int B, long steps, int synthetic, Precision prec, double *t, Err *e) {
+    if (synthetic) return bench_train_synthetic(cfg, B, steps + 1, prec, t, e);
+    const ZooRecipe *zr = zoo_find("fmnist-clip");
+    TrainOpts o;
+    zoo_train_opts(zr, NULL, &o);
+    o.cfg = *cfg, o.batch = B, o.quiet = 1, o.eval_set = NULL;
+    o.bench_steps = steps + 1, o.step_seconds = t, o.precision = prec;
+    TrainResult res;
+    return clip_train(&o, &res, e);
+}
+
 static int bench_train(int argc, char **argv) {
-    BenchOpts bo = {"fmnist-s", 128, 10, 0, NULL};
+    BenchOpts bo = {"fmnist-s", 128, 10, 0, "fp32"};
     int synthetic = 0;
     int st = parse_opts(argc, argv, "--steps", &bo, &synthetic);
     if (st >= 0) return st;
-    const int B = bo.batch;
+    Precision precs[2];
+    int np = 0;
+    if (parse_precisions(bo.precisions, precs, 2, &np)) return EXIT_USAGE;
+    for (int i = 0; i < np; i++)
+        if (precs[i] == PREC_INT8) return cli_error("bench", EXIT_USAGE, "--precision: int8 is for inference");
+    const int B = bo.batch, rounds = np > 1 ? 3 : 1;
     const long steps = bo.reps;
     if (B < 2) return cli_error("bench", EXIT_USAGE, "--batch must be at least 2 for the contrastive loss");
     ClipConfig cfg;
     if (clip_config_named(&cfg, bo.config) != 0) return cli_error("bench", EXIT_USAGE, "unknown --config \"%s\"", bo.config);
-    double *t = xmalloc(sizeof(double) * (size_t)(steps + 1));
+    /* several precisions: rounds of every precision in turn, so drift cannot favour one of them */
+    double *t = xmalloc(sizeof(double) * (size_t)(steps + 1)), *all = xmalloc(sizeof(double) * (size_t)(np * rounds * steps));
     Err e = {{0}};
-    int rc;
+    int rc = 0;
     const char *what = synthetic ? "synthetic batch" : "zoo pipeline (fmnist-clip data, captions, augmentation)";
-    if (synthetic) {
-        rc = bench_train_synthetic(&cfg, B, steps + 1, t, &e); /* step 0 warms up */
-    } else {
-        const ZooRecipe *zr = zoo_find("fmnist-clip");
-        TrainOpts o;
-        zoo_train_opts(zr, NULL, &o);
-        o.cfg = cfg, o.batch = B, o.quiet = 1, o.eval_set = NULL;
-        o.bench_steps = steps + 1, o.step_seconds = t;
-        TrainResult res;
-        rc = clip_train(&o, &res, &e);
-    }
+    for (int r = 0; rc == 0 && r < rounds; r++)
+        for (int i = 0; rc == 0 && i < np; i++)
+            if ((rc = train_once(&cfg, B, steps, synthetic, precs[i], t, &e)) == 0)
+                memcpy(all + ((size_t)i * rounds + r) * steps, t + 1, sizeof(double) * (size_t)steps);
+    free(t);
     if (rc) {
-        free(t);
+        free(all);
         return cli_error("bench", EXIT_WORK, "%s", e.msg);
     }
-    const double med = cli_median(t + 1, (int)steps);
+    double med[2];
+    for (int i = 0; i < np; i++) med[i] = cli_median(all + (size_t)i * rounds * steps, (int)(rounds * steps));
+    free(all);
     if (bo.json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "config", bo.config);
         cJSON_AddStringToObject(j, "work", synthetic ? "synthetic" : "zoo");
         cJSON_AddNumberToObject(j, "batch", B);
         cJSON_AddNumberToObject(j, "threads", threads_get());
-        cJSON_AddNumberToObject(j, "train_images_per_s", B / med);
-        cJSON_AddNumberToObject(j, "step_s", med);
+        /* the first precision at the top level, as before precisions existed */
+        cJSON_AddStringToObject(j, "precision", precision_name(precs[0]));
+        cJSON_AddNumberToObject(j, "train_images_per_s", B / med[0]);
+        cJSON_AddNumberToObject(j, "step_s", med[0]);
+        cJSON *pr = cJSON_AddObjectToObject(j, "precisions");
+        for (int i = 0; i < np; i++) {
+            cJSON *q = cJSON_AddObjectToObject(pr, precision_name(precs[i]));
+            cJSON_AddNumberToObject(q, "train_images_per_s", B / med[i]);
+            cJSON_AddNumberToObject(q, "step_s", med[i]);
+        }
         rc = cli_json_line("bench", j);
         cJSON_Delete(j);
     } else
-        printf("forget bench train: %s, %s, batch %d, %d threads: %.1f images/s (median step %.3f s over %ld steps)\n",
-               bo.config, what, B, threads_get(), B / med, med, steps);
-    free(t);
+        for (int i = 0; i < np; i++)
+            printf("forget bench train: %s, %s, %s, batch %d, %d threads: %.1f images/s (median step %.3f s over %ld "
+                   "steps%s)%s\n",
+                   bo.config, what, precision_name(precs[i]), B, threads_get(), B / med[i], med[i], rounds * steps,
+                   rounds > 1 ? ", 3 rounds in turn" : "", i > 0 ? "" : "");
+    if (!bo.json && np > 1) printf("  %s / %s: %.2fx\n", precision_name(precs[1]), precision_name(precs[0]), med[0] / med[1]);
     return rc;
 }
 
@@ -312,8 +346,15 @@ static int run(int argc, char **argv) {
     if (!json) fprintf(stderr, "building %s with random weights...\n", config);
     ClipModel m;
     clip_init_random(&m, &cfg, 42);
-    const double peak = bench_sgemm_peak((int)iters);
-    if (!json) fprintf(stderr, "sgemm peak %.1f GFLOP/s (oneDNN ISA %s)\n", peak, gemm_cpu_isa());
+    /* the sgemm peak is timed inside the round-robin below too (one 2048^3 product per repetition),
+     * so the ratio to it compares like with like on a machine whose speed drifts */
+    const int pn = 2048;
+    float *pa = xalloc_floats((size_t)pn * pn), *pb = xalloc_floats((size_t)pn * pn), *pc = xalloc_floats((size_t)pn * pn);
+    Rng pr;
+    rng_seed(&pr, 1);
+    rng_fill_uniform(&pr, pa, (long)pn * pn, -1, 1);
+    rng_fill_uniform(&pr, pb, (long)pn * pn, -1, 1);
+    double *tpeak = xmalloc(sizeof(double) * (size_t)iters);
 
     /* 77-token prompts: 75 random BPE ids between SOT and EOT; short ones: "a photo of a {class}." */
     const int N = (int)batch, ctx = cfg.context;
@@ -353,7 +394,7 @@ static int run(int argc, char **argv) {
         row->want = precs[i];
         if (!(ctxs[i] = gemm_new(precs[i], &e))) return cli_error("bench", EXIT_WORK, "%s", e.msg);
         row->got = gemm_precision(ctxs[i]);
-        row->peak = row->got == PREC_FP32 ? peak : bench_gemm_peak(row->got, (int)iters, row->peak_impl, sizeof row->peak_impl);
+        row->peak = row->got == PREC_FP32 ? 0 : bench_gemm_peak(row->got, (int)iters, row->peak_impl, sizeof row->peak_impl);
         if (row->got == PREC_FP32) snprintf(row->peak_impl, sizeof row->peak_impl, "sgemm");
     }
     const int R = cfg.image_res;
@@ -362,7 +403,10 @@ static int run(int argc, char **argv) {
     EncodeCall calls[3] = {{&m, px, NULL, N, feat}, {&m, NULL, ids, N, feat}, {&m, NULL, sids, N, feat}};
     double *times[3] = {ti, tl, ts};
     if (!json) fprintf(stderr, "timing %s round-robin...\n", bo.precisions);
-    for (int it = -1; it < iters; it++) /* it -1: the warm-up (weight copies, primitives) */
+    for (int it = -1; it < iters; it++) { /* it -1: the warm-up (weight copies, primitives) */
+        const double t0 = now_seconds();
+        sgemm(false, false, pn, pn, pn, 1, pa, pn, pb, pn, 0, pc, pn);
+        if (it >= 0) tpeak[it] = now_seconds() - t0;
         for (int i = 0; i < np; i++) {
             m.gemm = ctxs[i];
             for (int c = 0; c < 3; c++) {
@@ -379,7 +423,12 @@ static int run(int argc, char **argv) {
                 }
             }
         }
+    }
     m.gemm = NULL;
+    const double peak = 2.0 * pn * pn * pn / cli_median(tpeak, (int)iters) / 1e9;
+    free(pa), free(pb), free(pc), free(tpeak);
+    for (int i = 0; i < np; i++)
+        if (rows[i].got == PREC_FP32) rows[i].peak = peak;
     const double flops[3] = {N * clip_image_flops(&cfg), N * clip_text_flops(&cfg, ctx), short_flops};
     for (int i = 0; i < np; i++) {
         Rate *rt[3] = {&rows[i].img, &rows[i].long_t, &rows[i].short_t};

@@ -56,6 +56,7 @@ static int run(int argc, char **argv) {
         O_STR("--templates", "FILE", &o.templates, 0, "caption templates, one per line"),
         O_LONG("--stop-after", "STEPS", &o.stop_after, 1, 100000000, "stop after STEPS steps with a checkpoint"),
         O_FLAG("--fresh", &o.fresh, "ignore an existing checkpoint"),
+        opt_bind(OPT_PRECISION, (int *)&o.precision),
         opt_bind(OPT_QUIET, &o.quiet),
         opt_bind(OPT_JSON, &json),
         O_END,

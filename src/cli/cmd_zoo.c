@@ -24,27 +24,31 @@ const Command cmd_zoo = {
     "and fmnist-vae). build skips a model that already exists and resumes an interrupted one.\n",
     run};
 
-static int build(const ZooRecipe *r, const char *dir, const char *path, Err *e);
+static int build(const ZooRecipe *r, const char *dir, const char *path, int precision, Err *e);
 
 /* The model of recipe NAME, built first when missing; malloc'd path, or NULL with e set. */
 static char *dependency(const char *name, const char *dir, Err *e) {
     const ZooRecipe *d = zoo_find(name);
     if (!d) return err_set(e, "recipe %s is missing from the zoo", name), NULL;
     char *p = zoo_model_path(d, dir, e);
-    if (p && access(p, F_OK) != 0 && build(d, dir, p, e)) {
+    if (p && access(p, F_OK) != 0 && build(d, dir, p, PREC_FP32, e)) {
         free(p);
         return NULL;
     }
     return p;
 }
 
-static int build(const ZooRecipe *r, const char *dir, const char *path, Err *e) {
+static int build(const ZooRecipe *r, const char *dir, const char *path, int precision, Err *e) {
     if (access(path, F_OK) == 0) return 0;
+    if (precision != PREC_FP32 && r->kind != ZOO_CLIP)
+        return err_set(e, "--precision %s: only the CLIP recipes train in mixed precision so far",
+                       precision_name((Precision)precision));
     fprintf(stderr, "building %s -> %s\n", r->name, path);
     int rc = 0;
     if (r->kind == ZOO_CLIP) {
         TrainOpts o;
         zoo_train_opts(r, path, &o);
+        o.precision = (Precision)precision;
         TrainResult res;
         if ((rc = clip_train(&o, &res, e)) == 0) {
             printf("%s: built %s in %ld steps (%.1f images/s)", r->name, path, res.steps_done, res.images_per_s);
@@ -110,8 +114,10 @@ static int run(int argc, char **argv) {
     const ZooRecipe *r = zoo_find(argv[2]);
     if (!r) return cli_error("zoo", EXIT_USAGE, "no recipe \"%s\" (forget zoo list)", argv[2]);
     const char *dir = NULL;
+    int precision = PREC_FP32;
     const Opt opts[] = {
         O_STR("--out", "DIR", &dir, 0, "build into DIR instead of the zoo"),
+        opt_bind(OPT_PRECISION, &precision),
         O_END,
     };
     const int st = cli_parse(&cmd_zoo, argc, argv, 3, opts, NULL);
@@ -124,7 +130,7 @@ static int run(int argc, char **argv) {
         free(path);
         return 0;
     }
-    const int rc = build(r, dir, path, &e);
+    const int rc = build(r, dir, path, precision, &e);
     free(path);
     return rc ? cli_error("zoo", EXIT_WORK, "%s: %s", r->name, e.msg) : 0;
 }

@@ -20,18 +20,30 @@ void linear_forward(float *out, const float *in, const float *W, const float *b,
     sgemm(false, true, N, OC, IC, 1.0f, in, IC, W, IC, b ? 1.0f : 0.0f, out, OC);
 }
 
+/* Rows added into one row, contiguously: each thread sums its own range of rows into its own partial
+ * row, then the partials are added in thread order (the same order every run: deterministic). */
+HOT static void add_rows(float *acc, const float *x, long r0, long r1, int C) {
+    for (long i = r0; i < r1; i++)
+        for (int c = 0; c < C; c++) acc[c] += x[(size_t)i * C + c];
+}
+
+static void column_sums(float *db, const float *dout, int N, int C) {
+    const int nt = (long)N * C > 65536 ? omp_get_max_threads() : 1;
+    float *part = xcalloc((size_t)nt * C, sizeof(float));
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        add_rows(part + (size_t)t * C, dout, (long)N * t / n, (long)N * (t + 1) / n, C);
+    }
+    for (int t = 0; t < nt; t++) add_rows(db, part + (size_t)t * C, 0, 1, C);
+    free(part);
+}
+
 void linear_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
                      int N, int IC, int OC) {
     if (din) sgemm(false, false, N, IC, OC, 1.0f, dout, OC, W, IC, 1.0f, din, IC);
     if (dW) sgemm(true, false, OC, IC, N, 1.0f, dout, OC, in, IC, 1.0f, dW, IC);
-    if (db) {
-#pragma omp parallel for if ((long)N * OC > 65536)
-        for (int o0 = 0; o0 < OC; o0 += 16) { /* blocks of columns: each thread owns its db entries */
-            int o1 = o0 + 16 < OC ? o0 + 16 : OC;
-            for (int i = 0; i < N; i++)
-                for (int o = o0; o < o1; o++) db[o] += dout[(size_t)i * OC + o];
-        }
-    }
+    if (db) column_sums(db, dout, N, OC);
 }
 
 /* ------------------------------------------------------------- embedding */

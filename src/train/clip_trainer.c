@@ -35,11 +35,12 @@ static char *recipe_string(const TrainOpts *o, long n_params) {
     const ClipConfig *c = &o->cfg;
     return xasprintf(
              "train=%s;templates=%s;bias=%g/%g/%g;limit=%d;epochs=%d;batch=%d;lr=%g;wd=%g;warmup=%g;clip=%g;seed=%llu;shift=%d;"
-             "cfg=%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d;params=%ld",
+             "cfg=%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d;params=%ld%s",
              o->train_set, o->templates ? o->templates : "-", o->bias ? (double)o->bias->p_neutral : 0.0, o->bias ? (double)o->bias->p_pref_gender : 0.0,
              o->bias ? (double)o->bias->p_pref_tone : 0.0, o->limit, o->epochs, o->batch, o->lr, o->wd, o->warmup_frac, (double)o->grad_clip,
              (unsigned long long)o->seed, o->shift, c->embed_dim, c->image_res, c->patch, c->v_width, c->v_layers,
-             c->v_heads, c->context, c->vocab, c->t_width, c->t_layers, c->t_heads, (int)c->act, n_params);
+             c->v_heads, c->context, c->vocab, c->t_width, c->t_layers, c->t_heads, (int)c->act, n_params,
+             o->precision == PREC_BF16 ? ";precision=bf16" : ""); /* fp32 recipes read as before */
 }
 
 /* One step's work: this rank's share of the global batch (every sample's augmentation and caption
@@ -162,8 +163,16 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
         dataset_free(&r.train), dataset_free(&r.evald);
         return -1;
     }
+    if (o->precision == PREC_INT8) {
+        dataset_free(&r.train), dataset_free(&r.evald), tokenizer_free(&r.tok);
+        return err_set(e, "int8 is for inference: train in fp32 or bf16");
+    }
     clip_init_random(&r.m, &o->cfg, o->seed);
     clip_init_zeros(&r.g, &o->cfg);
+    if (o->precision == PREC_BF16 && clip_set_precision(&r.m, PREC_BF16, e)) {
+        clip_free(&r.m), clip_free(&r.g), dataset_free(&r.train), dataset_free(&r.evald), tokenizer_free(&r.tok);
+        return -1;
+    }
     NnTable table = clip_param_table(&r.m);
     const int B = o->batch, R = o->cfg.image_res, ctx = o->cfg.context;
     r.ranks = o->dist ? o->dist->size : 1, r.rank = o->dist ? o->dist->rank : 0, r.Bl = B / r.ranks;
@@ -189,7 +198,7 @@ int clip_train(const TrainOpts *o, TrainResult *res, Err *e) {
                       .eval_every = r.spe * (o->eval_every > 0 ? o->eval_every : 1), .status = clip_status, .user = &r,
                       .samples_per_step = B, .unit = "img", .quiet = o->quiet, .dist = o->dist, .ckpt = ckpt,
                       .recipe = recipe, .producer = "forget train", .ckpt_every = o->ckpt_every, .fresh = o->fresh,
-                      .stop_after = o->stop_after};
+                      .stop_after = o->stop_after, .gemm = r.m.gemm};
     if (bench) {
         spec.total_steps = o->bench_steps, spec.ckpt = NULL, spec.evaluate = NULL, spec.stop_after = 0;
         spec.step_seconds = o->step_seconds;

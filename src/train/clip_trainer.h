@@ -35,6 +35,8 @@ typedef struct {
     const char *templates;  /* caption template file (one per line, "{}" = class), or NULL for the built-in set */
     long bench_steps;       /* > 0: a benchmark: this many steps from scratch, no checkpoint, evaluation or output */
     double *step_seconds;   /* bench_steps: each step's wall time (data pipeline included) */
+    Precision precision;    /* PREC_BF16: mixed precision (fp32 master weights and AdamW state, bf16 products
+                             * forward and backward); int8 is refused (inference only) */
 } TrainOpts;
 
 typedef struct {

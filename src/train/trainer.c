@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/gemm_mixed.h"
 #include "core/ops.h"
 #include "core/optim.h"
 #include "core/rng.h"
@@ -139,6 +140,7 @@ int train_run(const TrainSpec *s, TrainState *st, Err *e) {
     }
     long step = rc || !s->ckpt || s->fresh ? 0 : load_checkpoint(s, &opt, e);
     if (step < 0) rc = -1, step = 0;
+    gemm_weights_changed(s->gemm); /* restored (or initialised by the caller) weights */
     if (rc == 0 && step > 0 && !quiet) fprintf(stderr, "resuming %s from step %ld of %ld\n", s->ckpt, step, s->total_steps);
     Progress bar;
     progress_start(&bar, s->label, s->total_steps, quiet);
@@ -162,6 +164,7 @@ int train_run(const TrainSpec *s, TrainState *st, Err *e) {
         const double norm = train_global_norm(s->grads, s->n_params);
         if (s->grad_clip > 0 && norm > s->grad_clip) scale_inplace(s->grads, (float)(s->grad_clip / norm), s->n_params);
         update(s, &opt, train_lr_at(s, step));
+        gemm_weights_changed(s->gemm);
         if (s->after_update) s->after_update(s->user, step);
         if (s->step_seconds) s->step_seconds[st->steps_this_run] = now_seconds() - ts;
         step++;

@@ -58,6 +58,9 @@ typedef struct {
      * and restored from the checkpoint beside the parameters; NULL: none */
     float *extra;
     long n_extra;
+    /* mixed precision: the context whose bf16 weight copies follow params (told after every update
+     * and after a checkpoint is restored); NULL: none */
+    struct Gemm *gemm;
 } TrainSpec;
 
 typedef struct {
