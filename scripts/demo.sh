@@ -5,11 +5,13 @@
 # classes through the API alone with the strict method `dirichlet` (our reconstruction, see
 # docs/blackbox.md), prints Err_forget / Acc_keep / H before and after, writes
 # demo/report.html and stops the servers. Options through the environment: FORGET_HOME (zoo
-# location), DEMO_BUDGET (queries, default 4000), DEMO_SEED (default 1).
+# location), DEMO_BUDGET (queries, default 4000), DEMO_SEED (default 1), DEMO_PRECISION (the
+# served model's weight products: fp32, bf16 or int8; default fp32).
 set -euo pipefail
 BIN=${1:-bin/forget}
 BUDGET=${DEMO_BUDGET:-4000}
 SEED=${DEMO_SEED:-1}
+PRECISION=${DEMO_PRECISION:-fp32}
 OUT=demo
 FORGET="t-shirt,trouser,pullover,dress"
 
@@ -27,7 +29,7 @@ trap cleanup EXIT INT TERM
 # Start a server on a free loopback port (in this shell, so the trap can stop it) and read the
 # port from its first line.
 serve() { # split log
-    "$BIN" serve --model "$MODEL" --dataset fmnist --split "$1" --port 0 >/dev/null 2>"$2" &
+    "$BIN" serve --model "$MODEL" --dataset fmnist --split "$1" --port 0 --precision "$PRECISION" >/dev/null 2>"$2" &
     pids+=($!)
 }
 url_of() { # log pid

@@ -65,6 +65,7 @@ static int run(int argc, char **argv) {
         O_INT("--max-gen-prompts", "N", &o.max_gen_prompts, 1, 4096, "prompts per /v1/generate request"),
         O_INT("--max-gen-images", "N", &o.max_gen_images, 1, 65536, "images per request"),
         O_INT("--max-gen-steps", "N", &o.max_gen_steps, 1, 100000, "sampling steps per request"),
+        opt_bind(OPT_PRECISION, &o.precision),
         O_STR("--prompts", "FILE", &o.prompts, 0, "image-side prompts from forget domain --out, applied to every image"),
         O_STR("--dataset", "NAME[:split]", &dataset, 0, "the images the API classifies by id (with --model)"),
         O_STR("--split", "S", &split, 0, "the split when --dataset names none"),

@@ -565,7 +565,8 @@ BbServer *bb_server_start(const ServerOpts *o, Err *e) {
     }
     if (o->model) {
         s->has_clip = 1;
-        if (clip_load(&s->m, o->model, NULL, e) || tokenizer_init(&s->tok, e) ||
+        if (clip_load(&s->m, o->model, NULL, e) || clip_set_precision(&s->m, (Precision)o->precision, e) ||
+            tokenizer_init(&s->tok, e) ||
             dataset_load_named(&s->ds, o->dataset, o->data_dir, e)) {
             server_free(s);
             return NULL;

@@ -52,6 +52,7 @@ typedef struct {
      * classifier: /v1/classify and /v1/dataset answer 404) */
     const char *diffusion, *text_encoder, *vae;
     int max_gen_prompts, max_gen_images, max_gen_steps; /* 0: 16, 64, 200 */
+    int precision;                           /* a Precision (core/gemm_mixed.h) for the classifier's towers */
 } ServerOpts;
 
 typedef struct BbServer BbServer;
