@@ -1,3 +1,4 @@
+#include <math.h>
 /* forget bench unet: training images/s of the Stable-Diffusion-shaped UNet (eps-prediction MSE,
  * AdamW, through the one trainer) and guided DDIM sampling images/s (two UNet rows a sample a
  * step), on synthetic samples and contexts: the work tools/torch_unet.py bench measures PyTorch
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/gemm_mixed.h"
 #include "cli/cli_groups.h"
 #include "core/ops.h"
 #include "core/rng.h"
@@ -45,6 +47,7 @@ static int bench_step(void *user, long step, float *loss, Err *e) {
 int bench_unet(int argc, char **argv) {
     const char *net = "unet-latent-8", *model = NULL;
     int B = 32, side = 0, steps = 8, S = 16, sample_steps = 4, ddim_steps = 25, L = 77, json = 0;
+    const char *precisions = "fp32";
     const Opt opts[] = {
         O_STR("--net", "NAME", &net, 0, "unet-latent-8 (default), unet-latent-8s, unet-pixel-32, unet-tiny, sd-1"),
         O_STR("--model", "FILE", &model, 0, "a UNet file instead of a named config (either key layout)"),
@@ -55,6 +58,7 @@ int bench_unet(int argc, char **argv) {
         O_INT("--sample-steps", "N", &sample_steps, 1, 1000, "timed sampling steps"),
         O_INT("--ddim-steps", "K", &ddim_steps, 1, 1000, "steps of the sampling figure"),
         O_INT("--ctx-len", "L", &L, 1, 256, "context rows a sample"),
+        O_STR("--precision", "LIST", &precisions, 0, "sampling precisions to time, of fp32,bf16,int8 (training: fp32)"),
         opt_bind(OPT_JSON, &json),
         O_END,
     };
@@ -101,22 +105,51 @@ int bench_unet(int argc, char **argv) {
     const double train_ips = rc || !steps ? 0 : B / cli_median(t + 1, steps);
     unet_acts_free(b.a);
     b.a = NULL;
-    /* sampling: one guided DDIM step at a time, S samples (2S UNet rows) */
-    double sample_ips = 0;
+    /* sampling: one guided DDIM step at a time, S samples (2S UNet rows), each precision in turn
+     * (round-robin, as bench clip), with the worst cosine of a precision's output to fp32's */
+    double sample_ips = 0, prec_ips[3] = {0}, prec_cos[3] = {0};
+    Precision precs[3];
+    int np = 0;
+    char **parts = cli_split(precisions, ',', &np);
+    Gemm *ctxs[3] = {0};
+    for (int i = 0; i < np && !rc; i++) {
+        if (np > 3 || precision_parse(parts[i], &precs[i], &e)) rc = err_set(&e, "--precision: fp32, bf16, int8");
+        else if (!(ctxs[i] = gemm_new(precs[i], &e))) rc = -1;
+    }
+    free(parts);
     if (!rc) {
         float *cond = xalloc_floats((size_t)S * L * c.ctx_dim), *unc = xalloc_floats((size_t)L * c.ctx_dim);
-        float *out = xalloc_floats((size_t)S * b.per);
+        float *out = xalloc_floats((size_t)S * b.per), *first[3] = {0};
+        double *tp = xmalloc(sizeof(double) * (size_t)(3 * (sample_steps + 1)));
         rng_fill_normal(&r, cond, (long)S * L * c.ctx_dim, 0, 1);
         rng_fill_normal(&r, unc, (long)L * c.ctx_dim, 0, 1);
-        for (int k = 0; k <= sample_steps && !rc; k++) {
-            const SampleSpec sp = {.side = side, .ctx_len = L, .steps = 1, .cfg = 7.5f, .seed = 3, .batch = S};
-            const double t0 = now_seconds();
-            rc = diffusion_sample(&b.m, &b.s, &sp, cond, unc, S, out, &e);
-            t[k] = now_seconds() - t0;
+        for (int k = 0; k <= sample_steps && !rc; k++)
+            for (int i = 0; i < np && !rc; i++) {
+                unet_set_gemm(&b.m, precs[i] == PREC_FP32 ? NULL : ctxs[i]);
+                const SampleSpec sp = {.side = side, .ctx_len = L, .steps = 1, .cfg = 7.5f, .seed = 3, .batch = S};
+                const double t0 = now_seconds();
+                rc = diffusion_sample(&b.m, &b.s, &sp, cond, unc, S, out, &e);
+                tp[i * (sample_steps + 1) + k] = now_seconds() - t0;
+                if (k == 0) first[i] = memcpy(xalloc_floats((size_t)S * b.per), out, sizeof(float) * (size_t)S * b.per);
+            }
+        unet_set_gemm(&b.m, NULL);
+        for (int i = 0; i < np && !rc; i++) {
+            prec_ips[i] = S / (cli_median(tp + i * (sample_steps + 1) + 1, sample_steps) * ddim_steps);
+            prec_cos[i] = 1;
+            for (int s2 = 0; s2 < S; s2++) {
+                double ab = 0, aa = 0, bb = 0;
+                for (long j = 0; j < b.per; j++) {
+                    const double x = first[i][s2 * b.per + j], y = first[0][s2 * b.per + j];
+                    ab += x * y, aa += x * x, bb += y * y;
+                }
+                prec_cos[i] = fmin(prec_cos[i], ab / sqrt(aa * bb));
+            }
         }
-        if (!rc) sample_ips = S / (cli_median(t + 1, sample_steps) * ddim_steps);
-        free(cond), free(unc), free(out);
+        if (!rc) sample_ips = prec_ips[0];
+        for (int i = 0; i < np; i++) free(first[i]);
+        free(cond), free(unc), free(out), free(tp);
     }
+    for (int i = 0; i < np; i++) gemm_free(ctxs[i]);
     const double fl = unet_forward_flops(&b.m, side, L), gf = train_ips * 3 * fl / 1e9;
     if (rc) {
         rc = cli_error("bench", EXIT_WORK, "%s", e.msg);
@@ -131,6 +164,12 @@ int bench_unet(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "sample_batch", S);
         cJSON_AddNumberToObject(j, "ddim_steps", ddim_steps);
         cJSON_AddNumberToObject(j, "sample_images_per_s", sample_ips);
+        cJSON *pr = cJSON_AddObjectToObject(j, "precisions");
+        for (int i = 0; i < np; i++) {
+            cJSON *q = cJSON_AddObjectToObject(pr, precision_name(precs[i]));
+            cJSON_AddNumberToObject(q, "sample_images_per_s", prec_ips[i]);
+            cJSON_AddNumberToObject(q, "cosine_to_first", prec_cos[i]);
+        }
         cJSON_AddNumberToObject(j, "train_gflops", gf);
         cJSON_AddNumberToObject(j, "sgemm_gflops", peak);
         cJSON_AddNumberToObject(j, "peak_ratio", gf / peak);
@@ -142,6 +181,10 @@ int bench_unet(int argc, char **argv) {
                "%d steps)\n",
                net, b.m.n_params, c.in_ch, side, side, threads_get(), train_ips, B, gf, 100 * gf / peak, peak,
                sample_ips, S, ddim_steps);
+        for (int i = 1; i < np; i++)
+            printf("  sampling in %s: %.2f images/s (%.2fx %s), worst cosine of a sample to %s's %.5f\n",
+                   precision_name(precs[i]), prec_ips[i], prec_ips[i] / prec_ips[0], precision_name(precs[0]),
+                   precision_name(precs[0]), prec_cos[i]);
     }
     free(t), free(b.x0), free(b.eps), free(b.ctx), free(b.t);
     diffusion_loss_work_free(&b.w);

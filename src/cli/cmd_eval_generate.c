@@ -69,7 +69,7 @@ int eval_generate(int argc, char **argv) {
     const char *model = NULL, *clip = NULL, *vae = NULL, *judge = NULL, *clip_judge = NULL, *real = NULL, *dir = NULL;
     const char *sampler = "ddim", *report = NULL;
     GenEvalOpts o = {.template_ = "a photo of a {}.", .per_class = 100, .steps = 50, .batch = 50, .cfg = 7.5f};
-    int json = 0, quiet = 0;
+    int json = 0, quiet = 0, precision = PREC_FP32;
     const Opt opts[] = {
         O_STR("--model", "UNET", &model, OPT_REQUIRED, "the trained UNet"),
         O_STR("--text-encoder", "CLIP", &clip, OPT_REQUIRED, "the CLIP it was trained on"),
@@ -86,6 +86,7 @@ int eval_generate(int argc, char **argv) {
         O_INT("--batch", "B", &o.batch, 1, 4096, "images a UNet call"),
         O_STR("--report", "FILE", &report, 0, "an HTML page: the figures and each class's first 8 images"),
         opt_bind(OPT_SEED, &o.seed),
+        opt_bind(OPT_PRECISION, &precision),
         opt_bind(OPT_QUIET, &quiet),
         opt_bind(OPT_JSON, &json),
         O_END,
@@ -98,6 +99,10 @@ int eval_generate(int argc, char **argv) {
     Err e = {{0}};
     Text2Image g;
     if (t2i_load(&g, model, clip, vae, &e)) return cli_error("eval", EXIT_WORK, "%s", e.msg);
+    if (t2i_set_precision(&g, (Precision)precision, &e)) {
+        t2i_free(&g);
+        return cli_error("eval", EXIT_WORK, "%s", e.msg);
+    }
     Judge j;
     if (judge_load(&j, judge, &e)) {
         t2i_free(&g);

@@ -57,7 +57,7 @@ static int grid_of(const uint8_t *rgb, int n, int side, int cols, const char *co
 static int run(int argc, char **argv) {
     const char *model = NULL, *clip = NULL, *vae = NULL, *out = NULL, *out_dir = NULL, *sampler = "ddim";
     OptValues prompts = {0};
-    int n = 16, steps = 50, batch = 16, quiet = 0;
+    int n = 16, steps = 50, batch = 16, quiet = 0, precision = PREC_FP32;
     float cfg = 7.5f;
     uint64_t seed = 0;
     const Opt opts[] = {
@@ -73,6 +73,7 @@ static int run(int argc, char **argv) {
         O_STR("--out", "FILE", &out, 0, "the grid PNG (required)"),
         O_STR("--out-dir", "DIR", &out_dir, 0, "also one PNG an image, DIR/NNNN.png"),
         opt_bind(OPT_SEED, &seed),
+        opt_bind(OPT_PRECISION, &precision),
         opt_bind(OPT_QUIET, &quiet),
         O_END,
     };
@@ -85,6 +86,10 @@ static int run(int argc, char **argv) {
     Err e = {{0}};
     Text2Image g;
     if (t2i_load(&g, model, clip, vae, &e)) return cli_error("generate", EXIT_WORK, "%s", e.msg);
+    if (t2i_set_precision(&g, (Precision)precision, &e)) {
+        t2i_free(&g);
+        return cli_error("generate", EXIT_WORK, "%s", e.msg);
+    }
     const int side = g.image_side;
     const int K = prompts.n, total = K * n;
     uint8_t *rgb = xmalloc((size_t)total * side * side * 3);

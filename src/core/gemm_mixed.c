@@ -126,8 +126,8 @@ struct Gemm {
     char impl[64];
     /* per-call buffers (converted activations, row scales, s32 sums), kept between calls: fresh
      * allocations of this size are fresh pages, and faulting them in cost as much as the product */
-    void *scratch[4];
-    size_t scratch_cap[4];
+    void *scratch[5];
+    size_t scratch_cap[5];
 };
 
 /* Scratch buffer i of at least n bytes (contents not kept). Called with g->mu held. */
@@ -187,7 +187,7 @@ void gemm_free(Gemm *g) {
     if (!g) return;
     for (int i = 0; i < g->capw; i++) free(g->w[i].q), free(g->w[i].scale);
     free(g->w);
-    for (int i = 0; i < 4; i++) free(g->scratch[i]);
+    for (int i = 0; i < 5; i++) free(g->scratch[i]);
     for (int i = 0; i < GEMM_PRIMS; i++)
         if (g->prims[i].p) dnnl_primitive_destroy(g->prims[i].p);
     dnnl_stream_destroy(g->st);
@@ -413,6 +413,66 @@ void gemm_linear_epi(Gemm *g, float *out, const float *in, const float *W, const
         linear_int8(g, out, in, W, b, N, IC, OC, epi);
     else
         linear_f32(g, out, in, W, b, N, IC, OC, epi);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* Column-wise symmetric int8 of B [K, N] (row stride ldb): scale[n] = max_k |B[k,n]| / 127. Each
+ * thread takes a range of columns and walks the rows, so every pass reads rows contiguously. */
+HOT static void quant_cols_range(int8_t *q, float *scale, uint32_t *mbits, const float *B, int ldb, int K, int N,
+                                 int n0, int n1) {
+    for (int n = n0; n < n1; n++) mbits[n] = 0;
+    for (int k = 0; k < K; k++) /* max |x| on the bit patterns, as quant_row: NaN and inf stay visible */
+        for (int n = n0; n < n1; n++) {
+            uint32_t u;
+            memcpy(&u, &B[(size_t)k * ldb + n], 4);
+            u &= 0x7fffffffu;
+            mbits[n] = u > mbits[n] ? u : mbits[n];
+        }
+    for (int n = n0; n < n1; n++) {
+        float m;
+        memcpy(&m, &mbits[n], 4);
+        scale[n] = mbits[n] < 0x7f800000u ? (m > 0.0f ? m / 127.0f : 1.0f) : NAN; /* an inf or NaN: NaN outputs */
+    }
+    for (int k = 0; k < K; k++)
+        for (int n = n0; n < n1; n++) {
+            float v = isfinite(scale[n]) ? __builtin_rintf(B[(size_t)k * ldb + n] / scale[n]) : 0.0f;
+            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+            q[(size_t)k * N + n] = (int8_t)v;
+        }
+}
+
+static void bf16_rows_strided(uint16_t *out, const float *in, int ld, int rows, int cols) {
+#pragma omp parallel for if ((long)rows * cols > 32768)
+    for (int r = 0; r < rows; r++) to_bf16(out + (size_t)r * cols, in + (size_t)r * ld, cols);
+}
+
+void gemm_weight_left(Gemm *g, float *C, const float *A, const float *B, int ldb, int M, int N, int K) {
+    if (!g || g->prec == PREC_FP32 || M <= 0 || N <= 0) {
+        sgemm(false, false, M, N, K, 1.0f, A, K, B, ldb, 0.0f, C, N);
+        return;
+    }
+    pthread_mutex_lock(&g->mu);
+    const WeightCopy *w = weight_copy(g, A, M, K);
+    if (g->prec == PREC_BF16) {
+        uint16_t *b = scratch(g, 0, sizeof(uint16_t) * (size_t)K * N);
+        bf16_rows_strided(b, B, ldb, K, N);
+        const MmKey k = {MM_BF16, M, N, K, 0, 0, 0, 0, 0};
+        matmul(g, &k, w->q, b, C, NULL);
+    } else {
+        int8_t *b = scratch(g, 0, (size_t)K * N);
+        float *sc = scratch(g, 1, sizeof(float) * (size_t)N);
+        int32_t *acc = scratch(g, 2, sizeof(int32_t) * (size_t)M * N);
+        float *zero = memset(scratch(g, 3, sizeof(float) * (size_t)N), 0, sizeof(float) * (size_t)N);
+        uint32_t *mb = scratch(g, 4, sizeof(uint32_t) * (size_t)N);
+        const int chunks = (long)K * N > 32768 ? 64 : 1;
+#pragma omp parallel for if (chunks > 1)
+        for (int c = 0; c < chunks; c++)
+            quant_cols_range(b, sc, mb, B, ldb, K, N, (int)((long)N * c / chunks), (int)((long)N * (c + 1) / chunks));
+        const MmKey k = {MM_INT8, M, N, K, 0, 0, 0, 0, 0};
+        matmul(g, &k, w->q, b, acc, NULL);
+#pragma omp parallel for if ((long)M * N > 32768)
+        for (int r = 0; r < M; r++) dequant_row(C + (size_t)r * N, acc + (size_t)r * N, w->scale[r], sc, zero, N, GEMM_EPI_NONE);
+    }
     pthread_mutex_unlock(&g->mu);
 }
 

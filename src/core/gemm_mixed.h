@@ -51,6 +51,12 @@ void gemm_linear(Gemm *g, float *out, const float *in, const float *W, const flo
 typedef enum { GEMM_EPI_NONE = 0, GEMM_EPI_QUICKGELU, GEMM_EPI_GELU, GEMM_EPI_ADD } GemmEpi;
 void gemm_linear_epi(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC,
                      GemmEpi epi);
+/* C[M,N] = A[M,K] @ B[K,N]: the convolutions' product, A the weights [Cout, Cin k k] (a cached
+ * copy, as gemm_linear's), B the im2col columns read with row stride ldb; C dense. int8: A with
+ * one scale per row (output channel), B with one dynamic scale per column (output pixel).
+ * g NULL: sgemm. */
+void gemm_weight_left(Gemm *g, float *C, const float *A, const float *B, int ldb, int M, int N, int K);
+
 /* linear_backward's contract (accumulates into din, dW, db; NULL ones skipped). bf16: both
  * products in bf16 with fp32 accumulation into the fp32 gradients. int8 contexts are for
  * inference: their backward runs in fp32. */

@@ -145,6 +145,10 @@ void conv2d_backward(float *din, float *dW, float *db, const float *dout, const 
 /* The same convolution with NCHW in and out: out [B, Cout, OH, OW] (the layout of a conv net's
  * feature maps, and of PyTorch). cols as above. */
 void conv2d_nchw_forward(float *out, float *cols, const float *in, const float *W, const float *b, const ConvShape *s);
+/* The same with the product in a Gemm context's precision (core/gemm_mixed.h; NULL: fp32). */
+struct Gemm;
+void conv2d_nchw_forward_gemm(struct Gemm *g, float *out, float *cols, const float *in, const float *W, const float *b,
+                              const ConvShape *s);
 void conv2d_nchw_backward(float *din, float *dW, float *db, const float *dout, const float *cols, const float *W,
                           const ConvShape *s);
 

@@ -6,6 +6,7 @@
 
 #include "core/err.h"
 #include "core/gemm.h"
+#include "core/gemm_mixed.h"
 #include "core/ops.h"
 
 int conv2d_out_h(const ConvShape *s) { return (s->H + 2 * s->pad - s->k) / s->stride + 1; }
@@ -165,18 +166,23 @@ static void cbp_to_bcp(float *dst, const float *src, int B, int C, int P, const 
 }
 
 void conv2d_nchw_forward(float *out, float *cols, const float *in, const float *W, const float *b, const ConvShape *s) {
+    conv2d_nchw_forward_gemm(NULL, out, cols, in, W, b, s);
+}
+
+void conv2d_nchw_forward_gemm(struct Gemm *g, float *out, float *cols, const float *in, const float *W, const float *b,
+                              const ConvShape *s) {
     im2col_kn(cols, in, s);
     const int P = conv2d_out_h(s) * conv2d_out_w(s), K = s->Cin * s->k * s->k, N = s->B * P;
     if (P < BATCH_P && s->B > 1) {
         float *tmp = xalloc_floats((size_t)s->Cout * N);
-        sgemm(false, false, s->Cout, N, K, 1.0f, W, K, cols, N, 0.0f, tmp, N);
+        gemm_weight_left(g, tmp, W, cols, N, s->Cout, N, K);
         cbp_to_bcp(out, tmp, s->B, s->Cout, P, b);
         free(tmp);
         return;
     }
     for (int n = 0; n < s->B; n++) {
         float *o = out + (size_t)n * s->Cout * P;
-        sgemm(false, false, s->Cout, P, K, 1.0f, W, K, cols + (size_t)n * P, N, 0.0f, o, P);
+        gemm_weight_left(g, o, W, cols + (size_t)n * P, N, s->Cout, P, K);
         if (b)
             for (int c = 0; c < s->Cout; c++)
                 for (int p = 0; p < P; p++) o[(size_t)c * P + p] += b[c];

@@ -68,6 +68,17 @@ int t2i_load(Text2Image *g, const char *unet_path, const char *clip_path, const 
     return rc;
 }
 
+int t2i_set_precision(Text2Image *g, Precision p, Err *e) {
+    unet_set_gemm(&g->unet, NULL), vae_set_gemm(&g->vae, NULL);
+    gemm_free(g->gemm);
+    g->gemm = NULL;
+    if (p == PREC_FP32) return 0;
+    if (!(g->gemm = gemm_new(p, e)) || clip_set_precision(&g->clip, p, e)) return -1;
+    unet_set_gemm(&g->unet, g->gemm);
+    if (g->has_vae) vae_set_gemm(&g->vae, g->gemm);
+    return 0;
+}
+
 void t2i_free(Text2Image *g) {
     if (g->has_vae) vae_free(&g->vae);
     unet_free(&g->unet);
@@ -75,6 +86,7 @@ void t2i_free(Text2Image *g) {
     tokenizer_free(&g->tok);
     diffusion_schedule_free(&g->sched);
     free(g->uncond);
+    gemm_free(g->gemm);
     memset(g, 0, sizeof *g);
 }
 

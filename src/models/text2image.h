@@ -23,12 +23,15 @@ typedef struct {
     int has_vae, image_side; /* latent models decode through vae to image_side px */
     Vae vae;
     float *uncond; /* the empty prompt's rows [ctx_len, ctx_dim] */
+    struct Gemm *gemm; /* the UNet's and the autoencoder's precision (t2i_set_precision); owned */
 } Text2Image;
 
 /* vae_path NULL: the autoencoder the UNet's metadata names (diffusion.vae; a relative path is taken
  * from the UNet file's directory), if any. */
 int t2i_load(Text2Image *g, const char *unet_path, const char *clip_path, const char *vae_path, Err *e);
 void t2i_free(Text2Image *g);
+/* The UNet's, the text encoder's and the autoencoder's products in p from now on. */
+int t2i_set_precision(Text2Image *g, Precision p, Err *e);
 /* The text tower's rows of n prompts, out [n, ctx_len, ctx_dim]. */
 int t2i_encode(const Text2Image *g, const char *const *prompts, int n, float *out, Err *e);
 /* n_each images of each prompt (prompt-major) into rgb [n * n_each, image_side, image_side, 3];

@@ -288,6 +288,12 @@ void unet_free(UNet *m) {
     memset(m, 0, sizeof *m);
 }
 
+void unet_set_gemm(UNet *m, struct Gemm *g) {
+    m->gemm = g;
+    m->bcfg.gemm = g;
+    for (int i = 0; i < UNET_MAX_RES; i++) m->p.rcfg[i].gemm = g;
+}
+
 void unet_init(UNet *m, uint64_t seed) {
     Rng r;
     rng_seed(&r, seed);

@@ -109,10 +109,16 @@ typedef struct {
     int has_time;         /* 1: the time MLP feeds the resnets (the denoiser); 0: an autoencoder half */
     int out_ch, f_out;    /* the last step's channels and down-sampling factor */
     float norm_eps;       /* the output GroupNorm's (1e-5; the autoencoder's 1e-6) */
+    struct Gemm *gemm;    /* the products' precision (unet_set_gemm); NULL: fp32. Not owned. */
 } UNet;
 
 void unet_alloc(UNet *m, const UNetConfig *c);
 void unet_free(UNet *m);
+/* Sampling from now on runs the convolutions' and linear layers' products in g's precision (its
+ * bf16 or int8 copies of the weights made on first use; one context may serve several models);
+ * norms, activations, attention and the residual stream stay fp32. NULL: fp32. For inference:
+ * the trainers leave it NULL. g is not owned and must outlive its use. */
+void unet_set_gemm(UNet *m, struct Gemm *g);
 /* Random init (diffusers-like fan-in scales; conv_out and proj_out small so a new net predicts
  * little). */
 void unet_init(UNet *m, uint64_t seed);

@@ -229,11 +229,11 @@ static void attn_forward(const UNet *m, const UNetAttnParams *p, AttnActs *aa, i
     const int HW = aa->HW, T = aa->T;
     groupnorm_forward(aa->gn, aa->mean, aa->rstd, x, p->norm_w, p->norm_b, B, C, HW, m->cfg.groups, ATTN_NORM_EPS);
     to_tokens(aa->tok, aa->gn, B, C, HW);
-    linear_forward(aa->p, aa->tok, p->in_w, p->in_b, T, C, C);
+    gemm_linear(m->gemm, aa->p, aa->tok, p->in_w, p->in_b, T, C, C);
     aa->bctx.x = ctx;
     const BlockConfig bc = block_config(m, C);
     for (int d = 0; d < m->cfg.depth; d++) block_forward(&bc, &p->blk[d], &aa->ba[d], aa->p, T, &aa->pk, &aa->bctx);
-    linear_forward(aa->q, aa->p, p->out_w, p->out_b, T, C, C);
+    gemm_linear(m->gemm, aa->q, aa->p, p->out_w, p->out_b, T, C, C);
     memcpy(out, x, sizeof(float) * (size_t)T * C);
     from_tokens(out, aa->q, B, C, HW, 1);
 }
@@ -265,12 +265,12 @@ static void vattn_forward(const UNet *m, const VaeAttnParams *p, VattnActs *v, i
     const int HW = v->HW, T = v->T;
     groupnorm_forward(v->gn, v->mean, v->rstd, x, p->norm_w, p->norm_b, B, C, HW, m->cfg.groups, ATTN_NORM_EPS);
     to_tokens(v->tok, v->gn, B, C, HW);
-    linear_forward(v->q, v->tok, p->q_w, p->q_b, T, C, C);
-    linear_forward(v->k, v->tok, p->k_w, p->k_b, T, C, C);
-    linear_forward(v->v, v->tok, p->v_w, p->v_b, T, C, C);
+    gemm_linear(m->gemm, v->q, v->tok, p->q_w, p->q_b, T, C, C);
+    gemm_linear(m->gemm, v->k, v->tok, p->k_w, p->k_b, T, C, C);
+    gemm_linear(m->gemm, v->v, v->tok, p->v_w, p->v_b, T, C, C);
     const AttnIn in = {v->q, v->k, v->v, C, C, C};
     attention_general_forward(v->ao, C, v->att, &in, &v->pk, C, 1, 0);
-    linear_forward(v->o, v->ao, p->o_w, p->o_b, T, C, C);
+    gemm_linear(m->gemm, v->o, v->ao, p->o_w, p->o_b, T, C, C);
     memcpy(out, x, sizeof(float) * (size_t)T * C);
     from_tokens(out, v->o, B, C, HW, 1);
 }
@@ -306,9 +306,9 @@ void unet_forward(const UNet *m, UNetActs *a, const float *x, const float *t, co
     a->x = x, a->ctx = ctx;
     if (m->has_time) {
         timestep_embedding(a->tsin, t, B, C0, 10000.0f);
-        linear_forward(a->e1, a->tsin, p->t1_w, p->t1_b, B, C0, TE);
+        gemm_linear(m->gemm, a->e1, a->tsin, p->t1_w, p->t1_b, B, C0, TE);
         silu_forward(a->s1, a->e1, (long)B * TE);
-        linear_forward(a->temb, a->s1, p->t2_w, p->t2_b, B, TE, TE);
+        gemm_linear(m->gemm, a->temb, a->s1, p->t2_w, p->t2_b, B, TE, TE);
     }
     const float *cur = x;
     for (int k = 0; k < m->n_steps; k++) {
@@ -320,7 +320,7 @@ void unet_forward(const UNet *m, UNetActs *a, const float *x, const float *t, co
         case US_CONV: {
             const ConvShape cs = conv_shape(a, s);
             if (s->pad_br) pad_br_forward(a->pad[k], cur, (long)B * s->cin, si, si);
-            conv2d_nchw_forward(o, a->cols[k], s->pad_br ? a->pad[k] : cur, *s->w, *s->b, &cs);
+            conv2d_nchw_forward_gemm(m->gemm, o, a->cols[k], s->pad_br ? a->pad[k] : cur, *s->w, *s->b, &cs);
             break;
         }
         case US_VATTN: vattn_forward(m, &p->vat[s->index], &a->vat[s->index], B, s->cin, cur, o); break;

@@ -154,6 +154,8 @@ void vae_free(Vae *v) {
     memset(v, 0, sizeof *v);
 }
 
+void vae_set_gemm(Vae *v, struct Gemm *g) { unet_set_gemm(&v->enc, g), unet_set_gemm(&v->dec, g); }
+
 void vae_init(Vae *v, uint64_t seed) {
     Rng r;
     rng_seed(&r, seed);

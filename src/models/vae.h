@@ -33,6 +33,8 @@ typedef struct {
     long n_params;
     float scale;       /* latent scaling factor */
 } Vae;
+/* Both halves' products in g's precision (unet_set_gemm; not owned). */
+void vae_set_gemm(Vae *v, struct Gemm *g);
 
 typedef struct {
     UNetGrads enc, dec; /* p fields point into arena */

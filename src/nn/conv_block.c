@@ -1,5 +1,7 @@
 #include "nn/conv_block.h"
 
+#include "core/gemm_mixed.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +101,7 @@ static void act_bwd(const ConvBlockConfig *c, float *din, const float *dout, con
 static void conv_fwd(const ConvBlockConfig *c, ConvDnnl *dn, float *out, float *cols, const float *in, const float *W,
                      const float *b, const ConvShape *s) {
     if (c->blocked) conv_dnnl_forward(dn, out, in, W);
-    else conv2d_nchw_forward(out, cols, in, W, b, s);
+    else conv2d_nchw_forward_gemm(c->gemm, out, cols, in, W, b, s);
 }
 
 static void conv_bwd(const ConvBlockConfig *c, ConvDnnl *dn, float *din, float *dW, float *db, const float *dout,
@@ -121,11 +123,11 @@ void conv_block_forward(const ConvBlockConfig *c, const ConvBlockParams *p, Conv
     if (!c->post_act) {
         norm_fwd(c, a->a1, a->m1, a->r1, x, p->n1_w, p->n1_b, p->n1_rm, p->n1_rv, B, c->cin, HW, training);
         act_fwd(c, a->a2, a->a1, ni);
-        conv2d_nchw_forward(a->h1, a->cols1, a->a2, p->conv1_w, p->conv1_b, &s1);
+        conv2d_nchw_forward_gemm(c->gemm, a->h1, a->cols1, a->a2, p->conv1_w, p->conv1_b, &s1);
         if (c->temb > 0 && temb) { /* the time embedding, projected, added to every pixel of a channel */
             float *t2 = xalloc_floats((size_t)B * c->cout);
             act_fwd(c, a->t1, temb, (long)B * c->temb);
-            linear_forward(t2, a->t1, p->temb_w, p->temb_b, B, c->temb, c->cout);
+            gemm_linear(c->gemm, t2, a->t1, p->temb_w, p->temb_b, B, c->temb, c->cout);
             for (int n = 0; n < B; n++)
                 for (int ch = 0; ch < c->cout; ch++)
                     for (long i = 0; i < OHW; i++) a->h1[((size_t)n * c->cout + ch) * OHW + i] += t2[(size_t)n * c->cout + ch];
@@ -133,8 +135,8 @@ void conv_block_forward(const ConvBlockConfig *c, const ConvBlockParams *p, Conv
         }
         norm_fwd(c, a->a3, a->m2, a->r2, a->h1, p->n2_w, p->n2_b, p->n2_rm, p->n2_rv, B, c->cout, OHW, training);
         act_fwd(c, a->a4, a->a3, no);
-        conv2d_nchw_forward(a->h2, a->cols2, a->a4, p->conv2_w, p->conv2_b, &s2);
-        if (skip) conv2d_nchw_forward(a->s, a->cols_s, x, p->skip_w, p->skip_b, &ss);
+        conv2d_nchw_forward_gemm(c->gemm, a->h2, a->cols2, a->a4, p->conv2_w, p->conv2_b, &s2);
+        if (skip) conv2d_nchw_forward_gemm(c->gemm, a->s, a->cols_s, x, p->skip_w, p->skip_b, &ss);
         add_forward(out, skip ? a->s : x, a->h2, no);
         return;
     }

@@ -29,6 +29,7 @@ typedef struct {
     int post_act;    /* 1: the ResNet order; 0: the pre-activation order */
     int blocked;     /* 1: activations in nChw16c and oneDNN's convolutions (post-activation, BatchNorm,
                       * channels multiples of 16: conv_block_can_block) */
+    struct Gemm *gemm; /* the forward products' precision (core/gemm_mixed.h; im2col path); NULL: fp32 */
 } ConvBlockConfig;
 
 /* Biases the post-activation order does not have stay NULL; rm/rv are BatchNorm buffers. */

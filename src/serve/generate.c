@@ -13,6 +13,10 @@ int gen_service_init(GenService *s, const char *unet, const char *clip, const ch
                      FairLock *lock, Err *e) {
     memset(s, 0, sizeof *s);
     if (t2i_load(&s->g, unet, clip, vae, e)) return -1;
+    if (t2i_set_precision(&s->g, (Precision)lim->precision, e)) {
+        t2i_free(&s->g);
+        return -1;
+    }
     s->lim = *lim;
     if (!s->lim.max_prompts) s->lim.max_prompts = 16;
     if (!s->lim.max_images) s->lim.max_images = 64;

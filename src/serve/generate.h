@@ -19,6 +19,7 @@
 
 typedef struct {
     int max_prompts, max_images, max_steps;
+    int precision; /* a Precision (core/gemm_mixed.h) for the UNet, text encoder and autoencoder */
 } GenLimits;
 
 typedef struct {

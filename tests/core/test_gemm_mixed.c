@@ -153,6 +153,55 @@ TEST(test_gemm_bf16_backward_matches_rounded_reference) {
     gemm_free(g);
 }
 
+/* The convolutions' product: weights on the left, strided im2col columns on the right. */
+TEST(test_gemm_weight_left_matches_references) {
+    Rng r;
+    rng_seed(&r, 15);
+    const int M = 24, K = 45, N = 70, ldb = 90; /* columns read from a wider buffer */
+    float *A = randn_buf(&r, (long)M * K, 0.2f), *B = randn_buf(&r, (long)K * ldb, 1.0f);
+    float *out = malloc(sizeof(float) * M * N), *ref = malloc(sizeof(float) * M * N);
+    for (int p = 0; p < 3; p++) {
+        const Precision want = p == 0 ? PREC_FP32 : p == 1 ? PREC_BF16 : PREC_INT8;
+        Gemm *g = gemm_new(want, &(Err){0});
+        if (gemm_precision(g) != want) {
+            gemm_free(g);
+            continue;
+        }
+        gemm_weight_left(g, out, A, B, ldb, M, N, K);
+        for (int m = 0; m < M; m++) {
+            float mw = 0;
+            for (int k = 0; k < K; k++) mw = fmaxf(mw, fabsf(A[(size_t)m * K + k]));
+            for (int n = 0; n < N; n++) {
+                float mc = 0;
+                for (int k = 0; k < K; k++) mc = fmaxf(mc, fabsf(B[(size_t)k * ldb + n]));
+                double acc = 0;
+                for (int k = 0; k < K; k++) {
+                    const float a = A[(size_t)m * K + k], b = B[(size_t)k * ldb + n];
+                    if (want == PREC_BF16)
+                        acc += (double)gemm_bf16_to_f32(gemm_f32_to_bf16(a)) * gemm_bf16_to_f32(gemm_f32_to_bf16(b));
+                    else if (want == PREC_INT8)
+                        acc += (double)lrintf(a / (mw / 127.0f)) * lrintf(b / (mc / 127.0f));
+                    else
+                        acc += (double)a * b;
+                }
+                ref[(size_t)m * N + n] = (float)(want == PREC_INT8 ? acc * (mw / 127.0f) * (mc / 127.0f) : acc);
+            }
+        }
+        CHECK_MSG(check_close(__FILE__, __LINE__, precision_name(want), out, ref, (long)M * N, 1e-4, 1e-4), "%s",
+                  precision_name(want));
+        gemm_free(g);
+    }
+    gemm_weight_left(NULL, out, A, B, ldb, M, N, K); /* no context: sgemm */
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double acc = 0;
+            for (int k = 0; k < K; k++) acc += (double)A[(size_t)m * K + k] * B[(size_t)k * ldb + n];
+            ref[(size_t)m * N + n] = (float)acc;
+        }
+    CHECK_CLOSE(out, ref, (long)M * N, 1e-4, 1e-4);
+    free(A), free(B), free(out), free(ref);
+}
+
 /* Converted weights are cached by address: an update in place is seen after gemm_weights_changed. */
 TEST(test_gemm_weight_copies_follow_updates) {
     Gemm *g = context(PREC_BF16);
