@@ -6,10 +6,10 @@ BIN=${1:-bin/forget}
 BATCH=${BATCH:-16}
 ITERS=${ITERS:-5}
 ours=$("$BIN" bench clip --batch "$BATCH" --iters "$ITERS" --json)
-train=$("$BIN" bench train --synthetic --json)   # the work bench/torch_train.py does
+train=$("$BIN" bench train --synthetic --precision fp32,bf16 --json)   # the work bench/torch_train.py does
 zoo=$("$BIN" bench train --json)                 # the zoo build's own steps (data, captions, augmentation)
 rn=$("$BIN" bench resnet --json)                 # ResNet-20 training, 28 px grey, batch 128 (tools/torch_resnet.py bench)
-un=$("$BIN" bench unet --json)                   # SD-shaped UNet on 8x8x4 latents: training and guided DDIM (tools/torch_unet.py bench)
+un=$("$BIN" bench unet --precision fp32,bf16,int8 --json) # SD-shaped UNet on 8x8x4 latents: training and guided DDIM (tools/torch_unet.py bench)
 PY=/usr/bin/python3
 if ! "$PY" -c 'import torch' 2>/dev/null; then
   echo "$ours" | sed 's/^/forget: /'
@@ -54,7 +54,7 @@ best = max(tall, key=lambda r: r["images_per_s"])
 bt = max(tall, key=lambda r: r["texts77_per_s"])
 print("forget bench (batch %d, %d threads, medians; oneDNN ISA %s):" % (o["batch"], o["threads"], o["isa"]))
 print("  sgemm peak (oneDNN, 2048^3)   %7.1f GFLOP/s" % o["sgemm_gflops"])
-print("  CLIP ViT-B/32                          images/s  %% sgemm   x ORT  x torch   texts/s(77)   x ORT  x torch  cos img/txt")
+print("  CLIP ViT-B/32                          images/s  % sgemm   x ORT  x torch   texts/s(77)   x ORT  x torch  cos img/txt")
 f32 = o["precisions"].get("fp32", {"images_per_s": o["images_per_s"], "texts77_per_s": o["texts77_per_s"]})
 def row(name, img, txt, peak, cos):
     oi = "%6.2fx" % (img / ort["images_per_s"]) if ort else "    - "
@@ -84,5 +84,12 @@ print("  UNet %s (%d params, %dx%d latents): training (batch %d) forget %.1f ima
          tun["train_images_per_s"], un["train_images_per_s"] / tun["train_images_per_s"], un["sample_batch"],
          un["ddim_steps"], un["sample_images_per_s"], tun["sample_images_per_s"],
          un["sample_images_per_s"] / tun["sample_images_per_s"]))
+tb = tr.get("precisions", {}).get("bf16")
+if tb:
+    print("  training in bf16 (mixed precision, same synthetic batch): forget %.1f images/s, %.2fx forget fp32"
+          % (tb["train_images_per_s"], tb["train_images_per_s"] / tr["train_images_per_s"]))
+for name, q in un.get("precisions", {}).items():
+    print("  UNet guided DDIM in %s: %.2f images/s, %.2fx fp32" % (name, q["sample_images_per_s"],
+          q["sample_images_per_s"] / un["sample_images_per_s"]))
 print("  training as the zoo build does it (data, captions, augmentation): forget %.1f images/s" % zoo["train_images_per_s"])
 PYEOF
