@@ -1,10 +1,10 @@
-#include <math.h>
 /* forget bench unet: training images/s of the Stable-Diffusion-shaped UNet (eps-prediction MSE,
  * AdamW, through the one trainer) and guided DDIM sampling images/s (two UNet rows a sample a
  * step), on synthetic samples and contexts: the work tools/torch_unet.py bench measures PyTorch
  * doing on the same network, so bench/run.sh prints the ratio. Sampling is timed per step
  * (median) and reported for --ddim-steps steps, as the PyTorch side does. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +15,7 @@
 #include "core/ops.h"
 #include "core/rng.h"
 #include "core/threads.h"
+#include "eval/gen_metrics.h"
 #include "models/diffusion.h"
 #include "models/unet.h"
 #include "train/trainer.h"
@@ -135,15 +136,7 @@ int bench_unet(int argc, char **argv) {
         unet_set_gemm(&b.m, NULL);
         for (int i = 0; i < np && !rc; i++) {
             prec_ips[i] = S / (cli_median(tp + i * (sample_steps + 1) + 1, sample_steps) * ddim_steps);
-            prec_cos[i] = 1;
-            for (int s2 = 0; s2 < S; s2++) {
-                double ab = 0, aa = 0, bb = 0;
-                for (long j = 0; j < b.per; j++) {
-                    const double x = first[i][s2 * b.per + j], y = first[0][s2 * b.per + j];
-                    ab += x * y, aa += x * x, bb += y * y;
-                }
-                prec_cos[i] = fmin(prec_cos[i], ab / sqrt(aa * bb));
-            }
+            prec_cos[i] = worst_row_cosine(first[i], first[0], S, b.per);
         }
         if (!rc) sample_ips = prec_ips[0];
         for (int i = 0; i < np; i++) free(first[i]);

@@ -1,5 +1,6 @@
-/* The one GEMM seam. Every matrix product in forget goes through sgemm(), so a
- * second backend (CUDA, a test double) replaces one file. Row-major throughout:
+/* The one GEMM seam. Every fp32 matrix product in forget goes through sgemm() (weight products
+ * in a chosen precision go through core/gemm_mixed.h, which falls back to it), so a second
+ * backend (CUDA, a test double) replaces few files. Row-major throughout:
  *   C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C
  * where op(X) = X or X^T, and lda/ldb/ldc are row strides in elements. */
 #ifndef FORGET_GEMM_H

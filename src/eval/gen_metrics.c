@@ -71,15 +71,25 @@ int frechet_distance(const double *m1, const double *s1, const double *m2, const
     return rc;
 }
 
+double row_cosine(const float *a, const float *b, long D) {
+    double dot = 0, aa = 0, bb = 0;
+    for (long d = 0; d < D; d++) {
+        const double x = a[d], y = b[d];
+        dot += x * y, aa += x * x, bb += y * y;
+    }
+    return aa > 0 && bb > 0 ? dot / sqrt(aa * bb) : 0;
+}
+
+double worst_row_cosine(const float *a, const float *b, int rows, long D) {
+    double worst = 1;
+    for (int i = 0; i < rows; i++) worst = fmin(worst, row_cosine(a + (size_t)i * D, b + (size_t)i * D, D));
+    return worst;
+}
+
 double clip_score(const float *img, const float *txt, int n, int D) {
     double s = 0;
     for (int i = 0; i < n; i++) {
-        double dot = 0, a = 0, b = 0;
-        for (int d = 0; d < D; d++) {
-            const double x = img[(size_t)i * D + d], y = txt[(size_t)i * D + d];
-            dot += x * y, a += x * x, b += y * y;
-        }
-        const double c = a > 0 && b > 0 ? dot / sqrt(a * b) : 0;
+        const double c = row_cosine(img + (size_t)i * D, txt + (size_t)i * D, D);
         s += 100 * (c > 0 ? c : 0);
     }
     return n ? s / n : 0;

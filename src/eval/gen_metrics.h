@@ -7,6 +7,10 @@
 
 #include "core/err.h"
 
+/* Cosine of two rows of D (0 when either is zero), and the smallest over rows of two [rows, D]
+ * matrices: how far a reduced precision turns features. */
+double row_cosine(const float *a, const float *b, long D);
+double worst_row_cosine(const float *a, const float *b, int rows, long D);
 /* Mean [D] and covariance [D, D] (n - 1 in the denominator) of n rows of D features. */
 void feature_stats(const float *x, int n, int D, double *mean, double *cov);
 /* |m1 - m2|^2 + tr(S1) + tr(S2) - 2 tr((S1^1/2 S2 S1^1/2)^1/2); -1 with e set when LAPACK fails. */

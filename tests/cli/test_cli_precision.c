@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli_run.h"
+#include "eval/gen_metrics.h"
 #include "test.h"
 
 /* The features of `forget embed ... --json` (its last line), n rows of d; NULL with a failure. */
@@ -29,18 +30,6 @@ static float *features(const char *out, int *rows, int *dim) {
     return v;
 }
 
-static double worst_cosine(const float *a, const float *b, int rows, int cols) {
-    double worst = 1;
-    for (int r = 0; r < rows; r++) {
-        double ab = 0, aa = 0, bb = 0;
-        for (int c = 0; c < cols; c++) {
-            const double x = a[(size_t)r * cols + c], y = b[(size_t)r * cols + c];
-            ab += x * y, aa += x * x, bb += y * y;
-        }
-        worst = fmin(worst, ab / sqrt(aa * bb));
-    }
-    return worst;
-}
 
 static float *embed(const char *model, const char *prec, int *rows, int *dim, char **log) {
     char *o;
@@ -68,7 +57,7 @@ TEST(cli_precision_features_and_isa_fallback) {
         float *f = embed(model, cases[i].prec, &n2, &d2, &log);
         if (f) {
             CHECK(n2 == n && d2 == d);
-            const double c = worst_cosine(f, fp32, n, d);
+            const double c = worst_row_cosine(f, fp32, n, d);
             CHECK_MSG(c >= cases[i].min_cos, "%s: worst cosine %.6f", cases[i].prec, c);
             CHECK_MSG(strstr(log, "running fp32") == NULL, "%s fell back on this machine: %s", cases[i].prec, log);
         }

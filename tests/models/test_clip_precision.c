@@ -8,20 +8,9 @@
 #include "core/err.h"
 #include "models/clip.h"
 #include "ref_trace.h"
+#include "eval/gen_metrics.h"
 #include "test.h"
 
-static double min_cosine(const float *a, const float *b, int rows, int cols) {
-    double worst = 1.0;
-    for (int r = 0; r < rows; r++) {
-        double ab = 0, aa = 0, bb = 0;
-        for (int c = 0; c < cols; c++) {
-            const double x = a[(size_t)r * cols + c], y = b[(size_t)r * cols + c];
-            ab += x * y, aa += x * x, bb += y * y;
-        }
-        worst = fmin(worst, ab / sqrt(aa * bb));
-    }
-    return worst;
-}
 
 typedef struct {
     int n_checked;
@@ -62,7 +51,7 @@ TEST(clip_precisions_on_reference_inputs) {
             CHECK_CLOSE(img, ref_img, 4 * 32, 1e-4, 1e-4);
             CHECK_CLOSE(txt, ref_txt, 6 * 32, 1e-4, 1e-4);
         }
-        const double ci = min_cosine(img, ref_img, 4, 32), ct = min_cosine(txt, ref_txt, 6, 32);
+        const double ci = worst_row_cosine(img, ref_img, 4, 32), ct = worst_row_cosine(txt, ref_txt, 6, 32);
         printf("    %s: worst cosine to the reference: images %.6f, texts %.6f\n", precision_name(cases[i].p), ci, ct);
         CHECK_MSG(ci >= cases[i].min_cos && ct >= cases[i].min_cos, "%s: cosines %.6f / %.6f below %.6f",
                   precision_name(cases[i].p), ci, ct, cases[i].min_cos);
