@@ -69,6 +69,7 @@ static int run(int argc, char **argv) {
         O_STR("--template", "T", &o.tpl, 0, "the class prompt ({} = the class)"),
         O_INT("--n-ctx", "M", &o.n_ctx, 1, 32, "context vectors of the loose and white-box methods"),
         opt_bind(OPT_MODEL, &o.model),
+        opt_bind(OPT_PRECISION, &o.precision),
         opt_bind(OPT_DATASET, &o.dataset),
         opt_bind(OPT_DATA_DIR, &o.data_dir),
         O_INT("--coop-steps", "N", &o.coop_steps, 1, 1000000, "coop's Adam steps"),

@@ -29,6 +29,7 @@ static int run(int argc, char **argv) {
     double lambda = 100, mu = 30;
     const Opt opts[] = {
         O_STR("--model", "FILE", &o.model, OPT_REQUIRED, "the CLIP model"),
+        opt_bind(OPT_PRECISION, &o.precision),
         O_STR("--method", "NAME", &method, OPT_REQUIRED, "orth-proj, orth-cali, bend-vlm, clip-clip, sfid, prompt-array, dear"),
         O_STR("--out", "FILE", &out, OPT_REQUIRED, "the transform (FILE.debias.safetensors)"),
         O_STR("--setting", "S", &o.setting, 0, "emoji or spurious (default: from the model's file name)"),

@@ -30,6 +30,7 @@ static int run(int argc, char **argv) {
     int json = 0, quiet = 0;
     const Opt opts[] = {
         O_STR("--model", "FILE", &o.model, OPT_REQUIRED, "the CLIP model"),
+        opt_bind(OPT_PRECISION, &o.precision),
         O_STR("--dataset", "NAME", &o.dataset, OPT_REQUIRED, "a data set with domain labels (fmnist-domains, emoji100)"),
         O_STR("--forget-domains", "D1,D2", &o.forget, OPT_REQUIRED, "the domains to forget, by name"),
         O_STR("--method", "M", &o.method, 0, "adu (default), baseline, clipfit, lp++, bbf, adu-ddl-only, ..."),

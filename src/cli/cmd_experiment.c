@@ -56,6 +56,7 @@ static int run_domain(int argc, char **argv) {
     domain_experiment_defaults(&o);
     const Opt opts[] = {
         O_STR("--model", "FILE", &o.run.model, OPT_REQUIRED, "the CLIP model"),
+        opt_bind(OPT_PRECISION, &o.run.precision),
         O_STR("--dataset", "NAME", &o.run.dataset, OPT_REQUIRED, "fmnist-domains or emoji100 (a data set with domains)"),
         O_STR("--out", "DIR", &o.out, OPT_REQUIRED, "results directory (a rerun resumes from it)"),
         O_INT("--seeds", "N", &o.seeds, 1, 64, "seeds per method and setting (default 3)"),
@@ -112,6 +113,7 @@ static int run_bias(int argc, char **argv) {
     bias_experiment_defaults(&o);
     const Opt opts[] = {
         O_STR("--model", "FILE", &o.model, OPT_REQUIRED, "the CLIP model to debias"),
+        opt_bind(OPT_PRECISION, &o.precision),
         O_STR("--out", "DIR", &o.out, OPT_REQUIRED, "results directory (a rerun resumes from it)"),
         O_STR("--setting", "S", &o.setting, 0, "emoji or spurious (default: from the model's file name)"),
         O_STR("--methods", "LIST", &o.methods, 0, "comma-separated methods (default: all)"),
@@ -136,6 +138,7 @@ static int run_blackbox(int argc, char **argv) {
     bb_experiment_defaults(&o);
     const Opt opts[] = {
         O_STR("--model", "FILE", &o.model, OPT_REQUIRED, "the CLIP model served"),
+        opt_bind(OPT_PRECISION, &o.precision),
         O_STR("--dataset", "NAME", &o.dataset, OPT_REQUIRED, "a data set with train and test splits"),
         O_STR("--out", "DIR", &o.out, OPT_REQUIRED, "results directory (a rerun resumes from it)"),
         opt_bind(OPT_DATA_DIR, &o.data_dir),

@@ -38,6 +38,10 @@ static int open_setting(const BiasExperimentOpts *o, const char *what, const cha
     if (!*setting || (strcmp(*setting, "emoji") && strcmp(*setting, "spurious")))
         return err_set(e, "--setting must be emoji or spurious (it could not be told from the model's file name)");
     if (clip_load(m, o->model, NULL, e)) return -1;
+    if (o->precision != PREC_FP32 && clip_set_precision(m, (Precision)o->precision, e)) {
+        clip_free(m);
+        return -1;
+    }
     if (!m->cfg.has_text || !m->cfg.has_vision) {
         const char *lacks = m->cfg.has_text ? "the image tower" : "the text tower";
         clip_free(m);

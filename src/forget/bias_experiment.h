@@ -22,6 +22,7 @@
 
 typedef struct {
     const char *model, *out, *setting, *data_dir;
+    int precision; /* a Precision for the towers' products (core/gemm_mixed.h) */
     const char *methods; /* NULL: all */
     const char *vocab_file; /* the general vocabulary, one word or phrase per line (NULL: wamerican) */
     const char *queries;    /* test queries: "phrase<TAB>attribute[,attribute]" per line (NULL: the defaults) */

@@ -215,6 +215,10 @@ static int run_coop(const BlackboxOpts *o, const Task *t, const int *tr, int ntr
     Tokenizer tok;
     Dataset d;
     if (clip_load(&m, o->model, NULL, e)) return -1;
+    if (o->precision != PREC_FP32 && clip_set_precision(&m, (Precision)o->precision, e)) {
+        clip_free(&m);
+        return -1;
+    }
     if (tokenizer_init(&tok, e) || dataset_load_named(&d, o->dataset, o->data_dir, e)) {
         clip_free(&m);
         return -1;

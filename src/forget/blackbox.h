@@ -27,6 +27,7 @@ typedef struct {
     int suffix_len, shots, vocab_max;
     int n_ctx, bbt_d, bbf_ds, bbf_du;     /* loose methods and coop */
     const char *model, *dataset, *data_dir; /* coop: the weights and the split the API serves */
+    int precision;                          /* coop: a Precision for the weights' products */
     int coop_steps;
     DirichletParams dirichlet; /* the strict method's settings (lambda: every strict method's population) */
     long budget; /* classify queries of the search (validation included) */

@@ -256,6 +256,7 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
                         {.model = o->model, .dataset = train_spec, .data_dir = o->data_dir, .allow_embeddings = 1},
                         {.model = o->model, .dataset = train_spec, .data_dir = o->data_dir, .reveal_labels = 1},
                         {.model = o->model, .dataset = test_spec, .data_dir = o->data_dir, .allow_embeddings = 1}};
+    for (int i = 0; i < 4; i++) so[i].precision = o->precision;
     char url[4][64];
     for (int i = 0; i < 4 && rc == 0; i++) {
         if (i == 2 && !o->labels) continue;
@@ -350,7 +351,7 @@ int bb_experiment_run(const BbExperimentOpts *o, Err *e) {
                         bo.suffix_len = bo.n_ctx = L;
                         bo.seed = (uint64_t)seed;
                         bo.quiet = o->quiet; /* each run's own progress bar */
-                        bo.model = o->model;
+                        bo.model = o->model, bo.precision = o->precision;
                         bo.dataset = train_spec;
                         bo.data_dir = o->data_dir;
                         if (strncmp(o->dataset, "emoji", 5) == 0) bo.tpl = "an emoji of {}";

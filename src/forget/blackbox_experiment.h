@@ -10,6 +10,7 @@
 
 typedef struct {
     const char *model, *dataset, *data_dir, *out;
+    int precision; /* the served model's (and coop's) Precision */
     const char *methods;  /* comma-separated; NULL: all */
     const char *lengths;  /* "1,2,4,8,16" */
     double forget_ratio;  /* the first round(ratio * C) classes are forgotten, as BBF does */

@@ -577,6 +577,7 @@ int domain_run(const DomainOpts *o, DomainResult *r, Err *e) {
     if ((rc = domain_parse_forget(o->forget, dtrp->domain_names, D, r->forget, e))) goto done;
     ClipLoadOpts lo = {-1, dm->kind == DK_CLIPFIT}; /* clipfit's gradient model holds the token table: so must m */
     if ((rc = clip_load(&m, o->model, &lo, e))) goto done;
+    if (o->precision != PREC_FP32 && (rc = clip_set_precision(&m, (Precision)o->precision, e))) goto done;
     if (!m.cfg.has_vision || !m.cfg.has_text) {
         rc = err_set(e, "%s: domain unlearning needs both towers", o->model);
         goto done;
@@ -769,6 +770,7 @@ int domain_feature_map(const DomainOpts *o, const char *prompts_file, int *n_io,
     ClipModel m = {0};
     DomainAdapter ad = {0};
     int rc = clip_load(&m, o->model, &(ClipLoadOpts){-1, 0}, e);
+    if (!rc && o->precision != PREC_FP32) rc = clip_set_precision(&m, (Precision)o->precision, e);
     const int n = *n_io < te->n ? *n_io : te->n;
     *n_io = n;
     const int E = m.cfg.embed_dim;

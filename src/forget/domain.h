@@ -45,6 +45,7 @@ void domain_cache_free(DomainCache *c);
 
 typedef struct {
     const char *model, *dataset, *data_dir, *forget, *method, *out, *tpl;
+    int precision; /* a Precision for the frozen towers' products (core/gemm_mixed.h) */
     DomainCache *cache;        /* NULL: load everything for this run */
     int shots, val_shots;      /* per class and domain; validation from train where no val split */
     int tokens, layers, pg_layer; /* VPT tokens; prompted layers (0: 3/4 of the tower); InstaPG's block (-1: layers / 2) */
