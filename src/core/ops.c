@@ -221,16 +221,16 @@ void l2norm_backward(float *din, const float *dout, const float *out, const floa
 
 /* -------------------------------------------------------------- elementwise */
 
-void add_forward(float *out, const float *a, const float *b, long n) {
+HOT void add_forward(float *out, const float *a, const float *b, long n) {
 #pragma omp parallel for simd if (n > 65536)
     for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-void add_inplace(float *acc, const float *x, long n) {
+HOT void add_inplace(float *acc, const float *x, long n) {
 #pragma omp parallel for simd if (n > 65536)
     for (long i = 0; i < n; i++) acc[i] += x[i];
 }
 
-void scale_inplace(float *x, float s, long n) {
+HOT void scale_inplace(float *x, float s, long n) {
     for (long i = 0; i < n; i++) x[i] *= s;
 }

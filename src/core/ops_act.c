@@ -7,12 +7,12 @@
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + fast_expf(-x)); }
 
-void silu_forward(float *out, const float *in, long n) {
+HOT void silu_forward(float *out, const float *in, long n) {
 #pragma omp parallel for simd if (n > 65536)
     for (long i = 0; i < n; i++) out[i] = in[i] * sigmoidf(in[i]);
 }
 
-void silu_backward(float *din, const float *dout, const float *in, long n) {
+HOT void silu_backward(float *din, const float *dout, const float *in, long n) {
 #pragma omp parallel for simd if (n > 65536)
     for (long i = 0; i < n; i++) {
         const float s = sigmoidf(in[i]);
@@ -20,12 +20,12 @@ void silu_backward(float *din, const float *dout, const float *in, long n) {
     }
 }
 
-void relu_forward(float *out, const float *in, long n) {
+HOT void relu_forward(float *out, const float *in, long n) {
 #pragma omp parallel for simd if (n > 65536)
     for (long i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
 }
 
-void relu_backward(float *din, const float *dout, const float *in, long n) {
+HOT void relu_backward(float *din, const float *dout, const float *in, long n) {
 #pragma omp parallel for simd if (n > 65536)
     for (long i = 0; i < n; i++) din[i] += in[i] > 0.0f ? dout[i] : 0.0f;
 }
@@ -35,7 +35,7 @@ static inline float gelu1_grad(float x) {
     return 0.5f * (1.0f + erff(x * (float)M_SQRT1_2)) + x * 0.3989422804014327f * expf(-0.5f * x * x);
 }
 
-void geglu_forward(float *out, const float *in, int N, int Hd) {
+HOT void geglu_forward(float *out, const float *in, int N, int Hd) {
 #pragma omp parallel for if ((long)N * Hd > 65536)
     for (int i = 0; i < N; i++) {
         const float *a = in + (size_t)i * 2 * Hd, *g = a + Hd;
@@ -43,7 +43,7 @@ void geglu_forward(float *out, const float *in, int N, int Hd) {
     }
 }
 
-void geglu_backward(float *din, const float *dout, const float *in, int N, int Hd) {
+HOT void geglu_backward(float *din, const float *dout, const float *in, int N, int Hd) {
 #pragma omp parallel for if ((long)N * Hd > 65536)
     for (int i = 0; i < N; i++) {
         const float *a = in + (size_t)i * 2 * Hd, *g = a + Hd, *d = dout + (size_t)i * Hd;
@@ -55,12 +55,12 @@ void geglu_backward(float *din, const float *dout, const float *in, int N, int H
     }
 }
 
-void swiglu_forward(float *out, const float *gate, const float *up, long n) {
+HOT void swiglu_forward(float *out, const float *gate, const float *up, long n) {
 #pragma omp parallel for simd if (n > 65536)
     for (long i = 0; i < n; i++) out[i] = gate[i] * sigmoidf(gate[i]) * up[i];
 }
 
-void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n) {
+HOT void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n) {
 #pragma omp parallel for simd if (n > 65536)
     for (long i = 0; i < n; i++) {
         const float s = sigmoidf(gate[i]), silu = gate[i] * s;

@@ -9,11 +9,12 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/fastmath.h"
 #include "core/ops.h"
 
 enum { LANES = 16 };
 
-void nchw_to_blocked16(float *out, const float *in, int B, int C, long HW) {
+HOT void nchw_to_blocked16(float *out, const float *in, int B, int C, long HW) {
     const int CB = C / LANES;
 #pragma omp parallel for collapse(2) if ((long)B * C * HW > 65536)
     for (int n = 0; n < B; n++)
@@ -23,7 +24,7 @@ void nchw_to_blocked16(float *out, const float *in, int B, int C, long HW) {
                     out[(((size_t)n * CB + cb) * HW + p) * LANES + j] = in[((size_t)n * C + cb * LANES + j) * HW + p];
 }
 
-void blocked16_to_nchw(float *out, const float *in, int B, int C, long HW) {
+HOT void blocked16_to_nchw(float *out, const float *in, int B, int C, long HW) {
     const int CB = C / LANES;
 #pragma omp parallel for collapse(2) if ((long)B * C * HW > 65536)
     for (int n = 0; n < B; n++)
@@ -36,7 +37,7 @@ void blocked16_to_nchw(float *out, const float *in, int B, int C, long HW) {
 /* Both passes of BatchNorm parallelise over (image, channel block): per-image partial sums in
  * double, then a serial reduction over images (B x C values), so a net of one channel block
  * still uses every thread. */
-static void partial_sums(const float *x, const float *y, int B, int CB, long HW, const float *shift, const float *rs,
+HOT static void partial_sums(const float *x, const float *y, int B, int CB, long HW, const float *shift, const float *rs,
                          double *s1, double *s2) {
     /* x only: s1 = sum (x - shift), s2 = sum (x - shift)^2; with y: s1 = sum y, s2 = sum y * (x - shift) * rs */
 #pragma omp parallel for collapse(2) if ((long)B * CB * HW * LANES > 65536)
@@ -68,7 +69,7 @@ static void partial_sums(const float *x, const float *y, int B, int CB, long HW,
         for (long k = 0; k < (long)CB * LANES; k++) s1[k] += s1[(size_t)n * CB * LANES + k], s2[k] += s2[(size_t)n * CB * LANES + k];
 }
 
-void batchnorm16_forward(float *out, float *mean, float *rstd, const float *in, const float *w, const float *b,
+HOT void batchnorm16_forward(float *out, float *mean, float *rstd, const float *in, const float *w, const float *b,
                          float *run_mean, float *run_var, int B, int C, long HW, float eps, float momentum,
                          int training) {
     const int CB = C / LANES;
@@ -108,7 +109,7 @@ void batchnorm16_forward(float *out, float *mean, float *rstd, const float *in, 
     free(sc), free(sh);
 }
 
-void batchnorm16_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+HOT void batchnorm16_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                           const float *mean, const float *rstd, int B, int C, long HW, int training) {
     const int CB = C / LANES;
     double *s1 = xmalloc(sizeof(double) * (size_t)B * C), *s2 = xmalloc(sizeof(double) * (size_t)B * C);
@@ -143,7 +144,7 @@ void batchnorm16_backward(float *din, float *dw, float *db, const float *dout, c
     free(s1), free(s2);
 }
 
-void avgpool16_global_forward(float *out, const float *in, int B, int C, long HW) {
+HOT void avgpool16_global_forward(float *out, const float *in, int B, int C, long HW) {
     const int CB = C / LANES;
     for (int n = 0; n < B; n++)
         for (int cb = 0; cb < CB; cb++) {
@@ -155,7 +156,7 @@ void avgpool16_global_forward(float *out, const float *in, int B, int C, long HW
         }
 }
 
-void avgpool16_global_backward(float *din, const float *dout, int B, int C, long HW) {
+HOT void avgpool16_global_backward(float *din, const float *dout, int B, int C, long HW) {
     const int CB = C / LANES;
     for (int n = 0; n < B; n++)
         for (int cb = 0; cb < CB; cb++) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "core/err.h"
+#include "core/fastmath.h"
 #include "core/ops.h"
 
 /* One set of n values spread as `chunks` runs of `run` contiguous floats, `stride` apart, each run
@@ -13,7 +14,7 @@ typedef struct {
     int chunks;
 } Runs;
 
-static void stats(const float *x, const Runs *r, float eps, float *mean, float *rstd) {
+HOT static void stats(const float *x, const Runs *r, float eps, float *mean, float *rstd) {
     double s = 0, ss = 0;
     for (int c = 0; c < r->chunks; c++)
         for (long i = 0; i < r->run; i++) s += x[c * r->stride + i];
@@ -29,7 +30,7 @@ static void stats(const float *x, const Runs *r, float eps, float *mean, float *
 
 /* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dout * w over one set; wsel picks the
  * weight of chunk c (GroupNorm: its channel; BatchNorm: the one channel). */
-static void set_backward(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
+HOT static void set_backward(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
                          const int *wsel, float mean, float rstd, const Runs *r) {
     double sg = 0, sgx = 0;
     const double n = (double)r->chunks * r->run;
@@ -59,7 +60,7 @@ static void set_backward(float *dx, float *dw, float *db, const float *dout, con
 
 /* ------------------------------------------------------------- GroupNorm */
 
-void groupnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w, const float *b, int B,
+HOT void groupnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w, const float *b, int B,
                        int C, long HW, int G, float eps) {
     const int cg = C / G;
 #pragma omp parallel for collapse(2) if ((long)B * C * HW > 65536)
@@ -81,7 +82,7 @@ void groupnorm_forward(float *out, float *mean, float *rstd, const float *in, co
         }
 }
 
-void groupnorm_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+HOT void groupnorm_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                         const float *mean, const float *rstd, int B, int C, long HW, int G) {
     const int cg = C / G;
     int *wsel = xmalloc(sizeof(int) * (size_t)cg);
@@ -98,7 +99,7 @@ void groupnorm_backward(float *din, float *dw, float *db, const float *dout, con
 
 /* ------------------------------------------------------------- BatchNorm */
 
-void batchnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w, const float *b,
+HOT void batchnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w, const float *b,
                        float *run_mean, float *run_var, int B, int C, long HW, float eps, float momentum,
                        int training) {
 #pragma omp parallel for if ((long)B * C * HW > 65536)
@@ -125,7 +126,7 @@ void batchnorm_forward(float *out, float *mean, float *rstd, const float *in, co
     }
 }
 
-void batchnorm_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+HOT void batchnorm_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                         const float *mean, const float *rstd, int B, int C, long HW, int training) {
     for (int c = 0; c < C; c++) {
         const Runs r = {HW, (long)C * HW, B};
@@ -148,7 +149,7 @@ void batchnorm_backward(float *din, float *dw, float *db, const float *dout, con
 
 /* --------------------------------------------------------------- RMSNorm */
 
-void rmsnorm_forward(float *out, float *rstd, const float *in, const float *w, int N, int C, float eps) {
+HOT void rmsnorm_forward(float *out, float *rstd, const float *in, const float *w, int N, int C, float eps) {
 #pragma omp parallel for if ((long)N * C > 65536)
     for (int i = 0; i < N; i++) {
         const float *x = in + (size_t)i * C;
@@ -160,7 +161,7 @@ void rmsnorm_forward(float *out, float *rstd, const float *in, const float *w, i
     }
 }
 
-void rmsnorm_backward(float *din, float *dw, const float *dout, const float *in, const float *w, const float *rstd,
+HOT void rmsnorm_backward(float *din, float *dw, const float *dout, const float *in, const float *w, const float *rstd,
                       int N, int C) {
     for (int i = 0; i < N; i++) {
         const float *x = in + (size_t)i * C, *d = dout + (size_t)i * C;
