@@ -83,7 +83,7 @@ HOT void layernorm_forward(float *out, float *mean, float *rstd, const float *in
     }
 }
 
-void layernorm_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+HOT void layernorm_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                         const float *mean, const float *rstd, int N, int C) {
     const int nt = omp_get_max_threads();
     /* dw/db are sums over rows: each thread sums its rows, then the partial sums are added in thread order
@@ -157,7 +157,7 @@ void gelu_backward(float *din, const float *dout, const float *in, long n) {
 
 /* ------------------------------------------------------ softmax and losses */
 
-void softmax_forward(float *out, const float *in, int N, int K) {
+HOT void softmax_forward(float *out, const float *in, int N, int K) {
     for (int i = 0; i < N; i++) {
         const float *x = in + (size_t)i * K;
         float *y = out + (size_t)i * K;
@@ -168,7 +168,7 @@ void softmax_forward(float *out, const float *in, int N, int K) {
     }
 }
 
-void softmax_backward(float *din, const float *dout, const float *out, int N, int K) {
+HOT void softmax_backward(float *din, const float *dout, const float *out, int N, int K) {
     for (int i = 0; i < N; i++) {
         const float *y = out + (size_t)i * K, *dy = dout + (size_t)i * K;
         float s = 0.0f;

@@ -67,7 +67,7 @@ HOT void attention_general_forward(float *out, int ldo, float *att, const AttnIn
         }
 }
 
-void attention_general_backward(const AttnGrad *g, const float *dout, int ldo, const float *att, const AttnIn *x,
+HOT void attention_general_backward(const AttnGrad *g, const float *dout, int ldo, const float *att, const AttnIn *x,
                                 const AttnPacking *pk, int C, int H, int causal) {
     const int hd = C / H;
     const float scale = 1.0f / sqrtf((float)hd);

@@ -1,4 +1,5 @@
 #include "core/optim.h"
+#include "core/fastmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -21,7 +22,7 @@ void adamw_free(AdamW *o) {
 
 void adamw_begin_step(AdamW *o) { o->t++; }
 
-void adamw_update(AdamW *o, float *p, const float *g, long off, long n, double lr, double wd) {
+HOT void adamw_update(AdamW *o, float *p, const float *g, long off, long n, double lr, double wd) {
     /* Python-side scalars are doubles; PyTorch casts each to float32 where it meets a float tensor. */
     const float decay = (float)(1.0 - lr * wd);
     const float b1 = o->beta1, b2 = o->beta2, one_b1 = (float)(1.0 - (double)o->beta1),
@@ -41,7 +42,7 @@ void adamw_update(AdamW *o, float *p, const float *g, long off, long n, double l
     }
 }
 
-void sgd_update(float *buf, float *p, const float *g, long off, long n, double lr, double wd, float momentum) {
+HOT void sgd_update(float *buf, float *p, const float *g, long off, long n, double lr, double wd, float momentum) {
     const float l = (float)lr, w = (float)wd;
     buf += off, p += off, g += off;
 #pragma omp parallel for simd if (n > 65536)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/gemm_mixed.h"
+#include "core/fastmath.h"
 #include "core/ops.h"
 #include "core/optim.h"
 #include "core/rng.h"
@@ -37,7 +38,7 @@ double train_lr_at(const TrainSpec *s, long step) {
     return s->lr * 0.5 * (1.0 + cos(M_PI * p));
 }
 
-double train_global_norm(const float *g, long n) {
+HOT double train_global_norm(const float *g, long n) {
     double s = 0;
 #pragma omp parallel for reduction(+ : s)
     for (long i = 0; i < n; i++) s += (double)g[i] * g[i];
