@@ -239,15 +239,30 @@ static int bench_train(int argc, char **argv) {
     return rc;
 }
 
+/* The operands of the 2048^3 peak products: seeded uniform A and B, and C. */
+typedef struct {
+    int n;
+    float *a, *b, *c;
+} PeakMats;
+
+static PeakMats peak_mats(void) {
+    const int n = 2048;
+    PeakMats m = {n, xalloc_floats((size_t)n * n), xalloc_floats((size_t)n * n), xalloc_floats((size_t)n * n)};
+    Rng r;
+    rng_seed(&r, 1);
+    rng_fill_uniform(&r, m.a, (long)n * n, -1, 1);
+    rng_fill_uniform(&r, m.b, (long)n * n, -1, 1);
+    return m;
+}
+
+static void peak_mats_free(PeakMats *m) { free(m->a), free(m->b), free(m->c); }
+
 /* GFLOP/s of one 2048^3 weight product through a context of precision p (conversions included);
  * fp32: plain sgemm, the machine's peak. */
 static double bench_gemm_peak(Precision p, int iters, char *impl, size_t cap) {
-    const int n = 2048;
-    float *a = xalloc_floats((size_t)n * n), *w = xalloc_floats((size_t)n * n), *c = xalloc_floats((size_t)n * n);
-    Rng r;
-    rng_seed(&r, 1);
-    rng_fill_uniform(&r, a, (long)n * n, -1, 1);
-    rng_fill_uniform(&r, w, (long)n * n, -1, 1);
+    PeakMats pm = peak_mats();
+    const int n = pm.n;
+    float *a = pm.a, *w = pm.b, *c = pm.c;
     Err e;
     Gemm *g = p == PREC_FP32 ? NULL : gemm_new(p, &e);
     gemm_linear(g, c, a, w, NULL, n, n, n); /* converts the weights, builds the primitive */
@@ -260,7 +275,8 @@ static double bench_gemm_peak(Precision p, int iters, char *impl, size_t cap) {
     const double med = cli_median(t, iters);
     snprintf(impl, cap, "%s", gemm_impl(g));
     gemm_free(g);
-    free(a), free(w), free(c), free(t);
+    peak_mats_free(&pm);
+    free(t);
     return 2.0 * n * n * n / med / 1e9;
 }
 
@@ -326,12 +342,8 @@ static int run(int argc, char **argv) {
     clip_init_random(&m, &cfg, 42);
     /* the sgemm peak is timed inside the round-robin below too (one 2048^3 product per repetition),
      * so the ratio to it compares like with like on a machine whose speed drifts */
-    const int pn = 2048;
-    float *pa = xalloc_floats((size_t)pn * pn), *pb = xalloc_floats((size_t)pn * pn), *pc = xalloc_floats((size_t)pn * pn);
-    Rng pr;
-    rng_seed(&pr, 1);
-    rng_fill_uniform(&pr, pa, (long)pn * pn, -1, 1);
-    rng_fill_uniform(&pr, pb, (long)pn * pn, -1, 1);
+    PeakMats pm = peak_mats();
+    const int pn = pm.n;
     double *tpeak = xmalloc(sizeof(double) * (size_t)iters);
 
     /* 77-token prompts: 75 random BPE ids between SOT and EOT; short ones: "a photo of a {class}." */
@@ -383,7 +395,7 @@ static int run(int argc, char **argv) {
     if (!json) fprintf(stderr, "timing %s round-robin...\n", bo.precisions);
     for (int it = -1; it < iters; it++) { /* it -1: the warm-up (weight copies, primitives) */
         const double t0 = now_seconds();
-        sgemm(false, false, pn, pn, pn, 1, pa, pn, pb, pn, 0, pc, pn);
+        sgemm(false, false, pn, pn, pn, 1, pm.a, pn, pm.b, pn, 0, pm.c, pn);
         if (it >= 0) tpeak[it] = now_seconds() - t0;
         for (int i = 0; i < np; i++) {
             m.gemm = ctxs[i];
@@ -404,7 +416,8 @@ static int run(int argc, char **argv) {
     }
     m.gemm = NULL;
     const double peak = 2.0 * pn * pn * pn / cli_median(tpeak, (int)iters) / 1e9;
-    free(pa), free(pb), free(pc), free(tpeak);
+    peak_mats_free(&pm);
+    free(tpeak);
     for (int i = 0; i < np; i++)
         if (rows[i].got == PREC_FP32) rows[i].peak = peak;
     const double flops[3] = {N * clip_image_flops(&cfg), N * clip_text_flops(&cfg, ctx), short_flops};
