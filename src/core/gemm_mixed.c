@@ -6,6 +6,7 @@
 
 #include <dnnl.h>
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -101,10 +102,13 @@ typedef struct {
 enum { MM_F32 = 0, MM_BF16 = 1, MM_INT8 = 2 };
 typedef struct {
     int kind, M, N, K, a_t, b_t, bias, sum, act; /* act: a GemmEpi activation or 0 */
+    int dst16;                                  /* bf16 output (an input of the next bf16 product) */
 } MmKey;
 
 static dnnl_data_type_t src_type(int kind) { return kind == MM_F32 ? dnnl_f32 : kind == MM_BF16 ? dnnl_bf16 : dnnl_s8; }
-static dnnl_data_type_t dst_type(int kind) { return kind == MM_INT8 ? dnnl_s32 : dnnl_f32; }
+static dnnl_data_type_t dst_type(const MmKey *k) {
+    return k->kind == MM_INT8 ? dnnl_s32 : k->dst16 ? dnnl_bf16 : dnnl_f32;
+}
 
 #define GEMM_PRIMS 64
 typedef struct {
@@ -126,8 +130,8 @@ struct Gemm {
     char impl[64];
     /* per-call buffers (converted activations, row scales, s32 sums), kept between calls: fresh
      * allocations of this size are fresh pages, and faulting them in cost as much as the product */
-    void *scratch[5];
-    size_t scratch_cap[5];
+    void *scratch[8];
+    size_t scratch_cap[8];
 };
 
 /* Scratch buffer i of at least n bytes (contents not kept). Called with g->mu held. */
@@ -187,7 +191,7 @@ void gemm_free(Gemm *g) {
     if (!g) return;
     for (int i = 0; i < g->capw; i++) free(g->w[i].q), free(g->w[i].scale);
     free(g->w);
-    for (int i = 0; i < 5; i++) free(g->scratch[i]);
+    for (int i = 0; i < 8; i++) free(g->scratch[i]);
     for (int i = 0; i < GEMM_PRIMS; i++)
         if (g->prims[i].p) dnnl_primitive_destroy(g->prims[i].p);
     dnnl_stream_destroy(g->st);
@@ -266,7 +270,7 @@ static dnnl_primitive_t make_prim(Gemm *g, const MmKey *k) {
     dnnl_memory_desc_t a, b, c, bias;
     md2(&a, k->M, k->K, src_type(k->kind), k->a_t);
     md2(&b, k->K, k->N, src_type(k->kind), k->b_t);
-    md2(&c, k->M, k->N, dst_type(k->kind), 0);
+    md2(&c, k->M, k->N, dst_type(k), 0);
     md2(&bias, 1, k->N, dnnl_f32, 0);
     dnnl_primitive_attr_t attr;
     must(dnnl_primitive_attr_create(&attr), "attr");
@@ -326,7 +330,7 @@ static void matmul(Gemm *g, const MmKey *k, const void *A, const void *B, void *
     dnnl_exec_arg_t args[4] = {
         {DNNL_ARG_SRC, mem_of(g, k->M, k->K, in, k->a_t, A)},
         {DNNL_ARG_WEIGHTS, mem_of(g, k->K, k->N, in, k->b_t, B)},
-        {DNNL_ARG_DST, mem_of(g, k->M, k->N, dst_type(k->kind), 0, C)},
+        {DNNL_ARG_DST, mem_of(g, k->M, k->N, dst_type(k), 0, C)},
         {DNNL_ARG_BIAS, k->bias ? mem_of(g, 1, k->N, dnnl_f32, 0, bias) : NULL}};
     const int n = k->bias ? 4 : 3;
     must(dnnl_primitive_execute(p, g->st, n, args), "matmul");
@@ -338,7 +342,7 @@ static void matmul(Gemm *g, const MmKey *k, const void *A, const void *B, void *
 
 static void linear_f32(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC,
                        GemmEpi epi) {
-    const MmKey k = {MM_F32, N, OC, IC, 0, 1, b != NULL, epi == GEMM_EPI_ADD, epi == GEMM_EPI_ADD ? 0 : (int)epi};
+    const MmKey k = {MM_F32, N, OC, IC, 0, 1, b != NULL, epi == GEMM_EPI_ADD, epi == GEMM_EPI_ADD ? 0 : (int)epi, 0};
     matmul(g, &k, in, W, out, b);
 }
 
@@ -347,7 +351,7 @@ static void linear_bf16(Gemm *g, float *out, const float *in, const float *W, co
     uint16_t *x = scratch(g, 0, sizeof(uint16_t) * (size_t)N * IC);
     rows_to_bf16(x, in, N, IC);
     const WeightCopy *w = weight_copy(g, W, OC, IC);
-    const MmKey k = {MM_BF16, N, OC, IC, 0, 1, b != NULL, epi == GEMM_EPI_ADD, epi == GEMM_EPI_ADD ? 0 : (int)epi};
+    const MmKey k = {MM_BF16, N, OC, IC, 0, 1, b != NULL, epi == GEMM_EPI_ADD, epi == GEMM_EPI_ADD ? 0 : (int)epi, 0};
     matmul(g, &k, x, w->q, out, b);
 }
 
@@ -382,7 +386,7 @@ static void linear_int8(Gemm *g, float *out, const float *in, const float *W, co
     int32_t *acc = scratch(g, 2, sizeof(int32_t) * (size_t)N * OC);
     rows_to_int8(x, sa, in, N, IC);
     const WeightCopy *w = weight_copy(g, W, OC, IC);
-    const MmKey k = {MM_INT8, N, OC, IC, 0, 1, 0, 0, 0};
+    const MmKey k = {MM_INT8, N, OC, IC, 0, 1, 0, 0, 0, 0};
     matmul(g, &k, x, w->q, acc, NULL);
     if (!b) b = memset(scratch(g, 3, sizeof(float) * (size_t)OC), 0, sizeof(float) * (size_t)OC);
 #pragma omp parallel for if ((long)N * OC > 32768)
@@ -456,7 +460,7 @@ void gemm_weight_left(Gemm *g, float *C, const float *A, const float *B, int ldb
     if (g->prec == PREC_BF16) {
         uint16_t *b = scratch(g, 0, sizeof(uint16_t) * (size_t)K * N);
         bf16_rows_strided(b, B, ldb, K, N);
-        const MmKey k = {MM_BF16, M, N, K, 0, 0, 0, 0, 0};
+        const MmKey k = {MM_BF16, M, N, K, 0, 0, 0, 0, 0, 0};
         matmul(g, &k, w->q, b, C, NULL);
     } else {
         int8_t *b = scratch(g, 0, (size_t)K * N);
@@ -468,11 +472,54 @@ void gemm_weight_left(Gemm *g, float *C, const float *A, const float *B, int ldb
 #pragma omp parallel for if (chunks > 1)
         for (int c = 0; c < chunks; c++)
             quant_cols_range(b, sc, mb, B, ldb, K, N, (int)((long)N * c / chunks), (int)((long)N * (c + 1) / chunks));
-        const MmKey k = {MM_INT8, M, N, K, 0, 0, 0, 0, 0};
+        const MmKey k = {MM_INT8, M, N, K, 0, 0, 0, 0, 0, 0};
         matmul(g, &k, w->q, b, acc, NULL);
 #pragma omp parallel for if ((long)M * N > 32768)
         for (int r = 0; r < M; r++) dequant_row(C + (size_t)r * N, acc + (size_t)r * N, w->scale[r], sc, zero, N, GEMM_EPI_NONE);
     }
+    pthread_mutex_unlock(&g->mu);
+}
+
+void gemm_mlp(Gemm *g, float *x, const float *h, const float *fc_w, const float *fc_b, const float *proj_w,
+              const float *proj_b, int T, int W, int Hd, GemmEpi act, float *hidden) {
+    if (!g || g->prec == PREC_FP32 || T <= 0) {
+        gemm_linear_epi(g, hidden, h, fc_w, fc_b, T, W, Hd, act);
+        gemm_linear_epi(g, x, hidden, proj_w, proj_b, T, Hd, W, GEMM_EPI_ADD);
+        return;
+    }
+    pthread_mutex_lock(&g->mu);
+    if (g->prec == PREC_INT8) { /* the hidden row dequantised, activated and requantised in cache */
+        int8_t *x8 = scratch(g, 0, (size_t)T * W), *a8 = scratch(g, 5, (size_t)T * Hd);
+        float *sa = scratch(g, 1, sizeof(float) * (size_t)T), *sa2 = scratch(g, 6, sizeof(float) * (size_t)T);
+        int32_t *acc = scratch(g, 2, sizeof(int32_t) * (size_t)T * (Hd > W ? Hd : W));
+        const int nt = omp_get_max_threads(), Cmax = Hd > W ? Hd : W;
+        float *rows = scratch(g, 7, sizeof(float) * (size_t)nt * Hd);
+        float *zero = memset(scratch(g, 3, sizeof(float) * (size_t)Cmax), 0, sizeof(float) * (size_t)Cmax);
+        rows_to_int8(x8, sa, h, T, W);
+        const WeightCopy *w1 = weight_copy(g, fc_w, Hd, W), *w2 = weight_copy(g, proj_w, W, Hd);
+        const MmKey k1 = {MM_INT8, T, Hd, W, 0, 1, 0, 0, 0, 0}, k2 = {MM_INT8, T, W, Hd, 0, 1, 0, 0, 0, 0};
+        matmul(g, &k1, x8, w1->q, acc, NULL);
+#pragma omp parallel for if ((long)T * Hd > 32768)
+        for (int r = 0; r < T; r++) {
+            float *row = rows + (size_t)omp_get_thread_num() * Hd;
+            dequant_row(row, acc + (size_t)r * Hd, sa[r], w1->scale, fc_b ? fc_b : zero, Hd, act);
+            sa2[r] = quant_row(a8 + (size_t)r * Hd, row, Hd);
+        }
+        matmul(g, &k2, a8, w2->q, acc, NULL);
+#pragma omp parallel for if ((long)T * W > 32768)
+        for (int r = 0; r < T; r++)
+            dequant_row(x + (size_t)r * W, acc + (size_t)r * W, sa2[r], w2->scale, proj_b ? proj_b : zero, W, GEMM_EPI_ADD);
+        pthread_mutex_unlock(&g->mu);
+        return;
+    }
+    uint16_t *h16 = scratch(g, 0, sizeof(uint16_t) * (size_t)T * W), *a16 = scratch(g, 1, sizeof(uint16_t) * (size_t)T * Hd);
+    rows_to_bf16(h16, h, T, W);
+    const WeightCopy *w1 = weight_copy(g, fc_w, Hd, W);
+    const MmKey k1 = {MM_BF16, T, Hd, W, 0, 1, fc_b != NULL, 0, (int)act, 1};
+    matmul(g, &k1, h16, w1->q, a16, fc_b);
+    const WeightCopy *w2 = weight_copy(g, proj_w, W, Hd);
+    const MmKey k2 = {MM_BF16, T, W, Hd, 0, 1, proj_b != NULL, 1, 0, 0};
+    matmul(g, &k2, a16, w2->q, x, proj_b);
     pthread_mutex_unlock(&g->mu);
 }
 
@@ -492,13 +539,13 @@ void gemm_linear_backward(Gemm *g, float *din, float *dW, float *db, const float
     rows_to_bf16(d, dout, N, OC);
     if (din) { /* din[N,IC] += dout[N,OC] @ W[OC,IC] */
         const WeightCopy *w = weight_copy(g, W, OC, IC);
-        const MmKey k = {MM_BF16, N, IC, OC, 0, 0, 0, 1, 0};
+        const MmKey k = {MM_BF16, N, IC, OC, 0, 0, 0, 1, 0, 0};
         matmul(g, &k, d, w->q, din, NULL);
     }
     if (dW) { /* dW[OC,IC] += dout^T[OC,N] @ in[N,IC] */
         uint16_t *x = scratch(g, 1, sizeof(uint16_t) * (size_t)N * IC);
         rows_to_bf16(x, in, N, IC);
-        const MmKey k = {MM_BF16, OC, IC, N, 1, 0, 0, 1, 0};
+        const MmKey k = {MM_BF16, OC, IC, N, 1, 0, 0, 1, 0, 0};
         matmul(g, &k, d, x, dW, NULL);
     }
     pthread_mutex_unlock(&g->mu);

@@ -57,6 +57,14 @@ void gemm_linear_epi(Gemm *g, float *out, const float *in, const float *W, const
  * g NULL: sgemm. */
 void gemm_weight_left(Gemm *g, float *C, const float *A, const float *B, int ldb, int M, int N, int K);
 
+/* The inference MLP x += proj(act(fc(h))) (act: GEMM_EPI_QUICKGELU or GEMM_EPI_GELU), x and h
+ * [T, W], the hidden layer [T, Hd]: bf16 keeps the hidden layer in bf16 (the first product's
+ * output is the second's input, never widened to fp32 and converted back); int8 dequantises,
+ * activates and requantises each hidden row while it is in cache; fp32 runs the two fused products
+ * through hidden [T, Hd], which then holds the activation (bf16 and int8 leave it untouched). */
+void gemm_mlp(Gemm *g, float *x, const float *h, const float *fc_w, const float *fc_b, const float *proj_w,
+              const float *proj_b, int T, int W, int Hd, GemmEpi act, float *hidden);
+
 /* linear_backward's contract (accumulates into din, dW, db; NULL ones skipped). bf16: both
  * products in bf16 with fp32 accumulation into the fp32 gradients. int8 contexts are for
  * inference: their backward runs in fp32. */

@@ -116,8 +116,7 @@ static void mlp_forward(const BlockConfig *c, const BlockParams *b, BlockActs *a
     const long n = (long)T * W;
     norm_forward(c, a->ln2, a->ln2_mean, a->ln2_rstd, h, b->ln2_w, b->ln2_b, T);
     if (inference(a) && h == x && act_epilogue(c) != GEMM_EPI_NONE) {
-        gemm_linear_epi(c->gemm, a->act, a->ln2, b->fc_w, b->fc_b, T, W, Hd, act_epilogue(c));
-        gemm_linear_epi(c->gemm, x, a->act, b->proj_w, b->proj_b, T, Hd, W, GEMM_EPI_ADD);
+        gemm_mlp(c->gemm, x, a->ln2, b->fc_w, b->fc_b, b->proj_w, b->proj_b, T, W, Hd, act_epilogue(c), a->act);
         return;
     }
     gemm_linear(c->gemm, a->fc, a->ln2, b->fc_w, b->fc_b, T, W, fc_cols(c));

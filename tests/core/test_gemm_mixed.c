@@ -202,6 +202,30 @@ TEST(test_gemm_weight_left_matches_references) {
     free(A), free(B), free(out), free(ref);
 }
 
+/* The inference MLP: bf16 keeps its hidden layer in bf16, which rounds exactly as converting the
+ * fp32 hidden layer before the second product does; the others are the two fused products. */
+TEST(test_gemm_mlp_matches_two_products) {
+    Rng r;
+    rng_seed(&r, 16);
+    const int T = 37, W = 48, Hd = 96;
+    float *h = randn_buf(&r, (long)T * W, 1), *w1 = randn_buf(&r, (long)Hd * W, 0.2f), *b1 = randn_buf(&r, Hd, 0.5f);
+    float *w2 = randn_buf(&r, (long)W * Hd, 0.1f), *b2 = randn_buf(&r, W, 0.5f), *x0 = randn_buf(&r, (long)T * W, 1);
+    float *x = malloc(sizeof(float) * T * W), *ref = malloc(sizeof(float) * T * W), *hid = malloc(sizeof(float) * T * Hd);
+    static const Precision precs[] = {PREC_FP32, PREC_BF16, PREC_INT8};
+    for (int p = 0; p < 3; p++)
+        for (int act = GEMM_EPI_QUICKGELU; act <= GEMM_EPI_GELU; act++) {
+            Gemm *g = gemm_new(precs[p], &(Err){0});
+            memcpy(x, x0, sizeof(float) * T * W), memcpy(ref, x0, sizeof(float) * T * W);
+            gemm_mlp(g, x, h, w1, b1, w2, b2, T, W, Hd, (GemmEpi)act, hid);
+            gemm_linear_epi(g, hid, h, w1, b1, T, W, Hd, (GemmEpi)act);
+            gemm_linear_epi(g, ref, hid, w2, b2, T, Hd, W, GEMM_EPI_ADD);
+            CHECK_MSG(check_close(__FILE__, __LINE__, precision_name(precs[p]), x, ref, (long)T * W, 1e-4, 1e-4),
+                      "%s act %d", precision_name(precs[p]), act);
+            gemm_free(g);
+        }
+    free(h), free(w1), free(b1), free(w2), free(b2), free(x0), free(x), free(ref), free(hid);
+}
+
 /* Converted weights are cached by address: an update in place is seen after gemm_weights_changed. */
 TEST(test_gemm_weight_copies_follow_updates) {
     Gemm *g = context(PREC_BF16);
