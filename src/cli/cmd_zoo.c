@@ -14,14 +14,16 @@ static int run(int argc, char **argv);
 const Command cmd_zoo = {
     "zoo", "list and build the models forget trains for itself",
     "usage: forget zoo list\n"
-    "       forget zoo build NAME [--out DIR] [--threads N]\n"
+    "       forget zoo build NAME [--out DIR] [--precision fp32|bf16] [--threads N]\n"
     "       forget zoo path NAME\n"
     "\n"
     "Each recipe trains a model on data Debian ships into $FORGET_HOME/zoo/NAME.safetensors\n"
     "(FORGET_HOME defaults to ~/.cache/forget): a CLIP with `forget train`, or the parts of a\n"
     "latent text-to-image model with `forget train-vae` and `forget train-diffusion`, and its judge\n"
     "with `forget train-judge`. A recipe builds the recipes it needs first (fmnist-diffusion: fmnist-clip\n"
-    "and fmnist-vae). build skips a model that already exists and resumes an interrupted one.\n",
+    "and fmnist-vae). build skips a model that already exists and resumes an interrupted one.\n"
+    "--precision bf16 trains a CLIP recipe in mixed precision (fp32 master weights, bf16 products;\n"
+    "docs/precision.md); its dependencies are built in fp32. Use --out to keep it beside the fp32 one.\n",
     run};
 
 static int build(const ZooRecipe *r, const char *dir, const char *path, int precision, Err *e);
