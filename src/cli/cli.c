@@ -27,6 +27,19 @@ int cli_load_model(const char *cmd, const char *path, ClipModel *m, int act_over
     return 0;
 }
 
+int cli_parse_precisions(const char *cmd, const char *list, Precision *out, int cap, int *n) {
+    int k = 0;
+    char **parts = cli_split(list, ',', &k);
+    Err e;
+    int rc = 0;
+    if (k < 1 || k > cap) rc = cli_error(cmd, EXIT_USAGE, "--precision takes 1 to %d of fp32,bf16,int8", cap);
+    for (int i = 0; !rc && i < k; i++)
+        if (precision_parse(parts[i], &out[i], &e)) rc = cli_error(cmd, EXIT_USAGE, "--precision: %s", e.msg);
+    free(parts);
+    *n = rc ? 0 : k;
+    return rc;
+}
+
 char **cli_split(const char *s, char sep, int *n) {
     size_t len = strlen(s);
     int parts = 1;

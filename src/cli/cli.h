@@ -48,6 +48,10 @@ int cli_api_key(const char *cmd, const char *key_opt, const char *key_file, char
 /* Prints j as one line of JSON on stdout; with a non-finite number in it prints nothing, reports
  * where the number is and returns EXIT_WORK (JSON has no NaN). */
 int cli_json_line(const char *cmd, const void *j);
+/* A comma list of precisions ("fp32,bf16,int8") into out[0..cap) and *n; EXIT_USAGE with the error
+ * printed for an unknown name or more than cap of them. */
+#include "core/gemm_mixed.h"
+int cli_parse_precisions(const char *cmd, const char *list, Precision *out, int cap, int *n);
 /* Splits "a,b,c" into a NULL-terminated malloc'd array of trimmed strings (one block; free once). */
 char **cli_split(const char *s, char sep, int *n);
 

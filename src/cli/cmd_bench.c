@@ -165,8 +165,6 @@ static int bench_train_synthetic(const ClipConfig *cfg, int B, long steps, Preci
 /* Training throughput: by default the zoo build's own work (fmnist-clip's recipe: Fashion-MNIST
  * images with augmentation, generated captions, tokenising, the step); --synthetic a fixed batch
  * as bench/torch_train.py trains it, so the PyTorch ratio compares the same work. */
-static int parse_precisions(const char *list, Precision *out, int cap, int *n);
-
 /* One precision's training run of steps + 1 steps (the first warms up), step times into t. */
 static int train_once(const ClipConfig *cfg, int B, long steps, int synthetic, Precision prec, double *t, Err *e) {
     if (synthetic) return bench_train_synthetic(cfg, B, steps + 1, prec, t, e);
@@ -186,7 +184,7 @@ static int bench_train(int argc, char **argv) {
     if (st >= 0) return st;
     Precision precs[2];
     int np = 0;
-    if (parse_precisions(bo.precisions, precs, 2, &np)) return EXIT_USAGE;
+    if (cli_parse_precisions("bench", bo.precisions, precs, 2, &np)) return EXIT_USAGE;
     for (int i = 0; i < np; i++)
         if (precs[i] == PREC_INT8) return cli_error("bench", EXIT_USAGE, "--precision: int8 is for inference");
     const int B = bo.batch, rounds = np > 1 ? 3 : 1;
@@ -291,25 +289,12 @@ typedef struct {
 } PrecRow;
 
 
-static int parse_precisions(const char *list, Precision *out, int cap, int *n) {
-    int k = 0;
-    char **parts = cli_split(list, ',', &k);
-    Err e;
-    int rc = 0;
-    if (k < 1 || k > cap) rc = cli_error("bench", EXIT_USAGE, "--precision takes 1 to %d of fp32,bf16,int8", cap);
-    for (int i = 0; !rc && i < k; i++)
-        if (precision_parse(parts[i], &out[i], &e)) rc = cli_error("bench", EXIT_USAGE, "--precision: %s", e.msg);
-    free(parts);
-    *n = k;
-    return rc;
-}
 
-static void add_rate(cJSON *o, const char *prefix, const char *unit, Rate r, double peak) {
+static void add_rate(cJSON *o, const char *prefix, Rate r, double peak) {
     char k[64];
     snprintf(k, sizeof k, "%s_per_s", prefix), cJSON_AddNumberToObject(o, k, r.per_s);
     snprintf(k, sizeof k, "%s_gflops", prefix), cJSON_AddNumberToObject(o, k, r.gflops);
     snprintf(k, sizeof k, "%s_peak_ratio", prefix), cJSON_AddNumberToObject(o, k, r.gflops / peak);
-    (void)unit;
 }
 
 static int run(int argc, char **argv) {
@@ -330,7 +315,7 @@ static int run(int argc, char **argv) {
     if (st >= 0) return st;
     Precision precs[3];
     int np = 0;
-    if (parse_precisions(bo.precisions, precs, 3, &np)) return EXIT_USAGE;
+    if (cli_parse_precisions("bench", bo.precisions, precs, 3, &np)) return EXIT_USAGE;
     const char *config = bo.config;
     const long batch = bo.batch, iters = bo.reps;
     const int json = bo.json;
@@ -448,7 +433,7 @@ static int run(int argc, char **argv) {
         cJSON_AddStringToObject(o, "isa", gemm_cpu_isa());
         cJSON_AddNumberToObject(o, "sgemm_gflops", peak);
         /* the fp32 row (or the first) at the top level, as before precisions existed */
-        add_rate(o, "images", "img", base->img, peak);
+        add_rate(o, "images", base->img, peak);
         cJSON_AddNumberToObject(o, "image_peak_ratio", base->img.gflops / peak);
         cJSON_AddNumberToObject(o, "texts77_per_s", base->long_t.per_s);
         cJSON_AddNumberToObject(o, "text77_gflops", base->long_t.gflops);
@@ -462,9 +447,9 @@ static int run(int argc, char **argv) {
             cJSON_AddStringToObject(q, "impl", rows[i].impl);
             cJSON_AddNumberToObject(q, "gemm_gflops", rows[i].peak);
             cJSON_AddStringToObject(q, "gemm_impl", rows[i].peak_impl);
-            add_rate(q, "images", "img", rows[i].img, peak);
-            add_rate(q, "texts77", "txt", rows[i].long_t, peak);
-            add_rate(q, "short_texts", "txt", rows[i].short_t, peak);
+            add_rate(q, "images", rows[i].img, peak);
+            add_rate(q, "texts77", rows[i].long_t, peak);
+            add_rate(q, "short_texts", rows[i].short_t, peak);
             cJSON_AddNumberToObject(q, "image_cosine_to_fp32", rows[i].cos_img);
             cJSON_AddNumberToObject(q, "text_cosine_to_fp32", rows[i].cos_txt);
         }

@@ -65,6 +65,9 @@ int bench_unet(int argc, char **argv) {
     };
     const int st = cli_parse(&cmd_bench, argc, argv, 2, opts, NULL);
     if (st >= 0) return st;
+    Precision precs[3]; /* checked before minutes of training, not after */
+    int np = 0;
+    if (cli_parse_precisions("bench", precisions, precs, 3, &np)) return EXIT_USAGE;
     Err e = {{0}};
     UNetConfig c;
     Bench b = {.B = B, .side = side, .L = L};
@@ -109,15 +112,9 @@ int bench_unet(int argc, char **argv) {
     /* sampling: one guided DDIM step at a time, S samples (2S UNet rows), each precision in turn
      * (round-robin, as bench clip), with the worst cosine of a precision's output to fp32's */
     double sample_ips = 0, prec_ips[3] = {0}, prec_cos[3] = {0};
-    Precision precs[3];
-    int np = 0;
-    char **parts = cli_split(precisions, ',', &np);
     Gemm *ctxs[3] = {0};
-    for (int i = 0; i < np && !rc; i++) {
-        if (np > 3 || precision_parse(parts[i], &precs[i], &e)) rc = err_set(&e, "--precision: fp32, bf16, int8");
-        else if (!(ctxs[i] = gemm_new(precs[i], &e))) rc = -1;
-    }
-    free(parts);
+    for (int i = 0; i < np && !rc; i++)
+        if (!(ctxs[i] = gemm_new(precs[i], &e))) rc = -1;
     if (!rc) {
         float *cond = xalloc_floats((size_t)S * L * c.ctx_dim), *unc = xalloc_floats((size_t)L * c.ctx_dim);
         float *out = xalloc_floats((size_t)S * b.per), *first[3] = {0};
