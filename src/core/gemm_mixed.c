@@ -55,9 +55,10 @@ HOT static void to_bf16(uint16_t *out, const float *in, long n) {
     }
 }
 
-static void rows_to_bf16(uint16_t *out, const float *in, int rows, int cols) {
+/* rows x cols of in (row stride ld) into dense bf16 rows. */
+static void rows_to_bf16(uint16_t *out, const float *in, int ld, int rows, int cols) {
 #pragma omp parallel for if ((long)rows * cols > 32768)
-    for (int r = 0; r < rows; r++) to_bf16(out + (size_t)r * cols, in + (size_t)r * cols, cols);
+    for (int r = 0; r < rows; r++) to_bf16(out + (size_t)r * cols, in + (size_t)r * ld, cols);
 }
 
 /* Symmetric int8 of one row: scale = max|x| / 127, q = round(x / scale). Returns the scale. */
@@ -110,6 +111,19 @@ static dnnl_data_type_t dst_type(const MmKey *k) {
     return k->kind == MM_INT8 ? dnnl_s32 : k->dst16 ? dnnl_bf16 : dnnl_f32;
 }
 
+/* The per-call buffers a context keeps: what each holds in the calls that use it. */
+enum {
+    S_IN,      /* the first product's converted input (bf16 or int8) */
+    S_IN2,     /* its row / column scales, or a second bf16 operand */
+    S_ACC,     /* int8: the s32 sums */
+    S_ZERO,    /* int8: zeros standing in for a missing bias */
+    S_MAXBITS, /* int8 columns: max |x| as bit patterns */
+    S_HID,     /* int8 MLP: the requantised hidden layer */
+    S_HID_SC,  /* its row scales */
+    S_ROWS,    /* one fp32 hidden row per thread */
+    S_SLOTS
+};
+
 #define GEMM_PRIMS 64
 typedef struct {
     MmKey key;
@@ -130,8 +144,8 @@ struct Gemm {
     char impl[64];
     /* per-call buffers (converted activations, row scales, s32 sums), kept between calls: fresh
      * allocations of this size are fresh pages, and faulting them in cost as much as the product */
-    void *scratch[8];
-    size_t scratch_cap[8];
+    void *scratch[S_SLOTS];
+    size_t scratch_cap[S_SLOTS];
 };
 
 /* Scratch buffer i of at least n bytes (contents not kept). Called with g->mu held. */
@@ -142,6 +156,11 @@ static void *scratch(Gemm *g, int i, size_t n) {
         g->scratch_cap[i] = n;
     }
     return g->scratch[i];
+}
+
+/* n zeros (a missing bias in the int8 dequantisation). Called with g->mu held. */
+static const float *zeros(Gemm *g, int n) {
+    return memset(scratch(g, S_ZERO, sizeof(float) * (size_t)n), 0, sizeof(float) * (size_t)n);
 }
 
 static void must(dnnl_status_t st, const char *what) {
@@ -191,7 +210,7 @@ void gemm_free(Gemm *g) {
     if (!g) return;
     for (int i = 0; i < g->capw; i++) free(g->w[i].q), free(g->w[i].scale);
     free(g->w);
-    for (int i = 0; i < 8; i++) free(g->scratch[i]);
+    for (int i = 0; i < S_SLOTS; i++) free(g->scratch[i]);
     for (int i = 0; i < GEMM_PRIMS; i++)
         if (g->prims[i].p) dnnl_primitive_destroy(g->prims[i].p);
     dnnl_stream_destroy(g->st);
@@ -240,7 +259,7 @@ static void fill_copy(const Gemm *g, WeightCopy *c, const float *W, int rows, in
     c->src = W, c->rows = rows, c->cols = cols, c->gen = g->gen, c->scale = NULL;
     if (g->prec == PREC_BF16) {
         c->q = xmalloc(n * sizeof(uint16_t));
-        rows_to_bf16(c->q, W, rows, cols);
+        rows_to_bf16(c->q, W, cols, rows, cols);
     } else {
         c->q = xmalloc(n);
         c->scale = xmalloc(sizeof(float) * (size_t)rows);
@@ -348,16 +367,16 @@ static void linear_f32(Gemm *g, float *out, const float *in, const float *W, con
 
 static void linear_bf16(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC,
                         GemmEpi epi) {
-    uint16_t *x = scratch(g, 0, sizeof(uint16_t) * (size_t)N * IC);
-    rows_to_bf16(x, in, N, IC);
+    uint16_t *x = scratch(g, S_IN, sizeof(uint16_t) * (size_t)N * IC);
+    rows_to_bf16(x, in, IC, N, IC);
     const WeightCopy *w = weight_copy(g, W, OC, IC);
     const MmKey k = {MM_BF16, N, OC, IC, 0, 1, b != NULL, epi == GEMM_EPI_ADD, epi == GEMM_EPI_ADD ? 0 : (int)epi, 0};
     matmul(g, &k, x, w->q, out, b);
 }
 
-/* out[r, :] (+)= epi(acc[r, :] * (sa[r] * sw[:]) + b[:]): the dequantisation with the epilogue fused */
-/* One loop per case, each simple enough to vectorise (a test inside the loop would stop that);
- * b is never NULL here (zeros stand in for a missing bias). */
+/* out[r, :] (+)= epi(acc[r, :] * (sa[r] * sw[:]) + b[:]): the dequantisation with the epilogue fused,
+ * one loop per case, each simple enough to vectorise (a test inside the loop would stop that);
+ * b is never NULL here (zeros() stands in for a missing bias). */
 HOT static void dequant_row(float *out, const int32_t *acc, float sa, const float *sw, const float *b, int n,
                             GemmEpi epi) {
     switch (epi) {
@@ -381,14 +400,14 @@ HOT static void dequant_row(float *out, const int32_t *acc, float sa, const floa
 
 static void linear_int8(Gemm *g, float *out, const float *in, const float *W, const float *b, int N, int IC, int OC,
                         GemmEpi epi) {
-    int8_t *x = scratch(g, 0, (size_t)N * IC);
-    float *sa = scratch(g, 1, sizeof(float) * (size_t)N);
-    int32_t *acc = scratch(g, 2, sizeof(int32_t) * (size_t)N * OC);
+    int8_t *x = scratch(g, S_IN, (size_t)N * IC);
+    float *sa = scratch(g, S_IN2, sizeof(float) * (size_t)N);
+    int32_t *acc = scratch(g, S_ACC, sizeof(int32_t) * (size_t)N * OC);
     rows_to_int8(x, sa, in, N, IC);
     const WeightCopy *w = weight_copy(g, W, OC, IC);
     const MmKey k = {MM_INT8, N, OC, IC, 0, 1, 0, 0, 0, 0};
     matmul(g, &k, x, w->q, acc, NULL);
-    if (!b) b = memset(scratch(g, 3, sizeof(float) * (size_t)OC), 0, sizeof(float) * (size_t)OC);
+    if (!b) b = zeros(g, OC);
 #pragma omp parallel for if ((long)N * OC > 32768)
     for (int r = 0; r < N; r++) dequant_row(out + (size_t)r * OC, acc + (size_t)r * OC, sa[r], w->scale, b, OC, epi);
 }
@@ -445,11 +464,6 @@ HOT static void quant_cols_range(int8_t *q, float *scale, uint32_t *mbits, const
         }
 }
 
-static void bf16_rows_strided(uint16_t *out, const float *in, int ld, int rows, int cols) {
-#pragma omp parallel for if ((long)rows * cols > 32768)
-    for (int r = 0; r < rows; r++) to_bf16(out + (size_t)r * cols, in + (size_t)r * ld, cols);
-}
-
 void gemm_weight_left(Gemm *g, float *C, const float *A, const float *B, int ldb, int M, int N, int K) {
     if (!g || g->prec == PREC_FP32 || M <= 0 || N <= 0) {
         sgemm(false, false, M, N, K, 1.0f, A, K, B, ldb, 0.0f, C, N);
@@ -458,16 +472,16 @@ void gemm_weight_left(Gemm *g, float *C, const float *A, const float *B, int ldb
     pthread_mutex_lock(&g->mu);
     const WeightCopy *w = weight_copy(g, A, M, K);
     if (g->prec == PREC_BF16) {
-        uint16_t *b = scratch(g, 0, sizeof(uint16_t) * (size_t)K * N);
-        bf16_rows_strided(b, B, ldb, K, N);
+        uint16_t *b = scratch(g, S_IN, sizeof(uint16_t) * (size_t)K * N);
+        rows_to_bf16(b, B, ldb, K, N);
         const MmKey k = {MM_BF16, M, N, K, 0, 0, 0, 0, 0, 0};
         matmul(g, &k, w->q, b, C, NULL);
     } else {
-        int8_t *b = scratch(g, 0, (size_t)K * N);
-        float *sc = scratch(g, 1, sizeof(float) * (size_t)N);
-        int32_t *acc = scratch(g, 2, sizeof(int32_t) * (size_t)M * N);
-        float *zero = memset(scratch(g, 3, sizeof(float) * (size_t)N), 0, sizeof(float) * (size_t)N);
-        uint32_t *mb = scratch(g, 4, sizeof(uint32_t) * (size_t)N);
+        int8_t *b = scratch(g, S_IN, (size_t)K * N);
+        float *sc = scratch(g, S_IN2, sizeof(float) * (size_t)N);
+        int32_t *acc = scratch(g, S_ACC, sizeof(int32_t) * (size_t)M * N);
+        const float *zero = zeros(g, N);
+        uint32_t *mb = scratch(g, S_MAXBITS, sizeof(uint32_t) * (size_t)N);
         const int chunks = (long)K * N > 32768 ? 64 : 1;
 #pragma omp parallel for if (chunks > 1)
         for (int c = 0; c < chunks; c++)
@@ -489,12 +503,12 @@ void gemm_mlp(Gemm *g, float *x, const float *h, const float *fc_w, const float 
     }
     pthread_mutex_lock(&g->mu);
     if (g->prec == PREC_INT8) { /* the hidden row dequantised, activated and requantised in cache */
-        int8_t *x8 = scratch(g, 0, (size_t)T * W), *a8 = scratch(g, 5, (size_t)T * Hd);
-        float *sa = scratch(g, 1, sizeof(float) * (size_t)T), *sa2 = scratch(g, 6, sizeof(float) * (size_t)T);
-        int32_t *acc = scratch(g, 2, sizeof(int32_t) * (size_t)T * (Hd > W ? Hd : W));
+        int8_t *x8 = scratch(g, S_IN, (size_t)T * W), *a8 = scratch(g, S_HID, (size_t)T * Hd);
+        float *sa = scratch(g, S_IN2, sizeof(float) * (size_t)T), *sa2 = scratch(g, S_HID_SC, sizeof(float) * (size_t)T);
+        int32_t *acc = scratch(g, S_ACC, sizeof(int32_t) * (size_t)T * (Hd > W ? Hd : W));
         const int nt = omp_get_max_threads(), Cmax = Hd > W ? Hd : W;
-        float *rows = scratch(g, 7, sizeof(float) * (size_t)nt * Hd);
-        float *zero = memset(scratch(g, 3, sizeof(float) * (size_t)Cmax), 0, sizeof(float) * (size_t)Cmax);
+        float *rows = scratch(g, S_ROWS, sizeof(float) * (size_t)nt * Hd);
+        const float *zero = zeros(g, Cmax);
         rows_to_int8(x8, sa, h, T, W);
         const WeightCopy *w1 = weight_copy(g, fc_w, Hd, W), *w2 = weight_copy(g, proj_w, W, Hd);
         const MmKey k1 = {MM_INT8, T, Hd, W, 0, 1, 0, 0, 0, 0}, k2 = {MM_INT8, T, W, Hd, 0, 1, 0, 0, 0, 0};
@@ -512,8 +526,8 @@ void gemm_mlp(Gemm *g, float *x, const float *h, const float *fc_w, const float 
         pthread_mutex_unlock(&g->mu);
         return;
     }
-    uint16_t *h16 = scratch(g, 0, sizeof(uint16_t) * (size_t)T * W), *a16 = scratch(g, 1, sizeof(uint16_t) * (size_t)T * Hd);
-    rows_to_bf16(h16, h, T, W);
+    uint16_t *h16 = scratch(g, S_IN, sizeof(uint16_t) * (size_t)T * W), *a16 = scratch(g, S_IN2, sizeof(uint16_t) * (size_t)T * Hd);
+    rows_to_bf16(h16, h, W, T, W);
     const WeightCopy *w1 = weight_copy(g, fc_w, Hd, W);
     const MmKey k1 = {MM_BF16, T, Hd, W, 0, 1, fc_b != NULL, 0, (int)act, 1};
     matmul(g, &k1, h16, w1->q, a16, fc_b);
@@ -535,16 +549,16 @@ void gemm_linear_backward(Gemm *g, float *din, float *dW, float *db, const float
     }
     linear_backward(NULL, NULL, db, dout, in, W, N, IC, OC); /* the bias sum stays fp32 */
     pthread_mutex_lock(&g->mu);
-    uint16_t *d = scratch(g, 0, sizeof(uint16_t) * (size_t)N * OC);
-    rows_to_bf16(d, dout, N, OC);
+    uint16_t *d = scratch(g, S_IN, sizeof(uint16_t) * (size_t)N * OC);
+    rows_to_bf16(d, dout, OC, N, OC);
     if (din) { /* din[N,IC] += dout[N,OC] @ W[OC,IC] */
         const WeightCopy *w = weight_copy(g, W, OC, IC);
         const MmKey k = {MM_BF16, N, IC, OC, 0, 0, 0, 1, 0, 0};
         matmul(g, &k, d, w->q, din, NULL);
     }
     if (dW) { /* dW[OC,IC] += dout^T[OC,N] @ in[N,IC] */
-        uint16_t *x = scratch(g, 1, sizeof(uint16_t) * (size_t)N * IC);
-        rows_to_bf16(x, in, N, IC);
+        uint16_t *x = scratch(g, S_IN2, sizeof(uint16_t) * (size_t)N * IC);
+        rows_to_bf16(x, in, IC, N, IC);
         const MmKey k = {MM_BF16, OC, IC, N, 1, 0, 0, 1, 0, 0};
         matmul(g, &k, d, x, dW, NULL);
     }
