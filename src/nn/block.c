@@ -111,11 +111,12 @@ static GemmEpi act_epilogue(const BlockConfig *c) {
     return c->act == ACT_QUICKGELU ? GEMM_EPI_QUICKGELU : c->act == ACT_GELU ? GEMM_EPI_GELU : GEMM_EPI_NONE;
 }
 
+/* h is the residual stream before the MLP: x itself in inference, a kept copy when training. */
 static void mlp_forward(const BlockConfig *c, const BlockParams *b, BlockActs *a, const float *h, float *x, int T) {
     const int W = c->width, Hd = c->hidden;
     const long n = (long)T * W;
     norm_forward(c, a->ln2, a->ln2_mean, a->ln2_rstd, h, b->ln2_w, b->ln2_b, T);
-    if (inference(a) && h == x && act_epilogue(c) != GEMM_EPI_NONE) {
+    if (h == x && act_epilogue(c) != GEMM_EPI_NONE) {
         gemm_mlp(c->gemm, x, a->ln2, b->fc_w, b->fc_b, b->proj_w, b->proj_b, T, W, Hd, act_epilogue(c), a->act);
         return;
     }
