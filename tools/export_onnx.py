@@ -12,22 +12,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from torch_clip import Clip  # noqa: E402
 
 
-class ImageTower(torch.nn.Module):
-    def __init__(self, m):
+class Tower(torch.nn.Module):
+    """One encoder of the model as a module of its own (torch.onnx.export exports a forward)."""
+
+    def __init__(self, m, encode):
         super().__init__()
-        self.m = m
+        self.m, self.encode = m, encode
 
-    def forward(self, pixels):
-        return self.m.encode_image(pixels)
-
-
-class TextTower(torch.nn.Module):
-    def __init__(self, m):
-        super().__init__()
-        self.m = m
-
-    def forward(self, ids):
-        return self.m.encode_text(ids)
+    def forward(self, x):
+        return getattr(self.m, self.encode)(x)
 
 
 def main():
@@ -41,7 +34,7 @@ def main():
     img = torch.randn(a.batch, 3, 224, 224)
     ids = torch.randint(1000, 41000, (a.batch, 77))
     ids[:, 0], ids[:, -1] = 49406, 49407
-    for name, tower, x, inp in (("image", ImageTower(m), img, "pixels"), ("text", TextTower(m), ids, "ids")):
+    for name, tower, x, inp in (("image", Tower(m, "encode_image"), img, "pixels"), ("text", Tower(m, "encode_text"), ids, "ids")):
         path = os.path.join(a.out, "clip-%s-b%d.onnx" % (name, a.batch))
         tmp = path + ".tmp"
         with torch.no_grad():
