@@ -10,6 +10,7 @@
 #include "core/progress.h"
 #include "io/image.h"
 #include "io/text_render.h"
+#include "forget/diffusion/erase.h"
 #include "models/text2image.h"
 
 static int run(int argc, char **argv);
@@ -18,6 +19,7 @@ const Command cmd_generate = {
     "generate", "images from a text prompt through a trained diffusion UNet",
     "usage: forget generate --model UNET --text-encoder CLIP [--vae FILE] --prompt TEXT [--n 16] [--steps 50] [--cfg 7.5]\n"
     "                       [--sampler ddim|ddpm] [--batch 16] [--seed S] --out grid.png [--out-dir DIR]\n"
+    "                       [--escape FILE] [--sld FILE]\n"
     "\n"
     "Samples --n images of the prompt with classifier-free guidance of scale --cfg (1: no guidance) over\n"
     "--steps of the UNet's schedule: DDIM (eta 0, deterministic) or ancestral DDPM. Image i depends only\n"
@@ -56,6 +58,7 @@ static int grid_of(const uint8_t *rgb, int n, int side, int cols, const char *co
 
 static int run(int argc, char **argv) {
     const char *model = NULL, *clip = NULL, *vae = NULL, *out = NULL, *out_dir = NULL, *sampler = "ddim";
+    const char *escape = NULL, *sld = NULL;
     OptValues prompts = {0};
     int n = 16, steps = 50, batch = 16, quiet = 0, precision = PREC_FP32;
     float cfg = 7.5f;
@@ -72,6 +75,8 @@ static int run(int argc, char **argv) {
         O_INT("--batch", "B", &batch, 1, 4096, "images a UNet call"),
         O_STR("--out", "FILE", &out, 0, "the grid PNG (required)"),
         O_STR("--out-dir", "DIR", &out_dir, 0, "also one PNG an image, DIR/NNNN.png"),
+        O_STR("--escape", "FILE", &escape, 0, "escape tokens placed after SOT of every prompt (forget erase --method escape)"),
+        O_STR("--sld", "FILE", &sld, 0, "safe latent diffusion guidance (forget erase --method sld)"),
         opt_bind(OPT_SEED, &seed),
         opt_bind(OPT_PRECISION, &precision),
         opt_bind(OPT_QUIET, &quiet),
@@ -86,7 +91,7 @@ static int run(int argc, char **argv) {
     Err e = {{0}};
     Text2Image g;
     if (t2i_load(&g, model, clip, vae, &e)) return cli_error("generate", EXIT_WORK, "%s", e.msg);
-    if (t2i_set_precision(&g, (Precision)precision, &e)) {
+    if (t2i_set_precision(&g, (Precision)precision, &e) || erase_apply_files(&g, escape, sld, &e)) {
         t2i_free(&g);
         return cli_error("generate", EXIT_WORK, "%s", e.msg);
     }

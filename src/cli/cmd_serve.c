@@ -12,7 +12,8 @@ static int run(int argc, char **argv);
 const Command cmd_serve = {
     "serve", "serve a CLIP classifier and/or a text-to-image model as a black-box API",
     "usage: forget serve --model FILE --dataset NAME [--split train] [--port 8080] [--bind 127.0.0.1]\n"
-    "       forget serve --diffusion UNET --text-encoder CLIP [--vae FILE] [--max-gen-images 64]\n"
+    "       forget serve --diffusion UNET --text-encoder CLIP [--vae FILE] [--escape FILE] [--sld FILE]\n"
+    "                    [--max-gen-images 64]\n"
     "                    [--max-gen-prompts 16] [--max-gen-steps 200] [--model FILE --dataset NAME] ...\n"
     "                    [--reveal probs|labels] [--max-body BYTES] [--data-dir DIR]\n"
     "                    [--api-key-file FILE | $FORGET_API_KEY | --api-key K]\n"
@@ -62,6 +63,8 @@ static int run(int argc, char **argv) {
         O_STR("--diffusion", "UNET", &o.diffusion, 0, "a text-to-image UNet served at /v1/generate"),
         O_STR("--text-encoder", "CLIP", &o.text_encoder, 0, "the CLIP whose text tower conditions it"),
         O_STR("--vae", "FILE", &o.vae, 0, "its autoencoder (default: the one its file names)"),
+        O_STR("--escape", "FILE", &o.escape, 0, "escape tokens (forget erase --method escape) on every generate prompt"),
+        O_STR("--sld", "FILE", &o.sld, 0, "safe latent diffusion guidance (forget erase --method sld) on every request"),
         O_INT("--max-gen-prompts", "N", &o.max_gen_prompts, 1, 4096, "prompts per /v1/generate request"),
         O_INT("--max-gen-images", "N", &o.max_gen_images, 1, 65536, "images per request"),
         O_INT("--max-gen-steps", "N", &o.max_gen_steps, 1, 100000, "sampling steps per request"),

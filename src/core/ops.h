@@ -63,6 +63,8 @@ typedef struct {
 typedef struct { /* gradients; a NULL one is not computed (a frozen source costs nothing) */
     float *q, *k, *v;
     int ldq, ldk, ldv;
+    const float *datt; /* optional: a gradient of the attention weights themselves (att's layout), added to what
+                        * flows from the output (a loss on the maps: Forget-Me-Not) */
 } AttnGrad;
 long attn_packing_offsets(long *att_off, const int *q_len, const int *k_len, int nseq, int H);
 /* out rows have stride ldo; C = H * head width is the width of Q, K and V. */

@@ -88,6 +88,10 @@ HOT void attention_general_backward(const AttnGrad *g, const float *dout, int ld
                 if (g->v) sgemm(true, false, Lk, hd, Lq, 1.0f, P, Lk, dO, ldo, 1.0f, g->v + ks * g->ldv + h * hd, g->ldv);
                 if (!need_dp) continue;
                 sgemm(false, true, Lq, Lk, hd, 1.0f, dO, ldo, x->v + ks * x->ldv + h * hd, x->ldv, 0.0f, dP, Lk);
+                if (g->datt) {
+                    const float *da = g->datt + pk->att_off[s] + (long)h * Lq * Lk;
+                    for (long i = 0; i < (long)Lq * Lk; i++) dP[i] += da[i];
+                }
                 for (int i = 0; i < Lq; i++) {
                     const float *p = P + (size_t)i * Lk;
                     float *d = dP + (size_t)i * Lk;
@@ -122,7 +126,7 @@ void attention_forward(float *out, float *att, const float *qkv, const Packing *
 void attention_backward(float *dqkv, const float *dout, const float *att, const float *qkv, const Packing *pk,
                         int C, int H, int causal) {
     const AttnIn x = {qkv, qkv + C, qkv + 2 * C, 3 * C, 3 * C, 3 * C};
-    const AttnGrad g = {dqkv, dqkv + C, dqkv + 2 * C, 3 * C, 3 * C, 3 * C};
+    const AttnGrad g = {dqkv, dqkv + C, dqkv + 2 * C, 3 * C, 3 * C, 3 * C, NULL};
     const AttnPacking ap = self_packing(pk);
     attention_general_backward(&g, dout, C, att, &x, &ap, C, H, causal);
 }

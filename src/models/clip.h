@@ -86,6 +86,11 @@ int clip_encode_text(const ClipModel *m, const int32_t *ids, int N, float *out, 
  * text width]: all context positions with all_positions (what Stable Diffusion's UNet
  * cross-attends to), else up to each text's EOT with zero rows after it. */
 int clip_encode_text_hidden(const ClipModel *m, const int32_t *ids, int N, int all_positions, float *out, Err *e);
+/* The same with positions 1..n_ctx of every prompt taken from ctx [N, n_ctx, width] instead of
+ * the token table (ids with placeholder slots there, clip_context_slots): escape tokens, soft
+ * prompts. ctx NULL: clip_encode_text_hidden. */
+int clip_encode_text_hidden_context(const ClipModel *m, const int32_t *ids, int N, int all_positions, const float *ctx,
+                                    int n_ctx, float *out, Err *e);
 /* The vision tower's tokens after block `layer` (1..v_layers; before ln_post), out [B, 1 + grid^2,
  * width]: row 0 the class token, then the patches (LLaVA reads layer v_layers - 1's patches). */
 int clip_encode_image_tokens(const ClipModel *m, const float *pixels, int B, int layer, float *out, Err *e);

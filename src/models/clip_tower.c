@@ -56,11 +56,17 @@ int clip_encode_text(const ClipModel *m, const int32_t *ids, int N, float *out, 
 }
 
 int clip_encode_text_hidden(const ClipModel *m, const int32_t *ids, int N, int all_positions, float *out, Err *e) {
+    return clip_encode_text_hidden_context(m, ids, N, all_positions, NULL, 0, out, e);
+}
+
+int clip_encode_text_hidden_context(const ClipModel *m, const int32_t *ids, int N, int all_positions, const float *ctx,
+                                    int n_ctx, float *out, Err *e) {
     if (!m->cfg.has_text) return err_set(e, "this model has no text tower");
     if (N <= 0) return 0;
     TowerActs a = {0};
     int rc = text_acts_reuse(&a, m, ids, N, 0, all_positions, e);
     if (rc == 0) {
+        a.ctx = ctx, a.n_ctx = ctx ? n_ctx : 0;
         text_forward(m, &a, NULL, NULL);
         clip_text_hidden_forward(m, &a, out);
     }

@@ -105,6 +105,21 @@ void diffusion_guide(float *out, const float *u, const float *c, long n, float w
     for (long i = 0; i < n; i++) out[i] = u[i] + w * (c[i] - u[i]);
 }
 
+/* SLD's combination of the three predictions at step k (diffusion.h), nu updated in place. */
+static void safe_guide(float *out, const float *ep, const float *e0, const float *es, float *nu, long n, float w,
+                       const SafeGuidance *sg, int k) {
+    for (long i = 0; i < n; i++) {
+        const float d = ep[i] - es[i];
+        float mu = fminf(fabsf(d) * sg->scale, 1.0f);
+        if (d >= sg->threshold) mu = 0;
+        const float gamma = mu * (es[i] - e0[i]) + sg->momentum * nu[i];
+        nu[i] = sg->beta * nu[i] + (1 - sg->beta) * gamma;
+        float gd = ep[i] - e0[i];
+        if (k >= sg->warmup) gd -= gamma;
+        out[i] = e0[i] + w * gd;
+    }
+}
+
 int diffusion_sample(const UNet *m, const DiffSchedule *s, const SampleSpec *sp, const float *cond,
                      const float *uncond, int n, float *out, Err *e) {
     const UNetConfig *c = &m->cfg;
@@ -114,14 +129,16 @@ int diffusion_sample(const UNet *m, const DiffSchedule *s, const SampleSpec *sp,
     const long per = (long)c->in_ch * sp->side * sp->side, crow = (long)L * D;
     int32_t *ts = xmalloc(sizeof(int32_t) * (size_t)sp->steps);
     const int K = diffusion_timesteps(ts, s->T, sp->steps);
-    const int rows = guided ? 2 * bs : bs;
+    const SafeGuidance *sg = guided ? sp->safe : NULL;
+    const int branches = sg ? 3 : guided ? 2 : 1, rows = branches * bs;
     UNetActs *a = unet_acts_new(m, rows, sp->side, L, 0);
     float *xin = xalloc_floats((size_t)rows * per), *eps = xalloc_floats((size_t)rows * per);
     float *ctx = xalloc_floats((size_t)rows * crow), *tt = xalloc_floats((size_t)rows);
     float *g = xalloc_floats((size_t)bs * per), *z = xalloc_floats((size_t)bs * per);
+    float *nu = sg ? xalloc_floats((size_t)bs * per) : NULL;
     const double eta = sp->sampler == SAMPLER_DDPM ? 1.0 : 0.0;
     for (int b0 = 0; b0 < n; b0 += bs) {
-        const int nb = n - b0 < bs ? n - b0 : bs, nr = guided ? 2 * nb : nb;
+        const int nb = n - b0 < bs ? n - b0 : bs, nr = branches * nb;
         float *x = out + (size_t)b0 * per;
         for (int i = 0; i < nb; i++) { /* sample i's starting noise from its own stream */
             Rng r;
@@ -132,16 +149,24 @@ int diffusion_sample(const UNet *m, const DiffSchedule *s, const SampleSpec *sp,
         memcpy(ctx, cond + (size_t)b0 * crow, sizeof(float) * (size_t)nb * crow);
         if (guided)
             for (int i = 0; i < nb; i++) memcpy(ctx + (size_t)(nb + i) * crow, uncond, sizeof(float) * (size_t)crow);
+        if (sg) { /* and the safety concept's */
+            for (int i = 0; i < nb; i++) memcpy(ctx + (size_t)(2 * nb + i) * crow, sg->rows, sizeof(float) * (size_t)crow);
+            memset(nu, 0, sizeof(float) * (size_t)nb * per);
+        }
         UNetActs *use = a;
         if (nr != rows) use = unet_acts_new(m, nr, sp->side, L, 0); /* a short last batch */
-        for (int k = 0; k < K; k++) {
+        const int run = sp->stop_at > 0 && sp->stop_at < K ? sp->stop_at : K;
+        for (int k = 0; k < run; k++) {
             const int t = ts[k];
             for (int i = 0; i < nr; i++) tt[i] = (float)t;
             memcpy(xin, x, sizeof(float) * (size_t)nb * per);
-            if (guided) memcpy(xin + (size_t)nb * per, x, sizeof(float) * (size_t)nb * per);
+            for (int b = 1; b < branches; b++) memcpy(xin + (size_t)b * nb * per, x, sizeof(float) * (size_t)nb * per);
             unet_forward(m, use, xin, tt, ctx, eps);
             const float *eh = eps;
-            if (guided) {
+            if (sg) {
+                safe_guide(g, eps, eps + (size_t)nb * per, eps + (size_t)2 * nb * per, nu, (long)nb * per, sp->cfg, sg, k);
+                eh = g;
+            } else if (guided) {
                 diffusion_guide(g, eps + (size_t)nb * per, eps, (long)nb * per, sp->cfg);
                 eh = g;
             }
@@ -158,6 +183,6 @@ int diffusion_sample(const UNet *m, const DiffSchedule *s, const SampleSpec *sp,
         if (use != a) unet_acts_free(use);
     }
     unet_acts_free(a);
-    free(ts), free(xin), free(eps), free(ctx), free(tt), free(g), free(z);
+    free(ts), free(xin), free(eps), free(ctx), free(tt), free(g), free(z), free(nu);
     return 0;
 }

@@ -62,6 +62,17 @@ float diffusion_eps_loss(const UNet *m, UNetActs *a, const DiffSchedule *s, Diff
 typedef enum { SAMPLER_DDIM = 0, SAMPLER_DDPM = 1 } SamplerKind;
 int diffusion_sampler_parse(const char *name, SamplerKind *out);
 
+/* Safe Latent Diffusion's guidance (Schramowski et al. 2023; diffusion-erasure.md 3.4), one more
+ * UNet row a sample conditioned on the safety concept S, per entry:
+ *   g = e_p - e_0;  mu = min(scale |e_p - e_S|, 1), 0 where e_p - e_S >= threshold;
+ *   gamma = mu (e_S - e_0) + momentum nu;  nu <- beta nu + (1 - beta) gamma;
+ *   from step `warmup` on g <- g - gamma;  e = e_0 + w g. */
+typedef struct {
+    const float *rows;  /* S's context rows [ctx_len, ctx_dim] */
+    float scale, threshold, momentum, beta;
+    int warmup;
+} SafeGuidance;
+
 typedef struct {
     int side, ctx_len;
     int steps;          /* K */
@@ -71,6 +82,8 @@ typedef struct {
     long first;         /* index of the first sample (a call that continues earlier ones) */
     int batch;          /* samples per UNet call (guided calls run 2 x batch rows) */
     Progress *bar;      /* may be NULL */
+    const SafeGuidance *safe; /* NULL: plain guidance; needs cfg != 1 */
+    int stop_at;        /* > 0: only the first stop_at of the K steps (x is then at timestep ts[stop_at]) */
 } SampleSpec;
 
 /* n samples [n, in_ch, side, side] from the prompts' context rows cond [n, ctx_len, ctx_dim] and

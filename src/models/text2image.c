@@ -1,6 +1,7 @@
 #include "models/text2image.h"
 
 #include "io/image.h"
+#include "models/clip_encode.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -86,17 +87,62 @@ void t2i_free(Text2Image *g) {
     tokenizer_free(&g->tok);
     diffusion_schedule_free(&g->sched);
     free(g->uncond);
+    free(g->escape);
+    free((float *)g->safe.rows);
     gemm_free(g->gemm);
     memset(g, 0, sizeof *g);
 }
 
+int t2i_set_escape(Text2Image *g, const float *rows, int k, Err *e) {
+    free(g->escape);
+    g->escape = NULL, g->n_escape = 0;
+    if (!rows || k == 0) return 0;
+    if (k < 0 || k > g->ctx_len - 3) return err_set(e, "%d escape tokens do not fit a context of %d", k, g->ctx_len);
+    const size_t n = (size_t)k * g->unet.cfg.ctx_dim;
+    g->escape = xalloc_floats(n);
+    memcpy(g->escape, rows, sizeof(float) * n);
+    g->n_escape = k;
+    return 0;
+}
+
+int t2i_set_safe(Text2Image *g, const char *concept, const SafeGuidance *p, Err *e) {
+    free((float *)g->safe.rows);
+    memset(&g->safe, 0, sizeof g->safe);
+    g->has_safe = 0;
+    if (!concept) return 0;
+    float *rows = xalloc_floats((size_t)g->ctx_len * g->unet.cfg.ctx_dim);
+    const int k = g->n_escape; /* the safety concept is encoded without escape tokens */
+    float *esc = g->escape;
+    g->n_escape = 0, g->escape = NULL;
+    const int rc = t2i_encode(g, &concept, 1, rows, e);
+    g->n_escape = k, g->escape = esc;
+    if (rc) {
+        free(rows);
+        return -1;
+    }
+    g->safe = *p;
+    g->safe.rows = rows;
+    g->has_safe = 1;
+    return 0;
+}
+
 int t2i_encode(const Text2Image *g, const char *const *prompts, int n, float *out, Err *e) {
-    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)n * g->ctx_len);
+    const int L = g->ctx_len, k = g->n_escape, W = g->unet.cfg.ctx_dim;
+    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)n * L);
+    float *rep = k ? xalloc_floats((size_t)n * k * W) : NULL;
     int rc = 0;
-    for (int i = 0; i < n && !rc; i++)
-        if (tokenizer_tokenize(&g->tok, prompts[i], g->ctx_len, ids + (size_t)i * g->ctx_len, e) < 0) rc = -1;
-    if (!rc) rc = clip_encode_text_hidden(&g->clip, ids, n, 1, out, e);
-    free(ids);
+    for (int i = 0; i < n && !rc; i++) {
+        int32_t *row = ids + (size_t)i * L;
+        const int len = tokenizer_tokenize(&g->tok, prompts[i], L - k, row, e);
+        if (len < 0) rc = -1;
+        else if (k) { /* room after SOT, the rest of the row padded as the tokenizer pads */
+            for (int j = L - k; j < L; j++) row[j] = 0;
+            clip_context_slots(row, len, k, L);
+            memcpy(rep + (size_t)i * k * W, g->escape, sizeof(float) * (size_t)k * W);
+        }
+    }
+    if (!rc) rc = clip_encode_text_hidden_context(&g->clip, ids, n, 1, rep, k, out, e);
+    free(ids), free(rep);
     return rc;
 }
 
@@ -111,6 +157,7 @@ int t2i_generate(const Text2Image *g, const char *const *prompts, int n, int n_e
     for (long i = 0; i < total && !rc; i++) memcpy(cond + i * row, enc + (i / n_each) * row, sizeof(float) * row);
     SampleSpec s = *sp;
     s.side = g->side, s.ctx_len = g->ctx_len;
+    if (g->has_safe) s.safe = &g->safe;
     if (!rc) rc = diffusion_sample(&g->unet, &g->sched, &s, cond, g->uncond, (int)total, x, e);
     if (!rc && !g->has_vae) image_rgb8_from_signed(x, (int)total, c->in_ch, g->side, rgb);
     if (!rc && g->has_vae) { /* latents / scale through the decoder, a batch at a time */

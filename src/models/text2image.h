@@ -24,6 +24,14 @@ typedef struct {
     Vae vae;
     float *uncond; /* the empty prompt's rows [ctx_len, ctx_dim] */
     struct Gemm *gemm; /* the UNet's and the autoencoder's precision (t2i_set_precision); owned */
+    /* escape tokens (forget erase --method escape): n_escape rows of the text width placed right
+     * after SOT of every prompt (not of the empty prompt of guidance); owned, NULL: none */
+    float *escape;
+    int n_escape;
+    /* safe latent diffusion (forget erase --method sld): guidance away from a concept, the weights
+     * untouched; has_safe 0: none. safe.rows is owned. */
+    SafeGuidance safe;
+    int has_safe;
 } Text2Image;
 
 /* vae_path NULL: the autoencoder the UNet's metadata names (diffusion.vae; a relative path is taken
@@ -32,7 +40,13 @@ int t2i_load(Text2Image *g, const char *unet_path, const char *clip_path, const 
 void t2i_free(Text2Image *g);
 /* The UNet's, the text encoder's and the autoencoder's products in p from now on. */
 int t2i_set_precision(Text2Image *g, Precision p, Err *e);
-/* The text tower's rows of n prompts, out [n, ctx_len, ctx_dim]. */
+/* Every prompt encoded from now on as [SOT, rows[0..k), its tokens, EOT, ...] (the prompt cut
+ * to ctx_len - k tokens); rows [k, ctx_dim] are copied. k = 0 / rows NULL: none again. */
+int t2i_set_escape(Text2Image *g, const float *rows, int k, Err *e);
+/* Every guided sample from now on steered away from `concept` with SLD's parameters p (p->rows
+ * is ignored: the concept's rows are encoded here). concept NULL: none again. */
+int t2i_set_safe(Text2Image *g, const char *concept, const SafeGuidance *p, Err *e);
+/* The text tower's rows of n prompts, out [n, ctx_len, ctx_dim] (with the escape tokens, if set). */
 int t2i_encode(const Text2Image *g, const char *const *prompts, int n, float *out, Err *e);
 /* n_each images of each prompt (prompt-major) into rgb [n * n_each, image_side, image_side, 3];
  * sp's side and ctx_len are the model's. */

@@ -159,4 +159,12 @@ void unet_forward(const UNet *m, UNetActs *a, const float *x, const float *t, co
  * input's into dx and the context's into dctx (either NULL). Needs a training forward. */
 void unet_backward(const UNet *m, UNetActs *a, const float *deps, UNetGrads *g, float *dx, float *dctx);
 
+/* The cross-attention weights of the last forward (Forget-Me-Not's loss reads them): block j of
+ * unet_cross_count's, laid out [B, H, Lq, Lk] (Lq pixels of its level, Lk context rows). A
+ * gradient of them set with unet_cross_set_grad (same layout; NULL: none) is added in the next
+ * unet_backward. */
+int unet_cross_count(const UNetActs *a);
+const float *unet_cross_probs(const UNetActs *a, int j, int *Lq, int *Lk, int *H);
+void unet_cross_set_grad(UNetActs *a, int j, const float *datt);
+
 #endif

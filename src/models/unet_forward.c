@@ -286,7 +286,7 @@ static void vattn_backward(const UNet *m, const VaeAttnParams *p, VaeAttnParams 
     linear_backward(dao, g ? g->o_w : NULL, g ? g->o_b : NULL, dtok, v->ao, p->o_w, T, C, C);
     memset(v->dq, 0, sizeof(float) * n), memset(v->dk, 0, sizeof(float) * n), memset(v->dv, 0, sizeof(float) * n);
     const AttnIn in = {v->q, v->k, v->v, C, C, C};
-    const AttnGrad ag = {v->dq, v->dk, v->dv, C, C, C};
+    const AttnGrad ag = {v->dq, v->dk, v->dv, C, C, C, NULL};
     attention_general_backward(&ag, dao, C, v->att, &in, &v->pk, C, 1, 0);
     memset(dtok, 0, sizeof(float) * n);
     linear_backward(dtok, g ? g->q_w : NULL, g ? g->q_b : NULL, v->dq, v->tok, p->q_w, T, C, C);
@@ -429,3 +429,17 @@ void unet_backward(const UNet *m, UNetActs *a, const float *deps, UNetGrads *g, 
 }
 
 #undef G
+
+/* ------------------------------------------------- cross-attention maps (FMN) */
+
+int unet_cross_count(const UNetActs *a) { return a->m->n_attn * a->m->cfg.depth; }
+
+const float *unet_cross_probs(const UNetActs *a, int j, int *Lq, int *Lk, int *H) {
+    const AttnActs *aa = &a->att[j / a->m->cfg.depth];
+    *Lq = aa->HW, *Lk = a->ctx_len, *H = a->m->cfg.heads;
+    return aa->ba[j % a->m->cfg.depth].xatt;
+}
+
+void unet_cross_set_grad(UNetActs *a, int j, const float *datt) {
+    a->att[j / a->m->cfg.depth].ba[j % a->m->cfg.depth].xatt_grad = datt;
+}

@@ -261,7 +261,7 @@ void block_backward(const BlockConfig *c, const BlockParams *b, BlockParams *gb,
         memset(dw, 0, sizeof(float) * (size_t)n);
         gemm_linear_backward(c->gemm, dw, G(xout_w), G(xout_b), dx, a->xattn, b->xout_w, T, W, W);
         const AttnIn in = {a->xq, a->xkv, a->xkv + W, W, 2 * W, 2 * W};
-        const AttnGrad g = {dxq, dxkv, dxkv ? dxkv + W : NULL, W, 2 * W, 2 * W};
+        const AttnGrad g = {dxq, dxkv, dxkv ? dxkv + W : NULL, W, 2 * W, 2 * W, a->xatt_grad};
         attention_general_backward(&g, dw, W, a->xatt, &in, ctx->pk, W, c->heads, 0);
         if (need_kv) gemm_linear_backward(c->gemm, dctx, G(xkv_w), G(xkv_b), dxkv, ctx->x, b->xkv_w, ctx->Tk, c->cross_width, 2 * W);
         memset(dw, 0, sizeof(float) * (size_t)n);

@@ -59,6 +59,8 @@ typedef struct {
     float *tmp;                      /* [T, W] projection output before the residual add */
     int32_t *pos;                    /* [T] row within its sequence (rope) */
     int T, Tk;
+    const float *xatt_grad;          /* optional: a gradient of the cross-attention weights (xatt's layout) that the
+                                      * backward adds to what flows from the block's output; NULL: none */
 } BlockActs;
 
 /* Buffers for T rows (att_size floats of self-attention weights, ctx for cross-attention or

@@ -7,13 +7,14 @@
 
 #include "io/image.h"
 #include "io/json_file.h"
+#include "forget/diffusion/erase.h"
 #include "serve/http.h"
 
 int gen_service_init(GenService *s, const char *unet, const char *clip, const char *vae, const GenLimits *lim,
                      FairLock *lock, Err *e) {
     memset(s, 0, sizeof *s);
     if (t2i_load(&s->g, unet, clip, vae, e)) return -1;
-    if (t2i_set_precision(&s->g, (Precision)lim->precision, e)) {
+    if (t2i_set_precision(&s->g, (Precision)lim->precision, e) || erase_apply_files(&s->g, lim->escape, lim->sld, e)) {
         t2i_free(&s->g);
         return -1;
     }

@@ -20,6 +20,7 @@
 typedef struct {
     int max_prompts, max_images, max_steps;
     int precision; /* a Precision (core/gemm_mixed.h) for the UNet, text encoder and autoencoder */
+    const char *escape, *sld; /* forget erase's sampling-time files (NULL: none) */
 } GenLimits;
 
 typedef struct {

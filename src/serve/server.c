@@ -552,7 +552,7 @@ BbServer *bb_server_start(const ServerOpts *o, Err *e) {
         return NULL;
     }
     if (o->diffusion) {
-        const GenLimits lim = {o->max_gen_prompts, o->max_gen_images, o->max_gen_steps, o->precision};
+        const GenLimits lim = {o->max_gen_prompts, o->max_gen_images, o->max_gen_steps, o->precision, o->escape, o->sld};
         s->gen = xcalloc(1, sizeof *s->gen);
         const int bad = !o->text_encoder ? err_set(e, "--diffusion needs --text-encoder CLIP")
                                          : gen_service_init(s->gen, o->diffusion, o->text_encoder, o->vae, &lim,

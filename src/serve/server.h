@@ -51,6 +51,7 @@ typedef struct {
     /* POST /v1/generate (serve/generate.h) when diffusion is set; model may then be NULL (no
      * classifier: /v1/classify and /v1/dataset answer 404) */
     const char *diffusion, *text_encoder, *vae;
+    const char *escape, *sld;               /* forget erase's files applied to every /v1/generate prompt */
     int max_gen_prompts, max_gen_images, max_gen_steps; /* 0: 16, 64, 200 */
     int precision;                           /* a Precision (core/gemm_mixed.h) for the classifier's towers */
 } ServerOpts;

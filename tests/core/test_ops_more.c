@@ -26,7 +26,7 @@ static void xattf(GradCase *g) {
 static void xattb(GradCase *g) {
     XAttCtx *a = g->ctx;
     const AttnIn x = {g->in[0], g->in[1], g->in[1] + a->C, a->C, 2 * a->C, 2 * a->C};
-    const AttnGrad d = {g->grad[0], g->grad[1], g->grad[1] + a->C, a->C, 2 * a->C, 2 * a->C};
+    const AttnGrad d = {g->grad[0], g->grad[1], g->grad[1] + a->C, a->C, 2 * a->C, 2 * a->C, NULL};
     attention_general_backward(&d, g->R, a->C, a->att, &x, &a->pk, a->C, a->H, a->causal);
 }
 static void cross_attention_case(int causal) {
@@ -60,7 +60,7 @@ static void cross_attention_case(int causal) {
     /* a frozen key/value source: NULL gradients are skipped, the query gradient is unchanged */
     float *dq = xcalloc(5 * 8, sizeof(float));
     const AttnIn x = {g.in[0], g.in[1], g.in[1] + a.C, a.C, 2 * a.C, 2 * a.C};
-    const AttnGrad only_q = {dq, NULL, NULL, a.C, 0, 0};
+    const AttnGrad only_q = {dq, NULL, NULL, a.C, 0, 0, NULL};
     memset(g.grad[0], 0, sizeof(float) * 5 * 8);
     xattf(&g);
     xattb(&g);
@@ -71,6 +71,33 @@ static void cross_attention_case(int causal) {
     free_case(&g);
 }
 TEST(ops_cross_attention_grad) { cross_attention_case(0); }
+
+/* A loss on the attention weights as well as the output (Forget-Me-Not): out = [output, weights],
+ * the weights' part of R given to the backward as datt. */
+static void xattw_f(GradCase *g) {
+    XAttCtx *a = g->ctx;
+    const AttnIn x = {g->in[0], g->in[1], g->in[1] + a->C, a->C, 2 * a->C, 2 * a->C};
+    attention_general_forward(g->out, a->C, g->out + 5 * a->C, &x, &a->pk, a->C, a->H, a->causal);
+}
+static void xattw_b(GradCase *g) {
+    XAttCtx *a = g->ctx;
+    const AttnIn x = {g->in[0], g->in[1], g->in[1] + a->C, a->C, 2 * a->C, 2 * a->C};
+    const AttnGrad d = {g->grad[0], g->grad[1], g->grad[1] + a->C, a->C, 2 * a->C, 2 * a->C, g->R + 5 * a->C};
+    attention_general_backward(&d, g->R, a->C, g->out + 5 * a->C, &x, &a->pk, a->C, a->H, a->causal);
+}
+TEST(ops_cross_attention_weight_loss_grad) {
+    Rng r;
+    rng_seed(&r, 44);
+    static const int qs[2] = {0, 3}, ql[2] = {3, 2}, ks[2] = {0, 5}, kl[2] = {5, 2};
+    long off[2];
+    XAttCtx a = {.C = 8, .H = 2};
+    const long n_att = attn_packing_offsets(off, ql, kl, 2, a.H);
+    a.pk = (AttnPacking){2, qs, ql, ks, kl, off};
+    GradCase g = {.forward = xattw_f, .backward = xattw_b, .ctx = &a};
+    setup(&g, &r, 2, (long[]){5 * a.C, 7 * 2 * a.C}, 5 * a.C + n_att);
+    gradcheck(&g, "cross-attention with a loss on its weights", 2e-2);
+    free_case(&g);
+}
 TEST(ops_cross_attention_causal_offset_grad) { cross_attention_case(1); }
 
 /* --------------------------------------------------------------- GroupNorm */

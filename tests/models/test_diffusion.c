@@ -117,3 +117,66 @@ TEST(diffusion_sampler_deterministic_and_batch_independent) {
     diffusion_schedule_free(&s);
     unet_free(&m);
 }
+
+/* Safe latent diffusion's guidance: no effect before its warm-up or with the safety concept equal
+ * to the prompt, an effect otherwise; and one step by hand (stop_at 1 of 3 steps) against the
+ * formula of diffusion.h from the three raw predictions. */
+TEST(diffusion_safe_guidance) {
+    UNetConfig c;
+    Err e = {0};
+    CHECK(unet_config_named(&c, "unet-tiny", &e) == 0);
+    UNet m;
+    unet_alloc(&m, &c);
+    Rng r;
+    rng_seed(&r, 19);
+    rng_fill_normal(&r, m.arena, m.n_params, 0, 0.2f);
+    DiffSchedule s;
+    CHECK(diffusion_schedule_init(&s, 1000, BETA_SD, 0, 0, &e) == 0);
+    enum { n = 2, side = 4, L = 3, D = 6, K = 3 };
+    const long per = (long)c.in_ch * side * side;
+    float cond[n * L * D], unc[L * D], saf[L * D];
+    rng_fill_normal(&r, cond, n * L * D, 0, 1);
+    rng_fill_normal(&r, unc, L * D, 0, 1);
+    rng_fill_normal(&r, saf, L * D, 0, 1);
+    float plain[n * 48], a[n * 48];
+    SampleSpec sp = {.side = side, .ctx_len = L, .steps = K, .cfg = 4.0f, .seed = 3, .batch = n};
+    CHECK(diffusion_sample(&m, &s, &sp, cond, unc, n, plain, &e) == 0);
+    SafeGuidance sg = {.rows = saf, .scale = 1000, .threshold = 0.01f, .momentum = 0.3f, .beta = 0.4f, .warmup = K};
+    sp.safe = &sg;
+    CHECK(diffusion_sample(&m, &s, &sp, cond, unc, n, a, &e) == 0);
+    CHECK_CLOSE(a, plain, n * per, 1e-6, 1e-6); /* warm-up never ends */
+    sg.warmup = 0, sg.rows = cond;               /* one prompt: S is the first sample's prompt */
+    CHECK(diffusion_sample(&m, &s, &sp, cond, unc, 1, a, &e) == 0);
+    CHECK_CLOSE(a, plain, per, 1e-6, 1e-6);
+    sg.rows = saf;
+    CHECK(diffusion_sample(&m, &s, &sp, cond, unc, n, a, &e) == 0);
+    double diff = 0;
+    for (long i = 0; i < n * per; i++) diff += fabs(a[i] - plain[i]);
+    CHECK(diff > 1e-3);
+    /* by hand: one step from sample 0's noise */
+    sp.stop_at = 1;
+    CHECK(diffusion_sample(&m, &s, &sp, cond, unc, 1, a, &e) == 0);
+    float x[48], xin[3 * 48], eps[3 * 48], ctx[3 * L * D], tt[3];
+    Rng z;
+    rng_seed(&z, rng_mix(3, 0));
+    rng_fill_normal(&z, x, per, 0, 1);
+    int32_t ts[K];
+    diffusion_timesteps(ts, 1000, K);
+    for (int b = 0; b < 3; b++) memcpy(xin + b * per, x, sizeof(float) * per), tt[b] = (float)ts[0];
+    memcpy(ctx, cond, sizeof(float) * L * D), memcpy(ctx + L * D, unc, sizeof(float) * L * D);
+    memcpy(ctx + 2 * L * D, saf, sizeof(float) * L * D);
+    UNetActs *act = unet_acts_new(&m, 3, side, L, 0);
+    unet_forward(&m, act, xin, tt, ctx, eps);
+    unet_acts_free(act);
+    float g[48];
+    for (long i = 0; i < per; i++) { /* nu starts at 0: gamma = mu (e_S - e_0) */
+        const double ep = eps[i], e0 = eps[per + i], es = eps[2 * per + i];
+        double mu = fabs(ep - es) * 1000 < 1 ? fabs(ep - es) * 1000 : 1;
+        if (ep - es >= 0.01) mu = 0;
+        g[i] = (float)(e0 + 4.0 * ((ep - e0) - mu * (es - e0)));
+    }
+    diffusion_ddim_step(x, g, per, s.abar[ts[0]], s.abar[ts[1]], 0, NULL);
+    CHECK_CLOSE(a, x, per, 1e-5, 1e-5);
+    diffusion_schedule_free(&s);
+    unet_free(&m);
+}

@@ -320,3 +320,70 @@ TEST(unet_config_errors) {
     CHECK(unet_config_named(&c, "sd-3", &e) != 0);
     CHECK_MSG(strstr(e.msg, "sd-1") != NULL, "%s", e.msg);
 }
+
+/* Forget-Me-Not's path: a loss on the cross-attention maps themselves, L = sum_j A_j . R_j, its
+ * gradient set with unet_cross_set_grad and no gradient from the output; finite differences in
+ * the context and in a cross-attention projection. */
+typedef struct {
+    FdCtx *k;
+    float **R;
+    int n;
+} MapCtx;
+
+static double map_loss(void *ctx) {
+    MapCtx *c = ctx;
+    unet_forward(&c->k->m, c->k->a, c->k->x, c->k->t, c->k->ctx, c->k->eps);
+    double s = 0;
+    for (int j = 0; j < c->n; j++) {
+        int Lq, Lk, H;
+        const float *A = unet_cross_probs(c->k->a, j, &Lq, &Lk, &H);
+        for (long i = 0; i < (long)TB * H * Lq * Lk; i++) s += (double)A[i] * c->R[j][i];
+    }
+    return s;
+}
+
+TEST(unet_cross_attention_map_gradient) {
+    FdCtx k;
+    const UNetConfig c = tiny();
+    unet_alloc(&k.m, &c);
+    random_weights(&k.m, 5);
+    const int side = 4, L = 3;
+    Rng r;
+    rng_seed(&r, 6);
+    k.nx = (long)TB * c.in_ch * side * side;
+    const long nc = (long)TB * L * c.ctx_dim;
+    k.x = randn(&r, k.nx, 1.0f), k.ctx = randn(&r, nc, 1.0f), k.R = NULL;
+    k.eps = xalloc_floats((size_t)k.nx);
+    float tt[TB] = {30.0f, 500.0f};
+    k.t = tt;
+    k.a = unet_acts_new(&k.m, TB, side, L, 1);
+    MapCtx mc = {&k, NULL, unet_cross_count(k.a)};
+    CHECK(mc.n >= 2);
+    mc.R = xcalloc((size_t)mc.n, sizeof(float *));
+    for (int j = 0; j < mc.n; j++) {
+        int Lq, Lk, H;
+        unet_cross_probs(k.a, j, &Lq, &Lk, &H);
+        CHECK_INT(Lk, L);
+        mc.R[j] = randn(&r, (long)TB * H * Lq * Lk, 1.0f);
+    }
+    map_loss(&mc);
+    for (int j = 0; j < mc.n; j++) { /* each query's weights sum to one */
+        int Lq, Lk, H;
+        const float *A = unet_cross_probs(k.a, j, &Lq, &Lk, &H);
+        for (long q = 0; q < (long)TB * H * Lq; q++) CHECK_NEAR(A[q * Lk] + A[q * Lk + 1] + A[q * Lk + 2], 1.0, 1e-5);
+        unet_cross_set_grad(k.a, j, mc.R[j]);
+    }
+    UNetGrads g;
+    unet_grads_alloc(&g, &k.m);
+    float *zero = xcalloc((size_t)k.nx, sizeof(float)), *dctx = xcalloc((size_t)nc, sizeof(float));
+    unet_backward(&k.m, k.a, zero, &g, NULL, dctx);
+    const FdProbe p = {map_loss, &mc, 12, 1e-2f, 2e-3, 2e-2, 9};
+    fd_check_coords(&p, k.ctx, dctx, nc, "context");
+    fd_check_coords(&p, k.m.p.att[0].blk[0].xkv_w, g.p.att[0].blk[0].xkv_w, 16 * 6, "attn2.to_k/to_v");
+    fd_check_coords(&p, k.m.p.att[0].blk[0].xq_w, g.p.att[0].blk[0].xq_w, 8 * 8, "attn2.to_q");
+    for (int j = 0; j < mc.n; j++) unet_cross_set_grad(k.a, j, NULL), free(mc.R[j]);
+    free(mc.R), free(zero), free(dctx), free(k.x), free(k.ctx), free(k.eps);
+    unet_grads_free(&g);
+    unet_acts_free(k.a);
+    unet_free(&k.m);
+}
