@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_groups.h"
+#include "io/safetensors.h"
 
 static int run(int argc, char **argv);
 
@@ -15,6 +16,33 @@ const Command cmd_info = {
     "and prints what was inferred from its tensor shapes and __metadata__. A Stable-Diffusion-shaped\n"
     "UNet (diffusers or CompVis keys) is recognised by its conv_in and described instead.\n",
     run};
+
+/* An escape-token file (forget erase --method escape): its tokens and the settings it was made with. */
+static int escape_info(SafeTensors *st, const char *path, int json) {
+    const StTensor *t = st_find(st, "emb_params");
+    if (!t || t->ndim != 2) {
+        st_close(st);
+        return cli_error("info", EXIT_WORK, "%s: format forget-escape without an emb_params [k, width] tensor", path);
+    }
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "model", path);
+    cJSON_AddStringToObject(r, "kind", "escape tokens");
+    cJSON_AddNumberToObject(r, "tokens", (double)t->shape[0]);
+    cJSON_AddNumberToObject(r, "width", (double)t->shape[1]);
+    for (int i = 0; i < st->n_meta; i++)
+        if (strncmp(st->meta_keys[i], "escape.", 7) == 0) cJSON_AddStringToObject(r, st->meta_keys[i], st->meta_vals[i]);
+    int rc = 0;
+    if (json) rc = cli_json_line("info", r);
+    else {
+        printf("model       %s\nkind        escape tokens (forget erase --method escape)\ntokens      %lld x %lld\n", path,
+               (long long)t->shape[0], (long long)t->shape[1]);
+        for (int i = 0; i < st->n_meta; i++)
+            if (strncmp(st->meta_keys[i], "escape.", 7) == 0) printf("%-11s %s\n", st->meta_keys[i] + 7, st->meta_vals[i]);
+    }
+    cJSON_Delete(r);
+    st_close(st);
+    return rc;
+}
 
 static int run(int argc, char **argv) {
     int json_failed = 0;
@@ -29,6 +57,15 @@ static int run(int argc, char **argv) {
     const int st = cli_parse(&cmd_info, argc, argv, 1, opts, NULL);
     if (st >= 0) return st;
     if (cli_file_is_unet(model)) return cli_unet_info(model, json);
+    {
+        SafeTensors st;
+        Err e = {{0}};
+        if (st_open(&st, model, &e) == 0) {
+            const char *f = st_meta(&st, "format");
+            if (f && strcmp(f, "forget-escape") == 0) return escape_info(&st, model, json);
+            st_close(&st);
+        }
+    }
     ClipModel m;
     if (cli_load_model_checked("info", model, &m, -1, check, PREC_FP32)) return EXIT_WORK;
     const ClipConfig *c = &m.cfg;
