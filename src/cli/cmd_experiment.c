@@ -21,6 +21,13 @@ const Command cmd_experiment = {
     "                             [--tasks T] [--epochs N] [--train-per-class N] [--layer L] [--kappa K]\n"
     "       forget experiment bias --model FILE --out DIR [--setting emoji|spurious] [--methods LIST] [--K 8]\n"
     "                              [--vocab 2000 | --vocab-file FILE] [--queries FILE] [--seed 1] [--quiet]\n"
+    "       forget experiment erasure --model UNET --text-encoder CLIP --judge FILE [--clip CLIP] --out DIR\n"
+    "                                 [--concepts all] [--methods LIST] [--per-class 12] [--steps 25]\n"
+    "\n"
+    "erasure: every concept-erasure method (forget erase --help) erasing each class in turn, judged on the erased\n"
+    "class and the others, with the bare prompt and with context words; FD and CLIP score of the kept classes in\n"
+    "--clip's space; trainable parameters, the erasure's peak memory and time. DIR/results.json after every run (a\n"
+    "rerun resumes), results.md, report.html (one sample grid a method).\n"
     "\n"
     "lsf: the code variants none, input and feature (reconstruction) of selective forgetting (forget lsf --help),\n"
     "--seeds seeds each with the default deletion requests; DIR/results.json after every run (a rerun resumes, each\n"
@@ -163,6 +170,7 @@ static int run_blackbox(int argc, char **argv) {
 
 static int run(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "bias") == 0) return run_bias(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "erasure") == 0) return experiment_erasure(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "domain") == 0) return run_domain(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "lsf") == 0) return run_lsf(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "blackbox") == 0) return run_blackbox(argc, argv);

@@ -88,3 +88,61 @@ TEST(cli_erase_every_method_and_its_errors) {
     CHECK_MSG(strstr(o, "sld_guidance_scale") != NULL, "%s", o);
     free(o);
 }
+
+/* forget experiment erasure on the same seconds-fast model: the reference row and three methods
+ * on two classes, the summary and reports written, and a rerun resuming without a new run. */
+TEST(cli_experiment_erasure_runs_and_resumes) {
+    char clip[1024], unet[600], judge[600], dir[600], res[700], md[700], html[700];
+    snprintf(clip, sizeof clip, "%s/tiny/model.safetensors", ref_dir());
+    snprintf(unet, sizeof unet, "%s/exp-unet.safetensors", scratch_dir());
+    snprintf(judge, sizeof judge, "%s/exp-judge.safetensors", scratch_dir());
+    snprintf(dir, sizeof dir, "%s/erasure-exp", scratch_dir());
+    snprintf(res, sizeof res, "%s/results.json", dir);
+    snprintf(md, sizeof md, "%s/results.md", dir);
+    snprintf(html, sizeof html, "%s/report.html", dir);
+    char *o = NULL;
+    CHECK_INT(run(&o, "train-diffusion --net unet-tiny --side 8 --steps 2 --batch 4 --limit 64 --quiet --text-encoder %s "
+                      "--out %s", clip, unet), 0);
+    free(o);
+    CHECK_INT(run(&o, "train-judge --net resnet-8n --side 8 --epochs 1 --limit 128 --batch 32 --out %s --quiet", judge), 0);
+    free(o);
+    const char *args = "--methods escape,uce,sld --concepts bag,coat --per-class 2 --per-class-ctx 1 --steps 2 "
+                       "--escape-steps 2 --quiet";
+    CHECK_INT(run(&o, "experiment erasure --model %s --text-encoder %s --judge %s --clip %s --out %s %s", unet, clip, judge,
+                  clip, dir, args), 0);
+    free(o);
+    size_t n = 0;
+    char *txt = read_whole(res, &n);
+    CHECK(txt != NULL);
+    cJSON *j = txt ? cJSON_Parse(txt) : NULL;
+    free(txt);
+    const cJSON *runs = cJSON_GetObjectItemCaseSensitive(j, "runs"), *sum = cJSON_GetObjectItemCaseSensitive(j, "summary");
+    CHECK_INT(cJSON_GetArraySize(runs), 2 * 4); /* none + three methods, two classes */
+    CHECK_INT(cJSON_GetArraySize(sum), 4);
+    const cJSON *s;
+    cJSON_ArrayForEach(s, sum) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(s, "method");
+        CHECK(cJSON_IsString(m));
+        const char *keys[] = {"erased_acc", "others_acc", "fd", "clip_score", "trainable_params", "peak_mb", "seconds"};
+        for (int k = 0; k < 7; k++) CHECK_MSG(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(s, keys[k])), "%s", keys[k]);
+        if (strcmp(m->valuestring, "sld") == 0)
+            CHECK(cJSON_GetObjectItemCaseSensitive(s, "trainable_params")->valuedouble == 0);
+        if (strcmp(m->valuestring, "uce") == 0) CHECK(cJSON_GetObjectItemCaseSensitive(s, "peak_mb")->valuedouble > 1);
+    }
+    cJSON_Delete(j);
+    txt = read_whole(md, &n);
+    CHECK(txt && strstr(txt, "escape (reconstruction)") && strstr(txt, "With context words"));
+    free(txt);
+    txt = read_whole(html, &n);
+    CHECK(txt && strstr(txt, "images/uce-") != NULL);
+    free(txt);
+    /* a rerun finds every run done */
+    CHECK_INT(run(&o, "experiment erasure --model %s --text-encoder %s --judge %s --clip %s --out %s %s", unet, clip, judge,
+                  clip, dir, args), 0);
+    free(o);
+    txt = read_whole(res, &n);
+    j = txt ? cJSON_Parse(txt) : NULL;
+    free(txt);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "runs")), 8);
+    cJSON_Delete(j);
+}

@@ -1,0 +1,26 @@
+/* What forget experiment erasure's files share (erasure_experiment.c, erasure_report.c). */
+#ifndef FORGET_ERASURE_INTERNAL_H
+#define FORGET_ERASURE_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "eval/judge.h"
+#include "forget/diffusion/erasure_experiment.h"
+#include "models/text2image.h"
+
+/* One model's images judged class by class. */
+typedef struct {
+    int K, P, PC, side, E, shown_n;
+    double *acc, *acc_ctx; /* [K] judged accuracy: bare template, context templates */
+    float *feat;           /* [K, P, E] scoring-CLIP features of the bare images (NULL without one) */
+    uint8_t *shown;        /* [K, shown_n, side, side, 3] the first bare images of each class */
+} ErasureEval;
+
+int erasure_evaluate(const Text2Image *g, const Judge *j, const ClipModel *sc, const ErasureExpOpts *o, ErasureEval *ev,
+                     Err *e);
+void erasure_eval_free(ErasureEval *ev);
+/* The summary (into root) and DIR/results.md, DIR/report.html. */
+int erasure_write_reports(const ErasureExpOpts *o, cJSON *root, const char *const *classes, int K, Err *e);
+
+#endif
