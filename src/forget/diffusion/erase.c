@@ -20,7 +20,7 @@ const char *erase_method_name(int method) {
 void erase_defaults(EraseOpts *o) {
     memset(o, 0, sizeof *o);
     escape_defaults(&o->escape);
-    o->esd_eta = 1.0, o->uce_guide = "", o->uce_lambda = 0.5, o->uce_erase_scale = 1, o->uce_preserve_scale = 1;
+    o->esd_eta = 2.0, o->uce_guide = "", o->uce_lambda = 0.5, o->uce_erase_scale = 1, o->uce_preserve_scale = 1;
     o->dataset = "fmnist";
 }
 

@@ -37,7 +37,7 @@ const char *const *escape_eval_templates(int *n) {
 }
 
 void escape_defaults(EscapeOpts *o) {
-    *o = (EscapeOpts){.k = 1, .tcs = TCS_DIFF, .lambda = 1.0, .neutral = "object", .loss = ESCAPE_DENSE, .alpha = 0.5,
+    *o = (EscapeOpts){.k = 4, .tcs = TCS_DIFF, .lambda = 1.0, .neutral = "object", .loss = ESCAPE_DENSE, .alpha = 0.5,
                       .lr = 1e-2, .steps = 300, .keep_batch = 16};
 }
 
@@ -90,7 +90,7 @@ double escape_objective(const ClipModel *m, const int32_t *ids, const float *tgt
     for (int j = 0; j < n; j++) memcpy(rep + (size_t)j * k * W, z, sizeof(float) * (size_t)k * W);
     TowerActs a = {0};
     double loss = NAN;
-    if (text_acts_reuse(&a, m, ids, n, 1, 1, e) == 0) {
+    if (text_acts_reuse(&a, m, ids, n, grad != NULL, 1, e) == 0) { /* no gradient: no activations kept */
         a.ctx = rep, a.n_ctx = k;
         text_forward(m, &a, NULL, NULL);
         clip_text_hidden_forward(m, &a, hid);
@@ -295,13 +295,12 @@ int escape_train(const ClipModel *m, const Tokenizer *t, const char *concept, co
         TrainState st;
         rc = train_run(&spec, &st, e);
     }
-    if (!rc) { /* the final losses, measured on every preservation prompt */
-        float l = 0;
-        const int kb = r.keep_batch;
-        r.keep_batch = 0;
-        rc = esc_step(&r, o->steps, &l, e);
-        r.keep_batch = kb;
-        res->loss = l, res->loss_erase = r.last_erase, res->loss_keep = r.last_keep;
+    if (!rc) { /* the final losses on every prompt (no gradient: inference activations only) */
+        for (int j = 0; j < most; j++) r.pick[j] = j;
+        res->loss_erase = escape_objective(m, r.ids_c, r.b_c, r.eot_c, r.n_c, k, o->loss, 1.0, z, NULL, e);
+        res->loss_keep = r.n_r ? escape_objective(m, r.ids_r, r.b_r, r.eot_r, r.n_r, k, o->loss, 1.0, z, NULL, e) : 0;
+        res->loss = res->loss_erase + o->alpha * res->loss_keep;
+        if (isnan(res->loss)) rc = -1;
     }
     res->trainable = (long)k * W;
     res->seconds = now_seconds() - t0;

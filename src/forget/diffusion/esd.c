@@ -3,6 +3,8 @@
  * e* the frozen original, x_t sampled from the model being trained (DDIM guided at scale 3 from
  * noise down to a random one of the K = 50 steps), a new seed every iteration. ESD-x trains the
  * cross-attention (every tensor whose diffusers key holds "attn2."), ESD-u everything else.
+ * Defaults: the current official code's (esd_sd.py: 200 iterations, lr 5e-5, eta 2, guidance 3,
+ * 50 steps); the paper era's (1000 iterations, lr 1e-5, eta 1) are --steps 1000 --lr 1e-5 --eta 1.
  * One deviation: the official code draws a DDPM timestep inside the DDIM step's interval; here
  * the regression runs at the DDIM step's own timestep. Runs on the one trainer (Adam). */
 #include <math.h>
@@ -60,8 +62,8 @@ static int esd_step(void *user, long step, float *loss, Err *e) {
 
 int esd_train(Text2Image *g, const char *concept, int cross_only, double lr, int steps, double eta, uint64_t seed,
               int quiet, long *trainable, double *loss, Err *e) {
-    if (lr <= 0) lr = 1e-5;   /* the paper-era defaults [V]: 1000 iterations, lr 1e-5, eta 1 */
-    if (steps <= 0) steps = 1000;
+    if (lr <= 0) lr = 5e-5;   /* the current official defaults [V]: 200 iterations, lr 5e-5 (eta 2: the caller's) */
+    if (steps <= 0) steps = 200;
     UNet *m = &g->unet;
     EsdRun r = {.g = g, .eta = eta, .seed = seed};
     r.per = (long)m->cfg.in_ch * g->side * g->side, r.crow = (long)g->ctx_len * m->cfg.ctx_dim;
