@@ -12,8 +12,7 @@
 #include "io/preprocess.h"
 #include "models/clip_encode.h"
 
-/* CLIP image embeddings of n 8-bit RGB images [n, side, side, 3]. */
-static int clip_images(const ClipModel *m, const uint8_t *rgb, int n, int side, float *out, Err *e) {
+int gen_clip_images(const ClipModel *m, const uint8_t *rgb, int n, int side, float *out, Err *e) {
     const int R = m->cfg.image_res, E = m->cfg.embed_dim, B = 32;
     float *px = xalloc_floats((size_t)B * 3 * R * R);
     int rc = 0;
@@ -90,7 +89,7 @@ int gen_eval(const Text2Image *g, const Judge *j, const ClipModel *clip, const G
         Tokenizer tok = {0};
         rc = tokenizer_init(&tok, e);
         if (!rc) rc = clip_encode_texts(clip, &tok, (const char *const *)prompts, K, pt, e);
-        if (!rc) rc = clip_images(clip, rgb, N, S, fi, e);
+        if (!rc) rc = gen_clip_images(clip, rgb, N, S, fi, e);
         if (!rc) {
             for (int i = 0; i < N; i++) memcpy(ft + (size_t)i * E, pt + (size_t)(i / P) * E, sizeof(float) * E);
             r->clip_score = clip_score(fi, ft, N, E);
@@ -99,7 +98,7 @@ int gen_eval(const Text2Image *g, const Judge *j, const ClipModel *clip, const G
             uint8_t *real = xmalloc((size_t)N * S * S * 3);
             float *fr = xalloc_floats((size_t)N * E);
             rc = real_images(o->real, o->data_dir, N, S, real, e);
-            if (!rc) rc = clip_images(clip, real, N, S, fr, e);
+            if (!rc) rc = gen_clip_images(clip, real, N, S, fr, e);
             if (!rc) {
                 double *m1 = xmalloc(sizeof(double) * E), *m2 = xmalloc(sizeof(double) * E);
                 double *s1 = xmalloc(sizeof(double) * E * E), *s2 = xmalloc(sizeof(double) * E * E);

@@ -38,6 +38,9 @@ typedef struct {
     int keep, side;
 } GenEvalResult;
 
+/* CLIP image embeddings [n, embed_dim] of n 8-bit RGB images [n, side, side, 3] (the CLIP transform
+ * at the model's resolution, 32 at a time). */
+int gen_clip_images(const ClipModel *m, const uint8_t *rgb, int n, int side, float *out, Err *e);
 int gen_eval(const Text2Image *g, const Judge *j, const ClipModel *clip, const GenEvalOpts *o, GenEvalResult *r,
              Err *e);
 void gen_eval_result_free(GenEvalResult *r);

@@ -73,17 +73,23 @@ TEST(diffusion_ddim_step_algebra) {
 
 /* Three samples drawn in one batch equal the same samples drawn one at a time; another seed
  * differs; DDPM (eta = 1) differs from DDIM and is also batch-independent. */
+/* A random unet-tiny (weights N(0, 0.2^2) from seed, r left after them) and SD's schedule. */
+static void random_tiny(UNet *m, UNetConfig *c, DiffSchedule *s, Rng *r, uint64_t seed) {
+    Err e = {0};
+    CHECK(unet_config_named(c, "unet-tiny", &e) == 0);
+    unet_alloc(m, c);
+    rng_seed(r, seed);
+    rng_fill_normal(r, m->arena, m->n_params, 0, 0.2f);
+    CHECK(diffusion_schedule_init(s, 1000, BETA_SD, 0, 0, &e) == 0);
+}
+
 TEST(diffusion_sampler_deterministic_and_batch_independent) {
     UNetConfig c;
     Err e = {0};
-    CHECK(unet_config_named(&c, "unet-tiny", &e) == 0);
     UNet m;
-    unet_alloc(&m, &c);
     Rng r;
-    rng_seed(&r, 9);
-    rng_fill_normal(&r, m.arena, m.n_params, 0, 0.2f);
     DiffSchedule s;
-    CHECK(diffusion_schedule_init(&s, 1000, BETA_SD, 0, 0, &e) == 0);
+    random_tiny(&m, &c, &s, &r, 9);
     enum { n = 3, side = 4, L = 3 };
     const long per = (long)c.in_ch * side * side;
     float cond[n * L * 6], unc[L * 6];
@@ -124,14 +130,10 @@ TEST(diffusion_sampler_deterministic_and_batch_independent) {
 TEST(diffusion_safe_guidance) {
     UNetConfig c;
     Err e = {0};
-    CHECK(unet_config_named(&c, "unet-tiny", &e) == 0);
     UNet m;
-    unet_alloc(&m, &c);
     Rng r;
-    rng_seed(&r, 19);
-    rng_fill_normal(&r, m.arena, m.n_params, 0, 0.2f);
     DiffSchedule s;
-    CHECK(diffusion_schedule_init(&s, 1000, BETA_SD, 0, 0, &e) == 0);
+    random_tiny(&m, &c, &s, &r, 19);
     enum { n = 2, side = 4, L = 3, D = 6, K = 3 };
     const long per = (long)c.in_ch * side * side;
     float cond[n * L * D], unc[L * D], saf[L * D];

@@ -17,6 +17,7 @@
 #include "core/progress.h"
 #include "core/threads.h"
 #include "eval/forget_metrics.h"
+#include "eval/gen_eval.h"
 #include "eval/gen_metrics.h"
 #include "eval/judge.h"
 #include "forget/diffusion/erase.h"
@@ -26,7 +27,6 @@
 #include "io/dataset.h"
 #include "io/image.h"
 #include "io/json_file.h"
-#include "io/preprocess.h"
 #include "models/clip_encode.h"
 
 extern char **environ;
@@ -156,23 +156,6 @@ void erasure_eval_free(ErasureEval *ev) {
     memset(ev, 0, sizeof *ev);
 }
 
-/* CLIP image features of n 8-bit RGB images. */
-static int clip_feats(const ClipModel *m, const uint8_t *rgb, int n, int side, float *out, Err *e) {
-    const int R = m->cfg.image_res, E = m->cfg.embed_dim, B = 32;
-    float *px = xalloc_floats((size_t)B * 3 * R * R);
-    int rc = 0;
-    for (int b0 = 0; b0 < n && !rc; b0 += B) {
-        const int nb = n - b0 < B ? n - b0 : B;
-        for (int i = 0; i < nb; i++) {
-            const Image8 im = {side, side, 3, (uint8_t *)rgb + (size_t)(b0 + i) * side * side * 3};
-            clip_preprocess(&im, R, px + (size_t)i * 3 * R * R);
-        }
-        rc = clip_encode_image(m, px, nb, out + (size_t)b0 * E, NULL, e);
-    }
-    free(px);
-    return rc;
-}
-
 int erasure_evaluate(const Text2Image *g, const Judge *j, const ClipModel *sc, const ErasureExpOpts *o, ErasureEval *ev,
                      Err *e) {
     memset(ev, 0, sizeof *ev);
@@ -199,7 +182,7 @@ int erasure_evaluate(const Text2Image *g, const Judge *j, const ClipModel *sc, c
         for (int i = 0; i < P && !rc; i++) ok += pred[i] == k;
         ev->acc[k] = (double)ok / P;
         if (!rc) memcpy(ev->shown + (size_t)k * ev->shown_n * img, rgb, ev->shown_n * img);
-        if (!rc && E) rc = clip_feats(sc, rgb, P, S, ev->feat + (size_t)k * P * E, e);
+        if (!rc && E) rc = gen_clip_images(sc, rgb, P, S, ev->feat + (size_t)k * P * E, e);
         free(bare);
         /* the same class inside context words: template i of the held-out set, `each` images a template */
         for (int t = 0; t < nt; t++) prompts[t] = clip_prompt_fill(tpl[t], j->class_names[k]);
@@ -233,7 +216,7 @@ static float *real_feats(const ErasureExpOpts *o, const Judge *j, const ClipMode
             got++;
         }
         if (got < P) rc = err_set(e, "%s: only %d real images of \"%s\" (the distance needs %d)", o->real, got, j->class_names[c], P);
-        if (!rc) rc = clip_feats(sc, rgb, P, S, f + (size_t)k * P * E, e);
+        if (!rc) rc = gen_clip_images(sc, rgb, P, S, f + (size_t)k * P * E, e);
     }
     free(rgb);
     dataset_free(&d);
