@@ -37,9 +37,20 @@ int erase_apply_files(Text2Image *g, const char *escape, const char *sld, Err *e
 }
 
 double erase_peak_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1024.0;
+    /* VmHWM, the peak of this program's own memory map: getrusage's ru_maxrss survives execve, so a
+     * process started by a large parent would report the parent's size */
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double mb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0) mb = atof(line + 6) / 1024.0;
+    if (f) fclose(f);
+    if (mb < 0) { /* no procfs */
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        mb = ru.ru_maxrss / 1024.0;
+    }
+    return mb;
 }
 
 int erase_save_unet(const Text2Image *g, const char *src, const char *path, const EraseOpts *o, Err *e) {

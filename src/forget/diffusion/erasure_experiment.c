@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -65,8 +64,9 @@ void erasure_exp_defaults(ErasureExpOpts *o) {
 
 /* ------------------------------------------------------------ the child erasure */
 
-/* Runs argv (argv[0] the binary) with stdout captured; *peak_mb the child's peak resident memory. */
-static int spawn_capture(char *const *argv, char **out, double *peak_mb, Err *e) {
+/* Runs argv (argv[0] the binary) with stdout captured. (The child reports its own peak memory:
+ * wait4's ru_maxrss would include this process's, since it survives execve.) */
+static int spawn_capture(char *const *argv, char **out, Err *e) {
     int fd[2];
     if (pipe(fd) != 0) return err_set(e, "pipe: %s", strerror(errno));
     posix_spawn_file_actions_t fa;
@@ -89,9 +89,7 @@ static int spawn_capture(char *const *argv, char **out, double *peak_mb, Err *e)
     buf[n] = 0;
     close(fd[0]);
     int status = 0;
-    struct rusage ru;
-    while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {}
-    *peak_mb = ru.ru_maxrss / 1024.0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     *out = buf;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return err_set(e, "%s %s failed (%s %d; its message is above)", argv[0], argv[1],
@@ -129,9 +127,8 @@ static int run_erasure(const ErasureExpOpts *o, int v, const char *concept, cons
     argv[n++] = "--json", argv[n++] = "--quiet";
     argv[n] = NULL;
     char *out = NULL;
-    double peak = 0;
     const double t0 = now_seconds();
-    int rc = spawn_capture(argv, &out, &peak, e);
+    int rc = spawn_capture(argv, &out, e);
     const double secs = now_seconds() - t0;
     free(parts[15]), free(parts);
     const char *line = out ? strstr(out, "{\"method\"") : NULL;
@@ -139,7 +136,7 @@ static int run_erasure(const ErasureExpOpts *o, int v, const char *concept, cons
     if (!rc && !j) rc = err_set(e, "forget erase printed no result line: %s", out ? out : "");
     if (!rc) {
         cJSON_AddNumberToObject(run, "trainable_params", resume_num(j, "trainable_params"));
-        cJSON_AddNumberToObject(run, "peak_mb", peak);
+        cJSON_AddNumberToObject(run, "peak_mb", resume_num(j, "peak_mb"));
         cJSON_AddNumberToObject(run, "seconds", secs);
         cJSON_AddNumberToObject(run, "erase_seconds", resume_num(j, "seconds"));
         cJSON_AddNumberToObject(run, "loss", resume_num(j, "loss"));

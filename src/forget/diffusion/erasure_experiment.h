@@ -7,7 +7,7 @@
  *                (in a CLIP other than the one conditioning the model): quality kept
  * each for the bare template "a photo of a {}." and for prompts with context words around the
  * class (templates held out from the escape token's training), plus the trainable parameters, the
- * erasure's peak resident memory (measured on its own process: `forget erase` is run as a child)
+ * erasure's peak resident memory (VmHWM of its own process: `forget erase` is run as a child)
  * and wall time. The unerased model is the reference row. Image i of class k is drawn from the
  * same seed for every method, so the report's grids compare the same samples.
  * DIR/results.json ({"summary": [...], "runs": [...]}, rewritten after every run: a rerun with
