@@ -77,11 +77,12 @@ int erasure_write_reports(const ErasureExpOpts *o, cJSON *root, const char *cons
             "Text encoder `%s`, judge `%s`. Each method erases one class at a time; the figures are means over the "
             "classes erased. Judged accuracy on %d images a class of \"a photo of a {}.\" and %d with context words "
             "(templates held out from the escape token's training), %d DDIM steps, guidance %g, seed %llu. "
-            "H = harmonic mean of (100 - erased) and others. FD and CLIP score: the kept classes' images in the "
-            "scoring CLIP's space (FD against as many real images of those classes). Peak memory: the erasure's own "
-            "process (RSS). The escape token is **our reconstruction** of an unpublished method "
-            "(../shared/methods/diffusion-erasure.md 2.1).\n\n",
-            o->clip, o->judge, o->per_class, o->per_class_ctx, o->steps, (double)o->cfg, (unsigned long long)o->seed);
+            "H = harmonic mean of (100 - erased) and others. FD and CLIP score: the kept classes' images in the space "
+            "of `%s` (FD against as many real images of those classes; `-`: no scoring CLIP). Peak memory: the "
+            "erasure's own process (VmHWM), seconds its wall time with loading. The escape token is **our "
+            "reconstruction** of an unpublished method (../shared/methods/diffusion-erasure.md 2.1).\n\n",
+            o->clip, o->judge, o->per_class, o->per_class_ctx, o->steps, (double)o->cfg, (unsigned long long)o->seed,
+            o->score_clip ? o->score_clip : "none");
     fputs("## Bare prompt\n\n| method | classes | erased acc (lower) | others acc (higher) | H | FD (lower) | CLIP score | "
           "trainable params | peak MB | seconds |\n|---|---|---|---|---|---|---|---|---|---|\n", f);
     const cJSON *s;
