@@ -443,7 +443,7 @@ int erasure_exp_run(const ErasureExpOpts *o, Err *e) {
     }
     progress_end(&bar);
     free(preserve);
-    if (!rc) rc = erasure_write_reports(o, root, (const char *const *)j.class_names, K, e);
+    if (!rc) rc = erasure_write_reports(o, root, (const char *const *)j.class_names, pick_c, K, e);
     if (have_base) t2i_free(&base);
     if (have_sc) clip_free(&sc);
     free(real), free(path), free(imgdir), free(mdir), free(pick_c);

@@ -20,7 +20,8 @@ typedef struct {
 int erasure_evaluate(const Text2Image *g, const Judge *j, const ClipModel *sc, const ErasureExpOpts *o, ErasureEval *ev,
                      Err *e);
 void erasure_eval_free(ErasureEval *ev);
-/* The summary (into root) and DIR/results.md, DIR/report.html. */
-int erasure_write_reports(const ErasureExpOpts *o, cJSON *root, const char *const *classes, int K, Err *e);
+/* The summary over the picked classes' runs (into root) and DIR/results.md, DIR/report.html. */
+int erasure_write_reports(const ErasureExpOpts *o, cJSON *root, const char *const *classes, const int *pick, int K,
+                          Err *e);
 
 #endif

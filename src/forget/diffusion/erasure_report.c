@@ -22,13 +22,22 @@ static const char *label(const char *m) {
     return m;
 }
 
-/* The methods in first-seen order, and per method the mean of each field over its runs. */
-static cJSON *summarise(const cJSON *runs) {
+/* Whether run r's concept is one of the picked classes. */
+static int picked(const cJSON *r, const char *const *classes, const int *pick, int K) {
+    const char *c = resume_str(r, "concept");
+    for (int k = 0; k < K && c; k++)
+        if (pick[k] && strcmp(classes[k], c) == 0) return 1;
+    return 0;
+}
+
+/* The methods in first-seen order, and per method the mean of each field over its runs on the
+ * picked classes. */
+static cJSON *summarise(const cJSON *runs, const char *const *classes, const int *pick, int K) {
     cJSON *sum = cJSON_CreateArray();
     const cJSON *r;
     cJSON_ArrayForEach(r, runs) {
         const char *m = resume_str(r, "method");
-        if (!m) continue;
+        if (!m || !picked(r, classes, pick, K)) continue;
         int seen = 0;
         const cJSON *s;
         cJSON_ArrayForEach(s, sum) seen |= strcmp(resume_str(s, "method"), m) == 0;
@@ -38,7 +47,7 @@ static cJSON *summarise(const cJSON *runs) {
         const cJSON *q;
         cJSON_ArrayForEach(q, runs) {
             const char *mq = resume_str(q, "method");
-            if (!mq || strcmp(mq, m) != 0) continue;
+            if (!mq || strcmp(mq, m) != 0 || !picked(q, classes, pick, K)) continue;
             for (int f = 0; f < N_FIELDS; f++) tot[f] += resume_num(q, FIELDS[f]);
             n++;
         }
@@ -60,10 +69,11 @@ static void num_cell(FILE *f, double v, const char *fmt) {
     }
 }
 
-int erasure_write_reports(const ErasureExpOpts *o, cJSON *root, const char *const *classes, int K, Err *e) {
+int erasure_write_reports(const ErasureExpOpts *o, cJSON *root, const char *const *classes, const int *pick, int K,
+                          Err *e) {
     const cJSON *runs = cJSON_GetObjectItemCaseSensitive(root, "runs");
     cJSON_DeleteItemFromObjectCaseSensitive(root, "summary");
-    cJSON *sum = summarise(runs);
+    cJSON *sum = summarise(runs, classes, pick, K);
     cJSON_AddItemToObject(root, "summary", sum);
     char *path = xasprintf("%s/results.json", o->out);
     int rc = json_write_atomic(path, root, e);
@@ -108,14 +118,15 @@ int erasure_write_reports(const ErasureExpOpts *o, cJSON *root, const char *cons
         fputc('\n', f);
     }
     fputs("\n## Erased-class accuracy per class (bare prompt)\n\n| method |", f);
-    for (int k = 0; k < K; k++) fprintf(f, " %s |", classes[k]);
+    for (int k = 0; k < K; k++) if (pick[k]) fprintf(f, " %s |", classes[k]);
     fputs("\n|---|", f);
-    for (int k = 0; k < K; k++) fputs("---|", f);
+    for (int k = 0; k < K; k++) if (pick[k]) fputs("---|", f);
     fputc('\n', f);
     cJSON_ArrayForEach(s, sum) {
         const char *m = resume_str(s, "method");
         fprintf(f, "| %s |", label(m));
         for (int k = 0; k < K; k++) {
+            if (!pick[k]) continue;
             double v = NAN;
             const cJSON *r;
             cJSON_ArrayForEach(r, runs) if (strcmp(resume_str(r, "method"), m) == 0 && strcmp(resume_str(r, "concept"), classes[k]) == 0) v =
@@ -144,6 +155,7 @@ int erasure_write_reports(const ErasureExpOpts *o, cJSON *root, const char *cons
         html_escape(f, label(m));
         fputs("</h3>\n<table class=\"grid\"><tr><th>erased class</th><th>original</th><th>after</th></tr>\n", f);
         for (int k = 0; k < K; k++) {
+            if (!pick[k]) continue;
             int have = 0;
             const cJSON *r;
             cJSON_ArrayForEach(r, runs) have |= strcmp(resume_str(r, "method"), m) == 0 && strcmp(resume_str(r, "concept"), classes[k]) == 0;
