@@ -87,21 +87,7 @@ int erase_save_unet(const Text2Image *g, const char *src, const char *path, cons
 
 int erase_check_concept(const char *concept, const char *const *preserve, int n_preserve, Err *e) {
     Tokenizer t = {0};
-    if (tokenizer_init(&t, e)) return -1;
-    int32_t *ids = NULL;
-    int n = 0, rc = tokenizer_encode(&t, concept, &ids, &n, e);
-    if (!rc && n == 0) rc = err_set(e, "erase: the concept \"%s\" tokenises to nothing", concept);
-    for (int i = 0; i < n_preserve && !rc; i++) {
-        int32_t *p = NULL;
-        int np = 0;
-        rc = tokenizer_encode(&t, preserve[i], &p, &np, e);
-        if (!rc && np == n && memcmp(p, ids, sizeof(int32_t) * (size_t)n) == 0)
-            rc = err_set(e, "erase: the preserve list contains the concept \"%s\" itself (entry %d, \"%s\")", concept, i + 1,
-                         preserve[i]);
-        else if (!rc && np == 0) rc = err_set(e, "erase: preserve entry %d \"%s\" tokenises to nothing", i + 1, preserve[i]);
-        free(p);
-    }
-    free(ids);
+    const int rc = tokenizer_init(&t, e) || escape_check_concept(&t, concept, preserve, n_preserve, e) ? -1 : 0;
     tokenizer_free(&t);
     return rc;
 }

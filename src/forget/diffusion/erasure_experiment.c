@@ -105,15 +105,8 @@ static int run_erasure(const ErasureExpOpts *o, int v, const char *concept, cons
     char seed[32], steps[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
     argv[n++] = (char *)o->exe, argv[n++] = "erase";
-    char **parts = NULL;
-    int np = 0;
-    { /* the variant's own arguments, split on spaces */
-        char *copy = xstrdup(VARIANTS[v].args);
-        parts = xmalloc(sizeof(char *) * 16);
-        for (char *t = strtok(copy, " "); t && np < 15; t = strtok(NULL, " ")) parts[np++] = t;
-        for (int i = 0; i < np; i++) argv[n++] = parts[i];
-        parts[15] = copy;
-    }
+    char *args = xstrdup(VARIANTS[v].args); /* the variant's own arguments, split on spaces */
+    for (char *t = strtok(args, " "); t && n < 16; t = strtok(NULL, " ")) argv[n++] = t;
     argv[n++] = "--concept", argv[n++] = (char *)concept;
     if (preserve && VARIANTS[v].preserve) argv[n++] = "--preserve", argv[n++] = (char *)preserve;
     argv[n++] = "--model", argv[n++] = (char *)o->unet, argv[n++] = "--text-encoder", argv[n++] = (char *)o->clip;
@@ -130,7 +123,7 @@ static int run_erasure(const ErasureExpOpts *o, int v, const char *concept, cons
     const double t0 = now_seconds();
     int rc = spawn_capture(argv, &out, e);
     const double secs = now_seconds() - t0;
-    free(parts[15]), free(parts);
+    free(args);
     const char *line = out ? strstr(out, "{\"method\"") : NULL;
     cJSON *j = !rc && line ? cJSON_Parse(line) : NULL;
     if (!rc && !j) rc = err_set(e, "forget erase printed no result line: %s", out ? out : "");
@@ -205,14 +198,13 @@ static float *real_feats(const ErasureExpOpts *o, const Judge *j, const ClipMode
     uint8_t *rgb = xmalloc((size_t)P * S * S * 3);
     int rc = 0;
     for (int k = 0; k < K && !rc; k++) {
-        const int c = k;
         int got = 0;
         for (int i = 0; i < d.n && got < P; i++) {
-            if (strcasecmp(d.class_names[d.labels[i]], j->class_names[c]) != 0) continue;
+            if (strcasecmp(d.class_names[d.labels[i]], j->class_names[k]) != 0) continue;
             dataset_rgb8(&d, &i, 1, S, rgb + (size_t)got * S * S * 3);
             got++;
         }
-        if (got < P) rc = err_set(e, "%s: only %d real images of \"%s\" (the distance needs %d)", o->real, got, j->class_names[c], P);
+        if (got < P) rc = err_set(e, "%s: only %d real images of \"%s\" (the distance needs %d)", o->real, got, j->class_names[k], P);
         if (!rc) rc = gen_clip_images(sc, rgb, P, S, f + (size_t)k * P * E, e);
     }
     free(rgb);

@@ -1,7 +1,6 @@
 /* Escape Token erasure (our reconstruction): see escape.h for the losses. */
 #include "forget/diffusion/escape.h"
 
-#include <ctype.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
@@ -54,14 +53,22 @@ void escape_align(const int32_t *a, int la, const int32_t *b, int lb, int ctx, i
     }
 }
 
-/* Case-insensitive equality after trimming spaces. */
-static int same_words(const char *a, const char *b) {
-    while (isspace((unsigned char)*a)) a++;
-    while (isspace((unsigned char)*b)) b++;
-    size_t na = strlen(a), nb = strlen(b);
-    while (na && isspace((unsigned char)a[na - 1])) na--;
-    while (nb && isspace((unsigned char)b[nb - 1])) nb--;
-    return na == nb && strncasecmp(a, b, na) == 0;
+int escape_check_concept(const Tokenizer *t, const char *concept, const char *const *preserve, int n_preserve, Err *e) {
+    int32_t *ids = NULL;
+    int n = 0, rc = tokenizer_encode(t, concept, &ids, &n, e);
+    if (!rc && n == 0) rc = err_set(e, "erase: the concept \"%s\" tokenises to nothing", concept);
+    for (int i = 0; i < n_preserve && !rc; i++) {
+        int32_t *p = NULL;
+        int np = 0;
+        rc = tokenizer_encode(t, preserve[i], &p, &np, e);
+        if (!rc && np == n && memcmp(p, ids, sizeof(int32_t) * (size_t)n) == 0)
+            rc = err_set(e, "erase: the preserve list contains the concept \"%s\" itself (entry %d, \"%s\")", concept, i + 1,
+                         preserve[i]);
+        else if (!rc && np == 0) rc = err_set(e, "erase: preserve entry %d \"%s\" tokenises to nothing", i + 1, preserve[i]);
+        free(p);
+    }
+    free(ids);
+    return rc;
 }
 
 typedef struct {
@@ -212,14 +219,7 @@ int escape_train(const ClipModel *m, const Tokenizer *t, const char *concept, co
     memset(res, 0, sizeof *res);
     if (!m->cfg.has_text) return err_set(e, "escape: the text encoder has no text tower");
     if (o->k < 1 || o->k > 4) return err_set(e, "escape: --tokens %d: expected 1..4", o->k);
-    int32_t *probe = NULL;
-    int np = 0;
-    if (tokenizer_encode(t, concept, &probe, &np, e)) return -1;
-    free(probe);
-    if (np == 0) return err_set(e, "escape: the concept \"%s\" tokenises to nothing", concept);
-    for (int i = 0; i < n_preserve; i++)
-        if (same_words(preserve[i], concept))
-            return err_set(e, "escape: the preserve list contains the concept \"%s\" itself (entry %d)", concept, i + 1);
+    if (escape_check_concept(t, concept, preserve, n_preserve, e)) return -1;
     int nt = o->n_templates;
     const char *const *tpl = o->templates ? o->templates : escape_templates(&nt);
     for (int j = 0; j < nt; j++)

@@ -54,6 +54,9 @@ typedef struct {
     int subspace_rank;                  /* TCS (b): the rank of C */
 } EscapeResult;
 
+/* A concept that tokenises to something, and a preserve list without it (compared as tokens, so
+ * case and spaces do not hide it) nor empty entries. */
+int escape_check_concept(const Tokenizer *t, const char *concept, const char *const *preserve, int n_preserve, Err *e);
 /* Trains z [o->k, t_width] against concept, keeping the preserve concepts (which must not contain
  * it). Errors: a concept that tokenises to nothing, a template without "{}", the concept among
  * the preserved ones. */
