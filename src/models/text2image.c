@@ -146,35 +146,72 @@ int t2i_encode(const Text2Image *g, const char *const *prompts, int n, float *ou
     return rc;
 }
 
-int t2i_generate(const Text2Image *g, const char *const *prompts, int n, int n_each, const SampleSpec *sp,
-                 uint8_t *rgb, Err *e) {
-    const UNetConfig *c = &g->unet.cfg;
-    const long row = (long)g->ctx_len * c->ctx_dim, per = (long)c->in_ch * g->side * g->side;
-    const long total = (long)n * n_each;
-    float *enc = xalloc_floats((size_t)n * row), *cond = xalloc_floats((size_t)total * row);
-    float *x = xalloc_floats((size_t)total * per);
-    int rc = t2i_encode(g, prompts, n, enc, e);
-    for (long i = 0; i < total && !rc; i++) memcpy(cond + i * row, enc + (i / n_each) * row, sizeof(float) * row);
+int t2i_encode_weighted(const Text2Image *g, const WeightedPrompt *w, int m, float *out, Err *e) {
+    if (m < 1) return err_set(e, "a weighted prompt needs at least one part");
+    const size_t row = (size_t)g->ctx_len * g->unet.cfg.ctx_dim;
+    const char **texts = xmalloc(sizeof(char *) * (size_t)m);
+    float *enc = xalloc_floats((size_t)m * row);
+    for (int i = 0; i < m; i++) texts[i] = w[i].text;
+    int rc = t2i_encode(g, texts, m, enc, e);
+    if (!rc) {
+        memset(out, 0, sizeof(float) * row);
+        for (int i = 0; i < m; i++)
+            for (size_t q = 0; q < row; q++) out[q] += w[i].weight * enc[(size_t)i * row + q];
+    }
+    free(texts), free(enc);
+    return rc;
+}
+
+int t2i_sample_cond(const Text2Image *g, const float *cond, int n, int n_each, const SampleSpec *sp, float *x, Err *e) {
+    const long row = (long)g->ctx_len * g->unet.cfg.ctx_dim, total = (long)n * n_each;
+    float *rep = xalloc_floats((size_t)total * row);
+    for (long i = 0; i < total; i++) memcpy(rep + i * row, cond + (i / n_each) * row, sizeof(float) * row);
     SampleSpec s = *sp;
     s.side = g->side, s.ctx_len = g->ctx_len;
     if (g->has_safe) s.safe = &g->safe;
-    if (!rc) rc = diffusion_sample(&g->unet, &g->sched, &s, cond, g->uncond, (int)total, x, e);
-    if (!rc && !g->has_vae) image_rgb8_from_signed(x, (int)total, c->in_ch, g->side, rgb);
-    if (!rc && g->has_vae) { /* latents / scale through the decoder, a batch at a time */
-        const int bs = 16, S = g->image_side;
-        const long ipx = 3L * S * S;
-        UNetActs *a = unet_acts_new(&g->vae.dec, bs, S, 1, 0);
-        float *z = xalloc_floats((size_t)bs * per), *img = xalloc_floats((size_t)bs * ipx);
-        for (long b0 = 0; b0 < total; b0 += bs) {
-            const int nb = total - b0 < bs ? (int)(total - b0) : bs;
-            memset(z, 0, sizeof(float) * (size_t)bs * per);
-            for (long j = 0; j < (long)nb * per; j++) z[j] = x[b0 * per + j] / g->vae.scale;
-            vae_decode(&g->vae, a, z, img);
-            image_rgb8_from_signed(img, nb, 3, S, rgb + (size_t)b0 * ipx);
-        }
-        unet_acts_free(a);
-        free(z), free(img);
+    const int rc = diffusion_sample(&g->unet, &g->sched, &s, rep, g->uncond, (int)total, x, e);
+    free(rep);
+    return rc;
+}
+
+void t2i_decode(const Text2Image *g, const float *x, long total, uint8_t *rgb) {
+    const UNetConfig *c = &g->unet.cfg;
+    const long per = (long)c->in_ch * g->side * g->side;
+    if (!g->has_vae) {
+        image_rgb8_from_signed(x, (int)total, c->in_ch, g->side, rgb);
+        return;
     }
-    free(enc), free(cond), free(x);
+    const int bs = 16, S = g->image_side; /* latents / scale through the decoder, a batch at a time */
+    const long ipx = 3L * S * S;
+    UNetActs *a = unet_acts_new(&g->vae.dec, bs, S, 1, 0);
+    float *z = xalloc_floats((size_t)bs * per), *img = xalloc_floats((size_t)bs * ipx);
+    for (long b0 = 0; b0 < total; b0 += bs) {
+        const int nb = total - b0 < bs ? (int)(total - b0) : bs;
+        memset(z, 0, sizeof(float) * (size_t)bs * per);
+        for (long j = 0; j < (long)nb * per; j++) z[j] = x[b0 * per + j] / g->vae.scale;
+        vae_decode(&g->vae, a, z, img);
+        image_rgb8_from_signed(img, nb, 3, S, rgb + (size_t)b0 * ipx);
+    }
+    unet_acts_free(a);
+    free(z), free(img);
+}
+
+int t2i_generate_cond(const Text2Image *g, const float *cond, int n, int n_each, const SampleSpec *sp, uint8_t *rgb,
+                      Err *e) {
+    const long total = (long)n * n_each, per = (long)g->unet.cfg.in_ch * g->side * g->side;
+    float *x = xalloc_floats((size_t)total * per);
+    const int rc = t2i_sample_cond(g, cond, n, n_each, sp, x, e);
+    if (!rc) t2i_decode(g, x, total, rgb);
+    free(x);
+    return rc;
+}
+
+int t2i_generate(const Text2Image *g, const char *const *prompts, int n, int n_each, const SampleSpec *sp,
+                 uint8_t *rgb, Err *e) {
+    const size_t row = (size_t)g->ctx_len * g->unet.cfg.ctx_dim;
+    float *enc = xalloc_floats((size_t)n * row);
+    int rc = t2i_encode(g, prompts, n, enc, e);
+    if (!rc) rc = t2i_generate_cond(g, enc, n, n_each, sp, rgb, e);
+    free(enc);
     return rc;
 }

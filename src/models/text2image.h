@@ -48,6 +48,21 @@ int t2i_set_escape(Text2Image *g, const float *rows, int k, Err *e);
 int t2i_set_safe(Text2Image *g, const char *concept, const SafeGuidance *p, Err *e);
 /* The text tower's rows of n prompts, out [n, ctx_len, ctx_dim] (with the escape tokens, if set). */
 int t2i_encode(const Text2Image *g, const char *const *prompts, int n, float *out, Err *e);
+/* A part of a weighted prompt, as public text-to-image APIs take them. */
+typedef struct {
+    const char *text;
+    float weight;
+} WeightedPrompt;
+/* One conditioning out [ctx_len, ctx_dim] = sum_i w_i f(p_i) of m parts (each with the escape
+ * tokens, if set): the strict black-box attacker's lever beyond words (forget attack). */
+int t2i_encode_weighted(const Text2Image *g, const WeightedPrompt *w, int m, float *out, Err *e);
+/* n_each samples of each of n conditionings cond [n, ctx_len, ctx_dim] (conditioning-major), as
+ * latents x [n * n_each, in_ch, side, side] (before the autoencoder) or as images. */
+int t2i_sample_cond(const Text2Image *g, const float *cond, int n, int n_each, const SampleSpec *sp, float *x, Err *e);
+int t2i_generate_cond(const Text2Image *g, const float *cond, int n, int n_each, const SampleSpec *sp, uint8_t *rgb,
+                      Err *e);
+/* Samples x [total, in_ch, side, side] to 8-bit RGB [total, image_side, image_side, 3]. */
+void t2i_decode(const Text2Image *g, const float *x, long total, uint8_t *rgb);
 /* n_each images of each prompt (prompt-major) into rgb [n * n_each, image_side, image_side, 3];
  * sp's side and ctx_len are the model's. */
 int t2i_generate(const Text2Image *g, const char *const *prompts, int n, int n_each, const SampleSpec *sp,

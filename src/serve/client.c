@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <glib.h>
+
+#include "io/image.h"
 #include "io/json_file.h"
 
 typedef struct {
@@ -267,4 +270,61 @@ void bb_dataset_free(char **classes, int n_classes, int32_t *labels) {
     for (int i = 0; i < n_classes; i++) free(classes[i]);
     free(classes);
     free(labels);
+}
+
+int bb_generate(BbClient *c, const BbWeighted *parts, int m, int n, uint64_t seed, int steps, float cfg, uint8_t *rgb,
+                int side, Err *e) {
+    cJSON *req = cJSON_CreateObject(), *pr = cJSON_AddArrayToObject(req, "prompts"), *one = cJSON_CreateArray();
+    for (int i = 0; i < m; i++) {
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddStringToObject(it, "text", parts[i].text);
+        cJSON_AddNumberToObject(it, "weight", parts[i].weight);
+        cJSON_AddItemToArray(one, it);
+    }
+    cJSON_AddItemToArray(pr, one);
+    cJSON_AddNumberToObject(req, "n", n);
+    cJSON_AddNumberToObject(req, "seed", (double)seed);
+    cJSON_AddNumberToObject(req, "steps", steps);
+    cJSON_AddNumberToObject(req, "cfg", cfg);
+    char *body = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    cJSON *j = request(c, "/v1/generate", body, e);
+    free(body);
+    if (!j) return -1;
+    c->images += n; /* the server generated them, whatever follows */
+    const cJSON *imgs = cJSON_GetObjectItemCaseSensitive(j, "images");
+    int rc = cJSON_IsArray(imgs) && cJSON_GetArraySize(imgs) == n
+                 ? 0
+                 : err_set(e, "%s/v1/generate: expected \"images\" with %d entries", c->base, n);
+    for (int i = 0; i < n && !rc; i++) {
+        const cJSON *b = cJSON_GetArrayItem(imgs, i);
+        gsize len = 0;
+        guchar *png = cJSON_IsString(b) ? g_base64_decode(b->valuestring, &len) : NULL;
+        Image8 im = {0};
+        if (!png || !len) rc = err_set(e, "%s/v1/generate: images[%d] is not base64", c->base, i);
+        else if (image_decode_png(&im, png, len, "generated image", e)) rc = -1;
+        else if (im.w != side || im.h != side || im.channels != 3)
+            rc = err_set(e, "%s/v1/generate: images[%d] is %dx%dx%d, expected %dx%dx3", c->base, i, im.w, im.h, im.channels,
+                         side, side);
+        else memcpy(rgb + (size_t)i * side * side * 3, im.px, (size_t)side * side * 3);
+        free(im.px);
+        g_free(png);
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+int bb_gen_stats(BbClient *c, long *images, int *side, Err *e) {
+    cJSON *j = request(c, "/v1/stats", NULL, e);
+    if (!j) return -1;
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "images_generated");
+    const cJSON *lim = cJSON_GetObjectItemCaseSensitive(j, "generate_limits");
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(lim, "image_side");
+    long qv = 0, sv = 0;
+    int rc = json_int_in(q, 0, 1L << 52, &qv) || json_int_in(s, 1, 4096, &sv)
+                 ? err_set(e, "%s/v1/stats: no generation counters (is it serving a diffusion model?)", c->base)
+                 : 0;
+    if (!rc) *images = qv, *side = (int)sv;
+    cJSON_Delete(j);
+    return rc;
 }

@@ -13,6 +13,7 @@ typedef struct {
     char *api_key; /* or NULL */
     void *curl;    /* CURL * */
     long queries;  /* classify calls made */
+    long images;   /* images /v1/generate made for this client */
 } BbClient;
 
 int bb_client_init(BbClient *c, const char *base_url, const char *api_key, Err *e);
@@ -33,6 +34,16 @@ int bb_embedding_space(BbClient *c, int *width, float **mean, float *std, Err *e
  * Both malloc'd; free with bb_dataset_free. */
 int bb_dataset(BbClient *c, char ***classes, int *n_classes, int32_t **labels, int *n, Err *e);
 void bb_dataset_free(char **classes, int n_classes, int32_t *labels);
+/* One weighted prompt of m parts (a plain prompt: one part of weight 1) through POST /v1/generate:
+ * n images of (seed, i) into rgb [n, side, side, 3] (every reply checked: count, PNG, size). */
+typedef struct {
+    const char *text;
+    float weight;
+} BbWeighted;
+int bb_generate(BbClient *c, const BbWeighted *parts, int m, int n, uint64_t seed, int steps, float cfg, uint8_t *rgb,
+                int side, Err *e);
+/* GET /v1/stats of a generating server: images generated so far and their side. */
+int bb_gen_stats(BbClient *c, long *images, int *side, Err *e);
 /* GET /v1/stats: the server's query count and split size. */
 int bb_stats(BbClient *c, long *queries, long *split_size, Err *e);
 /* The pieces of reading a reply, apart for the fuzz target (fuzz/fuzz_reply.c): a reply body with

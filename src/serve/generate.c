@@ -44,6 +44,30 @@ static int get_int(const cJSON *req, const char *key, int dflt, int lo, int hi, 
     return 0;
 }
 
+/* prompts[i]: a string, or a non-empty array of {"text": string, "weight": number} (at most
+ * GEN_MAX_PARTS, weights finite in -GEN_MAX_WEIGHT..GEN_MAX_WEIGHT). The texts point into p. */
+static const char *read_prompt(const cJSON *p, int i, WeightedPrompt **out, int *n, char *msg, size_t msz) {
+    if (cJSON_IsString(p)) {
+        *out = xmalloc(sizeof(WeightedPrompt)), *n = 1;
+        (*out)[0] = (WeightedPrompt){p->valuestring, 1.0f};
+        return NULL;
+    }
+    const int m = cJSON_IsArray(p) ? cJSON_GetArraySize(p) : 0;
+    if (m < 1) return snprintf(msg, msz, "prompts[%d] is neither a string nor a non-empty array of {\"text\", \"weight\"}", i), msg;
+    if (m > GEN_MAX_PARTS) return snprintf(msg, msz, "prompts[%d]: %d weighted parts, over the limit of %d", i, m, GEN_MAX_PARTS), msg;
+    *out = xcalloc((size_t)m, sizeof(WeightedPrompt)), *n = m;
+    for (int q = 0; q < m; q++) {
+        const cJSON *it = cJSON_GetArrayItem(p, q), *t = cJSON_GetObjectItemCaseSensitive(it, "text");
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(it, "weight");
+        if (!cJSON_IsObject(it) || !cJSON_IsString(t))
+            return snprintf(msg, msz, "prompts[%d][%d] must be an object with a \"text\" string", i, q), msg;
+        if (w && (!cJSON_IsNumber(w) || !isfinite(w->valuedouble) || fabs(w->valuedouble) > GEN_MAX_WEIGHT))
+            return snprintf(msg, msz, "prompts[%d][%d].weight must be a number in -%d..%d", i, q, GEN_MAX_WEIGHT, GEN_MAX_WEIGHT), msg;
+        (*out)[q] = (WeightedPrompt){t->valuestring, w ? (float)w->valuedouble : 1.0f};
+    }
+    return NULL;
+}
+
 char *gen_service_handle(GenService *s, const char *body, size_t len, unsigned *status) {
     char msg[1280]; /* room for an Err message and a prefix */
     cJSON *req = json_parse_strict(body, len, msg, sizeof msg);
@@ -53,19 +77,16 @@ char *gen_service_handle(GenService *s, const char *body, size_t len, unsigned *
     int n = 1, steps = 50, K = 0;
     float cfg = 7.5f;
     SamplerKind sk = SAMPLER_DDIM;
-    const char **prompts = NULL;
+    WeightedPrompt **parts = NULL; /* each prompt's parts; a plain string is one part of weight 1 */
+    int *n_parts = NULL;
     *status = 400;
     const char *err = NULL;
     if (!cJSON_IsObject(req)) err = "the request must be a JSON object";
-    else if (!cJSON_IsArray(pr) || (K = cJSON_GetArraySize(pr)) < 1) err = "\"prompts\" must be a non-empty array of strings";
+    else if (!cJSON_IsArray(pr) || (K = cJSON_GetArraySize(pr)) < 1) err = "\"prompts\" must be a non-empty array of strings or weighted prompts";
     else if (K > s->lim.max_prompts) *status = 413, snprintf(msg, sizeof msg, "%d prompts: over the limit of %d", K, s->lim.max_prompts), err = msg;
     if (!err) {
-        prompts = xcalloc((size_t)K, sizeof(char *));
-        for (int i = 0; i < K && !err; i++) {
-            const cJSON *p = cJSON_GetArrayItem(pr, i);
-            if (!cJSON_IsString(p)) snprintf(msg, sizeof msg, "prompts[%d] is not a string", i), err = msg;
-            else prompts[i] = p->valuestring;
-        }
+        parts = xcalloc((size_t)K, sizeof(WeightedPrompt *)), n_parts = xcalloc((size_t)K, sizeof(int));
+        for (int i = 0; i < K && !err; i++) err = read_prompt(cJSON_GetArrayItem(pr, i), i, &parts[i], &n_parts[i], msg, sizeof msg);
     }
     if (!err && (get_int(req, "n", 1, 1, s->lim.max_images, &n, msg, sizeof msg, status) ||
                  get_int(req, "steps", 50, 1, s->lim.max_steps, &steps, msg, sizeof msg, status)))
@@ -80,20 +101,23 @@ char *gen_service_handle(GenService *s, const char *body, size_t len, unsigned *
     if (!err && sd && (!cJSON_IsNumber(sd) || sd->valuedouble < 0 || sd->valuedouble > 4294967295.0 ||
                        sd->valuedouble != floor(sd->valuedouble)))
         err = "\"seed\" must be an integer in 0..4294967295";
-    for (int i = 0; i < K && !err; i++) { /* a prompt longer than the context would be cut silently: refuse it */
-        int32_t *ids = NULL;
-        int nt = 0;
-        Err te = {{0}};
-        if (tokenizer_encode(&s->g.tok, prompts[i], &ids, &nt, &te)) snprintf(msg, sizeof msg, "prompts[%d]: %s", i, te.msg), err = msg;
-        else if (nt + 2 > s->g.ctx_len)
-            *status = 413, snprintf(msg, sizeof msg, "prompts[%d]: %d tokens, over the %d the text encoder reads", i, nt,
-                                    s->g.ctx_len - 2), err = msg;
-        free(ids);
-    }
+    for (int i = 0; i < K && !err; i++) /* a prompt longer than the context would be cut silently: refuse it */
+        for (int q = 0; q < n_parts[i] && !err; q++) {
+            int32_t *ids = NULL;
+            int nt = 0;
+            Err te = {{0}};
+            if (tokenizer_encode(&s->g.tok, parts[i][q].text, &ids, &nt, &te))
+                snprintf(msg, sizeof msg, "prompts[%d]: %s", i, te.msg), err = msg;
+            else if (nt + 2 + s->g.n_escape > s->g.ctx_len)
+                *status = 413, snprintf(msg, sizeof msg, "prompts[%d]: %d tokens, over the %d the text encoder reads", i, nt,
+                                        s->g.ctx_len - 2 - s->g.n_escape), err = msg;
+            free(ids);
+        }
     cJSON *out = NULL;
     if (!err) {
         const int S = s->g.image_side;
         uint8_t *rgb = xmalloc((size_t)n * S * S * 3);
+        float *cond = xalloc_floats((size_t)s->g.ctx_len * s->g.unet.cfg.ctx_dim);
         out = cJSON_CreateObject();
         cJSON *arr = cJSON_AddArrayToObject(out, "images");
         Err e = {{0}};
@@ -101,7 +125,8 @@ char *gen_service_handle(GenService *s, const char *body, size_t len, unsigned *
                                .batch = 16};
         for (int i = 0; i < K && !err; i++) {
             fair_lock(s->lock);
-            const int rc = t2i_generate(&s->g, &prompts[i], 1, n, &sp, rgb, &e);
+            int rc = t2i_encode_weighted(&s->g, parts[i], n_parts[i], cond, &e);
+            if (!rc) rc = t2i_generate_cond(&s->g, cond, 1, n, &sp, rgb, &e);
             fair_unlock(s->lock);
             if (rc) *status = 500, snprintf(msg, sizeof msg, "%s", e.msg), err = msg;
             for (int j = 0; j < n && !err; j++) {
@@ -115,9 +140,10 @@ char *gen_service_handle(GenService *s, const char *body, size_t len, unsigned *
                 free(b64);
             }
         }
-        free(rgb);
+        free(rgb), free(cond);
     }
-    free(prompts);
+    for (int i = 0; parts && i < K; i++) free(parts[i]);
+    free(parts), free(n_parts);
     cJSON_Delete(req);
     if (err) {
         cJSON_Delete(out);

@@ -3,6 +3,9 @@
  *    "sampler": "ddim"|"ddpm"}   (n, seed, steps, cfg, sampler optional: 1, 0, 50, 7.5, ddim)
  *   -> {"images": [base64 PNG, ...]}  n per prompt, prompt-major; image i of a prompt is the same
  *      for the same (prompt, seed, steps, cfg, sampler, i) whatever else the request holds.
+ * A prompt may instead be weighted, as public text-to-image APIs take them: an array of
+ *   {"text": "...", "weight": w} (weight optional, 1) whose conditioning is sum_i w_i E(text_i)
+ *   (models/text2image.h), the strict black-box attacker's only lever beyond words.
  * Limits per request: prompts, images (prompts x n), steps, and prompt length (the text tower's
  * context); over a limit is 413, malformed JSON or a wrong type 400, each with {"error": ...}.
  * The model runs under the server's one fair lock, a prompt's images at a time. */
@@ -16,6 +19,8 @@
 #include "core/err.h"
 #include "core/threads.h"
 #include "models/text2image.h"
+
+enum { GEN_MAX_PARTS = 32, GEN_MAX_WEIGHT = 100 };
 
 typedef struct {
     int max_prompts, max_images, max_steps;
