@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/cli_groups.h"
 #include "core/threads.h"
+#include "forget/diffusion/defend.h"
 #include "forget/diffusion/erase.h"
 #include "forget/diffusion/escape_file.h"
 #include "io/text_lines.h"
@@ -23,7 +24,9 @@ const Command cmd_erase = {
     "         frozen text encoder alone: Target Concept Subtraction (--tcs diff|proj) and the dense token\n"
     "         alignment loss (--loss dense|pooled), a preservation term over the --preserve concepts. --out is a\n"
     "         textual-inversion style .safetensors (\"emb_params\"): forget generate --escape FILE, forget serve\n"
-    "         --escape FILE. The UNet is not read.\n"
+    "         --escape FILE. The UNet is not read, except by --adversarial ROUNDS: the defence, rounds of attack\n"
+    "         (neighbours, unlearndiffatk against --model with the tokens; --judge, --external) whose successes\n"
+    "         join the erase set before the tokens are trained again (src/forget/diffusion/defend.h).\n"
     "esd-x    ESD on the cross-attention only; esd-u: on everything but the cross-attention (--out: a UNet).\n"
     "fmn      Forget-Me-Not attention re-steering on real images of the concept (--dataset) (--out: a UNet).\n"
     "uce      UCE's closed form on every cross-attention W_k, W_v (--out: a UNet).\n"
@@ -41,6 +44,9 @@ static int run(int argc, char **argv) {
     erase_defaults(&o);
     const char *preserve = NULL, *templates = NULL;
     int json = 0, tcs = o.escape.tcs, loss = o.escape.loss, sld = 0;
+    DefendOpts d = {0};
+    attack_defaults(&d.attack);
+    d.attack.budget = 100, d.attack.eval_n = 8;
     const Opt opts[] = {
         O_CHOICE("--method", &o.method, METHODS, "escape, esd-x, esd-u, fmn, uce or sld"),
         O_STR("--concept", "TEXT", &o.concept, 0, "what to erase (a class name, a subject)"),
@@ -64,6 +70,12 @@ static int run(int argc, char **argv) {
         O_CHOICE("--sld-config", &sld, SLD_CFG, "sld: medium (the pipeline default) or strong"),
         O_STR("--dataset", "NAME", &o.dataset, 0, "fmn: the data set holding real images of the concept"),
         opt_bind(OPT_DATA_DIR, &o.data_dir),
+        O_INT("--adversarial", "ROUNDS", &d.rounds, 0, 100, "escape: rounds of the defence (attack, grow the erase set, retrain)"),
+        O_STR("--judge", "FILE", &d.judge, 0, "--adversarial: the judge of the attacks' images"),
+        O_STR("--external", "CLIP", &d.external, 0, "--adversarial: the attacker's CLIP (neighbours)"),
+        O_LONG("--attack-budget", "Q", &d.attack.budget, 0, 100000000, "--adversarial: images an attack may generate"),
+        O_INT("--attack-eval", "N", &d.attack.eval_n, 1, 4096, "--adversarial: images an attack is judged on"),
+        O_INT("--attack-steps", "K", &d.attack.steps, 1, 1000, "--adversarial: sampling steps of the attacks"),
         opt_bind(OPT_SEED, &o.seed),
         opt_bind(OPT_JSON, &json),
         opt_bind(OPT_QUIET, &o.quiet),
@@ -87,10 +99,13 @@ static int run(int argc, char **argv) {
         if (!rc && n == 0) rc = err_set(&e, "%s: no templates", templates);
     }
     EraseResult r;
-    if (!rc) rc = erase_run(&o, &r, &e);
+    DefendRound *log = d.rounds ? xcalloc((size_t)d.rounds, sizeof *log) : NULL;
+    d.attack.seed = o.seed;
+    if (!rc && d.rounds) rc = escape_defend(&o, &d, &r, log, &e);
+    else if (!rc) rc = erase_run(&o, &r, &e);
     free(pres);
     text_lines_free(tpl);
-    if (rc) return cli_error("erase", EXIT_WORK, "%s", e.msg);
+    if (rc) return free(log), cli_error("erase", EXIT_WORK, "%s", e.msg);
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "method", METHODS[o.method]);
@@ -100,10 +115,24 @@ static int run(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "seconds", r.seconds);
         cJSON_AddNumberToObject(j, "peak_mb", r.peak_mb);
         cJSON_AddNumberToObject(j, "loss", r.loss);
+        if (d.rounds) {
+            cJSON *a = cJSON_AddArrayToObject(j, "adversarial_rounds");
+            for (int i = 0; i < d.rounds; i++) {
+                cJSON *x = cJSON_CreateObject();
+                cJSON_AddNumberToObject(x, "round", log[i].round);
+                cJSON_AddNumberToObject(x, "asr_neighbours", log[i].asr[0]);
+                cJSON_AddNumberToObject(x, "asr_unlearndiffatk", log[i].asr[1]);
+                cJSON_AddNumberToObject(x, "added_aliases", log[i].added_aliases);
+                cJSON_AddNumberToObject(x, "added_templates", log[i].added_templates);
+                cJSON_AddItemToArray(a, x);
+            }
+        }
+        free(log);
         const int jr = cli_json_line("erase", j);
         cJSON_Delete(j);
         return jr;
     }
+    free(log);
     if (!o.quiet)
         printf("erase: %s of \"%s\" -> %s (%ld trainable parameters, %.1f s, peak %.0f MB%s)\n", METHODS[o.method],
                o.concept, o.out, r.trainable, r.seconds, r.peak_mb,

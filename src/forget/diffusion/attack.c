@@ -39,9 +39,16 @@ void attack_prompt_add(AttackPrompt *p, const char *text, float weight) {
 
 void attack_prompt_text(AttackPrompt *p, const char *text) { attack_prompt_add(p, text, 1.0f); }
 
+void attack_prompt_term(AttackPrompt *p, const char *word, float weight) {
+    p->terms = xrealloc(p->terms, sizeof(char *) * (size_t)(p->n_terms + 1));
+    p->term_w = xrealloc(p->term_w, sizeof(float) * (size_t)(p->n_terms + 1));
+    p->terms[p->n_terms] = xstrdup(word), p->term_w[p->n_terms++] = weight;
+}
+
 void attack_prompt_free(AttackPrompt *p) {
     for (int i = 0; i < p->n_parts; i++) free((char *)p->parts[i].text);
-    free(p->parts), free(p->rows);
+    for (int i = 0; i < p->n_terms; i++) free(p->terms[i]);
+    free(p->parts), free(p->rows), free(p->terms), free(p->term_w);
     memset(p, 0, sizeof *p);
 }
 
@@ -145,18 +152,6 @@ int attack_targets(Victim *v, const AttackOpts *o, int n, uint64_t seed, float *
     return rc;
 }
 
-static char **words_of(const char *text) { /* the lower-case words of text, NULL-terminated */
-    char **w = xcalloc(strlen(text) / 2 + 2, sizeof(char *));
-    int n = 0;
-    for (const char *s = text; *s;) {
-        while (*s && !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))) s++;
-        const char *b = s;
-        while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')) s++;
-        if (s > b) w[n++] = xasprintf("%.*s", (int)(s - b), b);
-    }
-    return w;
-}
-
 int attack_run(Victim *v, const Judge *j, const AttackOpts *o, AttackResult *r, Err *e) {
     memset(r, 0, sizeof *r);
     if (o->method < 0 || o->method >= ATTACK_COUNT) return err_set(e, "attack: unknown method %d", o->method);
@@ -206,16 +201,8 @@ int attack_run(Victim *v, const Judge *j, const AttackOpts *o, AttackResult *r, 
         r->queries_to_success = b.first >= 0 ? b.first : (f >= 0 ? b.used + f + 1 : -1);
         r->prompt = attack_prompt_describe(&found);
         if (!found.n_rows && found.n_parts == 1) r->text = xstrdup(found.parts[0].text);
-        size_t nw = 0, cap = 8;
-        r->words = xcalloc(cap, sizeof(char *));
-        for (int i = 0; i < found.n_parts; i++) {
-            char **w = words_of(found.parts[i].text);
-            for (int q = 0; w[q]; q++) {
-                if (nw + 2 > cap) r->words = xrealloc(r->words, sizeof(char *) * (cap *= 2));
-                r->words[nw++] = w[q], r->words[nw] = NULL;
-            }
-            free(w);
-        }
+        r->terms = found.terms, r->term_weights = found.term_w, r->n_terms = found.n_terms;
+        found.terms = NULL, found.term_w = NULL, found.n_terms = 0;
     }
     r->seconds = now_seconds() - t0;
     attack_prompt_free(&plain), attack_prompt_free(&found);
@@ -226,7 +213,7 @@ int attack_run(Victim *v, const Judge *j, const AttackOpts *o, AttackResult *r, 
 
 void attack_result_free(AttackResult *r) {
     free(r->prompt), free(r->images), free(r->before), free(r->text);
-    for (int i = 0; r->words && r->words[i]; i++) free(r->words[i]);
-    free(r->words);
+    for (int i = 0; i < r->n_terms; i++) free(r->terms[i]);
+    free(r->terms), free(r->term_weights);
     memset(r, 0, sizeof *r);
 }

@@ -86,9 +86,12 @@ typedef struct {
     double seconds;
     uint8_t *images, *before;    /* [eval_n, side, side, 3] each (malloc'd) */
     int side, eval_n;
-    /* the found prompt, for reuse (defence): text prompts and words the attack leaned on */
-    char **words;                /* NULL-terminated, malloc'd */
-    char *text;                  /* a text prompt (unlearndiffatk, ring-a-bell, none), else NULL */
+    /* the found prompt, for the defence: the words the attack combined with their weights
+     * (neighbours, ring-a-bell) and its text when it is one text prompt, else NULL */
+    char **terms;                /* [n_terms], malloc'd */
+    float *term_weights;
+    int n_terms;
+    char *text;
 } AttackResult;
 
 int attack_run(Victim *v, const Judge *j, const AttackOpts *o, AttackResult *r, Err *e);

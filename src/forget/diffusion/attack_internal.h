@@ -13,10 +13,14 @@ typedef struct {
     int n_parts;
     float *rows;
     int n_rows;
+    char **terms;   /* the words combined, with their weights (owned) */
+    float *term_w;
+    int n_terms;
 } AttackPrompt;
 
 void attack_prompt_text(AttackPrompt *p, const char *text);
 void attack_prompt_add(AttackPrompt *p, const char *text, float weight);
+void attack_prompt_term(AttackPrompt *p, const char *word, float weight);
 void attack_prompt_free(AttackPrompt *p);
 char *attack_prompt_describe(const AttackPrompt *p);
 

@@ -33,6 +33,7 @@ static void fill(AttackPrompt *p, const AttackOpts *o, char **words, int M, cons
         char *t = clip_prompt_fill(o->template_, words[m]);
         const double a = fmax(-GEN_MAX_WEIGHT, fmin(GEN_MAX_WEIGHT, alpha[m]));
         attack_prompt_add(p, t, (float)a);
+        attack_prompt_term(p, words[m], (float)a);
         free(t);
     }
 }

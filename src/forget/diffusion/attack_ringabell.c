@@ -107,6 +107,7 @@ int attack_ringabell(AttackBudget *b, const Tokenizer *tok, AttackPrompt *out, d
     if (!rc) {
         char *text = join(rw.words, best_g, K);
         attack_prompt_text(out, text);
+        for (int q = 0; q < K; q++) attack_prompt_term(out, rw.words[best_g[q]], 1.0f);
         free(text);
         *score = best;
     }

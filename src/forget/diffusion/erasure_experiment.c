@@ -66,7 +66,7 @@ void erasure_exp_defaults(ErasureExpOpts *o) {
 
 /* Runs argv (argv[0] the binary) with stdout captured. (The child reports its own peak memory:
  * wait4's ru_maxrss would include this process's, since it survives execve.) */
-static int spawn_capture(char *const *argv, char **out, Err *e) {
+int erasure_spawn_capture(char *const *argv, char **out, Err *e) {
     int fd[2];
     if (pipe(fd) != 0) return err_set(e, "pipe: %s", strerror(errno));
     posix_spawn_file_actions_t fa;
@@ -98,7 +98,7 @@ static int spawn_capture(char *const *argv, char **out, Err *e) {
 }
 
 /* forget erase for one variant and concept into file; its JSON line's figures into run. */
-static int run_erasure(const ErasureExpOpts *o, int v, const char *concept, const char *preserve, const char *file,
+int erasure_exp_erase(const ErasureExpOpts *o, int v, const char *concept, const char *preserve, const char *file,
                        cJSON *run, Err *e) {
     char *argv[64];
     int n = 0;
@@ -121,7 +121,7 @@ static int run_erasure(const ErasureExpOpts *o, int v, const char *concept, cons
     argv[n] = NULL;
     char *out = NULL;
     const double t0 = now_seconds();
-    int rc = spawn_capture(argv, &out, e);
+    int rc = erasure_spawn_capture(argv, &out, e);
     const double secs = now_seconds() - t0;
     free(args);
     const char *line = out ? strstr(out, "{\"method\"") : NULL;
@@ -405,7 +405,7 @@ int erasure_exp_run(const ErasureExpOpts *o, Err *e) {
             cJSON *run = cJSON_CreateObject();
             cJSON_AddStringToObject(run, "method", VARIANTS[v].name);
             cJSON_AddStringToObject(run, "concept", j.class_names[c]);
-            rc = run_erasure(o, v, j.class_names[c], preserve, file, run, e);
+            rc = erasure_exp_erase(o, v, j.class_names[c], preserve, file, run, e);
             Text2Image g;
             int loaded = 0;
             if (!rc && (esc || sld)) { /* the base model with the file applied */

@@ -24,4 +24,12 @@ void erasure_eval_free(ErasureEval *ev);
 int erasure_write_reports(const ErasureExpOpts *o, cJSON *root, const char *const *classes, const int *pick, int K,
                           Err *e);
 
+/* Runs argv (argv[0] the binary) with its stdout captured into *out (malloc'd); an error names the
+ * exit status. */
+int erasure_spawn_capture(char *const *argv, char **out, Err *e);
+/* forget erase of variant v (erasure_exp_methods()'s index) for one concept into file, with
+ * o's model, seed and step overrides; its JSON figures into run. */
+int erasure_exp_erase(const ErasureExpOpts *o, int v, const char *concept, const char *preserve, const char *file,
+                      cJSON *run, Err *e);
+
 #endif

@@ -220,14 +220,30 @@ int escape_train(const ClipModel *m, const Tokenizer *t, const char *concept, co
     if (!m->cfg.has_text) return err_set(e, "escape: the text encoder has no text tower");
     if (o->k < 1 || o->k > 4) return err_set(e, "escape: --tokens %d: expected 1..4", o->k);
     if (escape_check_concept(t, concept, preserve, n_preserve, e)) return -1;
-    int nt = o->n_templates;
-    const char *const *tpl = o->templates ? o->templates : escape_templates(&nt);
+    int nt0 = o->n_templates;
+    const char *const *tpl0 = o->templates ? o->templates : escape_templates(&nt0);
+    const int nt = nt0 + o->n_extra_templates, nc = 1 + o->n_aliases;
+    const char **tpl = xmalloc(sizeof(char *) * (size_t)nt), **cs = xmalloc(sizeof(char *) * (size_t)nc);
+    const char **nws = xmalloc(sizeof(char *) * (size_t)nc);
+    for (int j = 0; j < nt; j++) tpl[j] = j < nt0 ? tpl0[j] : o->extra_templates[j - nt0];
+    cs[0] = concept;
+    for (int c = 0; c < nc; c++) nws[c] = o->neutral, cs[c] = c ? o->aliases[c - 1] : concept;
+    int bad = 0;
+    for (int c = 1; c < nc && !bad; c++) bad = escape_check_concept(t, cs[c], preserve, n_preserve, e);
+    if (bad) {
+        free(tpl), free(cs), free(nws);
+        return -1;
+    }
     for (int j = 0; j < nt; j++)
-        if (!strstr(tpl[j], "{}")) return err_set(e, "escape: template %d \"%s\" has no {} for the concept", j + 1, tpl[j]);
+        if (!strstr(tpl[j], "{}")) {
+            err_set(e, "escape: template %d \"%s\" has no {} for the concept", j + 1, tpl[j]);
+            free(tpl), free(cs), free(nws);
+            return -1;
+        }
     const double t0 = now_seconds();
     const int L = m->cfg.context, W = m->cfg.t_width, k = o->k;
     const size_t row = (size_t)L * W;
-    EscRun r = {.m = m, .k = k, .L = L, .W = W, .N = L - k, .loss = o->loss, .alpha = o->alpha, .n_c = nt,
+    EscRun r = {.m = m, .k = k, .L = L, .W = W, .N = L - k, .loss = o->loss, .alpha = o->alpha, .n_c = nt * nc,
                 .n_r = nt * n_preserve, .keep_batch = o->keep_batch, .seed = o->seed};
     const int most = r.n_c > r.n_r ? r.n_c : r.n_r;
     int32_t *plain_c = xmalloc(sizeof(int32_t) * (size_t)r.n_c * L), *plain_r = xmalloc(sizeof(int32_t) * (size_t)(r.n_r + 1) * L);
@@ -241,14 +257,13 @@ int escape_train(const ClipModel *m, const Tokenizer *t, const char *concept, co
     r.grad = xalloc_floats((size_t)k * W), r.z = z;
     float *fq = NULL;
     double *U = NULL;
-    int rc = prompt_rows(t, tpl, nt, &concept, 1, L, k, plain_c, r.ids_c, r.eot_c, e);
+    int rc = prompt_rows(t, tpl, nt, cs, nc, L, k, plain_c, r.ids_c, r.eot_c, e);
     if (!rc && n_preserve) rc = prompt_rows(t, tpl, nt, preserve, n_preserve, L, k, plain_r, r.ids_r, r.eot_r, e);
     if (!rc) rc = clip_encode_text_hidden(m, plain_c, r.n_c, 1, r.b_c, e); /* f(p) */
     if (!rc && n_preserve) rc = clip_encode_text_hidden(m, plain_r, r.n_r, 1, r.b_r, e);
     if (!rc && o->tcs == TCS_DIFF) { /* b_i = f(p)_i - lambda (f(p)_i - f(p\c)_s(i)) */
-        const char *nw = o->neutral;
         fq = xalloc_floats((size_t)r.n_c * row);
-        rc = prompt_rows(t, tpl, nt, &nw, 1, L, k, plain_q, NULL, eot_q, e);
+        rc = prompt_rows(t, tpl, nt, nws, nc, L, k, plain_q, NULL, eot_q, e);
         if (!rc) rc = clip_encode_text_hidden(m, plain_q, r.n_c, 1, fq, e);
         for (int p = 0; p < r.n_c && !rc; p++) {
             escape_align(plain_c + (size_t)p * L, r.eot_c[p] + 1, plain_q + (size_t)p * L, eot_q[p] + 1, L, s);
@@ -305,6 +320,7 @@ int escape_train(const ClipModel *m, const Tokenizer *t, const char *concept, co
     res->trainable = (long)k * W;
     res->seconds = now_seconds() - t0;
     free(plain_c), free(plain_r), free(plain_q), free(eot_q), free(s), free(fq), free(U);
+    free(tpl), free(cs), free(nws);
     free(r.ids_c), free(r.ids_r), free(r.eot_c), free(r.eot_r), free(r.b_c), free(r.b_r), free(r.sel), free(r.pick);
     free(r.hid), free(r.selv), free(r.grad);
     return rc;

@@ -37,6 +37,12 @@ typedef struct {
     int keep_batch;         /* preservation prompts a step (drawn from (seed, step)); 0: all */
     const char *const *templates; /* "{}" marks the concept; NULL: escape_templates() */
     int n_templates;
+    /* the defence (forget erase --adversarial): more words erased like the concept (each through
+     * every template, to the same neutral background), and more templates (attack prefixes) */
+    const char *const *aliases;
+    int n_aliases;
+    const char *const *extra_templates;
+    int n_extra_templates;
     uint64_t seed;
     int quiet;
 } EscapeOpts;
