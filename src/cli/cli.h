@@ -39,6 +39,8 @@ int bench_debias(int argc, char **argv);
 int bench_resnet(int argc, char **argv);
 /* forget experiment erasure (cmd_experiment_erasure.c), dispatched from forget experiment. */
 int experiment_erasure(int argc, char **argv);
+/* forget experiment redteam (cmd_experiment_redteam.c), likewise. */
+int experiment_redteam(int argc, char **argv);
 /* forget bench unet (cmd_bench_unet.c). */
 int bench_unet(int argc, char **argv);
 /* The machine's sgemm GFLOP/s (2048^3, median of iters) through the one GEMM seam. */

@@ -22,8 +22,13 @@ const Command cmd_experiment = {
     "       forget experiment bias --model FILE --out DIR [--setting emoji|spurious] [--methods LIST] [--K 8]\n"
     "                              [--vocab 2000 | --vocab-file FILE] [--queries FILE] [--seed 1] [--quiet]\n"
     "       forget experiment erasure --model UNET --text-encoder CLIP --judge FILE [--clip CLIP] --out DIR\n"
+    "       forget experiment redteam --model UNET --text-encoder CLIP --judge FILE --external CLIP --out DIR\n"
+    "                                 [--concepts all|A,B] [--methods LIST] [--redteam \"ARGS\"]\n"
     "                                 [--concepts all] [--methods LIST] [--per-class 12] [--steps 25]\n"
     "\n"
+    "redteam: forget erase then forget redteam for every erasure method (default none,escape,esd-x,esd-u,fmn,uce,\n"
+    "sld) and class: DIR/results.json {\"summary\": [{erasure, attack, asr, asr_before, queries_to_success}], \"runs\"},\n"
+    "results.md and report.html; a rerun skips the pairs done.\n"
     "erasure: every concept-erasure method (forget erase --help) erasing each class in turn, judged on the erased\n"
     "class and the others, with the bare prompt and with context words; FD and CLIP score of the kept classes in\n"
     "--clip's space; trainable parameters, the erasure's peak memory and time. DIR/results.json after every run (a\n"
@@ -171,6 +176,7 @@ static int run_blackbox(int argc, char **argv) {
 static int run(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "bias") == 0) return run_bias(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "erasure") == 0) return experiment_erasure(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "redteam") == 0) return experiment_redteam(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "domain") == 0) return run_domain(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "lsf") == 0) return run_lsf(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "blackbox") == 0) return run_blackbox(argc, argv);
