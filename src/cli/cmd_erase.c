@@ -76,6 +76,7 @@ static int run(int argc, char **argv) {
         O_LONG("--attack-budget", "Q", &d.attack.budget, 0, 100000000, "--adversarial: images an attack may generate"),
         O_INT("--attack-eval", "N", &d.attack.eval_n, 1, 4096, "--adversarial: images an attack is judged on"),
         O_INT("--attack-steps", "K", &d.attack.steps, 1, 1000, "--adversarial: sampling steps of the attacks"),
+        O_INT("--attack-vocab-max", "N", &d.attack.vocab_max, 0, 10000000, "--adversarial: words of the attacker's list (0: all)"),
         opt_bind(OPT_SEED, &o.seed),
         opt_bind(OPT_JSON, &json),
         opt_bind(OPT_QUIET, &o.quiet),

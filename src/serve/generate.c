@@ -46,7 +46,8 @@ static int get_int(const cJSON *req, const char *key, int dflt, int lo, int hi, 
 
 /* prompts[i]: a string, or a non-empty array of {"text": string, "weight": number} (at most
  * GEN_MAX_PARTS, weights finite in -GEN_MAX_WEIGHT..GEN_MAX_WEIGHT). The texts point into p. */
-static const char *read_prompt(const cJSON *p, int i, WeightedPrompt **out, int *n, char *msg, size_t msz) {
+static const char *read_prompt(const cJSON *p, int i, WeightedPrompt **out, int *n, char *msg, size_t msz,
+                               unsigned *status) {
     if (cJSON_IsString(p)) {
         *out = xmalloc(sizeof(WeightedPrompt)), *n = 1;
         (*out)[0] = (WeightedPrompt){p->valuestring, 1.0f};
@@ -54,7 +55,7 @@ static const char *read_prompt(const cJSON *p, int i, WeightedPrompt **out, int 
     }
     const int m = cJSON_IsArray(p) ? cJSON_GetArraySize(p) : 0;
     if (m < 1) return snprintf(msg, msz, "prompts[%d] is neither a string nor a non-empty array of {\"text\", \"weight\"}", i), msg;
-    if (m > GEN_MAX_PARTS) return snprintf(msg, msz, "prompts[%d]: %d weighted parts, over the limit of %d", i, m, GEN_MAX_PARTS), msg;
+    if (m > GEN_MAX_PARTS) return *status = 413, snprintf(msg, msz, "prompts[%d]: %d weighted parts, over the limit of %d", i, m, GEN_MAX_PARTS), msg;
     *out = xcalloc((size_t)m, sizeof(WeightedPrompt)), *n = m;
     for (int q = 0; q < m; q++) {
         const cJSON *it = cJSON_GetArrayItem(p, q), *t = cJSON_GetObjectItemCaseSensitive(it, "text");
@@ -86,7 +87,7 @@ char *gen_service_handle(GenService *s, const char *body, size_t len, unsigned *
     else if (K > s->lim.max_prompts) *status = 413, snprintf(msg, sizeof msg, "%d prompts: over the limit of %d", K, s->lim.max_prompts), err = msg;
     if (!err) {
         parts = xcalloc((size_t)K, sizeof(WeightedPrompt *)), n_parts = xcalloc((size_t)K, sizeof(int));
-        for (int i = 0; i < K && !err; i++) err = read_prompt(cJSON_GetArrayItem(pr, i), i, &parts[i], &n_parts[i], msg, sizeof msg);
+        for (int i = 0; i < K && !err; i++) err = read_prompt(cJSON_GetArrayItem(pr, i), i, &parts[i], &n_parts[i], msg, sizeof msg, status);
     }
     if (!err && (get_int(req, "n", 1, 1, s->lim.max_images, &n, msg, sizeof msg, status) ||
                  get_int(req, "steps", 50, 1, s->lim.max_steps, &steps, msg, sizeof msg, status)))

@@ -216,3 +216,49 @@ TEST(generate_api_applies_escape_and_sld_files) {
     }
     free(plain), free(a), free(b), free(c);
 }
+
+/* Weighted prompts: one part of weight 1, and two halves of the same text, are the plain prompt's
+ * images exactly (the sum is linear in the weights); another weight changes them; malformed parts
+ * are 400 and too many parts 413; every image the server made is counted. */
+TEST(generate_api_weighted_prompts) {
+    char base[64], url[96];
+    BbServer *s = gen_server(base, sizeof base);
+    if (!s) return;
+    snprintf(url, sizeof url, "%s/v1/generate", base);
+    const char *reqs[] = {
+        "{\"prompts\":[\"a photo of a bag.\"],\"n\":2,\"seed\":5,\"steps\":3}",
+        "{\"prompts\":[[{\"text\":\"a photo of a bag.\",\"weight\":1}]],\"n\":2,\"seed\":5,\"steps\":3}",
+        "{\"prompts\":[[{\"text\":\"a photo of a bag.\",\"weight\":0.5},{\"text\":\"a photo of a bag.\",\"weight\":0.5}]],"
+        "\"n\":2,\"seed\":5,\"steps\":3}",
+        "{\"prompts\":[[{\"text\":\"a photo of a bag.\",\"weight\":0.5},{\"text\":\"a photo of a coat.\",\"weight\":0.5}]],"
+        "\"n\":2,\"seed\":5,\"steps\":3}",
+    };
+    char *rep[4] = {0};
+    for (int i = 0; i < 4; i++) CHECK_INT(http_post(url, reqs[i], strlen(reqs[i]), &rep[i]), 200);
+    CHECK(rep[0] && rep[1] && strcmp(rep[0], rep[1]) == 0);
+    CHECK(rep[0] && rep[2] && strcmp(rep[0], rep[2]) == 0);
+    CHECK(rep[0] && rep[3] && strcmp(rep[0], rep[3]) != 0);
+    for (int i = 0; i < 4; i++) free(rep[i]);
+    const char *bad[] = {
+        "{\"prompts\":[[]]}", "{\"prompts\":[[{\"weight\":1}]]}", "{\"prompts\":[[{\"text\":\"a\",\"weight\":\"x\"}]]}",
+        "{\"prompts\":[[{\"text\":\"a\",\"weight\":1000}]]}", "{\"prompts\":[[\"a\"]]}",
+    };
+    for (int i = 0; i < 5; i++) {
+        char *r = NULL;
+        CHECK_MSG(http_post(url, bad[i], strlen(bad[i]), &r) == 400, "%s -> %s", bad[i], r ? r : "");
+        free(r);
+    }
+    char many[4096] = "{\"prompts\":[[";
+    for (int i = 0; i < 33; i++) strcat(many, i ? ",{\"text\":\"a\"}" : "{\"text\":\"a\"}");
+    strcat(many, "]]}");
+    char *r = NULL;
+    CHECK_INT(http_post(url, many, strlen(many), &r), 413);
+    free(r);
+    snprintf(url, sizeof url, "%s/v1/stats", base);
+    CHECK_INT(http_get(url, &r), 200);
+    cJSON *j = r ? cJSON_Parse(r) : NULL;
+    CHECK(cJSON_GetObjectItemCaseSensitive(j, "images_generated") &&
+          cJSON_GetObjectItemCaseSensitive(j, "images_generated")->valuedouble == 8);
+    cJSON_Delete(j), free(r);
+    bb_server_stop(s);
+}
