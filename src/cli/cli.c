@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/threads.h"
 #include "io/file_open.h"
@@ -108,5 +109,12 @@ int cli_load_model_checked(const char *cmd, const char *path, ClipModel *m, int 
         clip_free(m);
         return cli_error(cmd, EXIT_WORK, "%s: %s", path, e.msg);
     }
+    return 0;
+}
+
+int cli_self_exe(char *buf, size_t cap) {
+    const ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+    if (n <= 0 || (size_t)n >= cap - 1) return -1;
+    buf[n] = 0;
     return 0;
 }

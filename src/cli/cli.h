@@ -37,6 +37,9 @@ int bench_blackbox(int argc, char **argv);
 int bench_debias(int argc, char **argv);
 /* forget bench resnet (cmd_bench_resnet.c). */
 int bench_resnet(int argc, char **argv);
+/* The running forget binary's path (/proc/self/exe) into buf, for experiments that run their steps
+ * as child processes; -1 when it cannot be read or does not fit. */
+int cli_self_exe(char *buf, size_t cap);
 /* forget experiment erasure (cmd_experiment_erasure.c), dispatched from forget experiment. */
 int experiment_erasure(int argc, char **argv);
 /* forget experiment redteam (cmd_experiment_redteam.c), likewise. */

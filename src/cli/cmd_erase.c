@@ -116,18 +116,7 @@ static int run(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "seconds", r.seconds);
         cJSON_AddNumberToObject(j, "peak_mb", r.peak_mb);
         cJSON_AddNumberToObject(j, "loss", r.loss);
-        if (d.rounds) {
-            cJSON *a = cJSON_AddArrayToObject(j, "adversarial_rounds");
-            for (int i = 0; i < d.rounds; i++) {
-                cJSON *x = cJSON_CreateObject();
-                cJSON_AddNumberToObject(x, "round", log[i].round);
-                cJSON_AddNumberToObject(x, "asr_neighbours", log[i].asr[0]);
-                cJSON_AddNumberToObject(x, "asr_unlearndiffatk", log[i].asr[1]);
-                cJSON_AddNumberToObject(x, "added_aliases", log[i].added_aliases);
-                cJSON_AddNumberToObject(x, "added_templates", log[i].added_templates);
-                cJSON_AddItemToArray(a, x);
-            }
-        }
+        if (d.rounds) defend_rounds_json(j, "adversarial_rounds", log, d.rounds);
         free(log);
         const int jr = cli_json_line("erase", j);
         cJSON_Delete(j);

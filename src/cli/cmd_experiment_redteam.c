@@ -33,9 +33,7 @@ int experiment_redteam(int argc, char **argv) {
     const int st = cli_parse(&cmd_experiment, argc, argv, 2, opts, NULL);
     if (st >= 0) return st;
     char exe[PATH_MAX];
-    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return cli_error("experiment", EXIT_WORK, "cannot find the forget binary (/proc/self/exe)");
-    exe[n] = 0;
+    if (cli_self_exe(exe, sizeof exe)) return cli_error("experiment", EXIT_WORK, "cannot find the forget binary (/proc/self/exe)");
     o.erase.exe = exe;
     char **args = rest ? cli_split(rest, ' ', &o.n_redteam_args) : NULL;
     o.redteam_args = args;

@@ -134,7 +134,7 @@ int attack_search_generate(AttackBudget *b, const AttackPrompt *p, int n, uint64
         return err_set(e, "attack: %ld + %d images would pass the budget of %ld", b->used, n, b->o->budget);
     if (attack_generate(b->v, b->o, p, n, seed, rgb, e)) return -1;
     long f = -1;
-    if (attack_judge_count(b->judge, b->target, rgb, n, b->v->side, &f, e) < 0) return -1;
+    if ((b->last_hits = attack_judge_count(b->judge, b->target, rgb, n, b->v->side, &f, e)) < 0) return -1;
     if (f >= 0 && b->first < 0) b->first = b->used + f + 1;
     b->used += n;
     return 0;

@@ -34,6 +34,7 @@ typedef struct {
     const Judge *judge;
     int target;          /* the concept's class in the judge */
     long used, first;
+    int last_hits;       /* successes among the last call's images (measured) */
 } AttackBudget;
 int attack_search_generate(AttackBudget *b, const AttackPrompt *p, int n, uint64_t seed, uint8_t *rgb, Err *e);
 /* Successes among n images (the index of the first in *first0, -1: none). */

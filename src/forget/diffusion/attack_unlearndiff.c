@@ -5,8 +5,10 @@
  *   E_{eps} || eps - eps_theta_erased(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t, E([delta; p])) ||^2
  * with Adam (lr, weight decay 0.1 as an L2 term, as torch.optim.Adam does), then projects u back
  * onto the simplex. x0: latents the ORIGINAL model drew for p. Timesteps run sequentially,
- * t = T / (2 n) + i T / n, ud_iters steps each; after each t the argmax prefix is checked with two
- * images and the search stops at the judge's first success (as published), within the budget.
+ * t = T / (2 n) + i T / n, ud_iters steps each; after each t the argmax prefix is checked on four
+ * images and the search stops when the judge labels most of them as the concept (the published
+ * attack stops at one success on its one seed; with fresh evaluation seeds a single success is
+ * too often the plain prompt's own leak), within the budget.
  * Deviation (docs/attacks.md): the candidates are the single-token words of the word list
  * (ud_pool of them, a seeded draw), not all 49,408 BPE ids, so the prompt is plain text. */
 #include <math.h>
@@ -91,7 +93,7 @@ int attack_unlearndiff(AttackBudget *b, AttackPrompt *out, double *score, Err *e
     for (long i = 0; i < (long)k * nc; i++) u[i] = 1.0f / nc;
     if (!rc) rc = attack_targets(b->v, o, B, o->seed + 29, x0, e);
     if (!rc) rc = attack_slot_ids(g, plain, g->n_escape + k, ids, e);
-    const int check = 2;
+    const int check = 4;
     uint8_t *rgb = xmalloc((size_t)check * b->v->side * b->v->side * 3);
     double loss = NAN;
     long step = 0;
@@ -141,7 +143,7 @@ int attack_unlearndiff(AttackBudget *b, AttackPrompt *out, double *score, Err *e
         free(text);
         rc = attack_search_generate(b, &ap, check, o->seed + 37 + (uint64_t)ti, rgb, e);
         attack_prompt_free(&ap);
-        if (b->first >= 0) break; /* success: stop early */
+        if (!rc && 2 * b->last_hits > check) break; /* success: stop early */
     }
     progress_end(&bar);
     if (!rc) {

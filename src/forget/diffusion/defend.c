@@ -1,5 +1,6 @@
 #include "forget/diffusion/defend.h"
 
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,4 +106,17 @@ int escape_defend(const EraseOpts *base, const DefendOpts *d, EraseResult *res, 
     clip_free(&ext);
     judge_free(&j);
     return rc;
+}
+
+void defend_rounds_json(cJSON *parent, const char *key, const DefendRound *log, int n) {
+    cJSON *a = cJSON_AddArrayToObject(parent, key);
+    for (int i = 0; i < n; i++) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddNumberToObject(x, "round", log[i].round);
+        cJSON_AddNumberToObject(x, "asr_neighbours", log[i].asr[0]);
+        cJSON_AddNumberToObject(x, "asr_unlearndiffatk", log[i].asr[1]);
+        cJSON_AddNumberToObject(x, "added_aliases", log[i].added_aliases);
+        cJSON_AddNumberToObject(x, "added_templates", log[i].added_templates);
+        cJSON_AddItemToArray(a, x);
+    }
 }

@@ -29,5 +29,8 @@ typedef struct {
 /* o: an escape erasure (o->unet the model attacked); writes o->out after every erase. log
  * [rounds] (may be NULL). */
 int escape_defend(const EraseOpts *o, const DefendOpts *d, EraseResult *r, DefendRound *log, Err *e);
+/* The rounds as an array named key of parent (forget erase --json, forget redteam's results). */
+typedef struct cJSON cJSON;
+void defend_rounds_json(cJSON *parent, const char *key, const DefendRound *log, int n);
 
 #endif

@@ -196,16 +196,7 @@ int redteam_run(const RedteamOpts *o, cJSON **out_root, Err *e) {
         EraseResult er;
         eo.out = def;
         rc = escape_defend(&eo, &d, &er, log, e);
-        cJSON *dl = cJSON_AddArrayToObject(root, "defence");
-        for (int i = 0; i < o->defend && !rc; i++) {
-            cJSON *x = cJSON_CreateObject();
-            cJSON_AddNumberToObject(x, "round", log[i].round);
-            cJSON_AddNumberToObject(x, "asr_neighbours", log[i].asr[0]);
-            cJSON_AddNumberToObject(x, "asr_unlearndiffatk", log[i].asr[1]);
-            cJSON_AddNumberToObject(x, "added_aliases", log[i].added_aliases);
-            cJSON_AddNumberToObject(x, "added_templates", log[i].added_templates);
-            cJSON_AddItemToArray(dl, x);
-        }
+        if (!rc) defend_rounds_json(root, "defence", log, o->defend);
         free(log);
         cJSON *r2 = cJSON_CreateObject();
         cJSON_AddStringToObject(r2, "erasure", "escape+defence");
