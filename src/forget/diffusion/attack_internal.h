@@ -66,6 +66,8 @@ double attack_denoise_loss(const Text2Image *g, const int32_t *ids, const float 
                            const int32_t *t, const float *eps, float *drows, Err *e);
 /* Token row ids [ctx_len] of text with n slots after SOT (-1 when it does not fit). */
 int attack_slot_ids(const Text2Image *g, const char *text, int n, int32_t *ids, Err *e);
+/* The Euclidean projection of u [n] onto the probability simplex, in place (tmp [n], ord [n] work). */
+void attack_simplex_project(float *u, int n, float *tmp, int *ord);
 /* Latents x0 [n, in_ch, side, side] the original model draws for the plain concept prompt. */
 int attack_targets(Victim *v, const AttackOpts *o, int n, uint64_t seed, float *x0, Err *e);
 

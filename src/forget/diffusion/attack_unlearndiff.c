@@ -25,7 +25,7 @@
 
 /* Euclidean projection of u [n] onto the probability simplex (sort-based; the published code
  * bisects for the same point). */
-static void simplex_project(float *u, int n, float *tmp, int *ord) {
+void attack_simplex_project(float *u, int n, float *tmp, int *ord) {
     for (int i = 0; i < n; i++) tmp[i] = -u[i];
     argsort_f32(tmp, n, ord); /* descending u */
     double cum = 0, theta = 0;
@@ -125,7 +125,7 @@ int attack_unlearndiff(AttackBudget *b, AttackPrompt *out, double *score, Err *e
                     m1[q] = (float)(b1 * m1[q] + (1 - b1) * gu[q]), m2[q] = (float)(b2 * m2[q] + (1 - b2) * gu[q] * gu[q]);
                     u[q] -= (float)(o->ud_lr * (m1[q] / c1) / (sqrt(m2[q] / c2) + 1e-8));
                 }
-            for (int p = 0; p < k; p++) simplex_project(u + (size_t)p * nc, nc, tmp, ord);
+            for (int p = 0; p < k; p++) attack_simplex_project(u + (size_t)p * nc, nc, tmp, ord);
             char st[48];
             snprintf(st, sizeof st, "t %d loss %.5f", tt, loss);
             progress_update(&bar, step + 1, 1, "steps", st);
