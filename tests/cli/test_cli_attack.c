@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli_run.h"
+#include "serve/server.h"
 #include "test.h"
 
 static cJSON *line_json(const char *o, const char *start) {
@@ -78,6 +79,19 @@ TEST(cli_attack_weighted_prompts_budgets_and_errors) {
         CHECK(num(j, "asr") >= 0 && num(j, "asr") <= 1);
         CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "reconstruction")));
         cJSON_Delete(j), free(o);
+    }
+    /* through a remote API alone (a server this test runs): the same accounting */
+    ServerOpts so = {.diffusion = unet, .text_encoder = clip, .max_gen_images = 64};
+    Err e = {{0}};
+    BbServer *srv = bb_server_start(&so, &e);
+    CHECK_MSG(srv != NULL, "%s", e.msg);
+    if (srv) {
+        CHECK_INT(run(&o, "attack --method neighbours --concept bag --api http://127.0.0.1:%d --judge %s --external %s "
+                          "--budget 6 --per-query 3 %s --json --quiet", bb_server_port(srv), judge, ext, SMALL), 0);
+        cJSON *j = line_json(o, "{\"attack\"");
+        CHECK_MSG(num(j, "queries") == 6 && num(j, "server_images") == 6 + num(j, "queries_eval"), "%s", o);
+        cJSON_Delete(j), free(o);
+        bb_server_stop(srv);
     }
     /* every other attack runs and reports */
     const char *others[] = {"none", "ring-a-bell", "unlearndiffatk", "concept-inversion"};
