@@ -29,19 +29,10 @@ static double denoise(void *ctx) {
 
 TEST(attack_denoise_loss_finite_differences) {
     char unet[600], clip[1024];
-    snprintf(unet, sizeof unet, "%s/atk-fd-unet.safetensors", scratch_dir());
-    UNetConfig c;
+    tiny_unet_file(unet, sizeof unet, "atk-fd-unet.safetensors", 5);
     Err e = {{0}};
-    CHECK(unet_config_named(&c, "unet-tiny", &e) == 0);
-    c.ctx_dim = 32;
-    UNet m;
-    unet_alloc(&m, &c);
     Rng r;
     rng_seed(&r, 5);
-    rng_fill_normal(&r, m.arena, m.n_params, 0, 0.2f);
-    const char *meta[] = {"diffusion.T", "1000", "diffusion.beta", "sd", "diffusion.side", "8"};
-    CHECK(unet_save(&m, unet, UNET_DIFFUSERS, ST_F32, meta, 3, &e) == 0);
-    unet_free(&m);
     Text2Image g;
     CHECK_MSG(t2i_load(&g, unet, tiny_model_path(clip, sizeof clip), NULL, &e) == 0, "%s", e.msg);
     const int W = g.unet.cfg.ctx_dim, B = 2;

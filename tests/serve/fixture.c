@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
+#include "models/unet.h"
 #include "test.h"
 
 const char *tiny_model_path(char *buf, size_t cap) {
@@ -60,3 +62,19 @@ static long http_request(const char *url, const char *body, size_t len, char **r
 
 long http_post(const char *url, const char *body, size_t len, char **reply) { return http_request(url, body, len, reply); }
 long http_get(const char *url, char **reply) { return http_request(url, NULL, 0, reply); }
+
+void tiny_unet_file(char *path, size_t cap, const char *name, uint64_t seed) {
+    snprintf(path, cap, "%s/%s", scratch_dir(), name);
+    UNetConfig c;
+    Err e = {{0}};
+    CHECK(unet_config_named(&c, "unet-tiny", &e) == 0);
+    c.ctx_dim = 32;
+    UNet m;
+    unet_alloc(&m, &c);
+    Rng r;
+    rng_seed(&r, seed);
+    rng_fill_normal(&r, m.arena, m.n_params, 0, 0.2f);
+    const char *meta[] = {"diffusion.T", "1000", "diffusion.beta", "sd", "diffusion.side", "8"};
+    CHECK(unet_save(&m, path, UNET_DIFFUSERS, ST_F32, meta, 3, &e) == 0);
+    unet_free(&m);
+}

@@ -5,6 +5,7 @@
 #define FORGET_TEST_SERVE_FIXTURE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "io/dataset.h"
 #include "io/tokenizer.h"
@@ -17,6 +18,10 @@ const char *tiny_model_path(char *buf, size_t cap);
 /* What tiny_server serves by default, in process, to compare answers with: the tiny model, the
  * tokenizer and Fashion-MNIST's test split. Nonzero with e set on failure. */
 int tiny_in_process(ClipModel *m, Tokenizer *t, Dataset *d, Err *e);
+
+/* A tiny UNet file (scratch_dir()/name) whose context width is the tiny CLIP's text width, every
+ * weight N(0, 0.2) from seed, 8 px samples under the SD schedule: path into path. */
+void tiny_unet_file(char *path, size_t cap, const char *name, uint64_t seed);
 
 /* A reply body collected by libcurl (CURLOPT_WRITEFUNCTION reply_collect, WRITEDATA &ReplyBuf). */
 typedef struct {

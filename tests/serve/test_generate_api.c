@@ -20,27 +20,10 @@
 #include "serve/server.h"
 #include "test.h"
 
-/* A tiny UNet file whose context width is the tiny CLIP's text width, every weight random. */
-static void tiny_unet_file(char *path, size_t cap) {
-    snprintf(path, cap, "%s/gen-unet.safetensors", scratch_dir());
-    UNetConfig c;
-    Err e = {{0}};
-    CHECK(unet_config_named(&c, "unet-tiny", &e) == 0);
-    c.ctx_dim = 32;
-    UNet m;
-    unet_alloc(&m, &c);
-    Rng r;
-    rng_seed(&r, 3);
-    rng_fill_normal(&r, m.arena, m.n_params, 0, 0.2f);
-    const char *meta[] = {"diffusion.T", "1000", "diffusion.beta", "sd", "diffusion.side", "8"};
-    CHECK(unet_save(&m, path, UNET_DIFFUSERS, ST_F32, meta, 3, &e) == 0);
-    unet_free(&m);
-}
-
 static BbServer *gen_server(char *base, size_t cap) {
     char unet[512]; /* the server loads it while it starts */
     char clip[1024];
-    tiny_unet_file(unet, sizeof unet);
+    tiny_unet_file(unet, sizeof unet, "gen-unet.safetensors", 3);
     ServerOpts o = {.diffusion = unet, .text_encoder = tiny_model_path(clip, sizeof clip), .max_gen_images = 8,
                     .max_gen_steps = 20, .max_gen_prompts = 4};
     Err e = {{0}};
@@ -170,7 +153,7 @@ TEST(generate_api_load_test_8_clients_a_quarter_bad) {
  * file and an SLD guidance file each change the reply to the same request, deterministically. */
 static char *reply_with(const char *escape, const char *sld, const char *req) {
     char unet[512], clip[1024], url[96];
-    tiny_unet_file(unet, sizeof unet);
+    tiny_unet_file(unet, sizeof unet, "gen-unet.safetensors", 3);
     ServerOpts o = {.diffusion = unet, .text_encoder = tiny_model_path(clip, sizeof clip), .max_gen_images = 8,
                     .max_gen_steps = 20, .max_gen_prompts = 4, .escape = escape, .sld = sld};
     Err e = {{0}};
