@@ -226,7 +226,6 @@ int escape_train(const ClipModel *m, const Tokenizer *t, const char *concept, co
     const char **tpl = xmalloc(sizeof(char *) * (size_t)nt), **cs = xmalloc(sizeof(char *) * (size_t)nc);
     const char **nws = xmalloc(sizeof(char *) * (size_t)nc);
     for (int j = 0; j < nt; j++) tpl[j] = j < nt0 ? tpl0[j] : o->extra_templates[j - nt0];
-    cs[0] = concept;
     for (int c = 0; c < nc; c++) nws[c] = o->neutral, cs[c] = c ? o->aliases[c - 1] : concept;
     int bad = 0;
     for (int c = 1; c < nc && !bad; c++) bad = escape_check_concept(t, cs[c], preserve, n_preserve, e);
