@@ -18,16 +18,20 @@ ifeq ($(SAN),1)
 else
   CFLAGS_OPT := -O2 -g -fvect-cost-model=dynamic -fno-trapping-math
 endif
+# The one C++ file is the face of libsentencepiece, which has no C API (src/io/sp_tokenizer.cc).
+CXX     ?= g++
+CXXFLAGS += -std=c++17 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -MMD -MP $(CFLAGS_OPT)
 CFLAGS  += $(CFLAGS_BASE) $(CFLAGS_OPT) $(shell pkg-config --cflags ompi-c freetype2 harfbuzz libxml-2.0 2>/dev/null)
-LDLIBS  += -ldnnl -ljpeg -llapacke -lm $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS  += -lsentencepiece -lsentencepiece_train -lstdc++ -ldnnl -ljpeg -llapacke -lm $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDFLAGS += -fopenmp $(LDFLAGS_SAN)
 
 LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
 LIB_ASM  := $(shell find src -name '*.S' | sort)
+LIB_CXX  := $(shell find src -name '*.cc' | sort)
 CLI_SRC  := $(shell find src/cli -name '*.c' | sort)
 TEST_SRC := $(shell find tests -name '*.c' | sort)
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LIB_ASM:%.S=$(BUILD)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LIB_ASM:%.S=$(BUILD)/%.o) $(LIB_CXX:%.cc=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 DEPS_OK  := build/.deps-ok
@@ -43,6 +47,10 @@ $(DEPS_OK): scripts/ensure-deps.sh
 $(BUILD)/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cc | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
 
 # The BPE merges file is embedded with .incbin; rebuild when it changes.
 $(BUILD)/src/io/embedded_data.o: src/io/embedded_data.S data/bpe_simple_vocab_16e6.txt.gz | $(DEPS_OK)

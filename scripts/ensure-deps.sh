@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  gcc make pkg-config
+  gcc g++ make pkg-config
   libdnnl-dev      # GEMM (dnnl_sgemm)
   libcjson-dev     # JSON: safetensors headers, CLI output
   libpcre2-dev     # CLIP pre-tokenizer regex with Unicode classes
@@ -19,6 +19,7 @@ PACKAGES=(
   libfreetype-dev libharfbuzz-dev libxml2-dev   # Emoji-Domains: glyphs, shaping, CLDR annotations
   fonts-noto-color-emoji fonts-symbola unicode-data unicode-cldr-core
   fonts-dejavu-core            # the captions of generated-image grids
+  libsentencepiece-dev         # Llama-style tokenizers (tokenizer.model), trained and read
 )
 # Fuzz targets need clang's libFuzzer runtime; only `make fuzz` asks for these.
 if [ "${1:-}" = "--fuzz" ]; then PACKAGES+=(clang libclang-rt-14-dev); fi

@@ -7,12 +7,20 @@ OUT=build/fuzz
 mkdir -p "$OUT/obj"
 bash scripts/ensure-deps.sh --fuzz || exit 1
 CFLAGS="-std=c11 -D_GNU_SOURCE -O1 -g -fopenmp -Isrc $(pkg-config --cflags glib-2.0 ompi-c freetype2 harfbuzz libxml-2.0) -fsanitize=fuzzer-no-link,address,undefined -Wno-pass-failed"
-LIBS="-ldnnl -ljpeg -llapacke -lm $(pkg-config --libs libxxhash glib-2.0 libcjson libpcre2-8 icu-uc libpng zlib ompi-c freetype2 harfbuzz libxml-2.0 libmicrohttpd libcurl)"
+LIBS="-lsentencepiece -lsentencepiece_train -lstdc++ -ldnnl -ljpeg -llapacke -lm $(pkg-config --libs libxxhash glib-2.0 libcjson libpcre2-8 icu-uc libpng zlib ompi-c freetype2 harfbuzz libxml-2.0 libmicrohttpd libcurl)"
 objs=()
 for src in $(find src -name '*.c' ! -path 'src/cli/*' | sort); do
   obj="$OUT/obj/$(echo "$src" | tr / _).o"
   if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ]; then
     clang $CFLAGS -c "$src" -o "$obj" 2>"$obj.log" || { cat "$obj.log"; exit 1; }
+  fi
+  objs+=("$obj")
+done
+for src in $(find src -name '*.cc' | sort); do # the libsentencepiece face
+  obj="$OUT/obj/$(echo "$src" | tr / _).o"
+  if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ]; then
+    clang++ -std=c++17 -D_GNU_SOURCE -O1 -g -Isrc -fsanitize=fuzzer-no-link,address,undefined -c "$src" -o "$obj" \
+      2>"$obj.log" || { cat "$obj.log"; exit 1; }
   fi
   objs+=("$obj")
 done
