@@ -48,39 +48,54 @@ int lm_config_check(const LmConfig *c, Err *e) {
 
 /* ------------------------------------------------------------ the table */
 
-static NnParam *entry(NnTable *t, float **slot, int ndim, int64_t d0, int64_t d1, NnInit init, const char *fmt,
-                      int l) {
+/* One entry under its name in each layout: layout L's key is prefix[L] + the Llama name (a NULL
+ * prefix: absent in that layout). */
+static NnParam *entry(NnTable *t, float **slot, int ndim, int64_t d0, int64_t d1, NnInit init,
+                      const char *const *prefix, const char *fmt, int l) {
     NnParam *p = nn_add(t, slot, ndim, d0, d1, 0, 0);
-    nn_key(p, 0, fmt, l);
+    char name[NN_NAME];
+    snprintf(name, sizeof name, fmt, l);
+    for (int L = 0; L < NN_LAYOUTS; L++)
+        if (prefix[L]) nn_key(p, L, "%s%s", prefix[L], name);
     p->init = init;
     p->decay = ndim >= 2;
     return p;
 }
 
-static void table_build(LmModel *m) {
+static NnParam *split(NnTable *t, float **slot, int64_t d0, int64_t d1, NnInit init, const char *const *prefix,
+                      int parts, const char *const *fmt, int l) {
+    NnParam *p = nn_add(t, slot, 2, d0, d1, 0, 0);
+    for (int L = 0; L < NN_LAYOUTS; L++)
+        for (int k = 0; prefix[L] && k < parts; k++) {
+            char name[NN_NAME];
+            snprintf(name, sizeof name, fmt[k], l);
+            nn_key_part(p, L, k, "%s%s", prefix[L], name);
+        }
+    p->init = init, p->decay = 1;
+    return p;
+}
+
+void lm_table_add(NnTable *t, LmModel *m, const char *const *prefix) {
     const LmConfig *c = &m->cfg;
     const int W = c->width, V = c->vocab, Hd = c->hidden;
     const NnInit w02 = {INIT_NORMAL, 0.02f}, out02 = {INIT_NORMAL, 0.02f / sqrtf(2.0f * c->layers)};
     const NnInit ones = {INIT_ONES, 0};
-    NnTable *t = &m->table;
-    NnParam *p = entry(t, &m->tok_emb, 2, V, W, w02, "model.embed_tokens.weight", 0);
+    static const char *const qkv[] = {"model.layers.%d.self_attn.q_proj.weight", "model.layers.%d.self_attn.k_proj.weight",
+                                      "model.layers.%d.self_attn.v_proj.weight"};
+    static const char *const gate_up[] = {"model.layers.%d.mlp.gate_proj.weight", "model.layers.%d.mlp.up_proj.weight"};
+    NnParam *p = entry(t, &m->tok_emb, 2, V, W, w02, prefix, "model.embed_tokens.weight", 0);
     p->decay = 0;
     for (int l = 0; l < c->layers; l++) {
         BlockParams *b = &m->blocks[l];
-        entry(t, &b->ln1_w, 1, W, 0, ones, "model.layers.%d.input_layernorm.weight", l);
-        p = nn_add(t, &b->qkv_w, 2, 3 * W, W, 0, 0);
-        for (int i = 0; i < 3; i++) nn_key_part(p, 0, i, "model.layers.%d.self_attn.%c_proj.weight", l, "qkv"[i]);
-        p->init = w02, p->decay = 1;
-        entry(t, &b->out_w, 2, W, W, out02, "model.layers.%d.self_attn.o_proj.weight", l);
-        entry(t, &b->ln2_w, 1, W, 0, ones, "model.layers.%d.post_attention_layernorm.weight", l);
-        p = nn_add(t, &b->fc_w, 2, 2 * Hd, W, 0, 0);
-        nn_key_part(p, 0, 0, "model.layers.%d.mlp.gate_proj.weight", l);
-        nn_key_part(p, 0, 1, "model.layers.%d.mlp.up_proj.weight", l);
-        p->init = w02, p->decay = 1;
-        entry(t, &b->proj_w, 2, W, Hd, out02, "model.layers.%d.mlp.down_proj.weight", l);
+        entry(t, &b->ln1_w, 1, W, 0, ones, prefix, "model.layers.%d.input_layernorm.weight", l);
+        split(t, &b->qkv_w, 3 * W, W, w02, prefix, 3, qkv, l);
+        entry(t, &b->out_w, 2, W, W, out02, prefix, "model.layers.%d.self_attn.o_proj.weight", l);
+        entry(t, &b->ln2_w, 1, W, 0, ones, prefix, "model.layers.%d.post_attention_layernorm.weight", l);
+        split(t, &b->fc_w, 2 * Hd, W, w02, prefix, 2, gate_up, l);
+        entry(t, &b->proj_w, 2, W, Hd, out02, prefix, "model.layers.%d.mlp.down_proj.weight", l);
     }
-    entry(t, &m->norm_w, 1, W, 0, ones, "model.norm.weight", 0);
-    if (!c->tied) entry(t, &m->head, 2, V, W, w02, "lm_head.weight", 0);
+    entry(t, &m->norm_w, 1, W, 0, ones, prefix, "model.norm.weight", 0);
+    if (!c->tied) entry(t, &m->head, 2, V, W, w02, prefix, "lm_head.weight", 0);
 }
 
 static void block_config(LmModel *m) {
@@ -89,15 +104,24 @@ static void block_config(LmModel *m) {
                           .norm = NORM_RMS, .eps = c->eps, .causal = 1, .rope = 1, .rope_base = c->rope_base};
 }
 
-void lm_alloc(LmModel *m, const LmConfig *cfg) {
+void lm_prepare(LmModel *m, const LmConfig *cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     m->blocks = xcalloc((size_t)cfg->layers, sizeof(BlockParams));
     block_config(m);
-    table_build(m);
+}
+
+void lm_bind(LmModel *m) {
+    if (m->cfg.tied) m->head = m->tok_emb;
+}
+
+void lm_alloc(LmModel *m, const LmConfig *cfg) {
+    lm_prepare(m, cfg);
+    static const char *const own[NN_LAYOUTS] = {"", NULL};
+    lm_table_add(&m->table, m, own);
     m->params = nn_arena_layout(&m->table, 0, &m->n_params);
     memset(m->params, 0, sizeof(float) * (size_t)m->n_params);
-    if (cfg->tied) m->head = m->tok_emb;
+    lm_bind(m);
 }
 
 void lm_init_random(LmModel *m, const LmConfig *cfg, uint64_t seed) {
@@ -148,25 +172,23 @@ static int number(SafeTensors *st, const cJSON *cfg, const char *ours, const cha
     return j ? -1 : 0;
 }
 
-int lm_config_read(LmConfig *c, SafeTensors *st, Err *e) {
+int lm_config_read(LmConfig *c, SafeTensors *st, const char *prefix, Err *e) {
     memset(c, 0, sizeof *c);
     int64_t v, w, h, k;
-    if (dim_of(st, "model.embed_tokens.weight", 1, &w) || dim_of(st, "model.embed_tokens.weight", 0, &v))
-        return err_set(e, "%s: no 2-D model.embed_tokens.weight: not a Llama-style checkpoint", st->path);
-    c->vocab = (int)v, c->width = (int)w;
     char key[NN_NAME];
-    while (c->layers < 4096) {
-        snprintf(key, sizeof key, "model.layers.%d.input_layernorm.weight", c->layers);
-        if (!st_find(st, key)) break;
-        c->layers++;
-    }
-    if (c->layers == 0) return err_set(e, "%s: no model.layers.0.input_layernorm.weight", st->path);
-    if (dim_of(st, "model.layers.0.mlp.gate_proj.weight", 0, &h))
-        return err_set(e, "%s: no model.layers.0.mlp.gate_proj.weight", st->path);
-    if (dim_of(st, "model.layers.0.self_attn.k_proj.weight", 0, &k))
-        return err_set(e, "%s: no model.layers.0.self_attn.k_proj.weight", st->path);
+#define KEY(fmt, ...) (snprintf(key, sizeof key, "%s" fmt, prefix, __VA_ARGS__), key)
+    if (dim_of(st, KEY("%s", "model.embed_tokens.weight"), 1, &w) || dim_of(st, key, 0, &v))
+        return err_set(e, "%s: no 2-D %s: not a Llama-style checkpoint", st->path, key);
+    c->vocab = (int)v, c->width = (int)w;
+    while (c->layers < 4096 && st_find(st, KEY("model.layers.%d.input_layernorm.weight", c->layers))) c->layers++;
+    if (c->layers == 0) return err_set(e, "%s: no %s", st->path, KEY("%s", "model.layers.0.input_layernorm.weight"));
+    if (dim_of(st, KEY("%s", "model.layers.0.mlp.gate_proj.weight"), 0, &h))
+        return err_set(e, "%s: no %s", st->path, key);
+    if (dim_of(st, KEY("%s", "model.layers.0.self_attn.k_proj.weight"), 0, &k))
+        return err_set(e, "%s: no %s", st->path, key);
     c->hidden = (int)h;
-    c->tied = st_find(st, "lm_head.weight") == NULL;
+    c->tied = st_find(st, KEY("%s", "lm_head.weight")) == NULL;
+#undef KEY
     /* config.json beside the file, as a Hugging Face checkpoint directory holds it */
     char *dup = strdup(st->path), path[4096];
     snprintf(path, sizeof path, "%s/config.json", dirname(dup));
@@ -206,7 +228,7 @@ int lm_load(LmModel *m, const char *path, Err *e) {
     SafeTensors st;
     if (st_open(&st, path, e)) return -1;
     LmConfig c;
-    int rc = lm_config_read(&c, &st, e);
+    int rc = lm_config_read(&c, &st, "", e);
     if (rc == 0) {
         lm_alloc(m, &c);
         rc = nn_load(&m->table, &st, 0, NULL, m->src_dtypes, sizeof m->src_dtypes, e);

@@ -48,6 +48,13 @@ int lm_config_check(const LmConfig *c, Err *e);
 
 /* Allocates the arena for cfg (weights zero). */
 void lm_alloc(LmModel *m, const LmConfig *cfg);
+/* For a model inside a larger one (the MLLM): lm_prepare sets the config and the block array,
+ * lm_table_add appends the entries (layout L's keys are prefix[L] + the Llama names, a NULL prefix:
+ * absent in L) to the caller's table, and lm_bind finishes once the caller's arena is laid out.
+ * m->table and m->params stay empty; lm_free frees only the blocks then. */
+void lm_prepare(LmModel *m, const LmConfig *cfg);
+void lm_table_add(NnTable *t, LmModel *m, const char *const *prefix);
+void lm_bind(LmModel *m);
 /* lm_alloc and seeded random weights (normal 0.02, output projections 0.02 / sqrt(2L), norms 1). */
 void lm_init_random(LmModel *m, const LmConfig *cfg, uint64_t seed);
 /* A second model of m's config whose arena is a zeroed gradient of m's (same table order). */
@@ -55,8 +62,9 @@ void lm_alloc_like(LmModel *g, const LmModel *m);
 void lm_free(LmModel *m);
 
 int lm_load(LmModel *m, const char *path, Err *e);
-/* Reads the config of a checkpoint without loading it (shapes, metadata, config.json). */
-int lm_config_read(LmConfig *c, SafeTensors *st, Err *e);
+/* Reads the config of a checkpoint without loading it (shapes, metadata, config.json); the LM's
+ * keys start with prefix ("" for a Llama file, "language_model." inside a llava-hf one). */
+int lm_config_read(LmConfig *c, SafeTensors *st, const char *prefix, Err *e);
 /* HF key names, metadata lm.* (and format forget-lm) plus the caller's pairs; dtype F32/F16/BF16. */
 int lm_save(const LmModel *m, const char *path, StDtype dtype, const char *const *meta_kv, int n_meta, Err *e);
 
