@@ -44,6 +44,8 @@ int cli_self_exe(char *buf, size_t cap);
 int experiment_erasure(int argc, char **argv);
 /* forget experiment redteam (cmd_experiment_redteam.c), likewise. */
 int experiment_redteam(int argc, char **argv);
+/* forget bench lm (cmd_bench_lm.c). */
+int bench_lm(int argc, char **argv);
 /* forget bench unet (cmd_bench_unet.c). */
 int bench_unet(int argc, char **argv);
 /* The machine's sgemm GFLOP/s (2048^3, median of iters) through the one GEMM seam. */

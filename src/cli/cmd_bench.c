@@ -30,12 +30,15 @@ const Command cmd_bench = {
     "                             [--search-iters 60] [--json]\n"
     "       forget bench debias [--dim 512] [--vocab 20000] [--iters 5] [--json]\n"
     "       forget bench resnet [--net resnet-20] [--batch 128] [--res 28] [--in-ch 1] [--steps 10] [--json]\n"
+    "       forget bench lm [--net lm-s] [--batch 8] [--seq 256] [--steps 6] [--prompt 32] [--new 64] [--json]\n"
     "       forget bench unet [--net unet-latent-8] [--batch 32] [--side PX] [--steps 8] [--sample-batch 16]\n"
     "                         [--sample-steps 4] [--ddim-steps 25] [--ctx-len 77] [--json]\n"
     "\n"
     "unet: images/s of full training steps of the Stable-Diffusion-shaped UNet (eps-prediction MSE, AdamW) and of\n"
     "guided DDIM sampling (median step time x --ddim-steps), the work tools/torch_unet.py bench measures PyTorch doing.\n"
     "\n"
+    "lm: tokens/s of training steps of the Llama-style decoder (AdamW, next-token loss) and of greedy decoding with\n"
+    "and without the key/value cache, with the peak RSS: the work tools/torch_lm.py bench measures PyTorch doing.\n"
     "resnet: images/s of full training steps of the CIFAR ResNet through the trainer (one cosine head, AM-softmax,\n"
     "SGD with momentum; median after a warm-up step) on a fixed synthetic batch, the work tools/torch_resnet.py bench\n"
     "measures PyTorch doing; GFLOP/s counts 3x the forward convolutions' multiply-adds.\n"
@@ -308,8 +311,9 @@ static int run(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "debias") == 0) return bench_debias(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "resnet") == 0) return bench_resnet(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "unet") == 0) return bench_unet(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "lm") == 0) return bench_lm(argc, argv);
     if (argc < 2 || strcmp(argv[1], "clip") != 0)
-        return cli_error("bench", EXIT_USAGE, "what to benchmark? (forget bench clip|train|blackbox|debias|resnet|unet; forget help bench)");
+        return cli_error("bench", EXIT_USAGE, "what to benchmark? (forget bench clip|train|blackbox|debias|resnet|unet|lm; forget help bench)");
     BenchOpts bo = {"vit-b-32", 16, 5, 0, "fp32,bf16,int8"};
     int st = parse_opts(argc, argv, "--iters", &bo, NULL);
     if (st >= 0) return st;

@@ -25,19 +25,28 @@ const Command cmd_eval = {
     "\n"
     "Draws --per-class images of \"a photo of a {class}.\" for every class the judge knows and reports the\n"
     "share the judge classifies as prompted, per class; with --clip, CLIP score against the prompt and,\n"
-    "with --real, the Frechet distance to as many real images in that CLIP's image embedding space.\n",
+    "with --real, the Frechet distance to as many real images in that CLIP's image embedding space.\n"
+    "\n"
+    "       forget eval mllm --model MLLM --set a|b|forget|retain|test|general [--task choice|generate|cloze]\n"
+    "                        [--forget-people 0,1,2] [--limit N] [--max-tokens 40] [--seed S] [--json]\n"
+    "\n"
+    "An MLLM made by forget train-mllm on its world's questions (the world is rebuilt from the model's\n"
+    "metadata): 4-choice accuracy by the mean log-likelihood of each option, ROUGE-L F of the greedy answer,\n"
+    "or exact match of the cloze blank; split into image+text and text-only questions.\n",
     run};
 
 int eval_generate(int argc, char **argv);
+int eval_mllm(int argc, char **argv);
 
 static int run(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "generate") == 0) return eval_generate(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "mllm") == 0) return eval_mllm(argc, argv);
     if (argc < 2 || strcmp(argv[1], "zeroshot") != 0) {
         if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
             fputs(cmd_eval.help, stdout);
             return 0;
         }
-        return cli_error("eval", EXIT_USAGE, "what to evaluate? (forget eval zeroshot|generate ...; forget help eval)");
+        return cli_error("eval", EXIT_USAGE, "what to evaluate? (forget eval zeroshot|generate|mllm ...; forget help eval)");
     }
     const char *model = NULL, *dataset = NULL, *tpl = NULL, *dir = NULL, *prompts = NULL;
     int samples = 0, json = 0, check = 0, precision = PREC_FP32;

@@ -20,7 +20,7 @@ int lm_config_named(LmConfig *c, const char *name, Err *e) {
     memset(c, 0, sizeof *c);
     c->rope_base = 10000.0f, c->eps = 1e-5f, c->tied = 0;
     if (strcmp(name, "lm-tiny") == 0) {
-        c->vocab = 64, c->width = 32, c->layers = 2, c->heads = 4, c->hidden = 64, c->context = 64;
+        c->vocab = 64, c->width = 32, c->layers = 2, c->heads = 4, c->hidden = 64, c->context = 128;
     } else if (strcmp(name, "lm-s") == 0) {
         c->vocab = 2048, c->width = 256, c->layers = 4, c->heads = 4, c->hidden = 688, c->context = 320;
         c->tied = 1;

@@ -134,9 +134,19 @@ int mllm_set_tower(Mllm *m, const ClipModel *clip, Err *e) {
     ClipModel src = *clip; /* a view whose table walks the source's pointers */
     NnTable ts = {0};
     clip_param_table_build(&ts, &src);
-    for (int i = 0; i < ts.n; i++)
-        if (ts.p[i].count == m->table.p[i].count && *ts.p[i].slot)
-            memcpy(*m->table.p[i].slot, *ts.p[i].slot, sizeof(float) * (size_t)ts.p[i].count);
+    for (int i = 0; i < ts.n; i++) { /* the vision tower's entries only, matched by their Hugging Face names */
+        const char *k = ts.p[i].key[LAYOUT_HF][0];
+        if (strncmp(k, "vision_model.", 13) != 0 || !*ts.p[i].slot) continue;
+        for (int j = 0; j < m->table.n; j++) {
+            const NnParam *p = &m->table.p[j];
+            const size_t pre = strlen(TOWER_PREFIX[1]);
+            if (p->parts[1] && strncmp(p->key[1][0], TOWER_PREFIX[1], pre) == 0 && strcmp(p->key[1][0] + pre, k) == 0 &&
+                p->count == ts.p[i].count) {
+                memcpy(*p->slot, *ts.p[i].slot, sizeof(float) * (size_t)p->count);
+                break;
+            }
+        }
+    }
     nn_table_free(&ts);
     m->cfg.tower.act = m->tower.cfg.act = a->act;
     return 0;

@@ -167,9 +167,9 @@ TEST(lm_kv_cache_decoding_matches_full_recompute) {
     /* eos stops, errors name what is wrong */
     s.eos = a[3], s.seed = 5;
     CHECK_INT(lm_generate(&m, prompt, 5, &s, b, &e) <= 4, 1);
-    s.max_tokens = 60;
+    s.max_tokens = 130;
     CHECK(lm_generate(&m, prompt, 5, &s, b, &e) < 0);
-    CHECK_MSG(strstr(e.msg, "context of 64") != NULL, "%s", e.msg);
+    CHECK_MSG(strstr(e.msg, "context of 128") != NULL, "%s", e.msg);
     const int32_t bad[2] = {3, 64};
     s.max_tokens = 2;
     CHECK(lm_generate(&m, bad, 2, &s, b, &e) < 0);
@@ -209,7 +209,7 @@ TEST(lm_save_load_round_trip) {
         CHECK_CLOSE(back.params, m.params, m.n_params, 0, 0);
         CHECK_NEAR(back.cfg.rope_base, 500000.0, 0);
         CHECK_NEAR(back.cfg.eps, 1e-6, 1e-12);
-        CHECK_INT(back.cfg.context, 64);
+        CHECK_INT(back.cfg.context, 128);
         lm_free(&back);
     } else {
         CHECK_MSG(0, "%s", e.msg);

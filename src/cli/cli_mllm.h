@@ -1,0 +1,12 @@
+#ifndef FORGET_CLI_MLLM_H
+#define FORGET_CLI_MLLM_H
+
+#include "io/sp_tokenizer.h"
+#include "models/mllm.h"
+
+/* The model and its tokenizer (NULL: tokenizer.model in the model's directory), checked to agree. */
+int cli_mllm_open(const char *model, const char *tokenizer, Mllm *m, SpTokenizer **t, Err *e);
+/* An image file (PNG or JPEG, any size: CLIP's resize and centre crop) as patch tokens [N, Wv]. */
+int cli_mllm_image(const Mllm *m, const char *path, float *feats, Err *e);
+
+#endif

@@ -1,0 +1,98 @@
+/* forget eval mllm: the MLLM on its world's questions (eval/mllm_eval.h). */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/cli_groups.h"
+#include "cli/cli_mllm.h"
+#include "eval/mllm_eval.h"
+
+extern const Command cmd_eval;
+
+static const char *const SETS[] = {"a", "b", "forget", "retain", "test", "general", NULL};
+static const char *const TASKS[] = {"choice", "generate", "cloze", NULL};
+
+/* "0,3,5" -> mask over the people. */
+static int people_mask(const char *list, uint8_t *mask, int n, Err *e) {
+    memset(mask, 0, (size_t)n);
+    for (const char *p = list; *p;) {
+        char *end;
+        const long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v >= n) return err_set(e, "--forget-people: '%s' is not a list of people 0..%d", list, n - 1);
+        mask[v] = 1;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return err_set(e, "--forget-people: '%s' is not a comma-separated list", list);
+    }
+    return 0;
+}
+
+int eval_mllm(int argc, char **argv) {
+    const char *model = NULL, *tok = NULL, *forget_people = NULL;
+    int set = 0, task = 0, limit = 0, json = 0, quiet = 0, max_tokens = 40;
+    uint64_t seed = 0;
+    const Opt opts[] = {
+        O_STR("--model", "FILE", &model, OPT_REQUIRED, "an MLLM made by forget train-mllm"),
+        O_CHOICE("--set", &set, SETS,
+                 "a, b (the two sets' trained questions), forget / retain (--forget-people and the rest), "
+                 "test (held-out forms), general (the held-out benchmark)"),
+        O_CHOICE("--task", &task, TASKS, "choice (4-choice accuracy), generate (ROUGE-L F), cloze (exact match)"),
+        O_STR("--forget-people", "LIST", &forget_people, 0, "people of the forget set: indices like 0,1,2"),
+        O_STR("--tokenizer", "FILE", &tok, 0, "SentencePiece model (default: tokenizer.model beside the model)"),
+        O_INT("--limit", "N", &limit, 0, 1 << 30, "at most N questions, a seeded choice (0: all)"),
+        O_INT("--max-tokens", "N", &max_tokens, 1, 512, "longest generated answer"),
+        opt_bind(OPT_SEED, &seed),
+        opt_bind(OPT_QUIET, &quiet),
+        opt_bind(OPT_JSON, &json),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_eval, argc, argv, 2, opts, NULL);
+    if (st >= 0) return st;
+    Err e = {{0}};
+    WorldOpts wo;
+    if (world_opts_read(model, &wo, &e)) return cli_error("eval", EXIT_WORK, "%s", e.msg);
+    Mllm m;
+    SpTokenizer *t = NULL;
+    if (cli_mllm_open(model, tok, &m, &t, &e)) return cli_error("eval", EXIT_WORK, "%s", e.msg);
+    World *w = world_build(&wo, &e);
+    int rc = w ? 0 : -1;
+    uint8_t *mask = NULL;
+    MllmEvalSel sel = {.limit = limit, .seed = seed, .max_tokens = max_tokens, .quiet = quiet || json};
+    if (rc == 0 && (set == 2 || set == 3 || (set == 4 && forget_people))) {
+        if (!forget_people) rc = err_set(&e, "--set %s needs --forget-people", SETS[set]);
+        else {
+            mask = xmalloc((size_t)world_n_people(w));
+            rc = people_mask(forget_people, mask, world_n_people(w), &e);
+            if (rc == 0 && set == 3)
+                for (int i = 0; i < world_n_people(w); i++) mask[i] = !mask[i];
+        }
+    }
+    const unsigned sets[] = {1u << WSET_A, 1u << WSET_B, 3u, 3u, 3u, 1u << WSET_GENERAL};
+    sel.sets = sets[set], sel.test = set >= 4, sel.people_mask = mask;
+    MllmScore s;
+    if (rc == 0) rc = mllm_eval(&m, t, w, &sel, (MllmTask)task, &s, &e);
+    if (rc) {
+        rc = cli_error("eval", EXIT_WORK, "%s", e.msg);
+    } else if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "set", SETS[set]);
+        cJSON_AddStringToObject(j, "task", TASKS[task]);
+        cJSON_AddNumberToObject(j, "n", s.n);
+        cJSON_AddNumberToObject(j, "score", s.score);
+        cJSON_AddNumberToObject(j, "n_image", s.n_image);
+        cJSON_AddNumberToObject(j, "score_image", s.score_image);
+        cJSON_AddNumberToObject(j, "n_text", s.n_text);
+        cJSON_AddNumberToObject(j, "score_text", s.score_text);
+        rc = cli_json_line("eval", j);
+        cJSON_Delete(j);
+    } else {
+        printf("eval mllm: set %s, %s: %.1f%% over %d questions (image+text %.1f%% of %d, text-only %.1f%% of %d)\n",
+               SETS[set], TASKS[task], 100 * s.score, s.n, 100 * s.score_image, s.n_image, 100 * s.score_text, s.n_text);
+    }
+    free(mask);
+    world_free(w);
+    sp_free(t);
+    mllm_free(&m);
+    return rc;
+}
