@@ -42,3 +42,39 @@ int cli_mllm_image(const Mllm *m, const char *path, float *feats, Err *e) {
     free(px);
     return rc;
 }
+
+int cli_file_kind_lm(const char *path) {
+    SafeTensors st;
+    Err e = {{0}};
+    if (st_open(&st, path, &e)) return 0;
+    int kind = 0;
+    if (st_find(&st, "model.mm_projector.0.weight") || st_find(&st, "multi_modal_projector.linear_1.weight")) kind = 2;
+    else if (st_find(&st, "model.embed_tokens.weight")) kind = 1;
+    st_close(&st);
+    return kind;
+}
+
+int cli_lm_convert(const char *in, const char *out, int mllm_layout, StDtype dtype, Err *e) {
+    const int kind = cli_file_kind_lm(in);
+    if (kind == 2) {
+        Mllm m;
+        if (mllm_load(&m, in, e)) return -1;
+        /* the world a model was trained on travels with it */
+        SafeTensors st;
+        const char *kv[32];
+        const int opened = st_open(&st, in, e) == 0;
+        int n = 0, rc = opened ? 0 : -1;
+        for (int i = 0; rc == 0 && i < st.n_meta && n < 15; i++)
+            if (strncmp(st.meta_keys[i], "world.", 6) == 0 || strcmp(st.meta_keys[i], "stage") == 0)
+                kv[2 * n] = st.meta_keys[i], kv[2 * n + 1] = st.meta_vals[i], n++;
+        if (rc == 0) rc = mllm_save(&m, out, mllm_layout, dtype, kv, n, e);
+        if (opened) st_close(&st);
+        mllm_free(&m);
+        return rc;
+    }
+    LmModel m;
+    if (lm_load(&m, in, e)) return -1;
+    const int rc = lm_save(&m, out, dtype, NULL, 0, e);
+    lm_free(&m);
+    return rc;
+}

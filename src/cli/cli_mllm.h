@@ -9,4 +9,9 @@ int cli_mllm_open(const char *model, const char *tokenizer, Mllm *m, SpTokenizer
 /* An image file (PNG or JPEG, any size: CLIP's resize and centre crop) as patch tokens [N, Wv]. */
 int cli_mllm_image(const Mllm *m, const char *path, float *feats, Err *e);
 
+/* 2: a LLaVA-shaped file (either layout), 1: a Llama-shaped LM, 0: neither (or unreadable). */
+int cli_file_kind_lm(const char *path);
+/* forget convert for those: an MLLM into mllm_layout (MLLM_LLAVA / MLLM_LLAVA_HF), an LM as itself, in dtype. */
+int cli_lm_convert(const char *in, const char *out, int mllm_layout, StDtype dtype, Err *e);
+
 #endif

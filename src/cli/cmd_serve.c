@@ -15,6 +15,7 @@ const Command cmd_serve = {
     "       forget serve --diffusion UNET --text-encoder CLIP [--vae FILE] [--escape FILE] [--sld FILE]\n"
     "                    [--max-gen-images 64]\n"
     "                    [--max-gen-prompts 16] [--max-gen-steps 200] [--model FILE --dataset NAME] ...\n"
+    "       forget serve --mllm MLLM [--tokenizer FILE] [--max-chat-tokens 256] ...\n"
     "                    [--reveal probs|labels] [--max-body BYTES] [--data-dir DIR]\n"
     "                    [--api-key-file FILE | $FORGET_API_KEY | --api-key K]\n"
     "                    [--allow-embeddings] [--no-prefix-cache] [--prefix-cache-mb 512]\n"
@@ -43,7 +44,12 @@ const Command cmd_serve = {
     "With --diffusion: POST /v1/generate {\"prompts\": [...], \"n\": N, \"seed\": S, \"steps\": K, \"cfg\": W,\n"
     "\"sampler\": \"ddim\"|\"ddpm\"} -> {\"images\": [base64 PNG, n per prompt]}, counted in /v1/stats, under the\n"
     "same API key, body limit and connection guarantees; prompts, images and steps per request are limited\n"
-    "(413 past a limit). Without --model only /v1/generate and /v1/stats answer.\n",
+    "(413 past a limit). Without --model only /v1/generate and /v1/stats answer.\n"
+    "\n"
+    "With --mllm: POST /v1/chat {\"prompt\": \"...\", \"image_b64\": base64 PNG/JPEG, \"max_tokens\": N,\n"
+    "\"temperature\": T, \"top_p\": P, \"seed\": S} -> {\"answer\", \"tokens\", \"prompt_tokens\"} (all but prompt\n"
+    "optional), under the same key, limits and guarantees; max_tokens is at most --max-chat-tokens and the prompt\n"
+    "with its answer must fit the model's context (413 otherwise).\n",
     run};
 
 static volatile sig_atomic_t stop_requested;
@@ -61,6 +67,9 @@ static int run(int argc, char **argv) {
     const Opt opts[] = {
         O_STR("--model", "FILE", &o.model, 0, "the CLIP model served (required unless --diffusion)"),
         O_STR("--diffusion", "UNET", &o.diffusion, 0, "a text-to-image UNet served at /v1/generate"),
+        O_STR("--mllm", "FILE", &o.mllm, 0, "a LLaVA-shaped multimodal LLM served at /v1/chat"),
+        O_STR("--tokenizer", "FILE", &o.mllm_tokenizer, 0, "its SentencePiece model (default: tokenizer.model beside it)"),
+        O_INT("--max-chat-tokens", "N", &o.max_chat_tokens, 1, 65536, "longest /v1/chat answer a request may ask for"),
         O_STR("--text-encoder", "CLIP", &o.text_encoder, 0, "the CLIP whose text tower conditions it"),
         O_STR("--vae", "FILE", &o.vae, 0, "its autoencoder (default: the one its file names)"),
         O_STR("--escape", "FILE", &o.escape, 0, "escape tokens (forget erase --method escape) on every generate prompt"),
@@ -96,7 +105,8 @@ static int run(int argc, char **argv) {
     const int st = cli_parse(&cmd_serve, argc, argv, 1, opts, NULL);
     if (st >= 0) return st;
     if (slice_gflop) o.max_slice_gflop = slice_gflop;
-    if (!o.model && !o.diffusion) return cli_error("serve", EXIT_USAGE, "give --model FILE --dataset NAME, --diffusion UNET, or both");
+    if (!o.model && !o.diffusion && !o.mllm)
+        return cli_error("serve", EXIT_USAGE, "give --model FILE --dataset NAME, --diffusion UNET, --mllm FILE, or several");
     if (o.model && !dataset) return cli_error("serve", EXIT_USAGE, "--model needs --dataset NAME");
     if (o.diffusion && !o.text_encoder) return cli_error("serve", EXIT_USAGE, "--diffusion needs --text-encoder CLIP");
     char *spec = !dataset ? NULL : strchr(dataset, ':') ? xstrdup(dataset) : xasprintf("%s:%s", dataset, split), *key = NULL;
@@ -119,6 +129,9 @@ static int run(int argc, char **argv) {
     if (o.diffusion)
         fprintf(stderr, "forget serve: %s with %s, http://%s:%d/v1/generate%s\n", o.diffusion, o.text_encoder,
                 o.bind ? o.bind : "127.0.0.1", bb_server_port(s), o.api_key ? ", API key required" : "");
+    if (o.mllm)
+        fprintf(stderr, "forget serve: %s, http://%s:%d/v1/chat%s\n", o.mllm, o.bind ? o.bind : "127.0.0.1",
+                bb_server_port(s), o.api_key ? ", API key required" : "");
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     while (!stop_requested) pause();

@@ -95,12 +95,36 @@ extern "C" char *sp_decode(const SpTokenizer *t, const int32_t *ids, int n, Err 
     return dup_string(out);
 }
 
+// The corpus line by line through the trainer's iterator, so the model records no input path (the
+// same corpus trains the same bytes wherever it lies).
+class FileLines : public sentencepiece::SentenceIterator {
+  public:
+    explicit FileLines(const char *buf, size_t len) : at_(buf), end_(buf + len) { Next(); }
+    bool done() const override { return done_; }
+    void Next() override {
+        if (at_ >= end_) {
+            done_ = true;
+            return;
+        }
+        const char *nl = static_cast<const char *>(memchr(at_, '\n', (size_t)(end_ - at_)));
+        const char *stop = nl ? nl : end_;
+        line_.assign(at_, (size_t)(stop - at_));
+        at_ = nl ? nl + 1 : end_;
+    }
+    const std::string &value() const override { return line_; }
+    sentencepiece::util::Status status() const override { return sentencepiece::util::Status(); }
+
+  private:
+    const char *at_, *end_;
+    std::string line_;
+    bool done_ = false;
+};
+
 extern "C" int sp_train(const char *corpus, const char *out_path, const SpTrainOpts *o, Err *e) {
-    const int fd = open_regular(corpus, e); // names a missing or non-regular corpus
-    if (fd < 0) return -1;
-    close(fd);
+    char *buf = nullptr;
+    size_t len = 0;
+    if (read_file(corpus, (size_t)1 << 31, &buf, &len, e)) return -1; // names a missing or unreadable corpus
     std::unordered_map<std::string, std::string> args = {
-        {"input", corpus},
         {"vocab_size", std::to_string(o->vocab_size)},
         {"model_type", o->model_type ? o->model_type : "unigram"},
         {"num_threads", std::to_string(o->threads > 0 ? o->threads : 1)},
@@ -114,7 +138,9 @@ extern "C" int sp_train(const char *corpus, const char *out_path, const SpTrainO
     if (o->character_coverage > 0) args["character_coverage"] = std::to_string(o->character_coverage);
     sentencepiece::SetRandomGeneratorSeed((unsigned)(o->seed ? o->seed : 1));
     std::string model;
-    const auto st = sentencepiece::SentencePieceTrainer::Train(args, nullptr, &model);
+    FileLines lines(buf, len);
+    const auto st = sentencepiece::SentencePieceTrainer::Train(args, &lines, &model);
+    free(buf);
     if (!st.ok()) return err_set(e, "training a SentencePiece model on %s: %s", corpus, st.ToString().c_str());
     return write_file_atomic(out_path, model.data(), model.size(), e);
 }

@@ -20,6 +20,7 @@
 #include "models/clip_encode.h"
 #include "forget/domain_file.h"
 #include "models/text_cache.h"
+#include "serve/chat.h"
 #include "serve/generate.h"
 #include "serve/http.h"
 
@@ -39,6 +40,7 @@ struct BbServer {
     long requests, queries, images_scored, prompts_encoded;
     int has_clip;           /* a classifier is served */
     GenService *gen;        /* /v1/generate, or NULL */
+    ChatService *chat;      /* /v1/chat, or NULL */
 };
 
 /* One parsed /v1/classify request. */
@@ -457,6 +459,12 @@ static char *handle_generate(void *ctx, const char *body, size_t len, unsigned *
     return gen_service_handle(s->gen, body, len, status);
 }
 
+static char *handle_chat(void *ctx, const char *body, size_t len, unsigned *status) {
+    BbServer *s = ctx;
+    if (!s->chat) return *status = 404, http_error_json("no multimodal LLM is served here (forget serve --mllm)");
+    return chat_service_handle(s->chat, body, len, status);
+}
+
 static char *handle_stats(void *ctx, const char *body, size_t len, unsigned *status) {
     (void)body, (void)len;
     BbServer *s = ctx;
@@ -471,6 +479,7 @@ static char *handle_stats(void *ctx, const char *body, size_t len, unsigned *sta
     cJSON_AddNumberToObject(j, "prompts_encoded", (double)s->prompts_encoded);
     pthread_mutex_unlock(&s->stats);
     if (s->gen) gen_service_stats(s->gen, j);
+    if (s->chat) chat_service_stats(s->chat, j);
     cJSON_AddNumberToObject(j, "text_rows_reused", (double)reused);
     cJSON_AddNumberToObject(j, "text_rows_computed", (double)computed);
     cJSON_AddNumberToObject(j, "prompts_repeated", (double)dedup);
@@ -514,6 +523,7 @@ static char *handle_dataset(void *ctx, const char *body, size_t len, unsigned *s
 static const HttpRoute ROUTES[] = {
     {"POST", "/v1/classify", handle_classify},
     {"POST", "/v1/generate", handle_generate},
+    {"POST", "/v1/chat", handle_chat},
     {"GET", "/v1/stats", handle_stats},
     {"GET", "/v1/dataset", handle_dataset},
 };
@@ -521,6 +531,8 @@ static const HttpRoute ROUTES[] = {
 static void server_free(BbServer *s) {
     if (s->gen) gen_service_free(s->gen);
     free(s->gen);
+    if (s->chat) chat_service_free(s->chat);
+    free(s->chat);
     clip_free(&s->m);
     domain_adapter_free(&s->prompts);
     tokenizer_free(&s->tok);
@@ -546,8 +558,8 @@ BbServer *bb_server_start(const ServerOpts *o, Err *e) {
     if (!(s->o.max_slice_gflop > 0)) s->o.max_slice_gflop = 10;
     fair_lock_init(&s->model_lock);
     pthread_mutex_init(&s->stats, NULL);
-    if (!o->model && !o->diffusion) {
-        err_set(e, "nothing to serve: give a CLIP (--model) or a diffusion model (--diffusion)");
+    if (!o->model && !o->diffusion && !o->mllm) {
+        err_set(e, "nothing to serve: give a CLIP (--model), a diffusion model (--diffusion) or an MLLM (--mllm)");
         server_free(s);
         return NULL;
     }
@@ -559,6 +571,14 @@ BbServer *bb_server_start(const ServerOpts *o, Err *e) {
                                                             &s->model_lock, e);
         if (bad) {
             free(s->gen), s->gen = NULL;
+            server_free(s);
+            return NULL;
+        }
+    }
+    if (o->mllm) {
+        s->chat = xcalloc(1, sizeof *s->chat);
+        if (chat_service_init(s->chat, o->mllm, o->mllm_tokenizer, o->max_chat_tokens, &s->model_lock, e)) {
+            free(s->chat), s->chat = NULL;
             server_free(s);
             return NULL;
         }

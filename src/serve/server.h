@@ -1,6 +1,7 @@
 /* The black-box API: a CLIP classifier behind HTTP that takes prompts in and gives
  * outputs out, nothing else (libmicrohttpd, loopback by default), and, with a diffusion model,
- * POST /v1/generate (serve/generate.h): prompts in, PNGs out.
+ * POST /v1/generate (serve/generate.h): prompts in, PNGs out, and with a multimodal LLM POST
+ * /v1/chat (serve/chat.h): a question (and an image) in, the answer out.
  *   POST /v1/classify  {"prompts": ["a photo of a t-shirt.", ...one per class],
  *                       "images": [ids into the served split]}
  *     -> {"probs": [[p per prompt] per image]}    (--reveal probs, the default)
@@ -54,6 +55,9 @@ typedef struct {
     const char *escape, *sld;               /* forget erase's files applied to every /v1/generate prompt */
     int max_gen_prompts, max_gen_images, max_gen_steps; /* 0: 16, 64, 200 */
     int precision;                           /* a Precision (core/gemm_mixed.h) for the classifier's towers */
+    /* POST /v1/chat (serve/chat.h) when mllm is set; tokenizer NULL: tokenizer.model beside it */
+    const char *mllm, *mllm_tokenizer;
+    int max_chat_tokens;                     /* 0: 256 */
 } ServerOpts;
 
 typedef struct BbServer BbServer;

@@ -7,6 +7,7 @@
 
 #include "core/rng.h"
 #include "models/unet.h"
+#include "train/mllm_trainer.h"
 #include "test.h"
 
 const char *tiny_model_path(char *buf, size_t cap) {
@@ -77,4 +78,32 @@ void tiny_unet_file(char *path, size_t cap, const char *name, uint64_t seed) {
     const char *meta[] = {"diffusion.T", "1000", "diffusion.beta", "sd", "diffusion.side", "8"};
     CHECK(unet_save(&m, path, UNET_DIFFUSERS, ST_F32, meta, 3, &e) == 0);
     unet_free(&m);
+}
+
+const char *tiny_mllm(char *path, size_t cap) {
+    char *dir = xasprintf("%s/tiny-mllm", scratch_dir());
+    snprintf(path, cap, "%s/mllm.safetensors", dir);
+    FILE *f = fopen(path, "rb");
+    if (f) { /* made once per test run */
+        fclose(f);
+        free(dir);
+        return path;
+    }
+    ClipConfig cc;
+    clip_config_named(&cc, "emoji-s");
+    cc.v_layers = 2, cc.t_layers = 1; /* small and fast; the world's 32 px images */
+    ClipModel clip;
+    clip_init_random(&clip, &cc, 5);
+    char *tower = xasprintf("%s/tiny-mllm-tower.safetensors", scratch_dir());
+    Err e = {{0}};
+    CHECK_MSG(clip_save(&clip, tower, LAYOUT_HF, ST_F32, &e) == 0, "%s", e.msg);
+    clip_free(&clip);
+    MllmTrainOpts o;
+    mllm_train_defaults(&o);
+    o.dir = dir, o.tower = tower, o.lm_config = "lm-tiny", o.vocab = 300, o.quiet = 1;
+    for (int s = 0; s < MLLM_STAGES; s++) o.steps[s] = 6, o.batch[s] = 4;
+    o.world = (WorldOpts){.people_a = 4, .people_b = 4, .general_emoji = 8, .fmnist_per_class = 2, .seed = 1};
+    CHECK_MSG(mllm_train_stages(&o, &e) == 0, "%s", e.msg);
+    free(tower), free(dir);
+    return path;
 }

@@ -23,6 +23,10 @@ int tiny_in_process(ClipModel *m, Tokenizer *t, Dataset *d, Err *e);
  * weight N(0, 0.2) from seed, 8 px samples under the SD schedule: path into path. */
 void tiny_unet_file(char *path, size_t cap, const char *name, uint64_t seed);
 
+/* A tiny MLLM trained for a few steps on a small world (lm-tiny, a random 2-layer emoji-s tower), made
+ * once per test run in scratch_dir()/tiny-mllm (its tokenizer.model beside it): its path into path. */
+const char *tiny_mllm(char *path, size_t cap);
+
 /* A reply body collected by libcurl (CURLOPT_WRITEFUNCTION reply_collect, WRITEDATA &ReplyBuf). */
 typedef struct {
     char *buf;
