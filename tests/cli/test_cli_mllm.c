@@ -126,6 +126,11 @@ TEST(cli_eval_chat_convert_mllm) {
         {"eval mllm --model %s --set forget --forget-people 0,99", "0..7"},
         {"eval mllm --model tests/ref/lm-tiny.safetensors --set a", "world.people_a"},
     };
+    char *longp = xcalloc(3001, 1); /* an over-long prompt: 600 words for a context of 128 */
+    for (int i = 0; i < 600; i++) strcat(longp, "word ");
+    CHECK(run(&o, "chat --model %s --prompt '%s'", path, longp) != 0);
+    CHECK_MSG(o && strstr(o, "no room for an answer"), "%s", o ? o : "");
+    free(o), free(longp);
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char cmd[1200];
         snprintf(cmd, sizeof cmd, bad[i].fmt, path);

@@ -86,3 +86,32 @@ TEST(sp_errors_name_the_file) {
     CHECK(sp_train("/nonexistent/corpus.txt", path, &o, &e) != 0);
     CHECK_MSG(strstr(e.msg, "/nonexistent/corpus.txt") != NULL, "%s", e.msg);
 }
+
+/* A model the library's own trainer made (tools/make_spm_ref.sh: spm_train with Llama's settings:
+ * BPE, byte fallback, identity normalisation): it loads through the same code, keeps Llama's special
+ * ids, and text it never saw (an emoji, accents) comes back exactly through byte fallback. */
+TEST(sp_reads_a_model_spm_train_made) {
+    Err e = {0};
+    SpTokenizer *t = sp_load("tests/ref/spm-bpe.model", &e);
+    if (!t) {
+        CHECK_MSG(0, "%s", e.msg);
+        return;
+    }
+    CHECK_INT(sp_vocab_size(t), 600);
+    CHECK_INT(sp_unk(t), 0);
+    CHECK_INT(sp_bos(t), 1);
+    CHECK_INT(sp_eos(t), 2);
+    CHECK_INT(sp_pad(t), -1);
+    CHECK(strcmp(sp_piece(t, 3), "<0x00>") == 0); /* the byte pieces follow the specials */
+    const char *text = "The GNU General Public License \xF0\x9F\x90\xA7 caf\xC3\xA9 2007.";
+    int32_t *ids = NULL;
+    const int n = sp_encode(t, text, &ids, &e);
+    CHECK(n > 8);
+    int bytes = 0;
+    for (int i = 0; i < n; i++) bytes += ids[i] >= 3 && ids[i] < 3 + 256;
+    CHECK(bytes >= 4); /* the penguin's four UTF-8 bytes at least */
+    char *back = sp_decode(t, ids, n, &e);
+    CHECK_MSG(back && strcmp(back, text) == 0, "decoded '%s'", back ? back : e.msg);
+    free(back), free(ids);
+    sp_free(t);
+}

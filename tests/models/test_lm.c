@@ -4,6 +4,7 @@
  * parameter's. Then finite differences through a tied model, decoding with the key/value cache
  * against decoding without it, save/load in F32 and F16, a config.json beside a Hugging Face-style
  * file, and the errors a user meets. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,4 +300,47 @@ TEST(lm_config_errors) {
     LmModel m;
     CHECK(lm_load(&m, "tests/ref/unet-tiny.safetensors", &e) != 0);
     CHECK_MSG(strstr(e.msg, "not a Llama-style checkpoint") != NULL, "%s", e.msg);
+}
+
+/* Malformed checkpoints: a tensor of the wrong shape and a NaN weight are refused, naming the tensor. */
+static void rewrite_ref(const char *path, const char *bad_shape, const char *nan_in) {
+    Err e = {0};
+    SafeTensors st;
+    if (st_open(&st, REF, &e)) return;
+    StWriteTensor w[64];
+    float *bufs[64];
+    int n = 0;
+    for (int i = 0; i < st.n && n < 64; i++) {
+        const StTensor *t = &st.tensors[i];
+        if (strncmp(t->name, "model.", 6) && strcmp(t->name, "lm_head.weight")) continue;
+        bufs[n] = xalloc_floats((size_t)st_numel(t));
+        st_to_f32(t, bufs[n], &e);
+        w[n] = (StWriteTensor){.name = t->name, .dtype = ST_F32, .ndim = t->ndim, .f32 = bufs[n]};
+        for (int d = 0; d < t->ndim; d++) w[n].shape[d] = t->shape[d];
+        if (bad_shape && strcmp(t->name, bad_shape) == 0) w[n].shape[0] -= 1;
+        if (nan_in && strcmp(t->name, nan_in) == 0) bufs[n][3] = NAN;
+        n++;
+    }
+    const char *meta[] = {"lm.heads", "2"};
+    CHECK_MSG(st_write(path, w, n, meta, 1, &e) == 0, "%s", e.msg);
+    for (int i = 0; i < n; i++) free(bufs[i]);
+    st_close(&st);
+}
+
+TEST(lm_malformed_checkpoints_name_the_tensor) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/lm-bad.safetensors", scratch_dir());
+    Err e = {0};
+    LmModel m;
+    rewrite_ref(path, "model.layers.1.mlp.up_proj.weight", NULL);
+    CHECK(lm_load(&m, path, &e) != 0);
+    CHECK_MSG(strstr(e.msg, "model.layers.1.mlp.up_proj.weight") != NULL, "%s", e.msg);
+    rewrite_ref(path, NULL, "model.layers.0.self_attn.o_proj.weight");
+    CHECK(lm_load(&m, path, &e) != 0);
+    CHECK_MSG(strstr(e.msg, "o_proj") && strstr(e.msg, "NaN"), "%s", e.msg);
+    FILE *f = fopen(path, "wb");
+    fputs("\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":", f); /* a header cut short */
+    fclose(f);
+    CHECK(lm_load(&m, path, &e) != 0);
+    CHECK_MSG(strstr(e.msg, "lm-bad.safetensors") != NULL, "%s", e.msg);
 }
