@@ -7,6 +7,7 @@
 #include "train/diffusion_trainer.h"
 #include "train/judge_trainer.h"
 #include "train/vae_trainer.h"
+#include "train/mllm_trainer.h"
 #include "train/zoo.h"
 
 static int run(int argc, char **argv);
@@ -81,6 +82,20 @@ static int build(const ZooRecipe *r, const char *dir, const char *path, int prec
                        res.seconds, res.images_per_s, res.mean_loss_last);
         }
         free(clip), free(vae);
+    } else if (r->kind == ZOO_MLLM) {
+        char *tower = dependency(r->text_encoder, dir, e);
+        if (!tower) rc = -1;
+        if (!rc) {
+            MllmTrainOpts o;
+            mllm_train_defaults(&o);
+            char *d = xstrdup(path);
+            *strrchr(d, '/') = 0; /* zoo/NAME/ holds the stages and the tokenizer */
+            o.dir = d, o.tower = tower, o.lm_config = r->config, o.seed = r->seed;
+            if ((rc = mllm_train_stages(&o, e)) == 0) printf("%s: built %s\n", r->name, path);
+            else if (rc > 0) rc = err_set(e, "%s: stopped early", r->name);
+            free(d);
+        }
+        free(tower);
     } else {
         JudgeTrainOpts o;
         judge_train_defaults(&o);

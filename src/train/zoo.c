@@ -33,6 +33,9 @@ static const ZooRecipe RECIPES[] = {
      "fmnist-vae", 32},
     {"fmnist-judge", "ResNet-20 classifier of real Fashion-MNIST at 32 px: judges generated images",
      "fmnist:train", "fmnist:test", "resnet-20", 3, 128, 0.1, 1, 0, 0, NULL, ZOO_JUDGE, 0, NULL, NULL, 32},
+    /* the LLaVA-shaped MLLM of theme 3 (docs/mllm.md): its stages' steps are train-mllm's defaults */
+    {"mllm-s", "LLaVA-shaped MLLM (emoji-clip tower, lm-s Llama) trained in four stages on the world of docs/mllm.md",
+     NULL, NULL, "lm-s", 0, 0, 0, 1, 0, 0, NULL, ZOO_MLLM, 0, "emoji-clip", NULL, 32},
 };
 
 const ZooRecipe *zoo_recipes(int *n) {
@@ -82,7 +85,7 @@ char *zoo_model_path(const ZooRecipe *r, const char *dir, Err *e) {
         free(d);
         return NULL;
     }
-    char *p = xasprintf("%s/%s.safetensors", d, r->name);
+    char *p = r->kind == ZOO_MLLM ? xasprintf("%s/%s/mllm.safetensors", d, r->name) : xasprintf("%s/%s.safetensors", d, r->name);
     free(d);
     return p;
 }

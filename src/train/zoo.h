@@ -6,9 +6,10 @@
 
 #include "train/clip_trainer.h"
 
-/* What a recipe builds: a CLIP (forget train), or the parts of a latent text-to-image model
- * (forget train-vae, train-diffusion) and its judge (forget train-judge). */
-typedef enum { ZOO_CLIP = 0, ZOO_VAE, ZOO_DIFFUSION, ZOO_JUDGE } ZooKind;
+/* What a recipe builds: a CLIP (forget train), the parts of a latent text-to-image model
+ * (forget train-vae, train-diffusion) and its judge (forget train-judge), or the multimodal LLM
+ * (forget train-mllm), whose stages and tokenizer live in zoo/NAME/ (the model: zoo/NAME/mllm.safetensors). */
+typedef enum { ZOO_CLIP = 0, ZOO_VAE, ZOO_DIFFUSION, ZOO_JUDGE, ZOO_MLLM } ZooKind;
 
 typedef struct {
     const char *name, *summary;
