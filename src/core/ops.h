@@ -112,6 +112,10 @@ void rmsnorm_backward(float *din, float *dw, const float *dout, const float *in,
 /* Rotary position embedding of x [T, H, hd] at positions pos[T] (rotate-half pairs i, i + hd/2). */
 void rope_forward(float *out, const float *in, const int32_t *pos, int T, int H, int hd, float base);
 void rope_backward(float *din, const float *dout, const int32_t *pos, int T, int H, int hd, float base);
+/* The same rotation in place on the Q and K parts of fused rows (row t's Q at x + t * ld, its K W
+ * floats after; W = H * hd), each angle computed once for the heads and both parts; inverse: the
+ * transpose (the backward of the rotation, applied to dQ and dK). Same arithmetic as rope_forward. */
+void rope_qk_inplace(float *x, int ld, const int32_t *pos, int T, int H, int hd, float base, int inverse);
 /* Sinusoidal timestep embedding [N, dim] of timesteps t[N] (Stable Diffusion's: cos half first). */
 void timestep_embedding(float *out, const float *t, int N, int dim, float max_period);
 /* Mean squared error over n values; backward adds dloss * 2 (pred - target) / n. */

@@ -2,7 +2,9 @@
  * sinusoidal timestep embedding of diffusion models; and the mean-squared error. */
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
+#include "core/err.h"
 #include "core/ops.h"
 
 /* Pair (i, i + hd/2) of each head rotates by pos * base^(-2i/hd):
@@ -38,6 +40,34 @@ void rope_backward(float *din, const float *dout, const int32_t *pos, int T, int
                 g[i + half] += d[i + half] * c - d[i] * s;
             }
         }
+}
+
+void rope_qk_inplace(float *x, int ld, const int32_t *pos, int T, int H, int hd, float base, int inverse) {
+    const int half = hd / 2, W = H * hd;
+    double *inv = xmalloc(sizeof(double) * (size_t)half);
+    for (int i = 0; i < half; i++) inv[i] = pow(base, -2.0 * i / hd);
+#pragma omp parallel if ((long)T * W > 65536)
+    {
+        float *cs = xalloc_floats((size_t)hd); /* cos then sin of the row's angles */
+#pragma omp for
+        for (int t = 0; t < T; t++) {
+            for (int i = 0; i < half; i++) {
+                const double a = pos[t] * inv[i];
+                cs[i] = (float)cos(a), cs[half + i] = inverse ? -(float)sin(a) : (float)sin(a);
+            }
+            for (int part = 0; part < 2; part++)
+                for (int h = 0; h < H; h++) {
+                    float *v = x + (size_t)t * ld + (size_t)part * W + (size_t)h * hd;
+                    for (int i = 0; i < half; i++) {
+                        const float c = cs[i], sn = cs[half + i], x1 = v[i], x2 = v[i + half];
+                        v[i] = x1 * c - x2 * sn;
+                        v[i + half] = x2 * c + x1 * sn;
+                    }
+                }
+        }
+        free(cs);
+    }
+    free(inv);
 }
 
 /* diffusers get_timestep_embedding(flip_sin_to_cos=True, downscale_freq_shift=0), as Stable

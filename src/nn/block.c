@@ -70,28 +70,14 @@ static void norm_backward(const BlockConfig *c, float *din, float *dw, float *db
 
 /* ------------------------------------------------------------ rotary (Q, K) */
 
-/* Rotates the Q and K columns of qkv rows in place (each pair is read before it is written). */
+/* Rotates the Q and K columns of qkv rows in place. */
 static void rope_rows(const BlockConfig *c, float *qkv, const int32_t *pos, int T) {
-    const int W = c->width, H = c->heads;
-    for (int t = 0; t < T; t++)
-        for (int part = 0; part < 2; part++) {
-            float *row = qkv + (size_t)t * 3 * W + (size_t)part * W;
-            rope_forward(row, row, &pos[t], 1, H, W / H, c->rope_base);
-        }
+    rope_qk_inplace(qkv, 3 * c->width, pos, T, c->heads, c->width / c->heads, c->rope_base, 0);
 }
 
-/* dQ, dK of the rotated vectors -> of the unrotated ones, in place. */
+/* dQ, dK of the rotated vectors -> of the unrotated ones, in place (the rotation's transpose). */
 static void rope_rows_backward(const BlockConfig *c, float *dqkv, const int32_t *pos, int T) {
-    const int W = c->width, H = c->heads;
-    float *tmp = xalloc_floats((size_t)W);
-    for (int t = 0; t < T; t++)
-        for (int part = 0; part < 2; part++) {
-            float *row = dqkv + (size_t)t * 3 * W + (size_t)part * W;
-            memset(tmp, 0, sizeof(float) * (size_t)W);
-            rope_backward(tmp, row, &pos[t], 1, H, W / H, c->rope_base);
-            memcpy(row, tmp, sizeof(float) * (size_t)W);
-        }
-    free(tmp);
+    rope_qk_inplace(dqkv, 3 * c->width, pos, T, c->heads, c->width / c->heads, c->rope_base, 1);
 }
 
 static void positions(int32_t *pos, const Packing *pk, const int *pre, const int *new_start) {
