@@ -10,6 +10,7 @@ train=$("$BIN" bench train --synthetic --precision fp32,bf16 --json)   # the wor
 zoo=$("$BIN" bench train --json)                 # the zoo build's own steps (data, captions, augmentation)
 rn=$("$BIN" bench resnet --json)                 # ResNet-20 training, 28 px grey, batch 128 (tools/torch_resnet.py bench)
 un=$("$BIN" bench unet --precision fp32,bf16,int8 --json) # SD-shaped UNet on 8x8x4 latents: training and guided DDIM (tools/torch_unet.py bench)
+lm=$("$BIN" bench lm --json)                     # the MLLM's Llama (lm-s): training, decoding with and without the cache (tools/torch_lm.py bench)
 PY=/usr/bin/python3
 if ! "$PY" -c 'import torch' 2>/dev/null; then
   echo "$ours" | sed 's/^/forget: /'
@@ -17,6 +18,7 @@ if ! "$PY" -c 'import torch' 2>/dev/null; then
   echo "$zoo" | sed 's/^/forget: /'
   echo "$rn" | sed 's/^/forget: /'
   echo "$un" | sed 's/^/forget: /'
+  echo "$lm" | sed 's/^/forget: /'
   echo "PyTorch not installed (Debian python3-torch; with libopenblas0-pthread for its BLAS): no PyTorch comparison"
   exit 0
 fi
@@ -47,9 +49,10 @@ fi
 tt=$(OPENBLAS_CORETYPE=SkylakeX "$PY" bench/torch_train.py --json)
 trn=$("$PY" tools/torch_resnet.py bench --threads "$(nproc)" --json)
 tun=$("$PY" tools/torch_unet.py bench --threads "$(nproc)" --json)
-"$PY" - "$ours" "$t_all" "$ort" "$train" "$tt" "$zoo" "$rn" "$trn" "$un" "$tun" <<'PYEOF'
+tlm=$("$PY" tools/torch_lm.py bench --threads "$(nproc)" --json)
+"$PY" - "$ours" "$t_all" "$ort" "$train" "$tt" "$zoo" "$rn" "$trn" "$un" "$tun" "$lm" "$tlm" <<'PYEOF'
 import json, sys
-o, tall, ort, tr, ptr, zoo, rn, trn, un, tun = (json.loads(x) for x in sys.argv[1:11])
+o, tall, ort, tr, ptr, zoo, rn, trn, un, tun, lm, tlm = (json.loads(x) for x in sys.argv[1:13])
 best = max(tall, key=lambda r: r["images_per_s"])
 bt = max(tall, key=lambda r: r["texts77_per_s"])
 print("forget bench (batch %d, %d threads, medians; oneDNN ISA %s):" % (o["batch"], o["threads"], o["isa"]))
@@ -91,5 +94,13 @@ if tb:
 for name, q in un.get("precisions", {}).items():
     print("  UNet guided DDIM in %s: %.2f images/s, %.2fx fp32" % (name, q["sample_images_per_s"],
           q["sample_images_per_s"] / un["sample_images_per_s"]))
+print("  LM %s (%.2fM params): training (batch %d x %d) forget %.0f tokens/s, PyTorch %.0f, ratio %.2fx; decoding "
+      "(prompt %d, %d new) with the KV cache forget %.1f tokens/s, PyTorch %.1f, ratio %.2fx; without the cache forget %.1f, "
+      "PyTorch %.1f; cache speed-up %.1fx; peak RSS %.0f MB"
+      % (lm["net"], lm["params"] / 1e6, lm["batch"], lm["seq"], lm["train_tokens_per_s"], tlm["train_tokens_per_s"],
+         lm["train_tokens_per_s"] / tlm["train_tokens_per_s"], lm["prompt"], lm["new"], lm["decode_tokens_per_s"],
+         tlm["decode_tokens_per_s"], lm["decode_tokens_per_s"] / tlm["decode_tokens_per_s"],
+         lm["decode_nocache_tokens_per_s"], tlm["decode_nocache_tokens_per_s"],
+         lm["decode_tokens_per_s"] / lm["decode_nocache_tokens_per_s"], lm["peak_rss_mb"]))
 print("  training as the zoo build does it (data, captions, augmentation): forget %.1f images/s" % zoo["train_images_per_s"])
 PYEOF

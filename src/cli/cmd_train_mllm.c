@@ -15,6 +15,7 @@ const Command cmd_train_mllm = {
     "usage: forget train-mllm --out DIR [--tower CLIP.safetensors] [--lm lm-s] [--vocab 2048]\n"
     "                         [--lm-steps N] [--align-steps N] [--instruct-steps N] [--finetune-steps N]\n"
     "                         [--batch B] [--people-a N] [--people-b N] [--general N] [--fmnist-per-class N]\n"
+    "                         [--lora-rank R [--lora-alpha A] [--lora-targets q,v,...]]\n"
     "                         [--seed S] [--fresh] [--stop-after N] [--quiet] [--json]\n"
     "\n"
     "Builds the world (docs/mllm.md: people with emoji faces and CLDR-valued profiles, emoji and\n"
@@ -22,7 +23,8 @@ const Command cmd_train_mllm = {
     "(set A's profiles, CLDR facts), 2 projector alignment on captions, 3 instruction tuning on set A and\n"
     "general questions, 4 fine-tuning on set B. The vision tower (default: the zoo's emoji-clip) stays\n"
     "frozen. DIR gets tokenizer.model, corpus.txt, stage1..4.safetensors and mllm.safetensors; a rerun\n"
-    "skips finished stages and resumes a killed one from its checkpoint.\n",
+    "skips finished stages and resumes a killed one from its checkpoint. With --lora-rank, stage 4 trains LoRA\n"
+    "adapters on the LM (merged into stage4.safetensors, kept in stage4-lora.safetensors under PEFT's names).\n",
     run};
 
 static int run(int argc, char **argv) {
@@ -40,6 +42,9 @@ static int run(int argc, char **argv) {
         O_LONG("--instruct-steps", "N", &o.steps[2], 1, 10000000, "stage 3 steps"),
         O_LONG("--finetune-steps", "N", &o.steps[3], 1, 10000000, "stage 4 steps"),
         O_INT("--batch", "B", &batch, 0, 4096, "sequences a step in stages 2-4 (stage 1: twice as many)"),
+        O_INT("--lora-rank", "R", &o.lora_rank, 0, 4096, "stage 4 with LoRA adapters of this rank on the LM (0: full fine-tuning)"),
+        O_FLT("--lora-alpha", "A", &o.lora_alpha, 0, 1e6, 0, "LoRA's alpha (default: the rank)"),
+        O_STR("--lora-targets", "LIST", &o.lora_targets, 0, "q,k,v,o,gate,up,down (a subset) or all (default)"),
         O_INT("--people-a", "N", &o.world.people_a, 4, 100, "characters of set A (pre-trained knowledge)"),
         O_INT("--people-b", "N", &o.world.people_b, 0, 100, "characters of set B (fine-tuned knowledge)"),
         O_INT("--general", "N", &o.world.general_emoji, 4, 2000, "general emoji items"),

@@ -8,6 +8,7 @@
 
 #include "eval/mllm_eval.h"
 #include "io/mllm_examples.h"
+#include "models/lora.h"
 #include "models/mllm.h"
 #include "train/trainer.h"
 
@@ -34,6 +35,7 @@ typedef struct {
     uint64_t seed;
     MllmActs a;
     float *feats;
+    Lora *lora, *lora_g; /* stage 4 with adapters: the trainer moves these, g is scratch */
 } Stage;
 
 static int stage_step(void *user, long step, float *loss, Err *e) {
@@ -51,6 +53,10 @@ static int stage_step(void *user, long step, float *loss, Err *e) {
         const MllmExample *x = &c->pool[pick[b]];
         if (x->has_image) ims[n_img++] = world_train_variant(&x->image, train_mix((uint64_t)step, (uint64_t)b) | 1u);
     }
+    if (c->lora) { /* the adapters changed in the last update: merge, and collect the full gradient afresh */
+        lora_merge(c->lora);
+        memset(c->g->params, 0, sizeof(float) * (size_t)c->g->n_params);
+    }
     int rc = n_img ? mllm_world_features(c->m, c->w, ims, n_img, c->feats, e) : 0;
     for (int b = 0, k = 0; b < B; b++) {
         const MllmExample *x = &c->pool[pick[b]];
@@ -59,6 +65,7 @@ static int stage_step(void *user, long step, float *loss, Err *e) {
     }
     if (rc == 0) rc = mllm_forward(c->m, &c->a, ids, tg, n, fs, B, loss, e);
     if (rc == 0) mllm_backward(c->m, c->g, &c->a, 1.0f);
+    if (rc == 0 && c->lora) lora_backward(c->lora, &c->g->lm, c->lora_g);
     free(ids), free(tg), free(fs), free(n), free(ims), free(pick);
     return rc;
 }
@@ -149,23 +156,38 @@ int mllm_train_stages(const MllmTrainOpts *o, Err *e) {
         Mllm m, g;
         rc = s == 0 ? first_model(&m, o, t, e) : mllm_load(&m, prev, e);
         if (rc == 0) {
-            mllm_set_trainable(&m, 0, s != 0, s != 1); /* 1: LM; 2: projector; 3, 4: both */
+            const int lora = s == MLLM_STAGES - 1 && o->lora_rank > 0;
+            mllm_set_trainable(&m, 0, s != 0 && !lora, s != 1); /* 1: LM; 2: projector; 3, 4: both; LoRA: the LM's adapters */
             mllm_alloc_like(&g, &m);
             Stage c = {.m = &m, .g = &g, .w = w, .batch = o->batch[s], .stage = s, .seed = o->seed};
-            rc = stage_pool(s, w, t, &c.pool, &c.n_pool, e);
+            Lora ad = {0}, ad_g = {0};
+            if (lora) {
+                rc = lora_attach(&ad, &m.lm, o->lora_targets ? o->lora_targets : "all", o->lora_rank,
+                                 o->lora_alpha > 0 ? o->lora_alpha : (float)o->lora_rank, o->seed, e);
+                if (rc == 0) lora_alloc_like(&ad_g, &ad), c.lora = &ad, c.lora_g = &ad_g;
+            }
+            if (rc == 0) rc = stage_pool(s, w, t, &c.pool, &c.n_pool, e);
             if (rc == 0) {
                 c.feats = xalloc_floats((size_t)c.batch * mllm_image_tokens(&m.cfg) * m.cfg.tower.v_width);
                 char label[64], recipe[96];
                 snprintf(label, sizeof label, "stage %d %s", s + 1, MLLM_STAGE_NAMES[s]);
-                snprintf(recipe, sizeof recipe, "mllm %s %ld x %d", MLLM_STAGE_NAMES[s], o->steps[s], o->batch[s]);
+                snprintf(recipe, sizeof recipe, "mllm %s %ld x %d%s", MLLM_STAGE_NAMES[s], o->steps[s], o->batch[s],
+                         lora ? " lora" : "");
                 TrainSpec spec = {.label = label, .total_steps = o->steps[s], .lr = o->lr[s], .warmup_frac = 0.05,
-                                  .cosine = 1, .wd = 0.0, .grad_clip = 1.0f, .params = m.params, .grads = g.params,
-                                  .n_params = m.n_params, .table = &m.table, .step = stage_step, .user = &c,
+                                  .cosine = 1, .wd = 0.0, .grad_clip = 1.0f, .params = lora ? ad.params : m.params,
+                                  .grads = lora ? ad_g.params : g.params, .n_params = lora ? ad.n_params : m.n_params,
+                                  .table = lora ? &ad.table : &m.table, .step = stage_step, .user = &c,
                                   .samples_per_step = o->batch[s], .unit = "seq", .quiet = o->quiet, .ckpt = ckpt,
                                   .recipe = recipe, .producer = "forget train-mllm", .ckpt_every = 200,
                                   .fresh = o->fresh, .stop_after = o->stop_after};
                 TrainState ts;
                 rc = train_run(&spec, &ts, e);
+                if (rc == 0 && ts.finished && lora) {
+                    lora_merge(&ad);
+                    char *lp = xasprintf("%s/stage%d-lora.safetensors", o->dir, s + 1);
+                    rc = lora_save(&ad, lp, e);
+                    free(lp);
+                }
                 if (rc == 0 && ts.finished) {
                     char wb[5][32];
                     const char *meta[14] = {"producer", "forget train-mllm", "stage", MLLM_STAGE_NAMES[s]};
@@ -185,6 +207,7 @@ int mllm_train_stages(const MllmTrainOpts *o, Err *e) {
                 free(c.pool);
             }
             mllm_acts_free(&c.a);
+            if (lora) lora_free(&ad), lora_free(&ad_g);
             mllm_free(&g);
             mllm_free(&m);
         }

@@ -27,6 +27,11 @@ typedef struct {
     int batch[MLLM_STAGES];
     double lr[MLLM_STAGES];
     WorldOpts world;
+    /* stage 4 with LoRA adapters on the LM instead of full fine-tuning (rank 0: full); the adapters
+     * are merged into stage4.safetensors and kept in stage4-lora.safetensors */
+    int lora_rank;
+    float lora_alpha;
+    const char *lora_targets;  /* "q,k,v,o,gate,up,down" or a subset; "all" */
     uint64_t seed;
     int quiet, fresh;
     long stop_after;          /* > 0: stop the running stage after this many steps, as if killed */

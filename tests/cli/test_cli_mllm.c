@@ -10,6 +10,7 @@
 
 #include "cli/cli_run.h"
 #include "io/image.h"
+#include "io/safetensors.h"
 #include "serve/fixture.h"
 #include "test.h"
 
@@ -138,4 +139,46 @@ TEST(cli_eval_chat_convert_mllm) {
         CHECK_MSG(rc != 0 && o && strstr(o, bad[i].want), "%s: exit %d: %s", cmd, rc, o ? o : "");
         free(o);
     }
+}
+
+/* Stage 4 with LoRA: the adapters come out under PEFT's names, the merged LM moved, the projector
+ * (not adapted) did not. */
+static float *tensor_of(const char *path, const char *name, long *n) {
+    SafeTensors st;
+    Err e = {{0}};
+    if (st_open(&st, path, &e)) return NULL;
+    const StTensor *t = st_find(&st, name);
+    float *v = NULL;
+    if (t) {
+        *n = (long)st_numel(t);
+        v = xalloc_floats((size_t)*n);
+        st_to_f32(t, v, &e);
+    }
+    st_close(&st);
+    return v;
+}
+
+TEST(cli_train_mllm_lora_fine_tune) {
+    char tower[512];
+    tower_of(tower, sizeof tower);
+    char *o = NULL;
+    CHECK_INT(run(&o, TRAIN_ARGS " --out %s/mllm-lora --lora-rank 4 --lora-targets q,v,down", tower, scratch_dir()), 0);
+    free(o);
+    char s3[600], s4[600], lp[600];
+    snprintf(s3, sizeof s3, "%s/mllm-lora/stage3.safetensors", scratch_dir());
+    snprintf(s4, sizeof s4, "%s/mllm-lora/stage4.safetensors", scratch_dir());
+    snprintf(lp, sizeof lp, "%s/mllm-lora/stage4-lora.safetensors", scratch_dir());
+    long n3 = 0, n4 = 0, nl = 0;
+    float *a = tensor_of(s3, "model.mm_projector.0.weight", &n3), *b = tensor_of(s4, "model.mm_projector.0.weight", &n4);
+    CHECK(a && b && n3 == n4 && memcmp(a, b, sizeof(float) * (size_t)n3) == 0);
+    free(a), free(b);
+    a = tensor_of(s3, "model.layers.1.self_attn.v_proj.weight", &n3), b = tensor_of(s4, "model.layers.1.self_attn.v_proj.weight", &n4);
+    CHECK(a && b && n3 == n4 && memcmp(a, b, sizeof(float) * (size_t)n3) != 0);
+    free(a), free(b);
+    a = tensor_of(s3, "model.layers.1.self_attn.k_proj.weight", &n3), b = tensor_of(s4, "model.layers.1.self_attn.k_proj.weight", &n4);
+    CHECK(a && b && n3 == n4 && memcmp(a, b, sizeof(float) * (size_t)n3) == 0); /* not a target */
+    free(a), free(b);
+    a = tensor_of(lp, "base_model.model.model.layers.0.mlp.down_proj.lora_A.weight", &nl);
+    CHECK(a && nl == 4 * 64);
+    free(a);
 }

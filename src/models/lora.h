@@ -1,0 +1,45 @@
+/* LoRA (Hu et al. 2022): a frozen weight W0 [out, in] adapted as W = W0 + (alpha / r) B A, with A
+ * [r, in] (Gaussian, std 1/r, as PEFT's "gaussian" init) and B [out, r] (zeros, so training starts at
+ * W0). Only A and B train. forget merges the adapters into the model's weights before each forward
+ * and turns the ordinary weight gradient dW into theirs, dA = s B^T dW and dB = s dW A^T: exact, and
+ * every layer keeps its one forward/backward. Targets are the Llama projections of an LM (q, k, v,
+ * o, gate, up, down), each a row block of the block's fused matrices; keys are PEFT's
+ * (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight, ...). */
+#ifndef FORGET_MODELS_LORA_H
+#define FORGET_MODELS_LORA_H
+
+#include "models/lm.h"
+#include "nn/params.h"
+
+typedef struct {
+    float *W;          /* the adapted rows in the model */
+    float *W0;         /* their base values (owned) */
+    float *A, *B;      /* in the adapter arena */
+    int layer, out, in, row0;
+    int kind;          /* 0..6: q, k, v, o, gate, up, down */
+} LoraTarget;
+
+typedef struct {
+    int rank;
+    float alpha;
+    LoraTarget *t;
+    int n;
+    NnTable table;
+    float *params;
+    long n_params;
+} Lora;
+
+/* Adapters on the named targets ("q,k,v,o,gate,up,down" or a subset; "all") of every layer of m,
+ * seeded; m's weights become the base. */
+int lora_attach(Lora *l, LmModel *m, const char *targets, int rank, float alpha, uint64_t seed, Err *e);
+/* A zeroed gradient arena of the adapters (same layout). */
+void lora_alloc_like(Lora *g, const Lora *l);
+void lora_free(Lora *l);
+/* W = W0 + s B A on every target. */
+void lora_merge(const Lora *l);
+/* The adapters' gradients from the model's weight gradient gm (of the merged weights). */
+void lora_backward(const Lora *l, const LmModel *gm, Lora *g);
+/* The adapters alone, under PEFT's names, with lora.rank / lora.alpha / lora.targets metadata. */
+int lora_save(const Lora *l, const char *path, Err *e);
+
+#endif
