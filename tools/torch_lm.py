@@ -4,7 +4,8 @@ Face's LlamaForCausalLM written out in plain torch (RMSNorm, rotary positions in
 convention, causal attention, SwiGLU, no biases, a final RMSNorm and an untied or tied head), under
 HF's key names. Two jobs:
 
-  ref    writes tests/ref/lm-tiny.safetensors: seeded weights (under their HF names, so the file
+  ref    writes tests/ref/lm-tiny.safetensors (and lm-gqa.safetensors: grouped K/V heads, a tied
+         head): seeded weights (under their HF names, so the file
          itself is a checkpoint lm_load reads), two packed sequences (positions
          restart per sequence), their targets (-1: no loss), and in float64 the head's logits on
          the target rows, the mean cross-entropy, the gradient of the input rows and of every
@@ -60,8 +61,9 @@ class Llama:
         for l in range(L):
             pre = f"model.layers.{l}."
             ones(pre + "input_layernorm.weight", W)
+            kvw = W // cfg["heads"] * cfg.get("kv_heads", cfg["heads"])
             for k in "qkvo":
-                n(pre + f"self_attn.{k}_proj.weight", W, W, std=std)
+                n(pre + f"self_attn.{k}_proj.weight", kvw if k in "kv" else W, W, std=std)
             ones(pre + "post_attention_layernorm.weight", W)
             n(pre + "mlp.gate_proj.weight", Hd, W, std=std)
             n(pre + "mlp.up_proj.weight", Hd, W, std=std)
@@ -81,8 +83,10 @@ class Llama:
         hd = W // H
         h = rmsnorm(x, p[pre + "input_layernorm.weight"], c["eps"])
         q = (h @ p[pre + "self_attn.q_proj.weight"].T).view(-1, H, hd)
-        k = (h @ p[pre + "self_attn.k_proj.weight"].T).view(-1, H, hd)
-        v = (h @ p[pre + "self_attn.v_proj.weight"].T).view(-1, H, hd)
+        KV = c.get("kv_heads", H)
+        # grouped K/V heads: kv head j serves query heads j*rep .. (j+1)*rep-1 (HF's repeat_kv)
+        k = (h @ p[pre + "self_attn.k_proj.weight"].T).view(-1, KV, hd).repeat_interleave(H // KV, dim=1)
+        v = (h @ p[pre + "self_attn.v_proj.weight"].T).view(-1, KV, hd).repeat_interleave(H // KV, dim=1)
         q, k = rope(q, pos, c["rope_base"]), rope(k, pos, c["rope_base"])
         if cache is not None:
             if l in cache:
@@ -111,9 +115,16 @@ class Llama:
 
 
 def ref(a):
+    one_ref(a.out, dict(vocab=16, width=8, layers=2, heads=2, hidden=12, rope_base=10000.0, eps=1e-5, tied=False,
+                        std=0.3), 1234)
+    # grouped K/V heads (4 query heads, 2 key/value heads) and a tied head
+    one_ref(a.out.replace("lm-tiny", "lm-gqa"), dict(vocab=16, width=16, layers=2, heads=4, kv_heads=2, hidden=12,
+                                                     rope_base=500000.0, eps=1e-6, tied=True, std=0.3), 99)
+
+
+def one_ref(out_path, cfg, seed):
     torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(1234)
-    cfg = dict(vocab=16, width=8, layers=2, heads=2, hidden=12, rope_base=10000.0, eps=1e-5, tied=False, std=0.3)
+    gen = torch.Generator().manual_seed(seed)
     m = Llama(cfg, torch.float64, gen)
     lens = [5, 4]
     T = sum(lens)
@@ -139,8 +150,10 @@ def ref(a):
         out[f"g.{k}"] = v.grad.detach()
     meta = {"lm.heads": str(cfg["heads"]), "lm.rope_theta": str(cfg["rope_base"]), "lm.eps": str(cfg["eps"]),
             "producer": "tools/torch_lm.py ref (float64)"}
-    write_safetensors(a.out, out, meta)
-    print(f"wrote {a.out}: loss {loss.item():.6f}, {len(out)} tensors")
+    if "kv_heads" in cfg:
+        meta["lm.kv_heads"] = str(cfg["kv_heads"])
+    write_safetensors(out_path, out, meta)
+    print(f"wrote {out_path}: loss {loss.item():.6f}, {len(out)} tensors")
 
 
 def bench(a):

@@ -38,9 +38,9 @@ int lm_config_check(const LmConfig *c, Err *e) {
     if (c->width % c->heads || (c->width / c->heads) % 2)
         return err_set(e, "LM config: width %d must split into %d heads of an even size (rotary pairs)", c->width,
                        c->heads);
-    if (c->kv_heads != c->heads)
-        return err_set(e, "LM config: %d key/value heads for %d query heads: grouped K/V heads are not supported yet",
-                       c->kv_heads, c->heads);
+    if (c->kv_heads < 1 || c->heads % c->kv_heads)
+        return err_set(e, "LM config: %d key/value heads do not divide %d query heads into groups", c->kv_heads,
+                       c->heads);
     if (!(c->rope_base > 1.0f) || !(c->eps > 0.0f) || !(c->eps < 1.0f))
         return err_set(e, "LM config: rope_theta %g must be > 1 and rms_norm_eps %g in (0, 1)", c->rope_base, c->eps);
     return 0;
@@ -88,7 +88,9 @@ void lm_table_add(NnTable *t, LmModel *m, const char *const *prefix) {
     for (int l = 0; l < c->layers; l++) {
         BlockParams *b = &m->blocks[l];
         entry(t, &b->ln1_w, 1, W, 0, ones, prefix, "model.layers.%d.input_layernorm.weight", l);
-        split(t, &b->qkv_w, 3 * W, W, w02, prefix, 3, qkv, l);
+        NnParam *q = split(t, &b->qkv_w, 3 * W, W, w02, prefix, 3, qkv, l);
+        if (c->kv_heads < c->heads) /* grouped K/V: stored once a group, repeated in memory */
+            q->rep[1] = q->rep[2] = (uint8_t)(c->heads / c->kv_heads), q->rep_rows = W / c->heads;
         entry(t, &b->out_w, 2, W, W, out02, prefix, "model.layers.%d.self_attn.o_proj.weight", l);
         entry(t, &b->ln2_w, 1, W, 0, ones, prefix, "model.layers.%d.post_attention_layernorm.weight", l);
         split(t, &b->fc_w, 2 * Hd, W, w02, prefix, 2, gate_up, l);
@@ -124,11 +126,26 @@ void lm_alloc(LmModel *m, const LmConfig *cfg) {
     lm_bind(m);
 }
 
+void lm_tie_heads(LmModel *m, int sum) {
+    const LmConfig *c = &m->cfg;
+    if (c->kv_heads >= c->heads) return;
+    const int W = c->width, hd = W / c->heads, rep = c->heads / c->kv_heads;
+    const long block = (long)hd * W;
+    for (int l = 0; l < c->layers; l++)
+        for (int part = 1; part < 3; part++)
+            for (int g = 0; g < c->kv_heads; g++) {
+                float *first = m->blocks[l].qkv_w + (size_t)part * W * W + (size_t)g * rep * block;
+                for (int r = 1; sum && r < rep; r++) add_inplace(first, first + r * block, block);
+                for (int r = 1; r < rep; r++) memcpy(first + r * block, first, sizeof(float) * (size_t)block);
+            }
+}
+
 void lm_init_random(LmModel *m, const LmConfig *cfg, uint64_t seed) {
     lm_alloc(m, cfg);
     Rng r;
     rng_seed(&r, seed);
     nn_init(&m->table, &r);
+    lm_tie_heads(m, 0);
 }
 
 void lm_alloc_like(LmModel *g, const LmModel *m) { lm_alloc(g, &m->cfg); }
@@ -378,6 +395,7 @@ void lm_backward(const LmModel *m, LmModel *g, LmActs *a, const int32_t *ids, fl
     if (g && ids)
         for (int t = 0; t < T; t++)
             if (ids[t] >= 0) add_inplace(g->tok_emb + (size_t)ids[t] * W, a->dx + (size_t)t * W, W);
+    if (g) lm_tie_heads(g, 1); /* a group's K/V heads are one parameter: the sum of their gradients */
 }
 
 /* ------------------------------------------------------------ decoding */

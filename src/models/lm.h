@@ -4,6 +4,7 @@
  * an output head (its own, or the embedding table when tied). The blocks are nn/block's; this file
  * adds the embedding, the head, the loss and decoding with nn/kv_cache.
  *
+ * Grouped K/V heads load repeated to one per query head (see lm_tie_heads) and save as stored.
  * Keys: model.embed_tokens.weight, model.layers.N.{input_layernorm, post_attention_layernorm}.weight,
  * model.layers.N.self_attn.{q,k,v,o}_proj.weight (q, k, v stacked into the block's qkv),
  * model.layers.N.mlp.{gate,up,down}_proj.weight (gate and up stacked into fc), model.norm.weight,
@@ -57,6 +58,11 @@ void lm_table_add(NnTable *t, LmModel *m, const char *const *prefix);
 void lm_bind(LmModel *m);
 /* lm_alloc and seeded random weights (normal 0.02, output projections 0.02 / sqrt(2L), norms 1). */
 void lm_init_random(LmModel *m, const LmConfig *cfg, uint64_t seed);
+/* Grouped K/V heads (kv_heads < heads) are held repeated, one copy per query head, as Hugging
+ * Face's repeat_kv expands them: sum 0 makes every copy equal to its group's first (after init),
+ * sum 1 gives every copy the group's summed gradient (lm_backward does it), so the copies stay one
+ * parameter under any element-wise optimiser. No-op without groups. */
+void lm_tie_heads(LmModel *m, int sum);
 /* A second model of m's config whose arena is a zeroed gradient of m's (same table order). */
 void lm_alloc_like(LmModel *g, const LmModel *m);
 void lm_free(LmModel *m);

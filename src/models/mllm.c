@@ -98,6 +98,7 @@ void mllm_init_random(Mllm *m, const MllmConfig *cfg, uint64_t seed) {
     Rng r;
     rng_seed(&r, seed);
     nn_init(&m->table, &r);
+    lm_tie_heads(&m->lm, 0);
 }
 
 void mllm_alloc_like(Mllm *g, const Mllm *m) {

@@ -107,10 +107,27 @@ static int load_parts(const NnParam *p, SafeTensors *st, int L, char *dtypes, si
         const StTensor *t = st_find(st, p->key[L][i]);
         if (!t) return err_set(e, "missing tensor '%s'", p->key[L][i]);
         if (check_float_dtype(t, e)) return -1;
-        const int64_t want0 = p->shape[0] / parts, want1 = p->ndim > 1 ? p->shape[1] : -1;
+        const int rep = p->rep[i] > 1 ? p->rep[i] : 1;
+        const int64_t want0 = p->shape[0] / parts / rep, want1 = p->ndim > 1 ? p->shape[1] : -1;
         if (t->ndim != p->ndim || t->shape[0] != want0 || (p->ndim > 1 && t->shape[1] != want1))
-            return err_set(e, "tensor '%s' has the wrong shape for this config", t->name);
-        if (st_to_f32(t, *p->slot + i * part, e)) return -1;
+            return err_set(e, "tensor '%s' has shape [%lld, %lld]; this config expects [%lld, %lld]", t->name,
+                           (long long)t->shape[0], (long long)(t->ndim > 1 ? t->shape[1] : 0), (long long)want0,
+                           (long long)(want1 > 0 ? want1 : 0));
+        float *dst = *p->slot + i * part;
+        if (rep == 1) {
+            if (st_to_f32(t, dst, e)) return -1;
+        } else { /* read the stored heads, then repeat each rep times in place order */
+            const long row = p->ndim > 1 ? (long)p->shape[1] : 1, block = (long)p->rep_rows * row;
+            float *tmp = xalloc_floats((size_t)(part / rep));
+            if (st_to_f32(t, tmp, e)) {
+                free(tmp);
+                return -1;
+            }
+            for (long h = 0; h < part / rep / block; h++)
+                for (int r = 0; r < rep; r++)
+                    memcpy(dst + (h * rep + r) * block, tmp + h * block, sizeof(float) * (size_t)block);
+            free(tmp);
+        }
         note_dtype(dtypes, cap, t->dtype);
         st_drop_pages(st, t);
     }
@@ -205,6 +222,16 @@ int nn_save(const NnTable *t, const char *path, int L, StDtype dtype, const StTe
                 *w = (StWriteTensor){.name = p->key[L][k], .dtype = dt, .ndim = p->ndim, .f32 = src + k * part};
                 w->shape[0] = p->shape[0] / p->parts[L];
                 if (p->ndim > 1) w->shape[1] = p->shape[1];
+                if (p->rep[k] > 1) { /* the first head of each group */
+                    const int rep = p->rep[k];
+                    const long row = p->ndim > 1 ? (long)p->shape[1] : 1, block = (long)p->rep_rows * row;
+                    float *kept = xalloc_floats((size_t)(part / rep));
+                    for (long h = 0; h < part / rep / block; h++)
+                        memcpy(kept + h * block, src + k * part + h * rep * block, sizeof(float) * (size_t)block);
+                    owned[no++] = kept;
+                    w->f32 = kept;
+                    w->shape[0] /= rep;
+                }
             }
             continue;
         }

@@ -35,6 +35,11 @@ typedef struct {
     uint8_t buffer;             /* state, not a parameter: BatchNorm running statistics */
     uint8_t lazy;               /* may stay in the mapped file (a large embedding table) */
     uint8_t exact;              /* always saved as F32 (a scalar like CLIP's logit scale) */
+    /* grouped heads (Llama's grouped K/V): part k is stored with 1/rep[k] of its rows, blocks of
+     * rep_rows rows (a head) each repeated rep[k] times in memory (head h reads stored head h / rep),
+     * as Hugging Face's repeat_kv; saving keeps the first of each group. 0 or 1: stored as is. */
+    uint8_t rep[NN_PARTS];
+    int rep_rows;
     NnInit init;
 } NnParam;
 

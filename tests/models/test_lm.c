@@ -27,19 +27,22 @@ static int32_t *ref_ints(SafeTensors *st, const char *name, long n) {
     return out;
 }
 
-TEST(lm_matches_pytorch_reference) {
+/* One reference file: the loss, the target rows' logits, the input rows' gradient and every
+ * parameter's (a grouped K/V part compared in its stored form: each group's first copy, which holds
+ * the group's summed gradient). */
+static void ref_case(const char *path, int tied, int kv_heads, int expect_tensors) {
     Err e = {0};
     LmModel m, g;
-    if (lm_load(&m, REF, &e)) {
+    if (lm_load(&m, path, &e)) {
         CHECK_MSG(0, "%s", e.msg);
         return;
     }
     CHECK_INT(m.cfg.layers, 2);
-    CHECK_INT(m.cfg.heads, 2);
     CHECK_INT(m.cfg.hidden, 12);
-    CHECK_INT(m.cfg.tied, 0);
+    CHECK_INT(m.cfg.tied, tied);
+    CHECK_INT(m.cfg.kv_heads, kv_heads);
     SafeTensors st;
-    if (st_open(&st, REF, &e)) {
+    if (st_open(&st, path, &e)) {
         CHECK_MSG(0, "%s", e.msg);
         lm_free(&m);
         return;
@@ -50,7 +53,7 @@ TEST(lm_matches_pytorch_reference) {
     LmActs a = {0};
     lm_batch_begin(&m, &a, ids, T, lens, 2);
     lm_forward(&m, &a);
-    float logits_copy[7 * 16];
+    float *logits_copy = xalloc_floats(7 * (size_t)V);
     const float loss = lm_loss(&m, &a, tg);
     CHECK_INT(a.n_tgt, 7);
     memcpy(logits_copy, a.logits, sizeof(float) * 7 * (size_t)V);
@@ -69,17 +72,52 @@ TEST(lm_matches_pytorch_reference) {
         for (int k = 0; k < p->parts[0]; k++) {
             char name[NN_NAME + 4];
             snprintf(name, sizeof name, "g.%s", p->key[0][k]);
-            float *r = ref_tensor(&st, name, part);
-            if (r) CHECK_CLOSE(*p->slot + k * part, r, part, 1e-5, 1e-4), compared++;
-            free(r);
+            const int rep = p->rep[k] > 1 ? p->rep[k] : 1;
+            const long block = (long)p->rep_rows * (p->ndim > 1 ? (long)p->shape[1] : 1);
+            float *mine = xalloc_floats((size_t)(part / rep));
+            for (long h = 0; h < part / rep / (rep > 1 ? block : part); h++)
+                memcpy(mine + h * (rep > 1 ? block : part), *p->slot + k * part + h * rep * (rep > 1 ? block : part),
+                       sizeof(float) * (size_t)(rep > 1 ? block : part));
+            float *r = ref_tensor(&st, name, part / rep);
+            if (r) CHECK_CLOSE(mine, r, part / rep, 1e-5, 1e-4), compared++;
+            free(r), free(mine);
         }
     }
-    CHECK_INT(compared, 1 + 2 * 9 + 2); /* embed; 9 tensors a layer (q, k, v, o, gate, up, down, 2 norms); norm, head */
-    free(rl), free(rloss), free(rd), free(drows), free(ids), free(tg), free(lens32);
+    CHECK_INT(compared, expect_tensors);
+    free(rl), free(rloss), free(rd), free(drows), free(ids), free(tg), free(lens32), free(logits_copy);
     lm_acts_free(&a);
     lm_free(&g);
     lm_free(&m);
     st_close(&st);
+}
+
+TEST(lm_matches_pytorch_reference) {
+    ref_case(REF, 0, 2, 1 + 2 * 9 + 2); /* embed; 9 tensors a layer (q, k, v, o, gate, up, down, 2 norms); norm, head */
+}
+
+/* Grouped K/V heads (4 query heads, 2 stored key/value heads, Hugging Face's repeat_kv) and a tied
+ * head: loaded from the stored shapes, the same numbers as PyTorch, and saved back as stored. */
+TEST(lm_grouped_kv_heads_match_pytorch) {
+    ref_case("tests/ref/lm-gqa.safetensors", 1, 2, 1 + 2 * 9 + 1);
+    Err e = {0};
+    LmModel m, back;
+    if (lm_load(&m, "tests/ref/lm-gqa.safetensors", &e)) return;
+    char path[512];
+    snprintf(path, sizeof path, "%s/lm-gqa-rt.safetensors", scratch_dir());
+    CHECK_MSG(lm_save(&m, path, ST_F32, NULL, 0, &e) == 0, "%s", e.msg);
+    SafeTensors st;
+    if (st_open(&st, path, &e) == 0) {
+        const StTensor *k = st_find(&st, "model.layers.1.self_attn.k_proj.weight");
+        CHECK(k && k->shape[0] == 8 && k->shape[1] == 16);
+        st_close(&st);
+    }
+    if (lm_load(&back, path, &e) == 0) {
+        CHECK_CLOSE(back.params, m.params, m.n_params, 0, 0);
+        lm_free(&back);
+    } else {
+        CHECK_MSG(0, "%s", e.msg);
+    }
+    lm_free(&m);
 }
 
 /* Finite differences of the loss through a tied model (the head is the table) with two packed
@@ -294,9 +332,11 @@ TEST(lm_config_errors) {
     c.heads = 3;
     CHECK(lm_config_check(&c, &e) != 0);
     CHECK_MSG(strstr(e.msg, "even size") != NULL, "%s", e.msg);
-    c.heads = 4, c.kv_heads = 2;
+    c.heads = 4, c.kv_heads = 3;
     CHECK(lm_config_check(&c, &e) != 0);
-    CHECK_MSG(strstr(e.msg, "grouped") != NULL, "%s", e.msg);
+    CHECK_MSG(strstr(e.msg, "do not divide") != NULL, "%s", e.msg);
+    c.kv_heads = 2;
+    CHECK(lm_config_check(&c, &e) == 0);
     LmModel m;
     CHECK(lm_load(&m, "tests/ref/unet-tiny.safetensors", &e) != 0);
     CHECK_MSG(strstr(e.msg, "not a Llama-style checkpoint") != NULL, "%s", e.msg);
