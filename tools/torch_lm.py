@@ -102,6 +102,36 @@ class Llama:
         g = torch.nn.functional.silu(h @ p[pre + "mlp.gate_proj.weight"].T) * (h @ p[pre + "mlp.up_proj.weight"].T)
         return x + g @ p[pre + "mlp.down_proj.weight"].T
 
+    def forward_batched(self, x):
+        """x [B, S, W], every sequence full length: the usual batched causal forward (what PyTorch users
+        run; the packed form above is for the reference's mixed lengths)."""
+        c, p = self.c, self.p
+        B, S, W = x.shape
+        H = c["heads"]
+        hd = W // H
+        KV = c.get("kv_heads", H)
+        pos = torch.arange(S)
+        mask = torch.ones(S, S, dtype=torch.bool).tril()
+        for l in range(c["layers"]):
+            pre = f"model.layers.{l}."
+            h = rmsnorm(x, p[pre + "input_layernorm.weight"], c["eps"])
+            q = (h @ p[pre + "self_attn.q_proj.weight"].T).view(B * S, H, hd)
+            k = (h @ p[pre + "self_attn.k_proj.weight"].T).view(B * S, KV, hd)
+            v = (h @ p[pre + "self_attn.v_proj.weight"].T).view(B, S, KV, hd)
+            q = rope(q, pos.repeat(B), c["rope_base"]).view(B, S, H, hd).transpose(1, 2)
+            k = rope(k, pos.repeat(B), c["rope_base"]).view(B, S, KV, hd).transpose(1, 2)
+            v = v.transpose(1, 2)
+            if KV != H:
+                k, v = k.repeat_interleave(H // KV, dim=1), v.repeat_interleave(H // KV, dim=1)
+            att = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
+            att = att.masked_fill(~mask, float("-inf")).softmax(-1)
+            o = (att @ v).transpose(1, 2).reshape(B, S, W)
+            x = x + o @ p[pre + "self_attn.o_proj.weight"].T
+            h = rmsnorm(x, p[pre + "post_attention_layernorm.weight"], c["eps"])
+            g = torch.nn.functional.silu(h @ p[pre + "mlp.gate_proj.weight"].T) * (h @ p[pre + "mlp.up_proj.weight"].T)
+            x = x + g @ p[pre + "mlp.down_proj.weight"].T
+        return rmsnorm(x, p["model.norm.weight"], c["eps"])
+
     def forward_rows(self, x, lens):
         # block-diagonal causal mask over packed sequences, positions restarting per sequence
         T = x.shape[0]
@@ -171,8 +201,8 @@ def bench(a):
     for _ in range(a.steps + 1):
         t0 = time.perf_counter()
         opt.zero_grad()
-        xf = m.forward_rows(m.p["model.embed_tokens.weight"][ids], lens)
-        loss = torch.nn.functional.cross_entropy(xf @ m.head().T, tg)
+        xf = m.forward_batched(m.p["model.embed_tokens.weight"][ids].view(a.batch, a.seq, -1))
+        loss = torch.nn.functional.cross_entropy((xf @ m.head().T).view(T, -1), tg)
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - t0)

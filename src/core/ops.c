@@ -158,6 +158,7 @@ void gelu_backward(float *din, const float *dout, const float *in, long n) {
 /* ------------------------------------------------------ softmax and losses */
 
 HOT void softmax_forward(float *out, const float *in, int N, int K) {
+#pragma omp parallel for if ((long)N * K > 65536)
     for (int i = 0; i < N; i++) {
         const float *x = in + (size_t)i * K;
         float *y = out + (size_t)i * K;
@@ -180,6 +181,7 @@ HOT void softmax_backward(float *din, const float *dout, const float *out, int N
 float cross_entropy_forward(float *probs, const float *logits, const int32_t *targets, int N, int K) {
     softmax_forward(probs, logits, N, K);
     double loss = 0.0;
+#pragma omp parallel for reduction(+ : loss) if ((long)N * K > 65536)
     for (int i = 0; i < N; i++) {
         /* log-softmax from the logits directly: exact even when a probability underflows */
         const float *x = logits + (size_t)i * K;
@@ -194,6 +196,7 @@ float cross_entropy_forward(float *probs, const float *logits, const int32_t *ta
 
 void cross_entropy_backward(float *dlogits, const float *probs, const int32_t *targets, int N, int K, float dloss) {
     const float g = dloss / (float)N;
+#pragma omp parallel for if ((long)N * K > 65536)
     for (int i = 0; i < N; i++)
         for (int k = 0; k < K; k++)
             dlogits[(size_t)i * K + k] += g * (probs[(size_t)i * K + k] - (k == targets[i] ? 1.0f : 0.0f));

@@ -90,6 +90,10 @@ void geglu_backward(float *din, const float *dout, const float *in, int N, int H
 /* SwiGLU (Llama MLP): out = silu(gate) * up, elementwise over n. */
 void swiglu_forward(float *out, const float *gate, const float *up, long n);
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n);
+/* The same on N rows of fc [N, 2 Hd] (gate then up in each row, the fused fc product) -> out [N, Hd];
+ * the backward accumulates into dfc. */
+void swiglu_rows_forward(float *out, const float *fc, int N, int Hd);
+void swiglu_rows_backward(float *dfc, const float *dout, const float *fc, int N, int Hd);
 
 /* GroupNorm on NCHW [B, C, HW] in G groups of C/G channels; mean/rstd [B*G]. w, b [C] may be NULL. */
 void groupnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w, const float *b, int B,

@@ -60,6 +60,28 @@ HOT void swiglu_forward(float *out, const float *gate, const float *up, long n) 
     for (long i = 0; i < n; i++) out[i] = gate[i] * sigmoidf(gate[i]) * up[i];
 }
 
+HOT void swiglu_rows_forward(float *out, const float *fc, int N, int Hd) {
+#pragma omp parallel for if ((long)N * Hd > 65536)
+    for (int t = 0; t < N; t++) {
+        const float *g = fc + (size_t)t * 2 * Hd, *u = g + Hd;
+        float *o = out + (size_t)t * Hd;
+        for (int i = 0; i < Hd; i++) o[i] = g[i] * sigmoidf(g[i]) * u[i];
+    }
+}
+
+HOT void swiglu_rows_backward(float *dfc, const float *dout, const float *fc, int N, int Hd) {
+#pragma omp parallel for if ((long)N * Hd > 65536)
+    for (int t = 0; t < N; t++) {
+        const float *g = fc + (size_t)t * 2 * Hd, *u = g + Hd, *d = dout + (size_t)t * Hd;
+        float *dg = dfc + (size_t)t * 2 * Hd, *du = dg + Hd;
+        for (int i = 0; i < Hd; i++) {
+            const float s = sigmoidf(g[i]), silu = g[i] * s;
+            du[i] += d[i] * silu;
+            dg[i] += d[i] * u[i] * (s + g[i] * s * (1.0f - s));
+        }
+    }
+}
+
 HOT void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n) {
 #pragma omp parallel for simd if (n > 65536)
     for (long i = 0; i < n; i++) {

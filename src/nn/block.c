@@ -111,10 +111,7 @@ static void mlp_forward(const BlockConfig *c, const BlockParams *b, BlockActs *a
     case ACT_GELU: gelu_forward(a->act, a->fc, (long)T * Hd); break;
     case ACT_QUICKGELU: quickgelu_forward(a->act, a->fc, (long)T * Hd); break;
     case ACT_GEGLU: geglu_forward(a->act, a->fc, T, Hd); break;
-    case ACT_SWIGLU:
-        for (int t = 0; t < T; t++)
-            swiglu_forward(a->act + (size_t)t * Hd, a->fc + (size_t)t * 2 * Hd, a->fc + (size_t)t * 2 * Hd + Hd, Hd);
-        break;
+    case ACT_SWIGLU: swiglu_rows_forward(a->act, a->fc, T, Hd); break;
     }
     if (h == x) {
         gemm_linear_epi(c->gemm, x, a->act, b->proj_w, b->proj_b, T, Hd, W, GEMM_EPI_ADD);
@@ -230,13 +227,7 @@ void block_backward(const BlockConfig *c, const BlockParams *b, BlockParams *gb,
     case ACT_GELU: gelu_backward(d4b, d4, a->fc, (long)T * Hd); break;
     case ACT_QUICKGELU: quickgelu_backward(d4b, d4, a->fc, (long)T * Hd); break;
     case ACT_GEGLU: geglu_backward(d4b, d4, a->fc, T, Hd); break;
-    case ACT_SWIGLU:
-        for (int t = 0; t < T; t++) {
-            float *dg = d4b + (size_t)t * 2 * Hd;
-            const float *g = a->fc + (size_t)t * 2 * Hd;
-            swiglu_backward(dg, dg + Hd, d4 + (size_t)t * Hd, g, g + Hd, Hd);
-        }
-        break;
+    case ACT_SWIGLU: swiglu_rows_backward(d4b, d4, a->fc, T, Hd); break;
     }
     gemm_linear_backward(c->gemm, dw, G(fc_w), G(fc_b), d4b, a->ln2, b->fc_w, T, W, F);
     norm_backward(c, dx, G(ln2_w), G(ln2_b), dw, h, b->ln2_w, a->ln2_mean, a->ln2_rstd, T);
