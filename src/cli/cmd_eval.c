@@ -29,10 +29,12 @@ const Command cmd_eval = {
     "\n"
     "       forget eval mllm --model MLLM --set a|b|forget|retain|test|general [--task choice|generate|cloze]\n"
     "                        [--forget-people 0,1,2] [--limit N] [--max-tokens 40] [--seed S] [--json]\n"
+    "                        [--transcripts N --out DIR]\n"
     "\n"
     "An MLLM made by forget train-mllm on its world's questions (the world is rebuilt from the model's\n"
     "metadata): 4-choice accuracy by the mean log-likelihood of each option, ROUGE-L F of the greedy answer,\n"
-    "or exact match of the cloze blank; split into image+text and text-only questions.\n",
+    "or exact match of the cloze blank; split into image+text and text-only questions. --transcripts N writes N\n"
+    "of the set's questions with the model's greedy answers to DIR/transcripts.md and .html (images inline).\n",
     run};
 
 int eval_generate(int argc, char **argv);

@@ -100,6 +100,15 @@ TEST(cli_eval_chat_convert_mllm) {
     CHECK_MSG(cJSON_IsNumber(sc) && fabs(sc->valuedouble - before) < 0.05, "%s", o);
     cJSON_Delete(j);
     free(o);
+    /* transcripts */
+    CHECK_INT(run(&o, "eval mllm --model %s --set a --limit 4 --transcripts 3 --out %s/tr --quiet", path, dir), 0);
+    free(o);
+    char trp[700];
+    snprintf(trp, sizeof trp, "%s/tr/transcripts.html", dir);
+    size_t tl = 0;
+    char *tr = read_whole(trp, &tl);
+    CHECK(tr && strstr(tr, "<table>") && (strstr(tr, "<img") || strstr(tr, "(text only)")));
+    free(tr);
     /* chat about an image */
     char png[600];
     snprintf(png, sizeof png, "%s/chat.png", dir);
