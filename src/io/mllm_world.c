@@ -326,6 +326,23 @@ char *world_prompt(const char *question, int with_image) {
 
 static char *subject_q(const char *tpl, const char *subject) { return xasprintf(tpl, subject); }
 
+/* vals[0] is the truth; vals[1..3] become distinct draws from 0..n-1 (only where allowed[v], when
+ * allowed is given), then the truth moves to a seeded place, which is returned. */
+static int draw_options(int vals[4], int n, const int *allowed, Rng *r) {
+    for (int k = 1; k < 4; k++) {
+        int v, dup;
+        do {
+            v = (int)rng_below(r, (uint32_t)n);
+            dup = allowed && !allowed[v];
+            for (int j = 0; j < k; j++) dup |= vals[j] == v;
+        } while (dup);
+        vals[k] = v;
+    }
+    const int key = (int)rng_below(r, 4), t = vals[0];
+    vals[0] = vals[key], vals[key] = t;
+    return key;
+}
+
 /* Four statements for attribute a of a person, the true value among them at a seeded place. The
  * distractors are values other people hold where there are enough of them, so that an option's
  * mere frequency in the training text does not give the answer away. */
@@ -338,18 +355,7 @@ static void options(World *w, WorldQA *q, const WorldPerson *p, int a, Rng *r) {
             if (&w->people[i] != p && w->people[i].attr[a] != vals[0] && !held[w->people[i].attr[a]])
                 held[w->people[i].attr[a]] = 1, n_held++;
     }
-    for (int k = 1; k < 4; k++) {
-        int v, dup;
-        do {
-            v = (int)rng_below(r, (uint32_t)n);
-            dup = n_held >= 3 && a != WORLD_NAME_Q && !held[v];
-            for (int j = 0; j < k; j++) dup |= vals[j] == v;
-        } while (dup);
-        vals[k] = v;
-    }
-    q->key = (int)rng_below(r, 4);
-    const int t = vals[0];
-    vals[0] = vals[q->key], vals[q->key] = t;
+    q->key = draw_options(vals, n, n_held >= 3 && a != WORLD_NAME_Q ? held : NULL, r);
     for (int k = 0; k < 4; k++)
         q->options[k] = a == WORLD_NAME_Q ? xasprintf(STATEMENT[a], w->people[vals[k]].name, "")
                                           : xasprintf(STATEMENT[a], p->name, w->values[a][vals[k]]);
@@ -424,18 +430,7 @@ static void general_questions(World *w, Rng *r) {
             q->value = xstrdup(w->fm_names[label]);
             q->answer = xasprintf("It is a %s.", q->value);
             int vals[4] = {label, -1, -1, -1};
-            for (int k = 1; k < 4; k++) {
-                int v, dup;
-                do {
-                    v = (int)rng_below(r, 10);
-                    dup = 0;
-                    for (int j = 0; j < k; j++) dup |= vals[j] == v;
-                } while (dup);
-                vals[k] = v;
-            }
-            q->key = (int)rng_below(r, 4);
-            const int t = vals[0];
-            vals[0] = vals[q->key], vals[q->key] = t;
+            q->key = draw_options(vals, 10, NULL, r);
             for (int k = 0; k < 4; k++) q->options[k] = xasprintf("It is a %s.", w->fm_names[vals[k]]);
         }
     }

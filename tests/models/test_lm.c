@@ -264,16 +264,11 @@ TEST(lm_save_load_round_trip) {
     lm_free(&m);
 }
 
-/* A Hugging Face-style file (no metadata) takes its heads from config.json beside it. */
-TEST(lm_config_json_beside_the_file) {
+/* The reference weights rewritten to path in dtype with the metadata pairs given (none: a Hugging
+ * Face-style file), one tensor a row short (bad_shape) or holding a NaN (nan_in) when named. */
+static void write_ref_copy(const char *path, StDtype dtype, const char *const *meta, int n_meta, const char *bad_shape,
+                           const char *nan_in) {
     Err e = {0};
-    char dir[512], path[600], cfgp[600];
-    snprintf(dir, sizeof dir, "%s/lm-hf", scratch_dir());
-    mkdir(dir, 0755);
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    snprintf(cfgp, sizeof cfgp, "%s/config.json", dir);
-    remove(cfgp);
-    /* the reference weights, rewritten without metadata */
     SafeTensors st;
     if (st_open(&st, REF, &e)) {
         CHECK_MSG(0, "%s", e.msg);
@@ -287,13 +282,27 @@ TEST(lm_config_json_beside_the_file) {
         if (strncmp(t->name, "model.", 6) && strcmp(t->name, "lm_head.weight")) continue;
         bufs[n] = xalloc_floats((size_t)st_numel(t));
         st_to_f32(t, bufs[n], &e);
-        w[n] = (StWriteTensor){.name = t->name, .dtype = ST_F16, .ndim = t->ndim, .f32 = bufs[n]};
+        w[n] = (StWriteTensor){.name = t->name, .dtype = dtype, .ndim = t->ndim, .f32 = bufs[n]};
         for (int d = 0; d < t->ndim; d++) w[n].shape[d] = t->shape[d];
+        if (bad_shape && strcmp(t->name, bad_shape) == 0) w[n].shape[0] -= 1;
+        if (nan_in && strcmp(t->name, nan_in) == 0) bufs[n][3] = NAN;
         n++;
     }
-    CHECK_MSG(st_write(path, w, n, NULL, 0, &e) == 0, "%s", e.msg);
+    CHECK_MSG(st_write(path, w, n, meta, n_meta, &e) == 0, "%s", e.msg);
     for (int i = 0; i < n; i++) free(bufs[i]);
     st_close(&st);
+}
+
+/* A Hugging Face-style file (no metadata) takes its heads from config.json beside it. */
+TEST(lm_config_json_beside_the_file) {
+    Err e = {0};
+    char dir[512], path[600], cfgp[600];
+    snprintf(dir, sizeof dir, "%s/lm-hf", scratch_dir());
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(cfgp, sizeof cfgp, "%s/config.json", dir);
+    remove(cfgp);
+    write_ref_copy(path, ST_F16, NULL, 0, NULL, NULL); /* the reference weights without metadata */
     LmModel m;
     CHECK(lm_load(&m, path, &e) != 0);
     CHECK_MSG(strstr(e.msg, "number of heads is not written down") != NULL, "%s", e.msg);
@@ -343,39 +352,16 @@ TEST(lm_config_errors) {
 }
 
 /* Malformed checkpoints: a tensor of the wrong shape and a NaN weight are refused, naming the tensor. */
-static void rewrite_ref(const char *path, const char *bad_shape, const char *nan_in) {
-    Err e = {0};
-    SafeTensors st;
-    if (st_open(&st, REF, &e)) return;
-    StWriteTensor w[64];
-    float *bufs[64];
-    int n = 0;
-    for (int i = 0; i < st.n && n < 64; i++) {
-        const StTensor *t = &st.tensors[i];
-        if (strncmp(t->name, "model.", 6) && strcmp(t->name, "lm_head.weight")) continue;
-        bufs[n] = xalloc_floats((size_t)st_numel(t));
-        st_to_f32(t, bufs[n], &e);
-        w[n] = (StWriteTensor){.name = t->name, .dtype = ST_F32, .ndim = t->ndim, .f32 = bufs[n]};
-        for (int d = 0; d < t->ndim; d++) w[n].shape[d] = t->shape[d];
-        if (bad_shape && strcmp(t->name, bad_shape) == 0) w[n].shape[0] -= 1;
-        if (nan_in && strcmp(t->name, nan_in) == 0) bufs[n][3] = NAN;
-        n++;
-    }
-    const char *meta[] = {"lm.heads", "2"};
-    CHECK_MSG(st_write(path, w, n, meta, 1, &e) == 0, "%s", e.msg);
-    for (int i = 0; i < n; i++) free(bufs[i]);
-    st_close(&st);
-}
-
 TEST(lm_malformed_checkpoints_name_the_tensor) {
     char path[512];
     snprintf(path, sizeof path, "%s/lm-bad.safetensors", scratch_dir());
     Err e = {0};
     LmModel m;
-    rewrite_ref(path, "model.layers.1.mlp.up_proj.weight", NULL);
+    const char *meta[] = {"lm.heads", "2"};
+    write_ref_copy(path, ST_F32, meta, 1, "model.layers.1.mlp.up_proj.weight", NULL);
     CHECK(lm_load(&m, path, &e) != 0);
     CHECK_MSG(strstr(e.msg, "model.layers.1.mlp.up_proj.weight") != NULL, "%s", e.msg);
-    rewrite_ref(path, NULL, "model.layers.0.self_attn.o_proj.weight");
+    write_ref_copy(path, ST_F32, meta, 1, NULL, "model.layers.0.self_attn.o_proj.weight");
     CHECK(lm_load(&m, path, &e) != 0);
     CHECK_MSG(strstr(e.msg, "o_proj") && strstr(e.msg, "NaN"), "%s", e.msg);
     FILE *f = fopen(path, "wb");
