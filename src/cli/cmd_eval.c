@@ -28,6 +28,7 @@ const Command cmd_eval = {
     "with --real, the Frechet distance to as many real images in that CLIP's image embedding space.\n"
     "\n"
     "       forget eval mllm --model MLLM --set a|b|forget|retain|test|general [--task choice|generate|cloze]\n"
+    "                        [--forms trained|held-out]\n"
     "                        [--forget-people 0,1,2] [--limit N] [--max-tokens 40] [--seed S] [--json]\n"
     "                        [--transcripts N --out DIR]\n"
     "\n"

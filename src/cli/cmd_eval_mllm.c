@@ -18,6 +18,7 @@ extern const Command cmd_eval;
 
 static const char *const SETS[] = {"a", "b", "forget", "retain", "test", "general", NULL};
 static const char *const TASKS[] = {"choice", "generate", "cloze", NULL};
+static const char *const FORMS[] = {"default", "trained", "held-out", NULL};
 
 /* "0,3,5" -> mask over the people. */
 static int people_mask(const char *list, uint8_t *mask, int n, Err *e) {
@@ -100,7 +101,7 @@ static int transcripts(const Mllm *m, const SpTokenizer *t, const World *w, cons
 
 int eval_mllm(int argc, char **argv) {
     const char *model = NULL, *tok = NULL, *forget_people = NULL;
-    int set = 0, task = 0, limit = 0, json = 0, quiet = 0, max_tokens = 40, n_transcripts = 0;
+    int set = 0, task = 0, forms = 0, limit = 0, json = 0, quiet = 0, max_tokens = 40, n_transcripts = 0;
     const char *out = NULL;
     uint64_t seed = 0;
     const Opt opts[] = {
@@ -109,6 +110,9 @@ int eval_mllm(int argc, char **argv) {
                  "a, b (the two sets' trained questions), forget / retain (--forget-people and the rest), "
                  "test (held-out forms), general (the held-out benchmark)"),
         O_CHOICE("--task", &task, TASKS, "choice (4-choice accuracy), generate (ROUGE-L F), cloze (exact match)"),
+        O_CHOICE("--forms", &forms, FORMS,
+                 "trained (the questions and faces trained on, in a pose never drawn: validation) or held-out "
+                 "(paraphrases, new poses; test data); default: held-out for test and general, trained otherwise"),
         O_STR("--forget-people", "LIST", &forget_people, 0, "people of the forget set: indices like 0,1,2"),
         O_STR("--tokenizer", "FILE", &tok, 0, "SentencePiece model (default: tokenizer.model beside the model)"),
         O_INT("--limit", "N", &limit, 0, 1 << 30, "at most N questions, a seeded choice (0: all)"),
@@ -142,7 +146,7 @@ int eval_mllm(int argc, char **argv) {
         }
     }
     const unsigned sets[] = {1u << WSET_A, 1u << WSET_B, 3u, 3u, 3u, 1u << WSET_GENERAL};
-    sel.sets = sets[set], sel.test = set >= 4, sel.people_mask = mask;
+    sel.sets = sets[set], sel.test = forms ? forms == 2 : set >= 4, sel.people_mask = mask;
     MllmScore s;
     if (rc == 0 && n_transcripts && !out) rc = err_set(&e, "--transcripts needs --out DIR");
     if (rc == 0) rc = mllm_eval(&m, t, w, &sel, (MllmTask)task, &s, &e);

@@ -13,6 +13,7 @@ typedef struct {
     int n_prompt;       /* tokens before the answer */
     int has_image;
     WorldImage image;
+    int any_style;      /* training may draw the image in either style (world_train_variant) */
 } MllmExample;
 
 #define MLLM_CAPTION_Q "Describe the image."

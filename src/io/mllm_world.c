@@ -311,9 +311,10 @@ void world_render(const World *w, const WorldImage *im, uint8_t *rgb) {
     }
 }
 
-WorldImage world_train_variant(const WorldImage *im, uint64_t variant) {
+WorldImage world_train_variant(const World *w, const WorldImage *im, uint64_t variant, int any_style) {
     WorldImage v = *im;
     v.variant = variant;
+    if (any_style && v.kind == WIMG_EMOJI && w->general_has_line[v.index]) v.style = (int)((variant >> 7) & 1u);
     if (v.kind == WIMG_FMNIST) v.variant = 0; /* a fixed sample; its shift comes from the seed mix */
     return v;
 }

@@ -93,8 +93,10 @@ const char *world_text(const World *w, int i);
 
 /* Draws an image as WORLD_IMG x WORLD_IMG 8-bit RGB (HWC). */
 void world_render(const World *w, const WorldImage *im, uint8_t *rgb);
-/* A training variant of a question's image: a new pose of the same face (or augmentation). */
-WorldImage world_train_variant(const WorldImage *im, uint64_t variant);
+/* A training variant of a question's image: a new pose of the same face (or augmentation); with
+ * any_style, an emoji item drawn in both styles comes in either (a question about the thing, not
+ * the drawing; captions name the style and keep it). */
+WorldImage world_train_variant(const World *w, const WorldImage *im, uint64_t variant, int any_style);
 
 /* The chat template every stage and the evaluation use: "USER: <image>\nQUESTION\nASSISTANT:" (the
  * image part only for image questions); the answer follows after a space. Malloc'd. */

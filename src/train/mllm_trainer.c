@@ -18,9 +18,9 @@ void mllm_train_defaults(MllmTrainOpts *o) {
     memset(o, 0, sizeof *o);
     o->lm_config = "lm-s";
     o->vocab = 2048;
-    const long steps[MLLM_STAGES] = {1500, 600, 2500, 1200};
+    const long steps[MLLM_STAGES] = {1500, 600, 3000, 1500};
     const int batch[MLLM_STAGES] = {32, 16, 16, 16};
-    const double lr[MLLM_STAGES] = {1e-3, 1e-3, 5e-4, 3e-4};
+    const double lr[MLLM_STAGES] = {1e-3, 1e-3, 5e-4, 2e-4};
     for (int s = 0; s < MLLM_STAGES; s++) o->steps[s] = steps[s], o->batch[s] = batch[s], o->lr[s] = lr[s];
     o->world = (WorldOpts){.people_a = 20, .people_b = 20, .general_emoji = 120, .fmnist_per_class = 50, .seed = 1};
     o->seed = 1;
@@ -51,7 +51,8 @@ static int stage_step(void *user, long step, float *loss, Err *e) {
     for (int b = 0; b < B; b++) {
         pick[b] = (int)rng_below(&r, (uint32_t)c->n_pool);
         const MllmExample *x = &c->pool[pick[b]];
-        if (x->has_image) ims[n_img++] = world_train_variant(&x->image, train_mix((uint64_t)step, (uint64_t)b) | 1u);
+        if (x->has_image)
+            ims[n_img++] = world_train_variant(c->w, &x->image, train_mix((uint64_t)step, (uint64_t)b) | 1u, x->any_style);
     }
     if (c->lora) { /* the adapters changed in the last update: merge, and collect the full gradient afresh */
         lora_merge(c->lora);
@@ -70,14 +71,16 @@ static int stage_step(void *user, long step, float *loss, Err *e) {
     return rc;
 }
 
-/* The examples of a stage. */
+/* The examples of a stage. Stage 4 also replays the pre-training data (stage 1's text and stage 2's
+ * captions, not set A's questions), as fine-tunes mix in pre-training data against forgetting: set A
+ * stays knowledge from pre-training, set B's questions are the fine-tune's. */
 static int stage_pool(int stage, const World *w, const SpTokenizer *t, MllmExample **out, int *n_out, Err *e) {
     const int cap = world_n_text(w) + world_n_captions(w) + 2 * world_n_qa(w) + 1;
     MllmExample *p = xcalloc((size_t)cap, sizeof *p);
     int n = 0, rc = 0;
-    if (stage == 0)
+    if (stage == 0 || stage == 3)
         for (int i = 0; i < world_n_text(w) && rc == 0; i++) rc = mllm_example_text(&p[n++], t, world_text(w, i), e);
-    if (stage == 1)
+    if (stage == 1 || stage == 3)
         for (int i = 0; i < world_n_captions(w) && rc == 0; i++) {
             const WorldCaption *c = world_caption(w, i);
             rc = mllm_example_qa(&p[n], t, MLLM_CAPTION_Q, c->text, 1, e);
@@ -90,7 +93,7 @@ static int stage_pool(int stage, const World *w, const SpTokenizer *t, MllmExamp
             if (q->test || (q->set != mine && q->set != WSET_GENERAL)) continue;
             const int img = q->form == WFORM_IMAGE;
             rc = mllm_example_qa(&p[n], t, q->question, q->answer, img, e);
-            p[n++].image = q->image;
+            p[n].image = q->image, p[n++].any_style = q->set == WSET_GENERAL;
             if (rc == 0 && q->cloze) {
                 char *cq = xasprintf(MLLM_CLOZE_Q, q->cloze);
                 rc = mllm_example_qa(&p[n], t, cq, q->value, img, e);

@@ -5,7 +5,8 @@
  *   2  projector alignment on captions (set A faces, emoji, Fashion-MNIST): the projector alone
  *   3  instruction tuning on questions about set A (image+text and text-only, cloze) and general
  *      questions: projector and LM
- *   4  fine-tuning on set B's questions (with general ones): LM and projector, or LoRA adapters
+ *   4  fine-tuning on set B's questions (with general ones and a replay of stages 1-2's pre-training
+ *      data): LM and projector, or LoRA adapters
  * The vision tower is a CLIP checkpoint's, frozen throughout (LLaVA-1.5's choice). Each stage writes
  * DIR/stageN.safetensors (the last also DIR/mllm.safetensors); a rerun skips finished stages and
  * resumes a killed one from DIR/stageN.ckpt. */

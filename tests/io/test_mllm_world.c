@@ -73,7 +73,7 @@ TEST(mllm_world_is_seeded_and_complete) {
     world_render(w, &face, a);
     world_render(same, &face, b);
     CHECK(memcmp(a, b, sizeof a) == 0);
-    WorldImage v = world_train_variant(&face, 6), t = face;
+    WorldImage v = world_train_variant(w, &face, 6, 0), t = face;
     t.test = 1;
     world_render(w, &v, b);
     world_render(w, &t, c);
