@@ -110,11 +110,17 @@ char *mllm_answer(const Mllm *m, const SpTokenizer *t, const World *w, const cha
         feats = own;
     }
     char *text = NULL;
+    /* the answer gets what the context leaves after the prompt */
+    const int rows = x.n + (feats ? mllm_image_tokens(&m->cfg) - 1 : 0), room = m->cfg.lm.context - rows;
+    if (rc == 0 && room < 1)
+        rc = err_set(e, "a prompt of %d positions fills the model's context of %d", rows, m->cfg.lm.context);
     if (rc == 0) {
-        int32_t *out = xmalloc(sizeof(int32_t) * (size_t)(s->max_tokens > 0 ? s->max_tokens : 1));
-        const int n = mllm_generate(m, x.ids, x.n, feats, s, out, e);
+        LmSampling capped = *s;
+        if (capped.max_tokens > room) capped.max_tokens = room;
+        int32_t *out = xmalloc(sizeof(int32_t) * (size_t)(capped.max_tokens > 0 ? capped.max_tokens : 1));
+        const int n = mllm_generate(m, x.ids, x.n, feats, &capped, out, e);
         if (n >= 0) {
-            const int keep = n > 0 && out[n - 1] == s->eos ? n - 1 : n;
+            const int keep = n > 0 && out[n - 1] == capped.eos ? n - 1 : n;
             text = sp_decode(t, out, keep, e);
         }
         free(out);
@@ -163,15 +169,8 @@ int mllm_eval(const Mllm *m, const SpTokenizer *t, const World *w, const MllmEva
             v = p == q->key;
         } else if (rc == 0) {
             char *cq = task == MTASK_CLOZE ? xasprintf(MLLM_CLOZE_Q, q->cloze) : NULL;
-            /* the answer gets what the context leaves after the prompt */
-            MllmExample px;
-            rc = mllm_example_qa(&px, t, cq ? cq : q->question, NULL, img, e);
-            const int used = rc ? 0 : px.n + (img ? N - 1 : 0);
-            mllm_example_free(&px);
-            const int room = m->cfg.lm.context - used;
-            const LmSampling gs = {.max_tokens = room < want ? room : want, .eos = sp_eos(t)};
-            char *ans = rc || room < 1 ? NULL : mllm_answer(m, t, w, cq ? cq : q->question, NULL, img ? feats : NULL, &gs, e);
-            if (rc == 0 && room < 1) err_set(e, "a prompt of %d positions fills the model's context of %d", used, m->cfg.lm.context);
+            const LmSampling gs = {.max_tokens = want, .eos = sp_eos(t)};
+            char *ans = mllm_answer(m, t, w, cq ? cq : q->question, NULL, img ? feats : NULL, &gs, e);
             if (!ans) rc = -1;
             else if (task == MTASK_GENERATE) v = rouge_l_f(ans, q->answer);
             else {

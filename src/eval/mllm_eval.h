@@ -35,7 +35,8 @@ int mllm_world_features(const Mllm *m, const World *w, const WorldImage *ims, in
 int mllm_eval(const Mllm *m, const SpTokenizer *t, const World *w, const MllmEvalSel *sel, MllmTask task,
               MllmScore *s, Err *e);
 
-/* Greedy (or sampled) answer text to a question about an optional image (NULL: text only). */
+/* Greedy (or sampled) answer text to a question about an optional image (NULL: text only), at most
+ * s->max_tokens and what the context leaves after the prompt. */
 char *mllm_answer(const Mllm *m, const SpTokenizer *t, const World *w, const char *question, const WorldImage *image,
                   const float *feats, const LmSampling *s, Err *e);
 
