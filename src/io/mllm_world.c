@@ -137,16 +137,20 @@ static int collect_values(World *w, Rng *r, Err *e) {
     char **cand = xmalloc(sizeof(char *) * (size_t)(w->cat.n + 600));
     int n;
     char buf[128];
-    /* job: person-role base names; sport, food, pet, colour: emoji names of their subgroups */
+    /* job: person-role base names that name a job (not "with veil", "in tuxedo", "pregnant"); sport: the
+     * sport subgroup's ball and racket games (its first 16 in Unicode's order); food: fruit, vegetable and
+     * prepared-food names; pet: one-word mammals; colour: the geometric subgroup's "X circle" */
     struct {
         int attr;
         const char *sub[3];
-        int words;
-    } from[] = {{0, {"person-role"}, 2},
-                {3, {"sport"}, 2},
-                {4, {"food-fruit", "food-vegetable", "food-prepared"}, 2},
-                {5, {"animal-mammal"}, 1},
-                {6, {"heart"}, 2}};
+        int words, in_order;
+        const char *strip; /* a suffix the value drops; the name must end in it when must_end */
+        int must_end;
+    } from[] = {{0, {"person-role"}, 2, 0, NULL, 0},
+                {3, {"sport"}, 2, 1, " ball", 0},
+                {4, {"food-fruit", "food-vegetable", "food-prepared"}, 2, 0, NULL, 0},
+                {5, {"animal-mammal"}, 1, 0, NULL, 0},
+                {6, {"geometric"}, 2, 1, " circle", 1}};
     for (size_t f = 0; f < sizeof from / sizeof *from; f++) {
         n = 0;
         for (int i = 0; i < w->cat.n; i++) {
@@ -154,23 +158,31 @@ static int collect_values(World *w, Rng *r, Err *e) {
             int in = 0;
             for (int s = 0; s < 3 && from[f].sub[s]; s++) in |= strcmp(em->subgroup, from[f].sub[s]) == 0;
             if (!in) continue;
-            const char *v = from[f].attr == 0 ? em->base : em->name;
-            snprintf(buf, sizeof buf, "%s", v);
-            if (from[f].attr == 3) { /* "soccer ball" -> "soccer" */
-                char *b = strstr(buf, " ball");
-                if (b && b[5] == 0) *b = 0;
+            snprintf(buf, sizeof buf, "%s", from[f].attr == 0 ? em->base : em->name);
+            if (from[f].strip) {
+                const size_t ls = strlen(from[f].strip), lb = strlen(buf);
+                const int ends = lb > ls && strcmp(buf + lb - ls, from[f].strip) == 0;
+                if (from[f].must_end && !ends) continue;
+                if (ends) buf[lb - ls] = 0;
             }
-            if (from[f].attr == 6) { /* "blue heart" -> "blue" */
-                char *h = strstr(buf, " heart");
-                if (!h || h[6] != 0) continue;
-                *h = 0;
+            if (from[f].attr == 0) {
+                char padded[140];
+                snprintf(padded, sizeof padded, " %s ", buf);
+                if (strstr(padded, " with ") || strstr(padded, " wearing ") || strstr(padded, " in ") ||
+                    strstr(padded, " feeding ") || strstr(padded, " pregnant ") || strstr(padded, "breast"))
+                    continue;
             }
             if (!ascii_words(buf, from[f].words)) continue;
             int dup = 0;
             for (int k = 0; k < n && !dup; k++) dup = strcmp(cand[k], buf) == 0;
             if (!dup) cand[n++] = xstrdup(buf);
         }
-        choose_values(w, from[f].attr, cand, n, r);
+        if (from[f].in_order) {
+            for (int k = 0; k < n && w->n_values[from[f].attr] < MAX_VALUES; k++)
+                w->values[from[f].attr][w->n_values[from[f].attr]++] = xstrdup(cand[k]);
+        } else {
+            choose_values(w, from[f].attr, cand, n, r);
+        }
         for (int k = 0; k < n; k++) free(cand[k]);
         if (w->n_values[from[f].attr] < 4) {
             free(cand);
