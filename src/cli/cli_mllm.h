@@ -14,4 +14,7 @@ int cli_file_kind_lm(const char *path);
 /* forget convert for those: an MLLM into mllm_layout (MLLM_LLAVA / MLLM_LLAVA_HF), an LM as itself, in dtype. */
 int cli_lm_convert(const char *in, const char *out, int mllm_layout, StDtype dtype, Err *e);
 
+/* forget info for those files. */
+int cli_lm_info(const char *path, int json);
+
 #endif

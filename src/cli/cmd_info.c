@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_groups.h"
+#include "cli/cli_mllm.h"
 #include "io/safetensors.h"
 
 static int run(int argc, char **argv);
@@ -57,6 +58,7 @@ static int run(int argc, char **argv) {
     const int st = cli_parse(&cmd_info, argc, argv, 1, opts, NULL);
     if (st >= 0) return st;
     if (cli_file_is_unet(model)) return cli_unet_info(model, json);
+    if (cli_file_kind_lm(model)) return cli_lm_info(model, json);
     {
         SafeTensors st;
         Err e = {{0}};

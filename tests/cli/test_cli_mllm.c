@@ -100,6 +100,14 @@ TEST(cli_eval_chat_convert_mllm) {
     CHECK_MSG(cJSON_IsNumber(sc) && fabs(sc->valuedouble - before) < 0.05, "%s", o);
     cJSON_Delete(j);
     free(o);
+    /* info */
+    CHECK_INT(run(&o, "info --model %s --json", hf), 0);
+    CHECK_MSG(o && strstr(o, "\"kind\":\"mllm\"") && strstr(o, "\"layout\":\"llava-hf\"") && strstr(o, "\"image_tokens\":64"),
+              "%s", o ? o : "");
+    free(o);
+    CHECK_INT(run(&o, "info --model tests/ref/lm-gqa.safetensors"), 0);
+    CHECK_MSG(o && strstr(o, "4 heads (2 K/V)"), "%s", o ? o : "");
+    free(o);
     /* transcripts */
     CHECK_INT(run(&o, "eval mllm --model %s --set a --limit 4 --transcripts 3 --out %s/tr --quiet", path, dir), 0);
     free(o);
