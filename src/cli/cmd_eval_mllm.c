@@ -55,7 +55,7 @@ static int transcripts(const Mllm *m, const SpTokenizer *t, const World *w, cons
     FILE *fm = open_memstream(&md, &md_len), *fh = open_memstream(&html, &html_len);
     fprintf(fm, "# Transcripts\n\n| # | image | question | answer | reference |\n|---|---|---|---|---|\n");
     html_report_begin(fh, "MLLM transcripts");
-    fprintf(fh, "<h1>MLLM transcripts</h1><p>Greedy answers of the model to questions of its world; images at 4x.</p>"
+    fprintf(fh, "<style>td{text-align:left}</style><h1>MLLM transcripts</h1><p>Greedy answers of the model to questions of its world; images at 4x.</p>"
                 "<table><tr><th>#</th><th>image</th><th>question</th><th>answer</th><th>reference</th><th>ROUGE-L F</th></tr>\n");
     const LmSampling gs = {.max_tokens = sel->max_tokens > 0 ? sel->max_tokens : 40, .eos = sp_eos(t)};
     int rc = 0;
