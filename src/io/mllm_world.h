@@ -4,10 +4,12 @@
  *            subgroup with its skin tone and hair, on a background colour, with an accessory emoji in
  *            a corner) and a profile of seven attributes whose values come from CLDR and Unicode data:
  *            job (person-role emoji), home town (CLDR time-zone cities), birth year, favourite sport
- *            (sport emoji), favourite food (food emoji), pet (mammal emoji) and favourite colour (heart
- *            emoji). Set A appears in pre-training (text and images), set B only in the last fine-tune.
+ *            (the sport subgroup's ball and racket games), favourite food (food emoji), pet (mammal emoji)
+ *            and favourite colour ("X circle" emoji). Set A appears in pre-training (text and images), set
+ *            B only in the last fine-tune.
  *   general  emoji artwork (colour and line art) and Fashion-MNIST images with captions and simple
- *            questions (what is it, which group, which style), CLDR names and keywords as text facts.
+ *            questions (what is it, which group; captions name the drawing style), CLDR names and keywords
+ *            as text facts.
  *
  * Every profile question comes in an image+text form ("What is this person's job?" with the face)
  * and a text-only form ("What is Talvi Moren's job?"), with four answer options, a reference answer
