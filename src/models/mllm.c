@@ -115,12 +115,13 @@ void mllm_free(Mllm *m) {
 }
 
 void mllm_set_trainable(Mllm *m, int tower, int projector, int lm) {
+    (void)tower;
     for (int i = 0; i < m->table.n; i++) {
         NnParam *p = &m->table.p[i];
         const float *at = *p->slot;
         const int is_proj = at >= m->proj1_w && at <= m->proj2_b;
         const int is_tower = *p->slot < m->proj1_w;
-        p->frozen = is_tower ? !tower : is_proj ? !projector : !lm;
+        p->frozen = is_tower ? 1 : is_proj ? !projector : !lm; /* no backward through the tower yet */
         if (!p->parts[0] && !p->parts[1]) p->frozen = 1; /* keyless arena room */
     }
 }

@@ -53,7 +53,8 @@ void mllm_free(Mllm *m);
 int mllm_load(Mllm *m, const char *path, Err *e);
 int mllm_save(const Mllm *m, const char *path, int layout, StDtype dtype, const char *const *meta_kv, int n_meta,
               Err *e);
-/* Marks what trains: the tower (LLaVA keeps it frozen), the projector, the LM. */
+/* Marks what trains: the projector, the LM. The tower stays frozen whatever `tower` says (LLaVA-1.5
+ * keeps it frozen, and mllm_backward has no pass through it yet). */
 void mllm_set_trainable(Mllm *m, int tower, int projector, int lm);
 
 /* The tower's patch tokens of images: pixels [B, 3, R, R] CLIP-normalised -> out [B, N, Wv]. */
