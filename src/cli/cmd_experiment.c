@@ -6,6 +6,8 @@
 #include "forget/bias_experiment.h"
 #include "forget/blackbox_experiment.h"
 #include "forget/domain_experiment.h"
+#include "forget/llm/pulse.h"
+#include "forget/llm/unlearn.h"
 #include "forget/lsf_experiment.h"
 
 static int run(int argc, char **argv);
@@ -25,6 +27,16 @@ const Command cmd_experiment = {
     "       forget experiment redteam --model UNET --text-encoder CLIP --judge FILE --external CLIP --out DIR\n"
     "                                 [--concepts all|A,B] [--methods LIST] [--redteam \"ARGS\"]\n"
     "                                 [--concepts all] [--methods LIST] [--per-class 12] [--steps 25]\n"
+    "       forget experiment pulse --model MLLM --out DIR [--seeds 1] [--methods LIST] [--forget-count 5]\n"
+    "                               [--chunks 5] [--lrs 1e-4,3e-4,1e-3,3e-3] [--max-epochs 5] [--target 0.30]\n"
+    "\n"
+    "pulse (OUR RECONSTRUCTION of PULSE's protocol, docs/pulse.md): every unlearning method (forget unlearn --help)\n"
+    "forgets --forget-count people of set A (pre-trained knowledge) and, apart, of set B (fine-tuned knowledge), and\n"
+    "the set-A people again in --chunks sequential requests; the learning rate and epochs of each method come from\n"
+    "validation people (the smallest rate of --lrs reaching --target 4-choice accuracy, at the first epoch that does).\n"
+    "After every operation forget / test / retain / general accuracy (4-choice, ROUGE-L, cloze; image+text and\n"
+    "text-only). DIR/results.json after every operation (a rerun resumes, a sequential run at its step), results.md,\n"
+    "report.html. --report-only rewrites the last two from results.json.\n"
     "\n"
     "redteam: forget erase then forget redteam for every erasure method (default none,escape,esd-x,esd-u,fmn,uce,\n"
     "sld) and class: DIR/results.json {\"summary\": [{erasure, attack, asr, asr_before, queries_to_success}], \"runs\"},\n"
@@ -173,7 +185,48 @@ static int run_blackbox(int argc, char **argv) {
     return 0;
 }
 
+static int run_pulse(int argc, char **argv) {
+    PulseOpts o;
+    pulse_defaults(&o);
+    const char *targets = "projector+lm";
+    int report_only = 0;
+    const Opt opts[] = {
+        O_STR("--model", "FILE", &o.model, OPT_REQUIRED, "the MLLM (forget train-mllm / zoo mllm-s)"),
+        O_STR("--tokenizer", "FILE", &o.tokenizer, 0, "SentencePiece model (default: tokenizer.model beside the model)"),
+        O_STR("--out", "DIR", &o.out, OPT_REQUIRED, "results directory (a rerun resumes from it)"),
+        O_INT("--seeds", "N", &o.seeds, 1, 100, "seeds (each its own choice of people)"),
+        O_STR("--methods", "LIST", &o.methods, 0, "comma-separated methods (default ga,ga+kl,gd,npo,idk,mmunlearner)"),
+        O_INT("--forget-count", "N", &o.forget_count, 1, 100, "people forgotten from each set"),
+        O_INT("--val-count", "N", &o.val_count, 1, 100, "validation people of each set (the selection's)"),
+        O_INT("--chunks", "S", &o.chunks, 1, 100, "sequential requests the forget people are split into"),
+        O_STR("--lrs", "LIST", &o.lrs, 0, "learning-rate grid, ascending"),
+        O_INT("--max-epochs", "N", &o.max_epochs, 1, 1000, "most epochs any setting may take"),
+        O_INT("--batch", "B", &o.batch, 1, 32, "forget (and retain) sequences a step"),
+        O_DBL("--target", "ACC", &o.target, 0, 1, 0, "validation 4-choice accuracy a setting must reach"),
+        O_INT("--lora-rank", "R", &o.lora_rank, 0, 1024, "LoRA rank (0: the weights themselves)"),
+        O_FLT("--lora-alpha", "A", &o.lora_alpha, 0, 1e6, OPT_OPEN, "LoRA alpha"),
+        O_STR("--targets", "PARTS", &targets, 0, "where the adapters go: projector+lm, lm or projector"),
+        O_INT("--retain-limit", "N", &o.retain_limit, 0, 1 << 30, "retain questions measured (0: all)"),
+        O_INT("--general-limit", "N", &o.general_limit, 0, 1 << 30, "general benchmark questions measured (0: all)"),
+        O_INT("--reference-epochs", "N", &o.ref_epochs, 1, 100, "npo reference: passes over the retain questions"),
+        O_FLAG("--sequential-both", &o.sequential_both, "scenario 2 on set B as well"),
+        O_FLAG("--report-only", &report_only, "rewrite results.md and report.html from DIR/results.json"),
+        O_LONG("--stop-after", "N", &o.stop_after_ops, 0, 1L << 40, "stop after N operations, as if killed (tests)"),
+        opt_bind(OPT_QUIET, &o.quiet),
+        O_END,
+    };
+    const int st = cli_parse(&cmd_experiment, argc, argv, 2, opts, NULL);
+    if (st >= 0) return st;
+    Err e = {{0}};
+    if (ul_parts_parse(targets, &o.parts, &e)) return cli_error("experiment", EXIT_USAGE, "%s", e.msg);
+    const int rc = report_only ? pulse_report(o.out, &e) : pulse_run(&o, &e);
+    if (rc < 0) return cli_error("experiment", EXIT_WORK, "%s", e.msg);
+    if (rc > 0) fprintf(stderr, "experiment pulse: stopped after %ld operations; rerun to resume\n", o.stop_after_ops);
+    return 0;
+}
+
 static int run(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "pulse") == 0) return run_pulse(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "bias") == 0) return run_bias(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "erasure") == 0) return experiment_erasure(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "redteam") == 0) return experiment_redteam(argc, argv);
@@ -184,5 +237,5 @@ static int run(int argc, char **argv) {
         fputs(cmd_experiment.help, stdout);
         return 0;
     }
-    return cli_error("experiment", EXIT_USAGE, "which experiment? (forget experiment blackbox|bias|domain|lsf; forget help experiment)");
+    return cli_error("experiment", EXIT_USAGE, "which experiment? (forget experiment blackbox|bias|domain|lsf|erasure|redteam|pulse; forget help experiment)");
 }

@@ -7,11 +7,11 @@
 #include "core/threads.h"
 
 extern const Command cmd_tokenize, cmd_embed, cmd_preprocess, cmd_classify, cmd_info, cmd_convert, cmd_init,
-    cmd_train, cmd_eval, cmd_zoo, cmd_serve, cmd_blackbox, cmd_experiment, cmd_debias, cmd_bench, cmd_verify, cmd_datasets, cmd_domain, cmd_lsf, cmd_train_diffusion, cmd_train_vae, cmd_train_judge, cmd_train_mllm, cmd_chat, cmd_generate, cmd_erase, cmd_attack, cmd_redteam;
+    cmd_train, cmd_eval, cmd_zoo, cmd_serve, cmd_blackbox, cmd_experiment, cmd_debias, cmd_bench, cmd_verify, cmd_datasets, cmd_domain, cmd_lsf, cmd_train_diffusion, cmd_train_vae, cmd_train_judge, cmd_train_mllm, cmd_chat, cmd_generate, cmd_erase, cmd_attack, cmd_redteam, cmd_unlearn;
 
 static const Command *const commands[] = {&cmd_tokenize, &cmd_embed,   &cmd_preprocess, &cmd_classify,
                                           &cmd_info,     &cmd_convert, &cmd_init,       &cmd_train,
-                                          &cmd_eval,     &cmd_zoo,     &cmd_serve,    &cmd_blackbox, &cmd_experiment, &cmd_debias, &cmd_bench, &cmd_verify, &cmd_datasets, &cmd_domain, &cmd_lsf, &cmd_train_diffusion, &cmd_train_vae, &cmd_train_judge, &cmd_train_mllm, &cmd_chat, &cmd_generate, &cmd_erase, &cmd_attack, &cmd_redteam};
+                                          &cmd_eval,     &cmd_zoo,     &cmd_serve,    &cmd_blackbox, &cmd_experiment, &cmd_debias, &cmd_bench, &cmd_verify, &cmd_datasets, &cmd_domain, &cmd_lsf, &cmd_train_diffusion, &cmd_train_vae, &cmd_train_judge, &cmd_train_mllm, &cmd_chat, &cmd_generate, &cmd_erase, &cmd_attack, &cmd_redteam, &cmd_unlearn};
 static const int n_commands = (int)(sizeof commands / sizeof *commands);
 
 const Command *cli_find(const char *name) {

@@ -1,6 +1,8 @@
 /* The domain-unlearning experiment: runs, summary, tables, report (domain_experiment.h). */
 #include "forget/domain_experiment.h"
 
+#include "core/mem_peak.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -10,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "core/err.h"
+#include "core/mem_peak.h"
 #include "eval/report_html.h"
 #include "eval/svg_plot.h"
 #include "forget/resume.h"
@@ -22,23 +25,6 @@ void domain_experiment_defaults(DomainExperimentOpts *o) {
     o->run.quiet = 1;
     o->seeds = 3;
     o->map_points = 1200;
-}
-
-/* The peak resident memory of this process since the last reset (Linux: VmHWM, reset by writing 5
- * to /proc/self/clear_refs), in MiB; -1 where the kernel does not say. */
-static void peak_reset(void) {
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (f) fputs("5", f), fclose(f);
-}
-
-static double peak_mib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    double kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0) kb = strtod(line + 6, NULL);
-    if (f) fclose(f);
-    return kb < 0 ? -1 : kb / 1024;
 }
 
 static char **split_list(const char *s, char sep, int *n) {
@@ -274,7 +260,7 @@ int domain_experiment_run(const DomainExperimentOpts *o, Err *e) {
                 ro.out = s == 0 && seed == 0 && strcmp(methods[k], "adu") == 0 ? map_prompts : NULL;
                 fprintf(stderr, "domain [%d/%d] %s, forgetting %s, seed %d\n", done, total, methods[k], settings[s],
                             seed);
-                peak_reset();
+                mem_peak_reset();
                 DomainResult r;
                 if ((rc = domain_run(&ro, &r, e))) {
                     err_prefix(e, "%s forgetting %s, seed %d: ", methods[k], settings[s], seed);
@@ -282,7 +268,7 @@ int domain_experiment_run(const DomainExperimentOpts *o, Err *e) {
                 }
                 cJSON *j = domain_result_json(&r);
                 cJSON_AddNumberToObject(j, "seed", seed);
-                cJSON_AddNumberToObject(j, "peak_mib", peak_mib());
+                cJSON_AddNumberToObject(j, "peak_mib", mem_peak_mib());
                 cJSON_AddItemToArray(runs, j);
                 zs_h[s] = r.base_h, zs_mem[s] = r.base_mem, zs_for[s] = r.base_for;
                 fprintf(stderr, "  H %.2f  Mem %.2f  For %.2f  (%.0f s)\n", 100 * r.h, 100 * r.mem, 100 * r.forget_err,

@@ -23,7 +23,7 @@ int resume_load(const char *path, const char *array_field, ResumeMatch same, con
         return err_set(e, "%s: not the results of an experiment (no \"%s\" array): remove it or choose another --out", path,
                        array_field);
     }
-    if (!same(j, ctx)) {
+    if (same && !same(j, ctx)) {
         cJSON_Delete(j);
         if (restart) return 0;
         return err_set(e, "%s holds another experiment (model, data or settings differ): choose another --out", path);

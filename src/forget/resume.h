@@ -14,7 +14,8 @@ typedef int (*ResumeMatch)(const cJSON *root, const void *ctx);
  * object (strictly parsed) whose array_field is an array and that `same` accepts. No file: 0 and
  * *root = NULL (a fresh start). A file that is not such an object: -1 naming the file and what is
  * wrong. Another experiment's: -1 ("choose another --out"), or with restart 0 and *root = NULL.
- * Every entry is still read with checks (resume_num, resume_str): the file is user data. */
+ * Every entry is still read with checks (resume_num, resume_str): the file is user data. A NULL
+ * `same` accepts any such object (a report of whatever the file holds). */
 int resume_load(const char *path, const char *array_field, ResumeMatch same, const void *ctx, int restart, cJSON **root,
                 Err *e);
 /* A number field of o, NAN when absent or not a number. */

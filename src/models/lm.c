@@ -380,7 +380,10 @@ void lm_backward(const LmModel *m, LmModel *g, LmActs *a, const int32_t *ids, fl
     memset(a->dx, 0, sizeof(float) * (size_t)T * W);
     if (a->n_tgt) {
         float *dlog = xcalloc((size_t)a->n_tgt * V, sizeof(float)), *dxg = xcalloc((size_t)a->n_tgt * W, sizeof(float));
-        cross_entropy_backward(dlog, a->probs, a->tgt_id, a->n_tgt, V, dloss);
+        if (a->dlogits)
+            for (long i = 0; i < (long)a->n_tgt * V; i++) dlog[i] = dloss * a->dlogits[i];
+        else
+            cross_entropy_backward(dlog, a->probs, a->tgt_id, a->n_tgt, V, dloss);
         gemm_linear_backward(m->bc.gemm, dxg, g ? g->head : NULL, NULL, dlog, a->xg, m->head, a->n_tgt, W, V);
         float *dxf = xcalloc((size_t)T * W, sizeof(float));
         for (int i = 0; i < a->n_tgt; i++)

@@ -92,6 +92,9 @@ typedef struct {
     float *xg;           /* [n_tgt, W] those rows of xf */
     float *logits, *probs; /* [n_tgt, vocab] */
     int cap_tgt;
+    /* When set, lm_backward takes this [n_tgt, vocab] as dL/d(logits of the target rows), scaled by
+     * dloss, in place of the mean cross-entropy's (losses built on the softmax: KL, NPO's weights). */
+    const float *dlogits;
 } LmActs;
 
 void lm_acts_free(LmActs *a);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/gemm.h"
+#include "models/mllm.h"
 
 static const char *const KINDS[7] = {"q", "k", "v", "o", "gate", "up", "down"};
 
@@ -23,51 +24,90 @@ static float *target_rows(BlockParams *b, const LmConfig *c, int kind, int *row0
 static const char *const PEFT_PATH[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                          "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
 
-int lora_attach(Lora *l, LmModel *m, const char *targets, int rank, float alpha, uint64_t seed, Err *e) {
-    memset(l, 0, sizeof *l);
-    int want[7] = {0};
+/* The wanted kinds of a target list ("all" or a comma list of KINDS). */
+static int parse_targets(const char *targets, int want[7], Err *e) {
+    memset(want, 0, sizeof(int) * 7);
     if (strcmp(targets, "all") == 0) {
         for (int k = 0; k < 7; k++) want[k] = 1;
-    } else {
-        char *dup = xstrdup(targets), *save = NULL;
-        for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            int found = 0;
-            for (int k = 0; k < 7; k++)
-                if (strcmp(tok, KINDS[k]) == 0) want[k] = found = 1;
-            if (!found) {
-                err_set(e, "LoRA target '%s': expected q, k, v, o, gate, up, down (comma-separated) or all", tok);
-                free(dup);
-                return -1;
-            }
-        }
-        free(dup);
+        return 0;
     }
-    if (rank < 1 || !(alpha > 0)) return err_set(e, "LoRA rank %d and alpha %g must be positive", rank, alpha);
-    l->rank = rank, l->alpha = alpha;
-    const int L = m->cfg.layers;
-    l->t = xcalloc((size_t)L * 7, sizeof(LoraTarget));
-    for (int layer = 0; layer < L; layer++)
+    char *dup = xstrdup(targets), *save = NULL;
+    int rc = 0;
+    for (char *tok = strtok_r(dup, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
+        int found = 0;
+        for (int k = 0; k < 7; k++)
+            if (strcmp(tok, KINDS[k]) == 0) want[k] = found = 1;
+        if (!found) rc = err_set(e, "LoRA target '%s': expected q, k, v, o, gate, up, down (comma-separated) or all", tok);
+    }
+    free(dup);
+    return rc;
+}
+
+/* One adapted matrix: rows [out, in] at W, keyed under PEFT's name `key`. */
+static void add_target(Lora *l, float *W, int out, int in, int layer, int kind, const char *key) {
+    LoraTarget *t = &l->t[l->n++];
+    t->W = W, t->out = out, t->in = in, t->layer = layer, t->kind = kind;
+    t->W0 = xalloc_floats((size_t)out * in);
+    memcpy(t->W0, W, sizeof(float) * (size_t)out * in);
+    NnParam *p = nn_add(&l->table, &t->A, 2, l->rank, in, 0, 0);
+    nn_key(p, 0, "base_model.model.%s.lora_A.weight", key);
+    p->init = (NnInit){INIT_NORMAL, 1.0f / (float)l->rank}, p->decay = 1;
+    p = nn_add(&l->table, &t->B, 2, out, l->rank, 0, 0);
+    nn_key(p, 0, "base_model.model.%s.lora_B.weight", key);
+    p->init = (NnInit){INIT_ZEROS, 0}, p->decay = 1;
+}
+
+static void add_lm_targets(Lora *l, LmModel *m, const int want[7]) {
+    for (int layer = 0; layer < m->cfg.layers; layer++)
         for (int k = 0; k < 7; k++) {
             if (!want[k]) continue;
-            LoraTarget *t = &l->t[l->n++];
-            float *base = target_rows(&m->blocks[layer], &m->cfg, k, &t->row0, &t->out, &t->in);
-            t->W = base + (size_t)t->row0 * t->in;
-            t->W0 = xalloc_floats((size_t)t->out * t->in);
-            memcpy(t->W0, t->W, sizeof(float) * (size_t)t->out * t->in);
-            t->layer = layer, t->kind = k;
-            NnParam *p = nn_add(&l->table, &t->A, 2, rank, t->in, 0, 0);
-            nn_key(p, 0, "base_model.model.model.layers.%d.%s.lora_A.weight", layer, PEFT_PATH[k]);
-            p->init = (NnInit){INIT_NORMAL, 1.0f / (float)rank}, p->decay = 1;
-            p = nn_add(&l->table, &t->B, 2, t->out, rank, 0, 0);
-            nn_key(p, 0, "base_model.model.model.layers.%d.%s.lora_B.weight", layer, PEFT_PATH[k]);
-            p->init = (NnInit){INIT_ZEROS, 0}, p->decay = 1;
+            int row0, out, in;
+            float *base = target_rows(&m->blocks[layer], &m->cfg, k, &row0, &out, &in);
+            char key[96];
+            snprintf(key, sizeof key, "model.layers.%d.%s", layer, PEFT_PATH[k]);
+            add_target(l, base + (size_t)row0 * in, out, in, layer, k, key);
+            l->t[l->n - 1].row0 = row0;
         }
-    if (!l->n) return err_set(e, "no LoRA targets");
+}
+
+static int finish(Lora *l, uint64_t seed, Err *e) {
+    if (!l->n) {
+        lora_free(l);
+        return err_set(e, "no LoRA targets");
+    }
     l->params = nn_arena_layout(&l->table, 0, &l->n_params);
     Rng r;
     rng_seed(&r, seed);
     nn_init(&l->table, &r);
     return 0;
+}
+
+int lora_attach(Lora *l, LmModel *m, const char *targets, int rank, float alpha, uint64_t seed, Err *e) {
+    memset(l, 0, sizeof *l);
+    int want[7];
+    if (parse_targets(targets, want, e)) return -1;
+    if (rank < 1 || !(alpha > 0)) return err_set(e, "LoRA rank %d and alpha %g must be positive", rank, alpha);
+    l->rank = rank, l->alpha = alpha;
+    l->t = xcalloc((size_t)m->cfg.layers * 7, sizeof(LoraTarget));
+    add_lm_targets(l, m, want);
+    return finish(l, seed, e);
+}
+
+int lora_attach_mllm(Lora *l, Mllm *m, int projector, const char *lm_targets, int rank, float alpha, uint64_t seed,
+                     Err *e) {
+    memset(l, 0, sizeof *l);
+    int want[7] = {0};
+    if (lm_targets && parse_targets(lm_targets, want, e)) return -1;
+    if (rank < 1 || !(alpha > 0)) return err_set(e, "LoRA rank %d and alpha %g must be positive", rank, alpha);
+    l->rank = rank, l->alpha = alpha;
+    l->t = xcalloc((size_t)m->cfg.lm.layers * 7 + 2, sizeof(LoraTarget));
+    if (projector) {
+        const int Wv = m->cfg.tower.v_width, Wl = m->cfg.lm.width;
+        add_target(l, m->proj1_w, Wl, Wv, -1, LORA_PROJ1, "model.mm_projector.0");
+        add_target(l, m->proj2_w, Wl, Wl, -1, LORA_PROJ2, "model.mm_projector.2");
+    }
+    if (lm_targets) add_lm_targets(l, &m->lm, want);
+    return finish(l, seed, e);
 }
 
 void lora_alloc_like(Lora *g, const Lora *l) {
@@ -103,13 +143,12 @@ void lora_merge(const Lora *l) {
     }
 }
 
-void lora_backward(const Lora *l, const LmModel *gm, Lora *g) {
+void lora_backward(const Lora *l, const float *params, const float *grads, Lora *g) {
     const float s = l->alpha / (float)l->rank;
     for (int i = 0; i < l->n; i++) {
         const LoraTarget *t = &l->t[i];
-        int row0, out, in;
-        const float *gw = target_rows(&gm->blocks[t->layer], &gm->cfg, t->kind, &row0, &out, &in);
-        const float *dW = gw + (size_t)row0 * in;
+        const int in = t->in, out = t->out;
+        const float *dW = grads + (t->W - params); /* the gradient arena has the model's layout */
         /* dA [r, in] += s B^T dW ; dB [out, r] += s dW A^T */
         sgemm(true, false, l->rank, in, out, s, t->B, l->rank, dW, in, 1.0f, g->t[i].A, in);
         sgemm(false, true, out, l->rank, in, s, dW, in, t->A, in, 1.0f, g->t[i].B, l->rank);
@@ -117,8 +156,10 @@ void lora_backward(const Lora *l, const LmModel *gm, Lora *g) {
 }
 
 int lora_save(const Lora *l, const char *path, Err *e) {
-    char r[16], a[32], tg[64] = "";
+    char r[16], a[32], tg[80] = "";
     snprintf(r, sizeof r, "%d", l->rank), snprintf(a, sizeof a, "%g", l->alpha);
+    for (int i = 0; i < l->n; i++)
+        if (l->t[i].kind == LORA_PROJ1) snprintf(tg, sizeof tg, "projector");
     for (int k = 0; k < 7; k++)
         for (int i = 0; i < l->n; i++)
             if (l->t[i].layer == 0 && l->t[i].kind == k)

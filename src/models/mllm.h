@@ -24,7 +24,7 @@ typedef struct {
     int image_token;   /* the LM id of the <image> placeholder */
 } MllmConfig;
 
-typedef struct {
+typedef struct Mllm {
     MllmConfig cfg;
     ClipModel tower;   /* its pointers into the arena; not owned separately */
     LmModel lm;        /* likewise */

@@ -66,7 +66,7 @@ static int stage_step(void *user, long step, float *loss, Err *e) {
     }
     if (rc == 0) rc = mllm_forward(c->m, &c->a, ids, tg, n, fs, B, loss, e);
     if (rc == 0) mllm_backward(c->m, c->g, &c->a, 1.0f);
-    if (rc == 0 && c->lora) lora_backward(c->lora, &c->g->lm, c->lora_g);
+    if (rc == 0 && c->lora) lora_backward(c->lora, c->m->params, c->g->params, c->lora_g);
     free(ids), free(tg), free(fs), free(n), free(ims), free(pick);
     return rc;
 }

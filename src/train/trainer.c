@@ -177,7 +177,10 @@ int train_run(const TrainSpec *s, TrainState *st, Err *e) {
         if (s->ckpt && lead && (due(step, s->ckpt_every, s->total_steps) || stopping))
             if ((rc = save_checkpoint(s, &opt, step, e)) != 0) break;
         if (s->evaluate && lead && due(step, s->eval_every, s->total_steps))
-            if ((rc = s->evaluate(s->user, step, &bar, e)) != 0) break;
+            if ((rc = s->evaluate(s->user, step, &bar, e)) != 0) {
+                if (rc > 0) st->stopped_early = 1, rc = 0; /* the evaluation ends the run here */
+                break;
+            }
         if (stopping) break;
     }
     progress_end(&bar);

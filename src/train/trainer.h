@@ -39,7 +39,8 @@ typedef struct {
     /* the work */
     int (*step)(void *user, long step, float *loss, Err *e);
     void (*after_update)(void *user, long step);                 /* may be NULL */
-    int (*evaluate)(void *user, long steps_done, Progress *bar, Err *e); /* may be NULL; rank 0 only */
+    /* may be NULL; rank 0 only; returns 0 to go on, > 0 to end the run there (early stopping), -1 on error */
+    int (*evaluate)(void *user, long steps_done, Progress *bar, Err *e);
     long eval_every;        /* steps between evaluations (and after the last); 0: only after the last */
     int eval_at_start;      /* also before the first step */
     void (*status)(void *user, long step, float loss, char *buf, size_t cap); /* the bar's text, may be NULL */
@@ -69,6 +70,7 @@ typedef struct {
     float last_loss;
     double samples_per_s;   /* this run's */
     int finished;           /* step == total_steps */
+    int stopped_early;      /* the evaluation ended the run before total_steps */
 } TrainState;
 
 /* Runs from the checkpoint (if any) to total_steps or stop_after. */

@@ -54,7 +54,7 @@ TEST(lora_gradients_match_finite_differences) {
     lm_alloc_like(&gm, &m);
     lm_backward(&m, &gm, &a, IDS, 1.0f, NULL);
     lora_alloc_like(&g, &l);
-    lora_backward(&l, &gm, &g);
+    lora_backward(&l, m.params, gm.params, &g);
     const FdProbe probe = {loss_of, &ctx, 96, 1e-2f, 2e-3, 2e-2, 4};
     fd_check_coords(&probe, l.params, g.params, l.n_params, "LoRA A and B");
     /* the model's non-target weights never move */
