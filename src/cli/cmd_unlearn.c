@@ -52,14 +52,6 @@ static int parse_lora(const char *v, void *dst, char *msg, size_t cap) {
     return rc;
 }
 
-static void score_json(cJSON *o, const char *key, const MllmScore *s) {
-    cJSON *j = cJSON_AddObjectToObject(o, key);
-    cJSON_AddNumberToObject(j, "acc", s->score);
-    cJSON_AddNumberToObject(j, "acc_image", s->score_image);
-    cJSON_AddNumberToObject(j, "acc_text", s->score_text);
-    cJSON_AddNumberToObject(j, "n", s->n);
-}
-
 /* 4-choice accuracy on the forget and retain people's trained questions. */
 static int measure(const Mllm *m, const SpTokenizer *t, const World *w, const uint8_t *forget, const uint8_t *retain,
                    MllmScore s[2], Err *e) {
@@ -154,8 +146,8 @@ static int run(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "peak_mib", s.peak_mib);
         cJSON_AddNumberToObject(j, "trainable", (double)s.trainable);
         cJSON *b = cJSON_AddObjectToObject(j, "before"), *a = cJSON_AddObjectToObject(j, "after");
-        score_json(b, "forget", &before[0]), score_json(b, "retain", &before[1]);
-        score_json(a, "forget", &after[0]), score_json(a, "retain", &after[1]);
+        mllm_score_json(b, "forget", &before[0]), mllm_score_json(b, "retain", &before[1]);
+        mllm_score_json(a, "forget", &after[0]), mllm_score_json(a, "retain", &after[1]);
         rc = cli_json_line("unlearn", j);
         cJSON_Delete(j);
     } else {

@@ -1,5 +1,6 @@
 #include "eval/mllm_eval.h"
 
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -190,4 +191,12 @@ int mllm_eval(const Mllm *m, const SpTokenizer *t, const World *w, const MllmEva
     s->score_image = cnt[0] ? sum[0] / cnt[0] : 0;
     s->score_text = cnt[1] ? sum[1] / cnt[1] : 0;
     return 0;
+}
+
+void mllm_score_json(cJSON *parent, const char *key, const MllmScore *s) {
+    cJSON *j = cJSON_AddObjectToObject(parent, key);
+    cJSON_AddNumberToObject(j, "acc", s->score);
+    cJSON_AddNumberToObject(j, "acc_image", s->score_image);
+    cJSON_AddNumberToObject(j, "acc_text", s->score_text);
+    cJSON_AddNumberToObject(j, "n", s->n);
 }

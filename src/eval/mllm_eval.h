@@ -40,6 +40,10 @@ int mllm_eval(const Mllm *m, const SpTokenizer *t, const World *w, const MllmEva
 char *mllm_answer(const Mllm *m, const SpTokenizer *t, const World *w, const char *question, const WorldImage *image,
                   const float *feats, const LmSampling *s, Err *e);
 
+struct cJSON;
+/* parent[key] = {"acc", "acc_image", "acc_text", "n"} of a score. */
+void mllm_score_json(struct cJSON *parent, const char *key, const MllmScore *s);
+
 /* ROUGE-L F-measure of two sentences over lower-cased words without punctuation. */
 double rouge_l_f(const char *hyp, const char *ref);
 

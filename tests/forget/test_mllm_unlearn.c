@@ -13,17 +13,6 @@
 #include "serve/fixture.h"
 #include "test.h"
 
-static MllmConfig small_config(void) {
-    MllmConfig c = {0};
-    c.tower = (ClipConfig){.embed_dim = 16, .has_vision = 1, .image_res = 8, .patch = 4, .v_width = 16, .v_layers = 2,
-                           .v_heads = 2, .act = ACT_QUICKGELU};
-    Err e = {0};
-    lm_config_named(&c.lm, "lm-tiny", &e);
-    c.lm.vocab = 32, c.lm.width = 16, c.lm.heads = 2, c.lm.kv_heads = 2, c.lm.hidden = 24, c.lm.context = 32;
-    c.select_layer = 1, c.image_token = 5;
-    return c;
-}
-
 typedef struct {
     Mllm *m, *g;
     const Mllm *ref;
@@ -49,7 +38,7 @@ static MllmExample ex(const int32_t *ids, const int32_t *tgt, int n, int img) {
 
 TEST(unlearn_losses_match_finite_differences) {
     Err e = {0};
-    MllmConfig c = small_config();
+    MllmConfig c = tiny_mllm_config();
     Mllm m, g, ref;
     mllm_init_random(&m, &c, 9);
     for (long i = 0; i < m.n_params; i++) m.params[i] *= 6.0f;

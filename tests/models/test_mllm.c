@@ -10,22 +10,12 @@
 #include "core/gradcheck.h"
 #include "io/safetensors.h"
 #include "models/mllm.h"
+#include "serve/fixture.h"
 #include "test.h"
-
-static MllmConfig tiny(void) {
-    MllmConfig c = {0};
-    c.tower = (ClipConfig){.embed_dim = 16, .has_vision = 1, .image_res = 8, .patch = 4, .v_width = 16, .v_layers = 2,
-                           .v_heads = 2, .act = ACT_QUICKGELU};
-    Err e = {0};
-    lm_config_named(&c.lm, "lm-tiny", &e);
-    c.lm.vocab = 32, c.lm.width = 16, c.lm.heads = 2, c.lm.kv_heads = 2, c.lm.hidden = 24, c.lm.context = 32;
-    c.select_layer = 1, c.image_token = 5;
-    return c;
-}
 
 TEST(mllm_both_layouts_round_trip) {
     Err e = {0};
-    MllmConfig c = tiny();
+    MllmConfig c = tiny_mllm_config();
     CHECK_MSG(mllm_config_check(&c, &e) == 0, "%s", e.msg);
     Mllm m, back;
     mllm_init_random(&m, &c, 4);
@@ -68,7 +58,7 @@ TEST(mllm_both_layouts_round_trip) {
 
 TEST(mllm_tower_tokens_are_clips) {
     Err e = {0};
-    MllmConfig c = tiny();
+    MllmConfig c = tiny_mllm_config();
     ClipModel clip;
     clip_init_random(&clip, &(ClipConfig){.embed_dim = 8, .has_vision = 1, .image_res = 8, .patch = 4, .v_width = 16,
                                           .v_layers = 2, .v_heads = 2, .act = ACT_QUICKGELU},
@@ -112,7 +102,7 @@ static double fd_loss(void *v) {
 
 TEST(mllm_backward_finite_differences) {
     Err e = {0};
-    MllmConfig c = tiny();
+    MllmConfig c = tiny_mllm_config();
     Mllm m, g;
     mllm_init_random(&m, &c, 9);
     for (long i = 0; i < m.n_params; i++) m.params[i] *= 6.0f;
@@ -159,7 +149,7 @@ TEST(mllm_backward_finite_differences) {
 
 TEST(mllm_decoding_and_errors) {
     Err e = {0};
-    MllmConfig c = tiny();
+    MllmConfig c = tiny_mllm_config();
     Mllm m;
     mllm_init_random(&m, &c, 13);
     for (long i = 0; i < m.n_params; i++) m.params[i] *= 10.0f;

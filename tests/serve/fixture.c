@@ -107,3 +107,14 @@ const char *tiny_mllm(char *path, size_t cap) {
     free(tower), free(dir);
     return path;
 }
+
+MllmConfig tiny_mllm_config(void) {
+    MllmConfig c = {0};
+    c.tower = (ClipConfig){.embed_dim = 16, .has_vision = 1, .image_res = 8, .patch = 4, .v_width = 16, .v_layers = 2,
+                           .v_heads = 2, .act = ACT_QUICKGELU};
+    Err e = {0};
+    lm_config_named(&c.lm, "lm-tiny", &e);
+    c.lm.vocab = 32, c.lm.width = 16, c.lm.heads = 2, c.lm.kv_heads = 2, c.lm.hidden = 24, c.lm.context = 32;
+    c.select_layer = 1, c.image_token = 5;
+    return c;
+}

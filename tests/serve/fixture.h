@@ -10,6 +10,7 @@
 #include "io/dataset.h"
 #include "io/tokenizer.h"
 #include "models/clip.h"
+#include "models/mllm.h"
 #include "serve/server.h"
 
 BbServer *tiny_server(ServerOpts o, char *url, size_t cap);
@@ -26,6 +27,9 @@ void tiny_unet_file(char *path, size_t cap, const char *name, uint64_t seed);
 /* A tiny MLLM trained for a few steps on a small world (lm-tiny, a random 2-layer emoji-s tower), made
  * once per test run in scratch_dir()/tiny-mllm (its tokenizer.model beside it): its path into path. */
 const char *tiny_mllm(char *path, size_t cap);
+/* A very small MLLM config for gradient checks: an 8 px tower of width 16 (patch 4, 4 image rows),
+ * lm-tiny at width 16 with 32 tokens, image token 5. */
+MllmConfig tiny_mllm_config(void);
 
 /* A reply body collected by libcurl (CURLOPT_WRITEFUNCTION reply_collect, WRITEDATA &ReplyBuf). */
 typedef struct {

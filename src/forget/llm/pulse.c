@@ -49,14 +49,6 @@ static cJSON *find(cJSON *arr, const char *key) {
     return NULL;
 }
 
-static void add_score(cJSON *o, const char *key, const MllmScore *s) {
-    cJSON *j = cJSON_AddObjectToObject(o, key);
-    cJSON_AddNumberToObject(j, "acc", s->score);
-    cJSON_AddNumberToObject(j, "acc_image", s->score_image);
-    cJSON_AddNumberToObject(j, "acc_text", s->score_text);
-    cJSON_AddNumberToObject(j, "n", s->n);
-}
-
 /* Every measurement of one model: forget / test (the people in `forget`), retain, general. */
 static int measure(P *p, const Mllm *m, const uint8_t *forget, const uint8_t *retain, cJSON *out, Err *e) {
     const unsigned ab = (1u << WSET_A) | (1u << WSET_B);
@@ -70,7 +62,7 @@ static int measure(P *p, const Mllm *m, const uint8_t *forget, const uint8_t *re
                                .limit = parts[k].limit, .seed = 11, .quiet = 1};
             MllmScore s;
             if (mllm_eval(m, p->t, p->w, &sel, (MllmTask)task, &s, e)) return -1;
-            add_score(j, MLLM_TASK_NAMES[task], &s);
+            mllm_score_json(j, MLLM_TASK_NAMES[task], &s);
         }
     }
     return 0;
