@@ -72,7 +72,7 @@ char *svg_line_chart(const PlotAxes *a, const PlotSeries *s, int n_series) {
     put(&b, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">%s</text>\n", L + pw / 2, H - 12, a->xlabel);
     put(&b, "<text transform=\"translate(14,%g) rotate(-90)\" text-anchor=\"middle\">%s</text>\n", T + ph / 2, a->ylabel);
     for (int k = 0; k < n_series; k++) {
-        const char *col = COLOURS[k % 8];
+        const char *col = COLOURS[(s[k].colour > 0 ? s[k].colour - 1 : k) % 8];
         if (s[k].err && s[k].band && s[k].n > 0) { /* y + err along the line, then y - err back */
             put(&b, "<polygon fill=\"%s\" fill-opacity=\"0.18\" stroke=\"none\" points=\"", col);
             for (int i = 0; i < s[k].n; i++) put(&b, "%.1f,%.1f ", PX(s[k].x[i]), PY(fmin(y1, s[k].y[i] + s[k].err[i])));
@@ -83,8 +83,12 @@ char *svg_line_chart(const PlotAxes *a, const PlotSeries *s, int n_series) {
         for (int i = 0; i < s[k].n; i++) put(&b, "%.1f,%.1f ", PX(s[k].x[i]), PY(s[k].y[i]));
         put(&b, "\"/>\n");
         for (int i = 0; i < s[k].n; i++) {
-            put(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>%s: (%g, %.4f)</title></circle>", PX(s[k].x[i]),
-                PY(s[k].y[i]), col, s[k].name, s[k].x[i], s[k].y[i]);
+            if (s[k].ring)
+                put(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"6\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"><title>%s: (%g, %.4f)</title></circle>",
+                    PX(s[k].x[i]), PY(s[k].y[i]), col, s[k].name, s[k].x[i], s[k].y[i]);
+            else
+                put(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>%s: (%g, %.4f)</title></circle>", PX(s[k].x[i]),
+                    PY(s[k].y[i]), col, s[k].name, s[k].x[i], s[k].y[i]);
             if (s[k].err && !s[k].band && s[k].err[i] > 0)
                 put(&b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>", PX(s[k].x[i]), PX(s[k].x[i]),
                     PY(s[k].y[i] - s[k].err[i]), PY(s[k].y[i] + s[k].err[i]), col);

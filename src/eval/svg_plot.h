@@ -9,6 +9,8 @@ typedef struct {
     int n;
     const double *x, *y, *err; /* err may be NULL */
     int band;                  /* 1: err drawn as a shaded band around the line (a spread), not as bars */
+    int colour;                /* 1..8: that palette colour (a series drawn alike another); 0: by position */
+    int ring;                  /* 1: points as large open rings (a reference point beside a line) */
 } PlotSeries;
 
 typedef struct {

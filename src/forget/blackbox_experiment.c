@@ -170,7 +170,7 @@ static int write_reports(const BbExperimentOpts *o, cJSON *root, char **methods,
             if (!stats(runs, methods[k], "probs", Ls[i], "H", &hm, &hs)) continue;
             lx[k * nL + n] = Ls[i], ly[k * nL + n] = hm, le[k * nL + n] = hs, n++;
         }
-        if (n) sl[ns++] = (PlotSeries){methods[k], n, lx + k * nL, ly + k * nL, le + k * nL, 0};
+        if (n) sl[ns++] = (PlotSeries){methods[k], n, lx + k * nL, ly + k * nL, le + k * nL, 0, 0, 0};
     }
     PlotAxes al = {"H against suffix length (probabilities revealed)", "L (words; context tokens for bbt, bbf, coop)", "H (test)", 1, 0, 1};
     char *svg_l = svg_line_chart(&al, sl, ns);
@@ -199,7 +199,7 @@ static int write_reports(const BbExperimentOpts *o, cJSON *root, char **methods,
             }
             if (!seeds) continue;
             for (int i = 0; i < npts; i++) qx[k * MAXC + i] /= seeds, qy[k * MAXC + i] /= seeds;
-            sq[nq++] = (PlotSeries){methods[k], npts, qx + k * MAXC, qy + k * MAXC, NULL, 0};
+            sq[nq++] = (PlotSeries){methods[k], npts, qx + k * MAXC, qy + k * MAXC, NULL, 0, 0, 0};
         }
         if (nq) {
             PlotAxes aq = {rv ? "H against queries (labels revealed)" : "H against queries (probabilities revealed)",
@@ -392,7 +392,7 @@ int blackbox_write_report(const BlackboxOpts *o, const BlackboxResult *r, const 
     double qx[BLACKBOX_MAX_CURVE + 1], qy[BLACKBOX_MAX_CURVE + 1];
     qx[0] = 0, qy[0] = r->base_h; /* before any query: the zero-shot prompts */
     for (int i = 0; i < r->n_curve; i++) qx[i + 1] = (double)r->curve_queries[i], qy[i + 1] = r->curve_h[i];
-    PlotSeries s = {o->method, r->n_curve + 1, qx, qy, NULL, 0};
+    PlotSeries s = {o->method, r->n_curve + 1, qx, qy, NULL, 0, 0, 0};
     PlotAxes a = {"H on the test split against queries spent", "queries", "H of the best-so-far candidate", 0, 0, 1};
     char *svg = svg_line_chart(&a, &s, 1);
     char *html = NULL;

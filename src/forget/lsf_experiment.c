@@ -181,7 +181,7 @@ static int write_report(const LsfExperimentOpts *o, const char *md, const cJSON 
                 if (first < 0) first = t;
                 y[n] = 100 * m, sd[n] = isnan(d) ? 0 : 100 * d, n++;
             }
-            if (n) s[ns++] = (PlotSeries){codes[k], n, x + first, y, sd, 1};
+            if (n) s[ns++] = (PlotSeries){codes[k], n, x + first, y, sd, 1, 0, 0};
         }
         const PlotAxes ax = {METRIC_TITLES[q], "task", "%", 0, 0, 100};
         char *svg = svg_line_chart(&ax, s, ns);

@@ -14,7 +14,7 @@ static int count(const char *s, const char *what) {
 
 TEST(svg_line_chart_bars_and_bands) {
     const double x[3] = {0, 1, 2}, y[3] = {50, 60, 70}, e[3] = {5, 0, 10};
-    PlotSeries bars = {"a", 3, x, y, e, 0}, band = {"b", 3, x, y, e, 1};
+    PlotSeries bars = {"a", 3, x, y, e, 0, 0, 0}, band = {"b", 3, x, y, e, 1, 0, 0};
     const PlotAxes ax = {"t", "x", "y", 0, 0, 100};
     char *s = svg_line_chart(&ax, &bars, 1);
     CHECK_INT(count(s, "<polyline"), 1);
@@ -29,5 +29,10 @@ TEST(svg_line_chart_bars_and_bands) {
     double px, py;
     CHECK(sscanf(pts, "%lf,%lf", &px, &py) == 2);
     CHECK_NEAR(py, 36 + 312 - 0.55 * 312, 0.11);
+    free(s);
+    /* a reference point drawn as a ring in another series' colour (the first palette colour) */
+    PlotSeries two[2] = {bars, {.name = "ref", .n = 1, .x = x, .y = y, .colour = 1, .ring = 1}};
+    s = svg_line_chart(&ax, two, 2);
+    CHECK_INT(count(s, "r=\"6\" fill=\"none\" stroke=\"#0072B2\""), 1);
     free(s);
 }

@@ -213,7 +213,7 @@ static char *chart(const Row *rows, int n, const char *method) {
     if (b)
         for (int k = 0; k < 4; k++) {
             bx[k] = cnt > 1 ? x[0][cnt - 1] : 1, by[k] = pct(b->v[fi[k]]);
-            ps[ns++] = (PlotSeries){.name = BN[k], .n = 1, .x = &bx[k], .y = &by[k]};
+            ps[ns++] = (PlotSeries){.name = BN[k], .n = 1, .x = &bx[k], .y = &by[k], .colour = k + 1, .ring = 1};
         }
     char title[96];
     snprintf(title, sizeof title, "%s: sequential requests on set A", method);
@@ -254,7 +254,7 @@ int pulse_report(const char *dir, Err *e) {
     html_report_begin(fh, "PULSE on the MLLM");
     fprintf(fh, "<h1>PULSE on the MLLM (our reconstruction)</h1><p>Scenario 2: each panel one method, its 4-choice "
                 "accuracies after each sequential request on set A (the people forgotten so far; the dots at the last "
-                "request: the one batch run on their union).</p><div style=\"display:flex;flex-wrap:wrap\">\n");
+                "request: the one batch run on their union, as rings of the same colour). Command: forget experiment pulse --model MODEL --out DIR.</p><div style=\"display:flex;flex-wrap:wrap\">\n");
     const char *seen[16];
     int n_seen = 0;
     for (int i = 0; i < n; i++) {
